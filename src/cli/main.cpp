@@ -1,0 +1,34 @@
+// ttmem: the command-line face of ttmem. Subcommands live in cmd_*.cpp.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace ttmem::cli;
+  CLI::App app{"ttmem: device-memory allocation tracker for Tenstorrent accelerators"};
+  app.set_version_flag("--version", std::string("ttmem ") + TTMEM_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  GlobalOptions global;
+  app.add_option("--dir", global.dir,
+                 "Segment directory (default: $TTMEM_DIR, else /dev/shm/ttmem-<uid>)");
+
+  add_status_command(app, global);
+  add_buffers_command(app, global);
+  add_leaks_command(app, global);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const CliError& e) {
+    std::fprintf(stderr, "ttmem: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ttmem: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,137 @@
+// The collector's model: what every viewer (CLI, TUI, daemon, Python) reads. A Snapshot is a
+// plain value built from all segments at one instant; it owns its data and can be kept, diffed
+// and serialised without touching shared memory again.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocol/segment.h"
+
+namespace ttmem {
+
+inline constexpr uint32_t kNumKinds = protocol::kNumKinds;
+
+// One buffer or CB that is live now. Identity: (pid, start_time, device logical id, buffer_id).
+struct BufferView {
+  pid_t pid = 0;
+  uint64_t process_start_time = 0;
+  uint64_t chip_id = 0;
+  uint32_t device = 0;  // the process's logical id
+  uint32_t kind = 0;
+  uint32_t layout = 0;
+  uint64_t buffer_id = 0;  // CB: program id
+  uint64_t address = 0;
+  uint64_t size = 0;           // requested bytes (CB: bytes per core)
+  uint64_t size_per_bank = 0;  // per-bank range (CB: bytes per core)
+  uint64_t reserved = 0;       // size_per_bank x banks of the kind (CB: per core x cores)
+  uint32_t page_size = 0;
+  uint32_t num_banks = 0;  // banks or shards (CB: cores)
+  uint32_t num_cores = 0;
+  std::array<uint8_t, 4> core_bbox{};  // CB: x0, y0, x1, y1
+  std::string tag;
+  uint64_t time_ns = 0;  // CLOCK_MONOTONIC at allocation
+};
+
+struct KindUsage {
+  uint64_t requested = 0;  // bytes the buffers hold
+  uint64_t reserved = 0;   // address range the lock-step allocator took, over all banks
+  uint64_t peak = 0;       // highest `reserved` seen (per process, summed over processes)
+  uint64_t count = 0;      // live buffers
+  uint64_t total_allocs = 0;
+  uint64_t total_frees = 0;
+  uint64_t capacity = 0;   // over all banks
+  uint32_t num_banks = 0;
+  uint64_t bank_size = 0;
+  uint64_t bank_base = 0;
+  // From the per-bank address map: the largest contiguous free range in one bank, and the free
+  // bytes per bank. fragmentation = 1 - largest_free_block / free_per_bank.
+  uint64_t largest_free_block = 0;
+  uint64_t free_per_bank = 0;
+  double fragmentation = 0.0;
+};
+
+struct DeviceView {
+  uint64_t chip_id = 0;
+  std::vector<uint32_t> logical_ids;  // as registered by each process (usually one value)
+  uint32_t arch = 0;
+  std::string board;
+  uint16_t grid_x = 0, grid_y = 0;
+  uint64_t l1_per_core = 0;
+  uint64_t unreserved_base = 0;
+  uint64_t trace_region_size = 0;
+  uint64_t l1_small_size = 0;
+  std::array<KindUsage, kNumKinds> kinds{};
+  // Clash margin: the CB region grows up from unreserved_base, L1 buffers grow down. The margin
+  // is lowest_l1_address - cb_region_end; negative means they overlap (tt-metal's CB clash).
+  uint64_t cb_region_end = 0;       // highest CB end on any core; unreserved_base if none
+  uint64_t lowest_l1_address = 0;   // lowest L1 buffer start; L1 top if none
+  bool has_l1_buffers = false;
+  int64_t clash_margin = 0;
+  uint64_t dropped_events = 0;      // history events lost for this device (all processes)
+};
+
+struct ProcessView {
+  pid_t pid = 0;
+  uint64_t start_time = 0;
+  uint32_t uid = 0;
+  std::string command;
+  std::string segment;  // path
+  bool exited = false;  // exited normally, segment waiting to be reported
+  std::array<uint64_t, kNumKinds> reserved{};  // bytes per kind over its devices
+  std::array<uint64_t, kNumKinds> requested{};
+  uint64_t buffers = 0;  // live buffers (CBs excluded)
+  uint64_t cbs = 0;
+  uint64_t dropped_events = 0;
+  protocol::ProcessCounters counters{};  // reports the client could not record
+  uint64_t torn_records = 0;             // records that kept changing while read
+  uint64_t corrupt_records = 0;          // records that failed validation
+};
+
+// An outstanding buffer of a process that died (or exited) without freeing it.
+struct LeakRecord {
+  pid_t pid = 0;
+  uint64_t process_start_time = 0;
+  std::string command;
+  uint64_t detected_realtime_ns = 0;
+  uint64_t chip_id = 0;
+  uint32_t device = 0;
+  uint32_t kind = 0;
+  uint64_t buffer_id = 0;
+  uint64_t address = 0;
+  uint64_t size = 0;
+  uint64_t reserved = 0;
+  std::string tag;
+  uint64_t time_ns = 0;
+};
+
+// A segment the collector would not use, and why.
+struct SegmentProblem {
+  std::string path;
+  std::string error;
+};
+
+struct TagUsage {
+  std::string tag;
+  std::array<uint64_t, kNumKinds> reserved{};
+  uint64_t buffers = 0;
+};
+
+struct Snapshot {
+  uint64_t taken_realtime_ns = 0;
+  uint64_t taken_monotonic_ns = 0;
+  std::string segment_dir;
+  std::vector<DeviceView> devices;  // sorted by first logical id, then chip id
+  std::vector<ProcessView> processes;
+  std::vector<BufferView> buffers;  // live buffers and CBs of live processes
+  std::vector<TagUsage> tags;       // sorted by total reserved, descending
+  std::vector<LeakRecord> leaks;
+  std::vector<SegmentProblem> problems;
+  uint64_t dropped_events = 0;
+};
+
+}  // namespace ttmem

@@ -1,0 +1,23 @@
+// Clocks shared by client and collector. CLOCK_MONOTONIC is system-wide, so event times from
+// different processes compare directly; it is read through the vDSO (no system call).
+#pragma once
+
+#include <time.h>
+
+#include <cstdint>
+
+namespace ttmem {
+
+inline uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ULL + uint64_t(ts.tv_nsec);
+}
+
+inline uint64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ULL + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace ttmem

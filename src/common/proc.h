@@ -1,0 +1,31 @@
+// Facts about processes from /proc, used to name segments and to tell a live process from a dead
+// one whose PID was reused.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace ttmem {
+
+// Field 22 of /proc/PID/stat: start time in clock ticks since boot. Together with the PID it
+// identifies a process for the lifetime of the system.
+std::optional<uint64_t> process_start_time(pid_t pid);
+
+// argv joined by spaces, at most max_bytes; empty when unreadable.
+std::string process_cmdline(pid_t pid, size_t max_bytes = 1023);
+
+// The real UID owning /proc/PID, if the process exists.
+std::optional<uid_t> process_uid(pid_t pid);
+
+enum class Liveness { Alive, Dead };
+
+// Alive only if PID exists and its start time equals `start_time` (PID reuse is death).
+Liveness process_liveness(pid_t pid, uint64_t start_time);
+
+// The default segment directory for this user: /dev/shm/ttmem-<uid>, or $TTMEM_DIR.
+std::string default_segment_dir();
+
+}  // namespace ttmem
