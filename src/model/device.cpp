@@ -216,6 +216,10 @@ void MeshDevice::close() {
       deallocate(buffer->id);
     }
   }
+  release_circular_buffers();
+}
+
+void MeshDevice::release_circular_buffers() {
   for (auto& chip : chips_) {
     if (!chip->cbs_.empty() && observer_) observer_->on_circular_buffers_freed(*chip);
     chip->cbs_.clear();

@@ -121,6 +121,8 @@ class MeshDevice {
   void release_trace(uint64_t buffer_id);
   uint64_t trace_buffers_size() const { return trace_buffers_size_; }
 
+  // Drops every chip's live CB set, as clearing the program cache does.
+  void release_circular_buffers();
   // Frees every live buffer and CB, reporting each.
   void close();
 

@@ -104,13 +104,17 @@ std::optional<BufferType> parse_buffer_type(std::string_view text) {
   return lookup(kBufferTypeNames, text);
 }
 
-std::string_view layout_name(Layout layout) { return name_of(kLayoutNames, layout); }
+std::string_view layout_name(Layout layout) {
+  return name_of(kLayoutNames, layout);
+}
 
 std::optional<Layout> parse_layout(std::string_view text) {
   return lookup(kLayoutNames, text);
 }
 
-std::string_view data_type_name(DataType type) { return name_of(kDataTypeNames, type); }
+std::string_view data_type_name(DataType type) {
+  return name_of(kDataTypeNames, type);
+}
 
 std::optional<DataType> parse_data_type(std::string_view text) {
   return lookup(kDataTypeNames, text);
