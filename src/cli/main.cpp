@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const CliError& e) {
     std::fprintf(stderr, "ttmem: %s\n", e.what());
     return e.exit_code();

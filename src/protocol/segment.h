@@ -202,7 +202,7 @@ static_assert(sizeof(RingHead) == 64);
 
 // StringSlot (128 B): `len` u8 then up to 126 bytes, NUL-terminated. Slots [1, string_count) are
 // valid; each is written completely before string_count is raised (release).
-struct StringSlot {
+struct alignas(8) StringSlot {
   uint8_t len;
   char text[127];
 };

@@ -1,0 +1,52 @@
+#include "cli/cli_util.h"
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "common/kinds.h"
+
+namespace ttmem::cli {
+
+CollectorOptions collector_options(const GlobalOptions& global) {
+  CollectorOptions o;
+  o.dir = global.dir;
+  return o;
+}
+
+Snapshot take_snapshot(const GlobalOptions& global) {
+  try {
+    Collector c(collector_options(global));
+    c.refresh();
+    return c.snapshot();
+  } catch (const std::runtime_error& e) {
+    throw CliError(e.what());
+  }
+}
+
+uint64_t resolve_device(const Snapshot& s, uint32_t logical_id) {
+  std::string known;
+  for (const auto& d : s.devices) {
+    for (uint32_t id : d.logical_ids) {
+      if (id == logical_id) return d.chip_id;
+      known += (known.empty() ? "" : ", ") + std::to_string(id);
+    }
+  }
+  if (known.empty()) {
+    throw CliError(fmt::format("no device {}: no tracked process has registered any device "
+                               "(is the program running with the same TTMEM_DIR?)",
+                               logical_id));
+  }
+  throw CliError(fmt::format("no device {}; tracked devices are: {}", logical_id, known));
+}
+
+uint32_t resolve_kind(const std::string& name) {
+  if (auto k = parse_kind(name)) return *k;
+  std::string names;
+  for (auto n : kKindNames) names += (names.empty() ? "" : ", ") + std::string(n);
+  throw CliError(fmt::format("unknown memory kind '{}'; use one of: {}", name, names));
+}
+
+void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+}  // namespace ttmem::cli

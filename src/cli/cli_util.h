@@ -1,0 +1,28 @@
+// Helpers shared by the CLI subcommands.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "collector/collector.h"
+
+namespace ttmem::cli {
+
+// Collector options for the chosen directory.
+CollectorOptions collector_options(const GlobalOptions& global);
+
+// One snapshot of the chosen directory. Throws CliError if the collector cannot start.
+Snapshot take_snapshot(const GlobalOptions& global);
+
+// Device logical id -> chip id in the snapshot; throws CliError listing the known ids.
+uint64_t resolve_device(const Snapshot& s, uint32_t logical_id);
+
+// Kind name -> kind; throws CliError listing the names.
+uint32_t resolve_kind(const std::string& name);
+
+void print_json(const nlohmann::json& j);
+
+}  // namespace ttmem::cli

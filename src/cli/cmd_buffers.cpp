@@ -1,0 +1,100 @@
+// ttmem buffers: the live buffer list, filtered and sorted.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "cli/cli_util.h"
+#include "cli/table.h"
+#include "collector/json.h"
+#include "common/clock.h"
+#include "common/format.h"
+#include "common/kinds.h"
+
+namespace ttmem::cli {
+namespace {
+
+struct BuffersArgs {
+  std::optional<uint32_t> device;
+  std::string kind;
+  std::optional<int> pid;
+  std::string sort = "size";
+  size_t limit = 0;
+  bool json = false;
+};
+
+std::string format_age(uint64_t now_ns, uint64_t then_ns) {
+  double s = then_ns > now_ns ? 0.0 : double(now_ns - then_ns) / 1e9;
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  if (s < 3600) return fmt::format("{:.1f}m", s / 60);
+  return fmt::format("{:.1f}h", s / 3600);
+}
+
+void run(const GlobalOptions& global, const BuffersArgs& a) {
+  Snapshot s = take_snapshot(global);
+  std::optional<uint64_t> chip;
+  if (a.device) chip = resolve_device(s, *a.device);
+  std::optional<uint32_t> kind;
+  if (!a.kind.empty()) kind = resolve_kind(a.kind);
+  if (a.pid && std::none_of(s.processes.begin(), s.processes.end(),
+                            [&](const ProcessView& p) { return p.pid == *a.pid; })) {
+    throw CliError(fmt::format("no tracked process {}; `ttmem status` lists them", *a.pid));
+  }
+  std::vector<const BufferView*> rows;
+  for (const auto& b : s.buffers) {
+    if (chip && b.chip_id != *chip) continue;
+    if (kind && b.kind != *kind) continue;
+    if (a.pid && b.pid != *a.pid) continue;
+    rows.push_back(&b);
+  }
+  if (a.sort == "size") {
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](auto* x, auto* y) { return x->reserved > y->reserved; });
+  } else {  // age: oldest first
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](auto* x, auto* y) { return x->time_ns < y->time_ns; });
+  }
+  size_t total = rows.size();
+  if (a.limit != 0 && rows.size() > a.limit) rows.resize(a.limit);
+
+  if (a.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (auto* b : rows) arr.push_back(to_json(*b));
+    print_json({{"total", total}, {"buffers", arr}});
+    return;
+  }
+  uint64_t now = monotonic_ns();
+  Table t({"PID", "DEV", "KIND", "ID", "ADDRESS", "SIZE", "RESERVED", "BANKS", "AGE", "TAG"},
+          {true, true, false, true, true, true, true, true, true, false});
+  for (auto* b : rows) {
+    t.add({std::to_string(b->pid), std::to_string(b->device), std::string(kind_name(b->kind)),
+           std::to_string(b->buffer_id), fmt::format("{:#x}", b->address), format_bytes(b->size),
+           format_bytes(b->reserved), std::to_string(b->num_banks), format_age(now, b->time_ns),
+           b->tag});
+  }
+  if (rows.empty()) {
+    std::printf("No live buffers match.\n");
+    return;
+  }
+  t.print();
+  if (rows.size() < total) std::printf("(%zu of %zu buffers; --limit 0 shows all)\n", rows.size(), total);
+}
+
+}  // namespace
+
+void add_buffers_command(CLI::App& app, GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("buffers", "Live buffers and CBs, filtered and sorted");
+  auto a = std::make_shared<BuffersArgs>();
+  cmd->add_option("--device,-d", a->device, "Only this device (logical id)");
+  cmd->add_option("--kind,-k", a->kind, "Only this kind: DRAM, L1, SYSTEM_MEMORY, L1_SMALL, TRACE, CB");
+  cmd->add_option("--pid,-p", a->pid, "Only this process");
+  cmd->add_option("--sort,-s", a->sort, "Order: size (largest first) or age (oldest first)")
+      ->check(CLI::IsMember({"size", "age"}));
+  cmd->add_option("--limit,-n", a->limit, "Show at most N buffers (0: all)");
+  cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->callback([&global, a] { run(global, *a); });
+}
+
+}  // namespace ttmem::cli

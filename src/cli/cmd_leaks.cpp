@@ -1,0 +1,64 @@
+// ttmem leaks: buffers that processes still held when they died or exited.
+#include <CLI/CLI.hpp>
+
+#include <fmt/format.h>
+
+#include "cli/cli_util.h"
+#include "cli/table.h"
+#include "collector/json.h"
+#include "common/format.h"
+#include "common/kinds.h"
+
+namespace ttmem::cli {
+namespace {
+
+void print_text(const Snapshot& s) {
+  if (s.leaks.empty()) {
+    std::printf("No leaked buffers recorded in %s.\n", s.segment_dir.c_str());
+    return;
+  }
+  Table t({"PID", "DEV", "KIND", "ID", "ADDRESS", "SIZE", "RESERVED", "TAG", "COMMAND"},
+          {true, true, false, true, true, true, true, false, false});
+  uint64_t total = 0;
+  for (const auto& l : s.leaks) {
+    t.add({std::to_string(l.pid), std::to_string(l.device), std::string(kind_name(l.kind)),
+           std::to_string(l.buffer_id), fmt::format("{:#x}", l.address), format_bytes(l.size),
+           format_bytes(l.reserved), l.tag.empty() ? "-" : l.tag, l.command});
+    total += l.reserved;
+  }
+  t.print();
+  std::printf("\n%zu leaked buffers, %s reserved. `ttmem leaks --clear` forgets them.\n",
+              s.leaks.size(), format_bytes(total).c_str());
+}
+
+}  // namespace
+
+void add_leaks_command(CLI::App& app, GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("leaks", "Buffers left allocated by processes that have ended");
+  auto json = std::make_shared<bool>(false);
+  auto clear = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->add_flag("--clear", *clear, "Forget every recorded leak");
+  cmd->callback([&global, json, clear] {
+    if (*clear) {
+      try {
+        Collector c(collector_options(global));
+        c.refresh();  // reap first, so leaks of processes that just died are cleared too
+        std::printf("Forgot %zu leak reports.\n", c.leak_store().clear());
+      } catch (const std::runtime_error& e) {
+        throw CliError(e.what());
+      }
+      return;
+    }
+    Snapshot s = take_snapshot(global);
+    if (*json) {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& l : s.leaks) arr.push_back(to_json(l));
+      print_json({{"leaks", arr}});
+      return;
+    }
+    print_text(s);
+  });
+}
+
+}  // namespace ttmem::cli

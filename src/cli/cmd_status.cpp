@@ -1,0 +1,125 @@
+// ttmem status: per-device, per-kind usage; processes; dropped events; unreadable segments.
+#include <CLI/CLI.hpp>
+
+#include <fmt/format.h>
+
+#include "cli/cli_util.h"
+#include "cli/table.h"
+#include "collector/json.h"
+#include "common/format.h"
+#include "common/kinds.h"
+
+namespace ttmem::cli {
+namespace {
+
+std::string join_ids(const std::vector<uint32_t>& ids) {
+  std::string s;
+  for (uint32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  return s;
+}
+
+void print_devices(const Snapshot& s) {
+  Table t({"DEV", "CHIP", "ARCH", "KIND", "USED", "REQUESTED", "CAPACITY", "USE%", "PEAK",
+           "LARGEST FREE/BANK", "BUFS"},
+          {true, false, false, false, true, true, true, true, true, true, true});
+  for (const auto& d : s.devices) {
+    bool first = true;
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      const KindUsage& u = d.kinds[k];
+      if (u.capacity == 0 && u.reserved == 0 && u.count == 0) continue;
+      t.add({first ? join_ids(d.logical_ids) : "", first ? fmt::format("{:#x}", d.chip_id) : "",
+             first ? std::string(arch_name(d.arch)) : "", std::string(kind_name(k)),
+             format_bytes(u.reserved), format_bytes(u.requested), format_bytes(u.capacity),
+             format_percent(u.reserved, u.capacity), format_bytes(u.peak),
+             k == uint32_t(protocol::Kind::SystemMemory) ? "-" : format_bytes(u.largest_free_block),
+             std::to_string(u.count)});
+      first = false;
+    }
+  }
+  if (t.rows() == 0) {
+    std::printf("No devices: no tracked process has registered a device in %s.\n",
+                s.segment_dir.c_str());
+    return;
+  }
+  t.print();
+  std::printf("\n");
+  Table c({"DEV", "CB REGION END", "LOWEST L1 BUFFER", "CLASH MARGIN", "DROPPED EVENTS"},
+          {true, true, true, true, true});
+  for (const auto& d : s.devices) {
+    std::string margin = d.clash_margin < 0
+                             ? fmt::format("-{} (CLASH)", format_bytes(uint64_t(-d.clash_margin)))
+                             : format_bytes(uint64_t(d.clash_margin));
+    c.add({join_ids(d.logical_ids), fmt::format("{:#x}", d.cb_region_end),
+           d.has_l1_buffers ? fmt::format("{:#x}", d.lowest_l1_address) : "-", margin,
+           std::to_string(d.dropped_events)});
+  }
+  c.print();
+}
+
+void print_processes(const Snapshot& s) {
+  std::printf("\n");
+  if (s.processes.empty()) {
+    std::printf("No tracked processes.\n");
+    return;
+  }
+  Table t({"PID", "DRAM", "L1", "L1_SMALL", "TRACE", "CB", "BUFFERS", "DROPPED", "COMMAND"},
+          {true, true, true, true, true, true, true, true, false});
+  for (const auto& p : s.processes) {
+    using protocol::Kind;
+    t.add({std::to_string(p.pid), format_bytes(p.reserved[uint32_t(Kind::Dram)]),
+           format_bytes(p.reserved[uint32_t(Kind::L1)]),
+           format_bytes(p.reserved[uint32_t(Kind::L1Small)]),
+           format_bytes(p.reserved[uint32_t(Kind::Trace)]),
+           format_bytes(p.reserved[uint32_t(Kind::Cb)]), std::to_string(p.buffers),
+           std::to_string(p.dropped_events), (p.exited ? "[exited] " : "") + p.command});
+  }
+  t.print();
+  for (const auto& p : s.processes) {
+    const auto& c = p.counters;
+    if (c.slab_overflow || c.unknown_frees || c.duplicate_allocs || c.invalid_calls ||
+        c.cb_overflow || p.torn_records || p.corrupt_records) {
+      std::printf(
+          "warning: pid %d: %llu untracked (table full), %llu unknown frees, %llu duplicate "
+          "allocs, %llu invalid calls, %llu CBs over limit, %llu torn, %llu corrupt records\n",
+          p.pid, (unsigned long long)c.slab_overflow, (unsigned long long)c.unknown_frees,
+          (unsigned long long)c.duplicate_allocs, (unsigned long long)c.invalid_calls,
+          (unsigned long long)c.cb_overflow, (unsigned long long)p.torn_records,
+          (unsigned long long)p.corrupt_records);
+    }
+  }
+}
+
+void print_footer(const Snapshot& s) {
+  if (s.dropped_events > 0) {
+    std::printf("\n%llu history events dropped (ring full before a reader drained it); totals "
+                "are exact.\n",
+                (unsigned long long)s.dropped_events);
+  }
+  if (!s.leaks.empty()) {
+    std::printf("\n%zu leaked buffers from exited processes: see `ttmem leaks`.\n",
+                s.leaks.size());
+  }
+  for (const auto& p : s.problems) {
+    std::fprintf(stderr, "skipped %s: %s\n", p.path.c_str(), p.error.c_str());
+  }
+}
+
+}  // namespace
+
+void add_status_command(CLI::App& app, GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("status", "Devices with per-kind usage, processes, drops");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->callback([&global, json] {
+    Snapshot s = take_snapshot(global);
+    if (*json) {
+      print_json(status_json(s));
+      return;
+    }
+    print_devices(s);
+    print_processes(s);
+    print_footer(s);
+  });
+}
+
+}  // namespace ttmem::cli

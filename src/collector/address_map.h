@@ -1,0 +1,24 @@
+// Free space in one bank's address range, from the ranges its buffers reserve. Buffers are
+// lock-step (the same relative range in every bank), so one bank's map stands for all of them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ttmem {
+
+struct AddressRange {
+  uint64_t begin;
+  uint64_t end;  // exclusive
+};
+
+struct FreeSpace {
+  uint64_t free_bytes = 0;          // region bytes not covered by any range
+  uint64_t largest_free_block = 0;  // longest uncovered run
+};
+
+// Ranges may overlap (several processes, or a hostile segment) and may stick out of the region;
+// only their parts inside [region_begin, region_end) count. `used` is sorted in place.
+FreeSpace free_space(std::vector<AddressRange>& used, uint64_t region_begin, uint64_t region_end);
+
+}  // namespace ttmem

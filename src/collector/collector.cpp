@@ -1,0 +1,422 @@
+#include "collector/collector.h"
+
+#include <dirent.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "collector/address_map.h"
+#include "common/clock.h"
+#include "common/proc.h"
+
+namespace ttmem {
+
+namespace pr = protocol;
+
+namespace {
+
+int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return int(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+bool ensure_dir(const std::string& dir) {
+  std::string partial;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
+      partial = dir.substr(0, i);
+      if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return false;
+    }
+  }
+  struct stat st;
+  return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+uint64_t reserved_of(const pr::BufferRecord& r, const pr::DeviceSlot& d) {
+  if (r.kind == uint8_t(pr::Kind::Cb)) return r.size * r.num_cores;
+  uint32_t banks = d.kinds[r.kind].num_banks;
+  return banks != 0 ? r.size_per_bank * banks : r.size;
+}
+
+}  // namespace
+
+Collector::Collector(CollectorOptions options)
+    : options_(std::move(options)),
+      leaks_(options_.dir.empty() ? default_segment_dir() + "/leaks" : options_.dir + "/leaks") {
+  if (options_.dir.empty()) options_.dir = default_segment_dir();
+  if (!ensure_dir(options_.dir)) {
+    throw std::runtime_error(fmt::format(
+        "segment directory {} is not usable ({}); pass --dir or set TTMEM_DIR to a writable "
+        "directory",
+        options_.dir, std::strerror(errno)));
+  }
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ >= 0) {
+    ::inotify_add_watch(inotify_fd_, options_.dir.c_str(),
+                        IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_CLOSE_WRITE);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = inotify_fd_;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inotify_fd_, &ev);
+  }
+}
+
+Collector::~Collector() {
+  for (auto& [path, t] : segments_) {
+    if (t.pidfd >= 0) ::close(t.pidfd);
+  }
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+void Collector::drain_inotify() {
+  if (inotify_fd_ < 0) return;
+  alignas(inotify_event) char buf[4096];
+  while (::read(inotify_fd_, buf, sizeof buf) > 0) {
+  }
+}
+
+bool Collector::wait(int timeout_ms) {
+  epoll_event events[16];
+  int n = ::epoll_wait(epoll_fd_, events, 16, timeout_ms);
+  drain_inotify();
+  refresh();
+  return n > 0;
+}
+
+void Collector::track(const std::string& path, const SegmentName& name) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return;
+  auto known = problems_.find(path);
+  int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  if (known != problems_.end() && known->second.inode == st.st_ino &&
+      known->second.size == uint64_t(st.st_size) && known->second.mtime_ns == mtime) {
+    return;  // same bad file as before: still reported, not re-parsed
+  }
+  auto remember_problem = [&](std::string error) {
+    problems_[path] = Problem{std::move(error), st.st_ino, uint64_t(st.st_size), mtime};
+  };
+  std::string error;
+  auto reader = SegmentReader::open(path, &error);
+  if (!reader) return remember_problem(error);
+  if (reader->pid() != name.pid || reader->start_time() != name.start_time) {
+    return remember_problem(
+        fmt::format("header names process {} (start {}), the file name {} (start {})",
+                    reader->pid(), reader->start_time(), name.pid, name.start_time));
+  }
+  problems_.erase(path);
+  Tracked t;
+  // Open the pidfd first, then confirm the start time: if it matches, the pidfd refers to the
+  // process that wrote the segment and not to a later process that reused its PID.
+  t.pidfd = open_pidfd(name.pid);
+  if (t.pidfd >= 0 && process_liveness(name.pid, name.start_time) != Liveness::Alive) {
+    ::close(t.pidfd);
+    t.pidfd = -1;
+  }
+  if (t.pidfd >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = t.pidfd;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, t.pidfd, &ev);
+  }
+  t.reader = std::move(reader);
+  segments_.emplace(path, std::move(t));
+}
+
+bool Collector::is_dead(const Tracked& t) const {
+  if (t.pidfd >= 0) {
+    pollfd p{t.pidfd, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;  // a pidfd is readable once its process has exited
+  }
+  return process_liveness(t.reader->pid(), t.reader->start_time()) != Liveness::Alive;
+}
+
+void Collector::scan_directory() {
+  DIR* d = ::opendir(options_.dir.c_str());
+  if (d == nullptr) return;
+  std::set<std::string> present;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = options_.dir + "/" + name;
+    auto parsed = parse_segment_name(name);
+    if (!parsed) {
+      // Only files that claim to be segments are worth a report; temporaries and the leak
+      // directory are ours.
+      const std::string suffix = pr::kSegmentSuffix;
+      if (name.size() >= suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        present.insert(path);
+        if (!problems_.count(path)) {
+          problems_[path] = Problem{"file name is not ttmem-<pid>-<start_time>.seg"};
+        }
+      }
+      continue;
+    }
+    present.insert(path);
+    if (!segments_.count(path) && !reaped_.count(path)) track(path, *parsed);
+  }
+  ::closedir(d);
+  // Segments removed by someone else (another collector reaped them) leave the model.
+  for (auto it = segments_.begin(); it != segments_.end();) {
+    if (present.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (it->second.pidfd >= 0) ::close(it->second.pidfd);
+    it = segments_.erase(it);
+  }
+  std::erase_if(problems_, [&](const auto& kv) { return !present.count(kv.first); });
+  std::erase_if(reaped_, [&](const std::string& p) { return !present.count(p); });
+}
+
+void Collector::reap(const std::string& path, Tracked& t) {
+  const SegmentReader& r = *t.reader;
+  std::vector<LeakRecord> leaks;
+  uint64_t now = realtime_ns();
+  std::string command = r.command();
+  for (const auto& rec : t.state.records) {
+    if (rec.kind == uint8_t(pr::Kind::Cb)) continue;  // CBs end with their program
+    const pr::DeviceSlot& dev = *t.state.devices[rec.device];
+    LeakRecord l;
+    l.pid = r.pid();
+    l.process_start_time = r.start_time();
+    l.command = command;
+    l.detected_realtime_ns = now;
+    l.chip_id = dev.chip_id;
+    l.device = rec.device;
+    l.kind = rec.kind;
+    l.buffer_id = rec.buffer_id;
+    l.address = rec.address;
+    l.size = rec.size;
+    l.reserved = reserved_of(rec, dev);
+    l.tag = r.tag(rec.tag);
+    l.time_ns = rec.time_ns;
+    leaks.push_back(std::move(l));
+  }
+  if (std::string err = leaks_.save(leaks); !err.empty()) {
+    // Keep the segment: the leak report must not be lost. Try again at the next refresh.
+    problems_[path] = Problem{"cannot save leak report: " + err};
+    return;
+  }
+  ::unlink(path.c_str());
+  reaped_.insert(path);
+}
+
+void Collector::refresh() {
+  scan_directory();
+  for (auto it = segments_.begin(); it != segments_.end();) {
+    Tracked& t = it->second;
+    // Death is checked before the read so the final read sees the complete final state.
+    bool dead = is_dead(t);
+    std::string error;
+    t.read_ok = t.reader->read(&t.state, &error);
+    if (!t.read_ok) {
+      problems_[it->first] = Problem{error};
+      if (t.pidfd >= 0) ::close(t.pidfd);
+      it = segments_.erase(it);
+      continue;
+    }
+    if (options_.drain_events) {
+      ProcessKey key{t.reader->pid(), t.reader->start_time()};
+      t.reader->drain([&](uint32_t device, const pr::EventRecord& ev) {
+        if (sink_) sink_(key, device, ev);
+      });
+    }
+    if (dead && options_.reap) {
+      reap(it->first, t);
+      if (reaped_.count(it->first)) {
+        if (t.pidfd >= 0) ::close(t.pidfd);
+        it = segments_.erase(it);
+        continue;
+      }
+    }
+    ++it;
+  }
+  build_snapshot();
+}
+
+void Collector::build_snapshot() {
+  Snapshot s;
+  s.taken_realtime_ns = realtime_ns();
+  s.taken_monotonic_ns = monotonic_ns();
+  s.segment_dir = options_.dir;
+
+  std::unordered_map<uint64_t, size_t> device_index;  // chip id -> index in s.devices
+  // Per device and kind, the per-bank ranges for the address map.
+  std::vector<std::array<std::vector<AddressRange>, kNumKinds>> ranges;
+  std::unordered_map<std::string, size_t> tag_index;
+
+  for (const auto& [path, t] : segments_) {
+    const SegmentReader& r = *t.reader;
+    const SegmentState& st = t.state;
+    ProcessView p;
+    p.pid = r.pid();
+    p.start_time = r.start_time();
+    p.uid = r.uid();
+    p.command = r.command();
+    p.segment = path;
+    p.exited = st.process_state == pr::kStateExited;
+    p.counters = st.process_counters;
+    p.torn_records = st.torn_records;
+    p.corrupt_records = st.corrupt_records;
+
+    // Devices of this process, mapped to the model's devices by chip id.
+    std::array<int, pr::kMaxDevices> local_to_model;
+    local_to_model.fill(-1);
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+      if (!st.devices[d]) continue;
+      const pr::DeviceSlot& slot = *st.devices[d];
+      auto [it, inserted] = device_index.emplace(slot.chip_id, s.devices.size());
+      if (inserted) {
+        DeviceView v;
+        v.chip_id = slot.chip_id;
+        v.arch = slot.arch;
+        v.board = slot.board;
+        v.grid_x = slot.grid_x;
+        v.grid_y = slot.grid_y;
+        v.l1_per_core = slot.l1_per_core;
+        v.unreserved_base = slot.unreserved_base;
+        v.trace_region_size = slot.trace_region_size;
+        v.l1_small_size = slot.l1_small_size;
+        for (uint32_t k = 0; k < kNumKinds; ++k) {
+          v.kinds[k].capacity = slot.kinds[k].capacity;
+          v.kinds[k].num_banks = slot.kinds[k].num_banks;
+          v.kinds[k].bank_size = slot.kinds[k].bank_size;
+          v.kinds[k].bank_base = slot.kinds[k].bank_base;
+        }
+        s.devices.push_back(std::move(v));
+        ranges.emplace_back();
+      }
+      DeviceView& v = s.devices[it->second];
+      local_to_model[d] = int(it->second);
+      if (std::find(v.logical_ids.begin(), v.logical_ids.end(), d) == v.logical_ids.end()) {
+        v.logical_ids.push_back(d);
+      }
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        const pr::KindCounters& c = st.counters[d][k];
+        v.kinds[k].peak += c.peak_reserved;
+        v.kinds[k].total_allocs += c.total_allocs;
+        v.kinds[k].total_frees += c.total_frees;
+      }
+      uint64_t head = st.ring_heads[d];
+      uint64_t lost = options_.drain_events
+                          ? r.dropped(d)
+                          : (head > r.ring_capacity() ? head - r.ring_capacity() : 0);
+      v.dropped_events += lost;
+      p.dropped_events += lost;
+    }
+
+    for (const auto& rec : st.records) {
+      int m = local_to_model[rec.device];
+      if (m < 0) continue;
+      const pr::DeviceSlot& slot = *st.devices[rec.device];
+      DeviceView& v = s.devices[size_t(m)];
+      BufferView b;
+      b.pid = p.pid;
+      b.process_start_time = p.start_time;
+      b.chip_id = slot.chip_id;
+      b.device = rec.device;
+      b.kind = rec.kind;
+      b.layout = rec.layout;
+      b.buffer_id = rec.buffer_id;
+      b.address = rec.address;
+      b.size = rec.size;
+      b.size_per_bank = rec.size_per_bank;
+      b.reserved = reserved_of(rec, slot);
+      b.page_size = rec.page_size;
+      b.num_banks = rec.num_banks;
+      b.num_cores = rec.num_cores;
+      for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
+      b.tag = r.tag(rec.tag);
+      b.time_ns = rec.time_ns;
+
+      const bool is_cb = rec.kind == uint8_t(pr::Kind::Cb);
+      KindUsage& ku = v.kinds[rec.kind];
+      ku.requested += is_cb ? b.reserved : b.size;
+      ku.reserved += b.reserved;
+      ku.count += 1;
+      p.reserved[rec.kind] += b.reserved;
+      p.requested[rec.kind] += is_cb ? b.reserved : b.size;
+      (is_cb ? p.cbs : p.buffers) += 1;
+      if (is_cb) {
+        v.cb_region_end = std::max(v.cb_region_end, rec.address + rec.size);
+      } else {
+        ranges[size_t(m)][rec.kind].push_back({rec.address, rec.address + rec.size_per_bank});
+        if (rec.kind == uint8_t(pr::Kind::L1)) {
+          v.lowest_l1_address =
+              v.has_l1_buffers ? std::min(v.lowest_l1_address, rec.address) : rec.address;
+          v.has_l1_buffers = true;
+        }
+      }
+      std::string tag_name = b.tag.empty() ? "(untagged)" : b.tag;
+      auto [ti, tnew] = tag_index.emplace(tag_name, s.tags.size());
+      if (tnew) s.tags.push_back(TagUsage{tag_name, {}, 0});
+      s.tags[ti->second].reserved[rec.kind] += b.reserved;
+      s.tags[ti->second].buffers += 1;
+      s.buffers.push_back(std::move(b));
+    }
+    s.dropped_events += p.dropped_events;
+    s.processes.push_back(std::move(p));
+  }
+
+  for (size_t i = 0; i < s.devices.size(); ++i) {
+    DeviceView& v = s.devices[i];
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      KindUsage& ku = v.kinds[k];
+      ku.peak = std::max(ku.peak, ku.reserved);
+      if (k == uint32_t(pr::Kind::Cb) || k == uint32_t(pr::Kind::SystemMemory)) continue;
+      FreeSpace f = free_space(ranges[i][k], ku.bank_base, ku.bank_base + ku.bank_size);
+      ku.largest_free_block = f.largest_free_block;
+      ku.free_per_bank = f.free_bytes;
+      ku.fragmentation =
+          f.free_bytes == 0 ? 0.0 : 1.0 - double(f.largest_free_block) / double(f.free_bytes);
+    }
+    // The CB region grows up from the unreserved base toward the lowest L1 buffer.
+    const KindUsage& l1 = v.kinds[uint32_t(pr::Kind::L1)];
+    v.cb_region_end = std::max(v.cb_region_end, v.unreserved_base);
+    if (!v.has_l1_buffers) v.lowest_l1_address = l1.bank_base + l1.bank_size;
+    v.clash_margin = int64_t(v.lowest_l1_address) - int64_t(v.cb_region_end);
+    KindUsage& cb = v.kinds[uint32_t(pr::Kind::Cb)];
+    cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;
+    std::sort(v.logical_ids.begin(), v.logical_ids.end());
+  }
+  std::sort(s.devices.begin(), s.devices.end(), [](const DeviceView& a, const DeviceView& b) {
+    uint32_t la = a.logical_ids.empty() ? UINT32_MAX : a.logical_ids[0];
+    uint32_t lb = b.logical_ids.empty() ? UINT32_MAX : b.logical_ids[0];
+    return la != lb ? la < lb : a.chip_id < b.chip_id;
+  });
+  std::sort(s.tags.begin(), s.tags.end(), [](const TagUsage& a, const TagUsage& b) {
+    uint64_t ta = 0, tb = 0;
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      ta += a.reserved[k];
+      tb += b.reserved[k];
+    }
+    return ta != tb ? ta > tb : a.tag < b.tag;
+  });
+  std::sort(s.processes.begin(), s.processes.end(),
+            [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
+
+  s.leaks = leaks_.load(&s.problems);
+  for (const auto& [path, problem] : problems_) s.problems.push_back({path, problem.error});
+  snapshot_ = std::move(s);
+}
+
+}  // namespace ttmem

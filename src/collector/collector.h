@@ -1,0 +1,92 @@
+// The collector: discovers client segments, validates and reads them, notices process deaths,
+// and folds everything into one Snapshot (collector/model.h). A library with no main: the CLI,
+// the TUI, the daemon, the Python module and the tests all link it.
+//
+// Single-threaded by design (one event loop): call refresh() or wait() from one thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "collector/leak_store.h"
+#include "collector/model.h"
+#include "collector/segment_reader.h"
+
+namespace ttmem {
+
+struct CollectorOptions {
+  std::string dir;            // segment directory; "" = $TTMEM_DIR or /dev/shm/ttmem-<uid>
+  bool reap = true;           // turn dead processes into leak records and remove their segments
+  bool drain_events = false;  // read the event rings (for history and recording)
+};
+
+// Identifies the process an event came from.
+struct ProcessKey {
+  pid_t pid;
+  uint64_t start_time;
+  auto operator<=>(const ProcessKey&) const = default;
+};
+
+using ProcessEventSink =
+    std::function<void(const ProcessKey&, uint32_t device, const protocol::EventRecord&)>;
+
+class Collector {
+ public:
+  // Throws std::runtime_error (with what to do) when the directory cannot be used.
+  explicit Collector(CollectorOptions options);
+  ~Collector();
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+
+  // Rescans the directory, reads every segment, reaps dead processes, rebuilds the snapshot.
+  void refresh();
+
+  // Sleeps until a segment appears or goes, a tracked process dies, or timeout_ms passes; then
+  // refresh(). Returns true when woken by an event rather than the timeout.
+  bool wait(int timeout_ms);
+
+  const Snapshot& snapshot() const { return snapshot_; }
+  const std::string& dir() const { return options_.dir; }
+  LeakStore& leak_store() { return leaks_; }
+
+  // Receives every ring event read (needs drain_events).
+  void set_event_sink(ProcessEventSink sink) { sink_ = std::move(sink); }
+
+  // An fd that becomes readable when wait() has work: for embedding in another event loop.
+  int fd() const { return epoll_fd_; }
+
+ private:
+  struct Tracked {
+    std::unique_ptr<SegmentReader> reader;
+    int pidfd = -1;
+    SegmentState state;
+    bool read_ok = false;
+  };
+  struct Problem {
+    std::string error;
+    uint64_t inode = 0, size = 0;
+    int64_t mtime_ns = 0;
+  };
+
+  void scan_directory();
+  void track(const std::string& path, const SegmentName& name);
+  bool is_dead(const Tracked& t) const;
+  void reap(const std::string& path, Tracked& t);
+  void build_snapshot();
+  void drain_inotify();
+
+  CollectorOptions options_;
+  LeakStore leaks_;
+  int inotify_fd_ = -1;
+  int epoll_fd_ = -1;
+  std::map<std::string, Tracked> segments_;
+  std::map<std::string, Problem> problems_;
+  std::set<std::string> reaped_;  // paths already reported, in case unlink failed
+  ProcessEventSink sink_;
+  Snapshot snapshot_;
+};
+
+}  // namespace ttmem

@@ -1,0 +1,117 @@
+#include "collector/leak_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "collector/json.h"
+
+namespace ttmem {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kLeakSuffix = ".leaks.json";
+
+bool is_leak_file(const fs::directory_entry& e) {
+  const std::string name = e.path().filename().string();
+  return name.size() > std::strlen(kLeakSuffix) &&
+         name.compare(name.size() - std::strlen(kLeakSuffix), std::string::npos, kLeakSuffix) ==
+             0;
+}
+
+std::vector<fs::directory_entry> leak_files(const std::string& dir) {
+  std::vector<fs::directory_entry> files;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec) && is_leak_file(*it)) files.push_back(*it);
+  }
+  // Oldest first; names break ties so the order is stable.
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
+    std::error_code e1, e2;
+    auto ta = a.last_write_time(e1), tb = b.last_write_time(e2);
+    return ta != tb ? ta < tb : a.path() < b.path();
+  });
+  return files;
+}
+
+}  // namespace
+
+std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
+  if (leaks.empty()) return {};
+  if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+    return fmt::format("cannot create {}: {}", dir_, std::strerror(errno));
+  }
+  nlohmann::json doc = {{"version", 1}, {"leaks", nlohmann::json::array()}};
+  for (const auto& l : leaks) doc["leaks"].push_back(to_json(l));
+  std::string name = fmt::format("ttmem-{}-{}{}", leaks[0].pid, leaks[0].process_start_time,
+                                 kLeakSuffix);
+  std::string path = dir_ + "/" + name;
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << doc.dump() << '\n';
+    out.flush();
+    if (!out) {
+      ::unlink(tmp.c_str());
+      return fmt::format("cannot write {} (is the file system full?)", tmp);
+    }
+  }
+  ::chmod(tmp.c_str(), 0600);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return fmt::format("cannot rename {}: {}", tmp, std::strerror(errno));
+  }
+  auto files = leak_files(dir_);
+  for (size_t i = 0; i + kMaxFiles < files.size(); ++i) {
+    std::error_code ec;
+    fs::remove(files[i].path(), ec);
+  }
+  return {};
+}
+
+std::vector<LeakRecord> LeakStore::load(std::vector<SegmentProblem>* problems) const {
+  std::vector<LeakRecord> out;
+  for (const auto& f : leak_files(dir_)) {
+    const std::string path = f.path().string();
+    std::error_code ec;
+    auto size = f.file_size(ec);
+    if (ec || size > kMaxFileBytes) {
+      problems->push_back({path, "leak file too large or unreadable; remove it"});
+      continue;
+    }
+    std::ifstream in(path);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    try {
+      auto doc = nlohmann::json::parse(buf.str());
+      std::vector<LeakRecord> records;
+      for (const auto& j : doc.at("leaks")) records.push_back(leak_from_json(j));
+      out.insert(out.end(), records.begin(), records.end());
+    } catch (const nlohmann::json::exception& e) {
+      problems->push_back({path, fmt::format("malformed leak file ({}); remove it", e.what())});
+    }
+  }
+  return out;
+}
+
+size_t LeakStore::clear() {
+  size_t n = 0;
+  for (const auto& f : leak_files(dir_)) {
+    std::error_code ec;
+    if (fs::remove(f.path(), ec)) ++n;
+  }
+  return n;
+}
+
+}  // namespace ttmem

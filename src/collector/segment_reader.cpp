@@ -1,0 +1,272 @@
+#include "collector/segment_reader.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace ttmem {
+
+namespace pr = protocol;
+
+namespace {
+
+constexpr int kReadRetries = 4;
+
+template <class T>
+const T* at(const uint8_t* base, uint64_t offset) {
+  return reinterpret_cast<const T*>(base + offset);
+}
+
+// Checks the header's identity and geometry. Returns "" when it is usable.
+std::string validate_header(const pr::SegmentHeader& h, uint64_t file_size) {
+  if (h.magic != pr::kSegmentMagic) return "not a ttmem segment (bad magic)";
+  if (h.version != pr::kSegmentVersion) {
+    return fmt::format("segment version {} is not supported (this ttmem reads version {})",
+                       h.version, pr::kSegmentVersion);
+  }
+  if (h.header_size != sizeof(pr::SegmentHeader)) return "header size mismatch";
+  if (h.max_devices != pr::kMaxDevices || h.num_kinds != pr::kNumKinds ||
+      h.string_capacity != pr::kStringCapacity || h.device_slot_size != sizeof(pr::DeviceSlot) ||
+      h.record_size != sizeof(pr::BufferRecord) || h.event_size != sizeof(pr::EventRecord) ||
+      h.string_slot_size != sizeof(pr::StringSlot)) {
+    return "record sizes or table capacities differ from this ttmem's protocol";
+  }
+  if (h.slab_capacity < pr::kMinSlabCapacity || h.slab_capacity > pr::kMaxSlabCapacity) {
+    return fmt::format("slab capacity {} out of range", h.slab_capacity);
+  }
+  if (h.ring_capacity < pr::kMinRingCapacity || h.ring_capacity > pr::kMaxRingCapacity ||
+      !pr::is_power_of_two(h.ring_capacity)) {
+    return fmt::format("ring capacity {} is not a power of two in range", h.ring_capacity);
+  }
+  pr::Layout l = pr::compute_layout(h.slab_capacity, h.ring_capacity);
+  if (h.devices_offset != l.devices_offset || h.counters_offset != l.counters_offset ||
+      h.ring_heads_offset != l.ring_heads_offset || h.strings_offset != l.strings_offset ||
+      h.slab_offset != l.slab_offset || h.rings_offset != l.rings_offset ||
+      h.segment_size != l.segment_size) {
+    return "table offsets disagree with the declared capacities";
+  }
+  if (file_size != h.segment_size) {
+    return fmt::format("truncated or resized: file is {} B, header says {} B", file_size,
+                       h.segment_size);
+  }
+  if (h.pid == 0 || h.pid > uint32_t(INT32_MAX)) return "invalid pid";
+  return {};
+}
+
+}  // namespace
+
+std::optional<SegmentName> parse_segment_name(const std::string& filename) {
+  const std::string prefix = pr::kSegmentPrefix;
+  const std::string suffix = pr::kSegmentSuffix;
+  if (filename.size() <= prefix.size() + suffix.size()) return std::nullopt;
+  if (filename.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  if (filename.compare(filename.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return std::nullopt;
+  }
+  std::string mid = filename.substr(prefix.size(), filename.size() - prefix.size() - suffix.size());
+  size_t dash = mid.find('-');
+  if (dash == std::string::npos || dash == 0 || dash + 1 == mid.size()) return std::nullopt;
+  auto digits = [](const std::string& s) {
+    return !s.empty() && s.size() <= 20 && std::all_of(s.begin(), s.end(), ::isdigit);
+  };
+  std::string p = mid.substr(0, dash), t = mid.substr(dash + 1);
+  if (!digits(p) || !digits(t) || p.size() > 10) return std::nullopt;
+  unsigned long long pid = std::stoull(p);
+  if (pid == 0 || pid > uint64_t(INT32_MAX)) return std::nullopt;
+  return SegmentName{pid_t(pid), std::stoull(t)};
+}
+
+std::unique_ptr<SegmentReader> SegmentReader::open(const std::string& path, std::string* error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    *error = fmt::format("cannot open: {}", std::strerror(errno));
+    return nullptr;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    *error = "not a regular file";
+    return nullptr;
+  }
+  if (uint64_t(st.st_size) < sizeof(pr::SegmentHeader)) {
+    ::close(fd);
+    *error = fmt::format("truncated: {} B, smaller than the {} B header", uint64_t(st.st_size),
+                         sizeof(pr::SegmentHeader));
+    return nullptr;
+  }
+  pr::SegmentHeader h;
+  if (::pread(fd, &h, sizeof h, 0) != ssize_t(sizeof h)) {
+    ::close(fd);
+    *error = "cannot read header";
+    return nullptr;
+  }
+  if (std::string why = validate_header(h, uint64_t(st.st_size)); !why.empty()) {
+    ::close(fd);
+    *error = why;
+    return nullptr;
+  }
+  void* p = ::mmap(nullptr, h.segment_size, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    ::close(fd);
+    *error = fmt::format("cannot map: {}", std::strerror(errno));
+    return nullptr;
+  }
+  std::unique_ptr<SegmentReader> r(new SegmentReader());
+  r->path_ = path;
+  r->fd_ = fd;
+  r->base_ = static_cast<const uint8_t*>(p);
+  r->size_ = h.segment_size;
+  r->file_uid_ = uint32_t(st.st_uid);
+  r->header_ = h;
+  r->header_.cmdline[pr::kCmdlineBytes - 1] = '\0';
+  return r;
+}
+
+SegmentReader::~SegmentReader() {
+  if (base_ != nullptr) ::munmap(const_cast<uint8_t*>(base_), size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string SegmentReader::command() const {
+  std::string cmd(header_.cmdline, strnlen(header_.cmdline, pr::kCmdlineBytes));
+  for (char& c : cmd) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  return cmd;
+}
+
+const std::string& SegmentReader::tag(uint32_t id) const {
+  return id < strings_.size() ? strings_[id] : strings_[0];
+}
+
+void SegmentReader::refresh_strings() {
+  uint32_t count = pr::load_u32(&at<pr::SegmentHeader>(base_, 0)->string_count,
+                                std::memory_order_acquire);
+  count = std::min(count, pr::kStringCapacity);
+  const auto* slots = at<pr::StringSlot>(base_, header_.strings_offset);
+  // Append-only table: only slots not yet seen are read.
+  for (uint32_t id = uint32_t(strings_.size()); id < count; ++id) {
+    pr::StringSlot s = pr::copy_words_out(&slots[id]);
+    size_t len = std::min<size_t>(s.len, pr::kStringMaxLen);
+    len = strnlen(s.text, len);
+    std::string text(s.text, len);
+    for (char& c : text) {
+      if (static_cast<unsigned char>(c) < 0x20) c = '?';
+    }
+    strings_.push_back(std::move(text));
+  }
+}
+
+bool SegmentReader::valid_record(const pr::BufferRecord& r, const SegmentState& st) const {
+  if (r.device >= pr::kMaxDevices || !st.devices[r.device]) return false;
+  if (r.kind >= pr::kNumKinds) return false;
+  if (r.tag != 0 && r.tag >= strings_.size()) return false;
+  // The reserved range must not wrap the address space.
+  if (r.address > UINT64_MAX - r.size_per_bank) return false;
+  return true;
+}
+
+bool SegmentReader::read(SegmentState* out, std::string* error) {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0 || uint64_t(st.st_size) != size_) {
+    *error = "segment was resized after it was opened";
+    return false;
+  }
+  const auto* h = at<pr::SegmentHeader>(base_, 0);
+  out->process_state = pr::load_u32(&h->state, std::memory_order_acquire);
+  out->process_counters = pr::copy_words_out(&h->counters);
+  refresh_strings();
+
+  const auto* slots = at<pr::DeviceSlot>(base_, header_.devices_offset);
+  const auto* counters = at<pr::KindCounters>(base_, header_.counters_offset);
+  const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
+  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+    out->devices[d].reset();
+    pr::DeviceSlot slot;
+    bool ok = false;
+    for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(&slots[d], &slot);
+    if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) continue;
+    slot.board[sizeof slot.board - 1] = '\0';
+    out->devices[d] = slot;
+    for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
+      out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);
+    }
+    out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
+  }
+
+  uint32_t high = pr::load_u32(&h->slab_high_water, std::memory_order_acquire);
+  high = std::min(high, header_.slab_capacity);
+  const auto* records = at<pr::BufferRecord>(base_, header_.slab_offset);
+  out->records.clear();
+  out->torn_records = 0;
+  out->corrupt_records = 0;
+  for (uint32_t i = 0; i < high; ++i) {
+    // Cheap pre-check: most free slots are skipped without a full copy.
+    // A record with an odd sequence is an allocation still being written: not acknowledged to
+    // its caller yet, so not live (and, if its writer died there, never live).
+    uint64_t w0 = pr::load_word(reinterpret_cast<const uint64_t*>(&records[i]));
+    if (!((w0 >> 56) & pr::kRecordLive) || (w0 & 1)) continue;
+    pr::BufferRecord r;
+    bool ok = false;
+    for (int t = 0; t < kReadRetries && !ok; ++t) ok = pr::seqlock_read32(&records[i], &r);
+    if (!ok) {
+      uint64_t again = pr::load_word(reinterpret_cast<const uint64_t*>(&records[i]));
+      if (!(again & 1)) ++out->torn_records;  // still changing under us, not merely in progress
+      continue;
+    }
+    if (!(r.flags & pr::kRecordLive)) continue;
+    if (!valid_record(r, *out)) {
+      ++out->corrupt_records;
+      continue;
+    }
+    out->records.push_back(r);
+  }
+  return true;
+}
+
+void SegmentReader::drain(const EventSink& sink) {
+  const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
+  const uint64_t cap = header_.ring_capacity;
+  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+    uint64_t head = pr::load_word(&heads[d].head, std::memory_order_acquire);
+    uint64_t& cursor = cursors_[d];
+    if (head < cursor) {  // only a foreign writer moves a head backwards
+      cursor = head;
+      continue;
+    }
+    uint64_t start = std::max(cursor, head > cap ? head - cap : 0);
+    dropped_[d] += start - cursor;
+    const auto* ring = at<pr::EventRecord>(base_, header_.rings_offset) + d * cap;
+    for (uint64_t i = start; i < head; ++i) {
+      const pr::EventRecord* slot = &ring[i & (cap - 1)];
+      uint64_t want = 2 * i + 2;
+      if (pr::load_word(&slot->seq, std::memory_order_acquire) != want) {
+        ++dropped_[d];  // overwritten by a newer event while we read
+        continue;
+      }
+      pr::EventRecord ev = pr::copy_words_out(slot, 1);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (pr::load_word(&slot->seq, std::memory_order_relaxed) != want) {
+        ++dropped_[d];
+        continue;
+      }
+      ev.seq = want;
+      if (sink) sink(d, ev);
+    }
+    cursor = head;
+  }
+}
+
+uint64_t SegmentReader::dropped_total() const {
+  uint64_t total = 0;
+  for (uint64_t v : dropped_) total += v;
+  return total;
+}
+
+}  // namespace ttmem

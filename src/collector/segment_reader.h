@@ -1,0 +1,90 @@
+// Read-only access to one client segment. Nothing in a segment is trusted: the header is
+// validated against compute_layout(), every record is read under its seqlock and checked, and
+// the reader counts what it rejects instead of asserting.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/segment.h"
+
+namespace ttmem {
+
+// The state of a segment at one read.
+struct SegmentState {
+  uint32_t process_state = 0;  // kStateActive / kStateExited
+  std::array<std::optional<protocol::DeviceSlot>, protocol::kMaxDevices> devices;
+  std::array<std::array<protocol::KindCounters, protocol::kNumKinds>, protocol::kMaxDevices>
+      counters{};
+  std::vector<protocol::BufferRecord> records;  // live, validated
+  protocol::ProcessCounters process_counters{};
+  uint64_t torn_records = 0;    // kept changing across retries
+  uint64_t corrupt_records = 0; // failed validation
+  std::array<uint64_t, protocol::kMaxDevices> ring_heads{};
+};
+
+using EventSink = std::function<void(uint32_t device, const protocol::EventRecord&)>;
+
+class SegmentReader {
+ public:
+  // Maps `path` read-only and validates its header. On failure returns nullptr and sets *error
+  // to a sentence saying what is wrong.
+  static std::unique_ptr<SegmentReader> open(const std::string& path, std::string* error);
+  ~SegmentReader();
+  SegmentReader(const SegmentReader&) = delete;
+  SegmentReader& operator=(const SegmentReader&) = delete;
+
+  const std::string& path() const { return path_; }
+  pid_t pid() const { return pid_t(header_.pid); }
+  uint64_t start_time() const { return header_.start_time; }
+  uint32_t uid() const { return header_.uid; }
+  uint32_t file_uid() const { return file_uid_; }
+  uint32_t ring_capacity() const { return header_.ring_capacity; }
+  uint64_t created_realtime_ns() const { return header_.created_realtime_ns; }
+  std::string command() const;
+
+  // Reads everything that describes the present. False (with *error) if the file changed size
+  // under the mapping, which only a foreign writer does.
+  bool read(SegmentState* out, std::string* error);
+
+  // Tag text for an id; "" for 0 or unknown ids.
+  const std::string& tag(uint32_t id) const;
+
+  // Delivers ring events written since the previous call to `sink`, in order per device, and
+  // adds events that were overwritten before they could be read to dropped(). The first call
+  // starts from event 0, so events a late reader never saw count as dropped too.
+  void drain(const EventSink& sink);
+  uint64_t dropped(uint32_t device) const { return dropped_[device]; }
+  uint64_t dropped_total() const;
+
+ private:
+  SegmentReader() = default;
+  void refresh_strings();
+  bool valid_record(const protocol::BufferRecord& r, const SegmentState& st) const;
+
+  std::string path_;
+  int fd_ = -1;
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  uint32_t file_uid_ = 0;
+  protocol::SegmentHeader header_{};  // validated private copy of the immutable part
+  std::vector<std::string> strings_{""};
+  std::array<uint64_t, protocol::kMaxDevices> cursors_{};
+  std::array<uint64_t, protocol::kMaxDevices> dropped_{};
+};
+
+// Parses "ttmem-<pid>-<start>.seg"; nullopt for any other name.
+struct SegmentName {
+  pid_t pid;
+  uint64_t start_time;
+};
+std::optional<SegmentName> parse_segment_name(const std::string& filename);
+
+}  // namespace ttmem

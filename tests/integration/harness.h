@@ -1,0 +1,63 @@
+// Process helpers for integration tests: real child processes with pipes, real CLI runs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ttmem::test {
+
+// A fresh, empty segment directory removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A child process with its stdin and stdout connected to pipes.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env);
+  ~Child();  // kills (SIGKILL) and reaps if still running
+  pid_t pid() const { return pid_; }
+  // The next line of stdout (without '\n'), or nullopt on EOF or timeout.
+  std::optional<std::string> read_line(int timeout_ms = 20000);
+  // Reads lines until one equals `line`; false on EOF/timeout.
+  bool expect_line(const std::string& line, int timeout_ms = 20000);
+  void write_line(const std::string& line);
+  void close_stdin();
+  // Waits for exit; returns the exit code, or 128+signal.
+  int wait();
+  void kill(int sig);
+
+ private:
+  pid_t pid_ = -1;
+  int in_ = -1, out_ = -1;
+  std::string buffered_;
+  bool reaped_ = false;
+};
+
+struct RunResult {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+
+// Runs a command to completion with extra environment variables.
+RunResult run(const std::vector<std::string>& argv,
+              const std::map<std::string, std::string>& env = {});
+
+// `ttmem --dir DIR ARGS... ` with JSON output parsed (asserting exit code 0).
+nlohmann::json ttmem_json(const std::string& dir, std::vector<std::string> args);
+
+nlohmann::json read_json_file(const std::string& path);
+
+}  // namespace ttmem::test

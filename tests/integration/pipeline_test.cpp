@@ -1,0 +1,379 @@
+// The core pipeline across real processes: a tracked program (ttmem_testload) in another
+// process, its real shared-memory segment, and the real `ttmem` CLI or the collector library.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include <gtest/gtest.h>
+
+#include "collector/collector.h"
+#include "common/kinds.h"
+#include "harness.h"
+#include "protocol/segment.h"
+#include "ttmem/ttmem.hpp"
+
+namespace ttmem::test {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kKinds[] = {"DRAM", "L1", "SYSTEM_MEMORY", "L1_SMALL", "TRACE", "CB"};
+
+std::vector<std::string> testload_args(const std::string& truth, uint32_t phases,
+                                       uint32_t ops = 1500, uint32_t threads = 4) {
+  return {TTMEM_TESTLOAD, "--devices", "8",   "--threads", std::to_string(threads),
+          "--ops",        std::to_string(ops), "--phases", std::to_string(phases),
+          "--truth",      truth};
+}
+
+// The status JSON's device for a truth device (matched by chip id).
+const json* find_device(const json& status, uint64_t chip_id) {
+  for (const auto& d : status.at("devices")) {
+    if (d.at("chip_id").get<uint64_t>() == chip_id) return &d;
+  }
+  return nullptr;
+}
+
+// Every (device, kind) figure in `status` equals the truth, exactly.
+void expect_status_matches_truth(const json& status, const json& truth) {
+  for (auto& [dev, kinds] : truth.at("devices").items()) {
+    uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
+    const json* d = find_device(status, chip);
+    ASSERT_NE(d, nullptr) << "device " << dev << " missing from status";
+    for (const char* kind : kKinds) {
+      const json& want = kinds.at(kind);
+      const json& got = d->at("kinds").at(kind);
+      SCOPED_TRACE(std::string("device ") + dev + " kind " + kind);
+      EXPECT_EQ(got.at("requested_bytes"), want.at("requested"));
+      EXPECT_EQ(got.at("reserved_bytes"), want.at("reserved"));
+      EXPECT_EQ(got.at("buffers"), want.at("count"));
+      EXPECT_EQ(got.at("total_allocs"), want.at("allocs"));
+      EXPECT_EQ(got.at("total_frees"), want.at("frees"));
+      EXPECT_GE(got.at("peak_bytes").get<uint64_t>(), want.at("reserved").get<uint64_t>());
+    }
+  }
+}
+
+// The same comparison against the collector library's Snapshot.
+void expect_snapshot_matches_truth(const Snapshot& s, const json& truth) {
+  for (auto& [dev, kinds] : truth.at("devices").items()) {
+    uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
+    auto it = std::find_if(s.devices.begin(), s.devices.end(),
+                           [&](const DeviceView& d) { return d.chip_id == chip; });
+    ASSERT_NE(it, s.devices.end());
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      const json& want = kinds.at(kKinds[k]);
+      SCOPED_TRACE(std::string("device ") + dev + " kind " + kKinds[k]);
+      EXPECT_EQ(it->kinds[k].requested, want.at("requested").get<uint64_t>());
+      EXPECT_EQ(it->kinds[k].reserved, want.at("reserved").get<uint64_t>());
+      EXPECT_EQ(it->kinds[k].count, want.at("count").get<uint64_t>());
+    }
+  }
+}
+
+std::set<std::tuple<uint32_t, std::string, uint64_t>> live_set(const json& truth) {
+  std::set<std::tuple<uint32_t, std::string, uint64_t>> out;
+  for (const auto& l : truth.at("live")) {
+    out.emplace(l[0].get<uint32_t>(), l[1].get<std::string>(), l[2].get<uint64_t>());
+  }
+  return out;
+}
+
+TEST(Pipeline, StatusTotalsEqualGroundTruthAcrossProcessesAndThreads) {
+  TempDir dir;
+  std::string truth = dir.path() + "/truth";
+  Child load(testload_args(truth, 3), {{"TTMEM_DIR", dir.path()}});
+  for (int phase = 1; phase <= 3; ++phase) {
+    ASSERT_TRUE(load.expect_line("phase " + std::to_string(phase)));
+    json t = read_json_file(truth + "." + std::to_string(phase) + ".json");
+    json status = ttmem_json(dir.path(), {"status", "--json"});
+    expect_status_matches_truth(status, t);
+    ASSERT_EQ(status.at("processes").size(), 1u);
+    EXPECT_EQ(status.at("processes")[0].at("pid").get<pid_t>(), load.pid());
+    EXPECT_TRUE(status.at("problems").empty()) << status.at("problems").dump();
+    // The buffer list agrees with the totals: every live buffer of the truth is listed once.
+    json buffers = ttmem_json(dir.path(), {"buffers", "--json"});
+    std::set<std::tuple<uint32_t, std::string, uint64_t>> listed;
+    for (const auto& b : buffers.at("buffers")) {
+      if (b.at("kind") == "CB") continue;
+      listed.emplace(b.at("device").get<uint32_t>(), b.at("kind").get<std::string>(),
+                     b.at("buffer_id").get<uint64_t>());
+    }
+    EXPECT_EQ(listed, live_set(t));
+    if (phase < 3) load.write_line("next");
+  }
+  ASSERT_TRUE(load.expect_line("done"));
+  load.write_line("free");
+  EXPECT_EQ(load.wait(), 0);
+  // A clean exit with nothing outstanding leaves no segment and no leak.
+  json status = ttmem_json(dir.path(), {"status", "--json"});
+  EXPECT_TRUE(status.at("processes").empty());
+  EXPECT_TRUE(status.at("devices").empty());
+  json leaks = ttmem_json(dir.path(), {"leaks", "--json"});
+  EXPECT_TRUE(leaks.at("leaks").empty()) << leaks.dump();
+}
+
+TEST(Pipeline, CollectorStartedLateAndRestartedMidRunStaysExact) {
+  TempDir dir;
+  std::string truth = dir.path() + "/truth";
+  Child load(testload_args(truth, 3, 4000), {{"TTMEM_DIR", dir.path()}});
+  ASSERT_TRUE(load.expect_line("phase 1"));
+  {
+    // Started after the program has already done a phase of work.
+    Collector late(CollectorOptions{dir.path()});
+    late.refresh();
+    expect_snapshot_matches_truth(late.snapshot(), read_json_file(truth + ".1.json"));
+  }
+  // Phase 2 runs while a collector polls; the collector is dropped and a new one started while
+  // the program is still mid-phase.
+  load.write_line("next");
+  {
+    Collector first(CollectorOptions{dir.path()});
+    for (int i = 0; i < 5; ++i) first.wait(1);
+  }
+  Collector restarted(CollectorOptions{dir.path()});
+  for (int i = 0; i < 5; ++i) restarted.wait(1);
+  ASSERT_TRUE(load.expect_line("phase 2"));
+  restarted.refresh();
+  expect_snapshot_matches_truth(restarted.snapshot(), read_json_file(truth + ".2.json"));
+  load.write_line("next");
+  ASSERT_TRUE(load.expect_line("phase 3"));
+  restarted.refresh();
+  expect_snapshot_matches_truth(restarted.snapshot(), read_json_file(truth + ".3.json"));
+  ASSERT_TRUE(load.expect_line("done"));
+  load.write_line("free");
+  EXPECT_EQ(load.wait(), 0);
+}
+
+TEST(Pipeline, KilledProcessBecomesExactLeakRecordsWithinOneSecond) {
+  TempDir dir;
+  std::string truth = dir.path() + "/truth";
+  Child load(testload_args(truth, 1), {{"TTMEM_DIR", dir.path()}});
+  ASSERT_TRUE(load.expect_line("phase 1"));
+  ASSERT_TRUE(load.expect_line("done"));
+  json t = read_json_file(truth + ".1.json");
+  ASSERT_FALSE(t.at("live").empty());
+  pid_t pid = load.pid();
+  load.kill(SIGKILL);  // not reaped yet: a zombie must count as dead too
+
+  auto start = Clock::now();
+  json leaks;
+  do {
+    leaks = ttmem_json(dir.path(), {"leaks", "--json"});
+    if (!leaks.at("leaks").empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (Clock::now() - start < std::chrono::seconds(1));
+  ASSERT_FALSE(leaks.at("leaks").empty()) << "no leak records within 1 s";
+
+  std::set<std::tuple<uint32_t, std::string, uint64_t>> reported;
+  for (const auto& l : leaks.at("leaks")) {
+    EXPECT_EQ(l.at("pid").get<pid_t>(), pid);
+    reported.emplace(l.at("device").get<uint32_t>(), l.at("kind").get<std::string>(),
+                     l.at("buffer_id").get<uint64_t>());
+  }
+  EXPECT_EQ(reported, live_set(t));
+  EXPECT_EQ(reported.size(), leaks.at("leaks").size()) << "a buffer was reported twice";
+
+  // Its totals dropped out of the device figures, its segment is gone, and the leaks stay.
+  json status = ttmem_json(dir.path(), {"status", "--json"});
+  EXPECT_TRUE(status.at("processes").empty());
+  EXPECT_TRUE(status.at("devices").empty());
+  EXPECT_EQ(status.at("leaked_buffers").get<size_t>(), reported.size());
+  EXPECT_EQ(ttmem_json(dir.path(), {"leaks", "--json"}).at("leaks").size(), reported.size());
+  load.wait();
+
+  RunResult cleared = run({TTMEM_CLI, "--dir", dir.path(), "leaks", "--clear"});
+  EXPECT_EQ(cleared.exit_code, 0);
+  EXPECT_TRUE(ttmem_json(dir.path(), {"leaks", "--json"}).at("leaks").empty());
+}
+
+TEST(Pipeline, RingOverflowKeepsTotalsExactAndCountsDrops) {
+  TempDir dir;
+  std::string truth = dir.path() + "/truth";
+  constexpr uint64_t kRing = 16;
+  Child load(testload_args(truth, 1, 800),
+             {{"TTMEM_DIR", dir.path()}, {"TTMEM_RING_EVENTS", std::to_string(kRing)}});
+  ASSERT_TRUE(load.expect_line("phase 1"));
+  json t = read_json_file(truth + ".1.json");
+  json status = ttmem_json(dir.path(), {"status", "--json"});
+  expect_status_matches_truth(status, t);
+  uint64_t expected_drops = 0;
+  for (auto& [dev, events] : t.at("events").items()) {
+    uint64_t n = events.get<uint64_t>();
+    uint64_t lost = n > kRing ? n - kRing : 0;
+    expected_drops += lost;
+    const json* d = find_device(status, t.at("chip_id").at(dev).get<uint64_t>());
+    ASSERT_NE(d, nullptr);
+    EXPECT_EQ(d->at("dropped_events").get<uint64_t>(), lost) << "device " << dev;
+  }
+  ASSERT_GT(expected_drops, 0u);
+  EXPECT_EQ(status.at("dropped_events").get<uint64_t>(), expected_drops);
+  // The text view shows the drops too.
+  RunResult text = run({TTMEM_CLI, "--dir", dir.path(), "status"});
+  EXPECT_NE(text.out.find(std::to_string(expected_drops) + " history events dropped"),
+            std::string::npos)
+      << text.out;
+}
+
+// Writes `bytes` to dir/name.
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+TEST(Pipeline, TruncatedGarbageAndHostileSegmentsAreReportedAndSkipped) {
+  TempDir dir;
+  std::string truth = dir.path() + "/truth";
+  Child load(testload_args(truth, 1, 500), {{"TTMEM_DIR", dir.path()}});
+  ASSERT_TRUE(load.expect_line("phase 1"));
+  std::string real;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    if (e.path().extension() == ".seg") real = e.path().string();
+  }
+  ASSERT_FALSE(real.empty());
+  std::string header(sizeof(protocol::SegmentHeader), '\0');
+  {
+    std::ifstream in(real, std::ios::binary);
+    in.read(header.data(), std::streamsize(header.size()));
+  }
+  std::mt19937_64 rng(7);
+  std::string garbage(1 << 20, '\0');
+  for (char& c : garbage) c = char(rng());
+  auto patched = [&](size_t offset, uint64_t value) {
+    std::string h = header;
+    std::memcpy(h.data() + offset, &value, sizeof value);
+    return h;
+  };
+  const std::string d = dir.path() + "/";
+  write_file(d + "ttmem-4000001-1.seg", header.substr(0, 100));                  // truncated
+  write_file(d + "ttmem-4000002-1.seg", garbage);                                // garbage
+  write_file(d + "ttmem-4000003-1.seg", patched(8, 99));                         // version
+  write_file(d + "ttmem-4000004-1.seg", patched(68, 0xFFFFFFFF));                // capacity
+  write_file(d + "ttmem-4000005-1.seg", header);  // header only: segment size mismatch
+  write_file(d + "not-a-segment.seg", "x");
+  write_file(d + "ignored.txt", "not claiming to be a segment");
+
+  RunResult r = run({TTMEM_CLI, "--dir", dir.path(), "status", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json status = json::parse(r.out);
+  std::set<std::string> reported;
+  for (const auto& p : status.at("problems")) {
+    reported.insert(fs::path(p.at("path").get<std::string>()).filename().string());
+    EXPECT_FALSE(p.at("error").get<std::string>().empty());
+  }
+  EXPECT_EQ(reported, (std::set<std::string>{"ttmem-4000001-1.seg", "ttmem-4000002-1.seg",
+                                             "ttmem-4000003-1.seg", "ttmem-4000004-1.seg",
+                                             "ttmem-4000005-1.seg", "not-a-segment.seg"}));
+  // The real process is still reported, exactly.
+  expect_status_matches_truth(status, read_json_file(truth + ".1.json"));
+  EXPECT_EQ(status.at("processes").size(), 1u);
+  // Text mode names each skipped file on stderr.
+  RunResult text = run({TTMEM_CLI, "--dir", dir.path(), "status"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.err.find("ttmem-4000001-1.seg: truncated"), std::string::npos) << text.err;
+}
+
+TEST(Pipeline, DisableVariableTurnsTrackingOff) {
+  TempDir dir;
+  std::string truth = dir.path() + "/truth";
+  Child load(testload_args(truth, 1, 200),
+             {{"TTMEM_DIR", dir.path()}, {"TTMEM_DISABLE", "1"}});
+  ASSERT_TRUE(load.expect_line("phase 1"));
+  json status = ttmem_json(dir.path(), {"status", "--json"});
+  EXPECT_TRUE(status.at("processes").empty());
+  EXPECT_TRUE(status.at("devices").empty());
+}
+
+TEST(Pipeline, NewSegmentIsDiscoveredByWaitWithoutPolling) {
+  TempDir dir;
+  Collector c(CollectorOptions{dir.path()});
+  c.refresh();
+  ASSERT_TRUE(c.snapshot().processes.empty());
+  std::string truth = dir.path() + "/truth";
+  Child load(testload_args(truth, 1, 100, 1), {{"TTMEM_DIR", dir.path()}});
+  // wait() is woken by inotify; a generous bound keeps this a behaviour test, not a timing one.
+  auto start = Clock::now();
+  while (c.snapshot().processes.empty() && Clock::now() - start < std::chrono::seconds(5)) {
+    c.wait(1000);
+  }
+  ASSERT_EQ(c.snapshot().processes.size(), 1u);
+  EXPECT_EQ(c.snapshot().processes[0].pid, load.pid());
+}
+
+void alloc_dram(uint64_t id) {
+  ttmem_buffer_desc b = ttmem::make_buffer_desc(0, id, ttmem::Kind::Dram, id * 4096, 1024);
+  b.page_size = 1024;
+  ttmem::buffer_alloc(b);
+}
+
+TEST(Pipeline, ForkedChildGetsItsOwnSegmentAndNeverWritesTheParents) {
+  TempDir dir;
+  int ready[2], go[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t parent = ::fork();
+  if (parent == 0) {
+    ::setenv("TTMEM_DIR", dir.path().c_str(), 1);
+    ttmem_device_desc d = ttmem::make_device_desc();
+    d.chip_id = 0xF00;
+    d.kinds[TTMEM_KIND_DRAM] = {12ull << 30, 1ull << 30, 0, 12, 32};
+    ttmem::register_device(d);
+    for (uint64_t id = 1; id <= 5; ++id) alloc_dram(id);
+    char byte;
+    pid_t child = ::fork();
+    if (child == 0) {
+      // The parent's buffers are not the child's: freeing one is an unknown free here.
+      int rc = ttmem::buffer_free(0, 1);
+      for (uint64_t id = 100; id < 103; ++id) alloc_dram(id);
+      byte = rc == TTMEM_ENOENT ? 'c' : 'x';
+      (void)!::write(ready[1], &byte, 1);
+      (void)!::read(go[0], &byte, 1);
+      ::_exit(0);
+    }
+    byte = 'p';
+    (void)!::write(ready[1], &byte, 1);
+    (void)!::read(go[0], &byte, 1);
+    ::waitpid(child, nullptr, 0);
+    ::_exit(0);
+  }
+  char got[2] = {};
+  ASSERT_EQ(::read(ready[0], &got[0], 1), 1);
+  ASSERT_EQ(::read(ready[0], &got[1], 1), 1);
+  std::string both(got, 2);
+  std::sort(both.begin(), both.end());
+  EXPECT_EQ(both, "cp") << "the child's free of a parent id must be ENOENT";
+
+  Collector c(CollectorOptions{dir.path()});
+  c.refresh();
+  const Snapshot& s = c.snapshot();
+  ASSERT_EQ(s.processes.size(), 2u);
+  for (const auto& p : s.processes) {
+    if (p.pid == parent) {
+      EXPECT_EQ(p.buffers, 5u);
+    } else {
+      EXPECT_EQ(p.buffers, 3u);
+      EXPECT_EQ(p.counters.unknown_frees, 1u);
+    }
+  }
+  // Both processes report the same chip, so the device sums them.
+  ASSERT_EQ(s.devices.size(), 1u);
+  EXPECT_EQ(s.devices[0].kinds[0].count, 8u);
+  (void)!::write(go[1], "gg", 2);
+  int status = 0;
+  ::waitpid(parent, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+}  // namespace ttmem::test
