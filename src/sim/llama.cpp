@@ -225,10 +225,12 @@ class LlamaDecode {
                    .cbs = tile_cbs({8, 8})})[0];
   }
 
-  uint64_t rms_norm(uint64_t x) {
+  // Normalises the gathered hidden state; on one chip that is the residual itself, which the
+  // norm must not free.
+  uint64_t rms_norm(uint64_t x, uint64_t residual) {
     return w_.run({.name = "ttnn::rms_norm",
                    .outputs = {activation(kDim)},
-                   .consumes = {x},
+                   .consumes = x == residual ? std::vector<uint64_t>{} : std::vector<uint64_t>{x},
                    .cores = 32,
                    .cbs = tile_cbs({4, 4, 1, 1, 4})})[0];
   }
@@ -251,7 +253,7 @@ class LlamaDecode {
   }
 
   uint64_t attention(uint64_t x) {
-    const uint64_t normed = rms_norm(all_gather(x, false));
+    const uint64_t normed = rms_norm(all_gather(x, false), x);
     const uint64_t qkv =
         linear(normed, (share_.q_heads + 2 * share_.kv_heads) * kHeadDim, DataType::BFloat8B, true);
     const auto qkv_heads =
@@ -295,7 +297,7 @@ class LlamaDecode {
   }
 
   uint64_t mlp(uint64_t h) {
-    const uint64_t normed = rms_norm(all_gather(h, false));
+    const uint64_t normed = rms_norm(all_gather(h, false), h);
     const uint64_t gate = linear(normed, share_.ffn, DataType::BFloat4B, false);
     const uint64_t up = linear(normed, share_.ffn, DataType::BFloat4B, true);
     const uint64_t product = w_.run({.name = "ttnn::mul",
@@ -313,7 +315,7 @@ class LlamaDecode {
 
   // Final norm and LM head on every chip; the coordinator chip gathers the logits and samples.
   uint64_t sample(uint64_t x) {
-    const uint64_t normed = rms_norm(all_gather(x, true));
+    const uint64_t normed = rms_norm(all_gather(x, true), 0);
     const uint64_t logits = linear(normed, share_.vocab, DataType::BFloat8B, true);
     const uint64_t gathered = w_.run(
         {.name = "ttnn::all_gather",
