@@ -31,8 +31,14 @@ void check_keys(const json& j, std::initializer_list<std::string_view> allowed,
   }
 }
 
+// JSON integers parsed from text are unsigned when non-negative, but ones built in code are
+// signed; both count.
+bool is_count(const json& j) {
+  return j.is_number_unsigned() || (j.is_number_integer() && j.get<int64_t>() >= 0);
+}
+
 uint64_t size_of(const json& j, const std::string& context) {
-  if (j.is_number_unsigned()) return j.get<uint64_t>();
+  if (is_count(j)) return j.get<uint64_t>();
   if (j.is_string()) {
     if (auto size = parse_size(j.get<std::string>())) return *size;
   }
@@ -49,7 +55,7 @@ std::string string_of(const json& j, const std::string& context) {
 }
 
 uint32_t u32_of(const json& j, const std::string& context) {
-  if (!j.is_number_unsigned() || j.get<uint64_t>() > UINT32_MAX) {
+  if (!is_count(j) || j.get<uint64_t>() > UINT32_MAX) {
     throw PlanError(
         fmt::format("{}: expected a small non-negative integer, got {}", context, j.dump()));
   }
