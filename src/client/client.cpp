@@ -180,18 +180,6 @@ bool env_flag(const char* name) {
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
 
-bool make_dirs(const std::string& dir) {
-  std::string partial;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
-      partial = dir.substr(0, i);
-      if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return false;
-    }
-  }
-  struct stat st;
-  return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 void release_segment_mapping() {
   if (g_state.base != nullptr) ::munmap(g_state.base, g_state.size);
   if (g_state.fd >= 0) ::close(g_state.fd);
@@ -214,7 +202,7 @@ bool create_segment() {
   s.size = s.layout.segment_size;
 
   std::string dir = default_segment_dir();
-  if (!make_dirs(dir)) return false;
+  if (!make_private_dirs(dir)) return false;
   pid_t pid = ::getpid();
   uint64_t start = process_start_time(pid).value_or(0);
   std::snprintf(s.path, sizeof s.path, "%s/%s%d-%llu%s", dir.c_str(), pr::kSegmentPrefix,
@@ -677,18 +665,18 @@ int ttmem_buffer_alloc(const ttmem_buffer_desc* desc) {
   r.time_ns = ttmem::monotonic_ns();
 
   Guard g(dev->lock);
-  uint32_t old = dev->index.erase(r.buffer_id);
-  if (old != SlotIndex::kNotFound) [[unlikely]] {
-    bump(&g_state.header->counters.duplicate_allocs);
-    free_slot_locked(desc->device, *dev, old, r.time_ns);
-  }
   uint32_t slot = take_slot(*dev);
   if (slot == UINT32_MAX) [[unlikely]] {
     bump(&g_state.header->counters.slab_overflow);
     return TTMEM_EFULL;
   }
+  uint32_t old = dev->index.exchange(r.buffer_id, slot);
+  if (old != SlotIndex::kNotFound) [[unlikely]] {
+    // The id is already live: tt-metal never does this, so the old record is stale. Replace it.
+    bump(&g_state.header->counters.duplicate_allocs);
+    free_slot_locked(desc->device, *dev, old, r.time_ns);
+  }
   write_record(slot, r);
-  dev->index.insert(r.buffer_id, slot);
   count_alloc(desc->device, r.kind, r.size, reserved);
   push_event(desc->device, *dev, event_from(pr::EventType::Alloc, r));
   return TTMEM_OK;
