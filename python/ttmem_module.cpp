@@ -46,19 +46,19 @@ py::object to_python(const nlohmann::json& j) {
 
 // One collector pass over `dir` ("" = $TTMEM_DIR, else /dev/shm/ttmem-<uid>). Throws
 // std::runtime_error (RuntimeError in Python) when the directory cannot be used.
-ttmem::Snapshot take_snapshot(const std::string& dir, bool reap) {
+ttmem::Snapshot take_snapshot(const std::string& dir, bool reap, bool list_buffers) {
   py::gil_scoped_release unlocked;
-  ttmem::Collector c({.dir = dir, .reap = reap});
+  ttmem::Collector c({.dir = dir, .reap = reap, .list_buffers = list_buffers});
   c.refresh();
   return c.snapshot();
 }
 
 py::dict status(const std::string& dir) {
-  return to_python(ttmem::status_json(take_snapshot(dir, true)));
+  return to_python(ttmem::status_json(take_snapshot(dir, true, false)));
 }
 
 py::list buffers(const std::string& dir, std::optional<int> pid, bool reap) {
-  const ttmem::Snapshot s = take_snapshot(dir, reap);
+  const ttmem::Snapshot s = take_snapshot(dir, reap, true);
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& b : s.buffers) {
     if (!pid || b.pid == *pid) arr.push_back(ttmem::to_json(b));
@@ -67,7 +67,7 @@ py::list buffers(const std::string& dir, std::optional<int> pid, bool reap) {
 }
 
 py::list leaks(const std::string& dir) {
-  const ttmem::Snapshot s = take_snapshot(dir, true);
+  const ttmem::Snapshot s = take_snapshot(dir, true, false);
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& l : s.leaks) arr.push_back(ttmem::to_json(l));
   return to_python(arr);
