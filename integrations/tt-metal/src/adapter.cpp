@@ -49,7 +49,7 @@ DeviceFacts metal_facts(const D& d) {
   f.logical_id = uint32_t(d.id());
   // tt::ARCH (UMD) numbers GRAYSKULL 1, WORMHOLE_B0 2, BLACKHOLE 3, as ttmem_arch does.
   const auto arch = uint32_t(d.arch());
-  f.arch = arch <= TTMEM_ARCH_BLACKHOLE ? arch : TTMEM_ARCH_UNKNOWN;
+  f.arch = arch <= TTMEM_ARCH_BLACKHOLE ? arch : uint32_t(TTMEM_ARCH_UNKNOWN);
   const auto grid = d.compute_with_storage_grid_size();
   f.grid_x = uint16_t(grid.x);
   f.grid_y = uint16_t(grid.y);
