@@ -223,6 +223,9 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
       continue;
     }
     if (!(r.flags & pr::kRecordLive)) continue;
+    // A tag interned after this read began: strings are published before the records that
+    // use them, so reading the table again finds it.
+    if (r.tag >= strings_.size()) refresh_strings();
     if (!valid_record(r, *out)) {
       ++out->corrupt_records;
       continue;
