@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "collector/address_map.h"
+#include "collector/query.h"
 #include "common/clock.h"
 #include "common/proc.h"
 
@@ -220,6 +221,15 @@ void Collector::reap(const std::string& path, Tracked& t) {
   reaped_.insert(path);
 }
 
+std::optional<Collector::ProcessAccess> Collector::process(const ProcessKey& key) const {
+  for (const auto& [path, t] : segments_) {
+    if (t.reader->pid() == key.pid && t.reader->start_time() == key.start_time) {
+      return ProcessAccess{t.reader.get(), &t.state};
+    }
+  }
+  return std::nullopt;
+}
+
 void Collector::refresh() {
   scan_directory();
   for (auto it = segments_.begin(); it != segments_.end();) {
@@ -310,11 +320,15 @@ void Collector::build_snapshot() {
       if (std::find(v.logical_ids.begin(), v.logical_ids.end(), d) == v.logical_ids.end()) {
         v.logical_ids.push_back(d);
       }
+      ProcessDeviceTotals totals;
+      totals.chip_id = slot.chip_id;
       for (uint32_t k = 0; k < kNumKinds; ++k) {
         const pr::KindCounters& c = st.counters[d][k];
         v.kinds[k].peak += c.peak_reserved;
         v.kinds[k].total_allocs += c.total_allocs;
         v.kinds[k].total_frees += c.total_frees;
+        totals.allocs[k] = c.total_allocs;
+        totals.frees[k] = c.total_frees;
       }
       uint64_t head = st.ring_heads[d];
       uint64_t lost = options_.drain_events
@@ -322,6 +336,8 @@ void Collector::build_snapshot() {
                           : (head > r.ring_capacity() ? head - r.ring_capacity() : 0);
       v.dropped_events += lost;
       p.dropped_events += lost;
+      totals.dropped_events = lost;
+      p.device_totals.push_back(totals);
     }
 
     for (const auto& rec : st.records) {
@@ -398,11 +414,7 @@ void Collector::build_snapshot() {
     cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;
     std::sort(v.logical_ids.begin(), v.logical_ids.end());
   }
-  std::sort(s.devices.begin(), s.devices.end(), [](const DeviceView& a, const DeviceView& b) {
-    uint32_t la = a.logical_ids.empty() ? UINT32_MAX : a.logical_ids[0];
-    uint32_t lb = b.logical_ids.empty() ? UINT32_MAX : b.logical_ids[0];
-    return la != lb ? la < lb : a.chip_id < b.chip_id;
-  });
+  std::sort(s.devices.begin(), s.devices.end(), device_order);
   std::sort(s.tags.begin(), s.tags.end(), [](const TagUsage& a, const TagUsage& b) {
     uint64_t ta = 0, tb = 0;
     for (uint32_t k = 0; k < kNumKinds; ++k) {
