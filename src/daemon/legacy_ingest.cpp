@@ -358,9 +358,8 @@ bool LegacyIngest::poll(const Snapshot& base) {
     auto it = conns_.find(fd);
     if (it == conns_.end()) continue;
     Connection& c = it->second;
-    bool was_reported = c.reported;
     if (!read_from(c, base, &changed)) {
-      if (was_reported || c.reported) changed = true;
+      changed = true;  // a process left the model, or rejected bytes were counted
       close(fd, base);
     }
   }
