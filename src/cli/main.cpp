@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   add_status_command(app, global);
   add_buffers_command(app, global);
   add_leaks_command(app, global);
+  add_record_command(app, global);
 
   try {
     app.parse(argc, argv);

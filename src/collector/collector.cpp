@@ -181,6 +181,13 @@ void Collector::scan_directory() {
       ++it;
       continue;
     }
+    // The mapping outlives the unlink: deliver the events the process wrote last (a client that
+    // exits with nothing live removes its own segment) before forgetting it.
+    if (options_.drain_events && sink_) {
+      ProcessKey key{it->second.reader->pid(), it->second.reader->start_time()};
+      it->second.reader->drain(
+          [&](uint32_t device, const pr::EventRecord& ev) { sink_(key, device, ev); });
+    }
     if (it->second.pidfd >= 0) ::close(it->second.pidfd);
     it = segments_.erase(it);
   }
