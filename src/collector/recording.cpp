@@ -158,6 +158,10 @@ void Recorder::checkpoint(uint64_t time_ns) {
 
 void Recorder::after_refresh(uint64_t refresh_started_ns) {
   const Snapshot& s = collector_.snapshot();
+  // Drops, problems and ends were observed by the refresh that just finished; they may have
+  // happened at any time before now, so they are stamped now (a process's end comes after its
+  // last event). Checkpoints keep the refresh's start time (see record_file.h).
+  const uint64_t observed_ns = monotonic_ns();
   std::set<ProcessKey> present;
   for (const ProcessView& p : s.processes) {
     ProcessKey key{p.pid, p.start_time};
@@ -170,7 +174,7 @@ void Recorder::after_refresh(uint64_t refresh_started_ns) {
       uint64_t& seen = dropped_[{process, d}];
       if (lost > seen) {
         rf::DroppedRecord r{process, d, lost - seen};
-        writer_.write(rf::RecordType::Dropped, refresh_started_ns, &r, sizeof r);
+        writer_.write(rf::RecordType::Dropped, observed_ns, &r, sizeof r);
         seen = lost;
       }
     }
@@ -184,7 +188,7 @@ void Recorder::after_refresh(uint64_t refresh_started_ns) {
     for (uint32_t code = 1; code <= rf::kMaxProblemCode; ++code) {
       if (pairs[code - 1][0] > pairs[code - 1][1]) {
         rf::ProblemRecord r{process, code, pairs[code - 1][0] - pairs[code - 1][1]};
-        writer_.write(rf::RecordType::Problem, refresh_started_ns, &r, sizeof r);
+        writer_.write(rf::RecordType::Problem, observed_ns, &r, sizeof r);
       }
     }
     before = now;
@@ -195,7 +199,7 @@ void Recorder::after_refresh(uint64_t refresh_started_ns) {
       return l.pid == it->first.pid && l.process_start_time == it->first.start_time;
     }));
     rf::ProcessEndRecord r{it->second, leaked};
-    writer_.write(rf::RecordType::ProcessEnd, refresh_started_ns, &r, sizeof r);
+    writer_.write(rf::RecordType::ProcessEnd, observed_ns, &r, sizeof r);
     counters_.erase(it->first);  // reported once
   }
   if (!last_checkpoint_ ||

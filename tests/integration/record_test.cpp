@@ -48,10 +48,12 @@ TEST(Record, CapturesARealWorkloadExactly) {
   ASSERT_EQ(r->processes.size(), 1u);
   EXPECT_EQ(r->processes[0].leaked, truth["live"].size());
 
-  // The state just before the process ended equals the truth, per device and kind.
+  // The state at the workload's last event equals the truth, per device and kind, and its end
+  // comes after it.
   json events = json::parse(export_json(*r));
-  uint64_t end_ns = events["processes"][0]["end_ns"].get<uint64_t>();
-  json state = json::parse(export_state_json(*r, end_ns - 1));
+  uint64_t last_event = events["events"].back()["t_ns"].get<uint64_t>();
+  EXPECT_GT(events["processes"][0]["end_ns"].get<uint64_t>(), last_event);
+  json state = json::parse(export_state_json(*r, last_event));
   for (auto& [dev, kinds] : truth["devices"].items()) {
     uint64_t chip = truth["chip_id"][dev].get<uint64_t>();
     const json* d = nullptr;
