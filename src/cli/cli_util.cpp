@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "common/kinds.h"
+#include "collector/query.h"
 
 namespace ttmem::cli {
 
@@ -27,26 +27,17 @@ Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers) {
 }
 
 uint64_t resolve_device(const Snapshot& s, uint32_t logical_id) {
-  std::string known;
-  for (const auto& d : s.devices) {
-    for (uint32_t id : d.logical_ids) {
-      if (id == logical_id) return d.chip_id;
-      known += (known.empty() ? "" : ", ") + std::to_string(id);
-    }
-  }
-  if (known.empty()) {
-    throw CliError(fmt::format("no device {}: no tracked process has registered any device "
-                               "(is the program running with the same TTMEM_DIR?)",
-                               logical_id));
-  }
-  throw CliError(fmt::format("no device {}; tracked devices are: {}", logical_id, known));
+  std::string error;
+  auto chip = find_device(s, logical_id, &error);
+  if (!chip) throw CliError(error);
+  return *chip;
 }
 
 uint32_t resolve_kind(const std::string& name) {
-  if (auto k = parse_kind(name)) return *k;
-  std::string names;
-  for (auto n : kKindNames) names += (names.empty() ? "" : ", ") + std::string(n);
-  throw CliError(fmt::format("unknown memory kind '{}'; use one of: {}", name, names));
+  std::string error;
+  auto kind = find_kind(name, &error);
+  if (!kind) throw CliError(error);
+  return *kind;
 }
 
 void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }

@@ -1,7 +1,6 @@
 // ttmem buffers: the live buffer list, filtered and sorted.
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
 #include <optional>
 
 #include <fmt/format.h>
@@ -9,6 +8,7 @@
 #include "cli/cli_util.h"
 #include "cli/table.h"
 #include "collector/json.h"
+#include "collector/query.h"
 #include "common/clock.h"
 #include "common/format.h"
 #include "common/kinds.h"
@@ -38,31 +38,16 @@ void run(const GlobalOptions& global, const BuffersArgs& a) {
   if (a.device) chip = resolve_device(s, *a.device);
   std::optional<uint32_t> kind;
   if (!a.kind.empty()) kind = resolve_kind(a.kind);
-  if (a.pid && std::none_of(s.processes.begin(), s.processes.end(),
-                            [&](const ProcessView& p) { return p.pid == *a.pid; })) {
-    throw CliError(fmt::format("no tracked process {}; `ttmem status` lists them", *a.pid));
-  }
-  std::vector<const BufferView*> rows;
-  for (const auto& b : s.buffers) {
-    if (chip && b.chip_id != *chip) continue;
-    if (kind && b.kind != *kind) continue;
-    if (a.pid && b.pid != *a.pid) continue;
-    rows.push_back(&b);
-  }
-  if (a.sort == "size") {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](auto* x, auto* y) { return x->reserved > y->reserved; });
-  } else {  // age: oldest first
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](auto* x, auto* y) { return x->time_ns < y->time_ns; });
-  }
-  size_t total = rows.size();
-  if (a.limit != 0 && rows.size() > a.limit) rows.resize(a.limit);
+  std::string error;
+  if (a.pid && !has_process(s, *a.pid, &error)) throw CliError(error);
+  BufferFilter filter{chip, kind, a.pid, a.sort == "size" ? BufferSort::Size : BufferSort::Age,
+                      a.limit};
+  BufferSelection selection = select_buffers(s, filter);
+  const auto& rows = selection.rows;
+  size_t total = selection.total;
 
   if (a.json) {
-    nlohmann::json arr = nlohmann::json::array();
-    for (auto* b : rows) arr.push_back(to_json(*b));
-    print_json({{"total", total}, {"buffers", arr}});
+    print_json(buffers_json(selection));
     return;
   }
   uint64_t now = monotonic_ns();

@@ -52,9 +52,7 @@ void add_leaks_command(CLI::App& app, GlobalOptions& global) {
     }
     Snapshot s = take_snapshot(global);
     if (*json) {
-      nlohmann::json arr = nlohmann::json::array();
-      for (const auto& l : s.leaks) arr.push_back(to_json(l));
-      print_json({{"leaks", arr}});
+      print_json(leaks_json(s.leaks));
       return;
     }
     print_text(s);

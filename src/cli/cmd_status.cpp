@@ -6,17 +6,12 @@
 #include "cli/cli_util.h"
 #include "cli/table.h"
 #include "collector/json.h"
+#include "collector/query.h"
 #include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem::cli {
 namespace {
-
-std::string join_ids(const std::vector<uint32_t>& ids) {
-  std::string s;
-  for (uint32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
-  return s;
-}
 
 void print_devices(const Snapshot& s) {
   Table t({"DEV", "CHIP", "ARCH", "KIND", "USED", "REQUESTED", "CAPACITY", "USE%", "PEAK",

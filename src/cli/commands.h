@@ -31,5 +31,6 @@ void add_buffers_command(CLI::App& app, GlobalOptions& global);
 void add_leaks_command(CLI::App& app, GlobalOptions& global);
 void add_sim_command(CLI::App& app, GlobalOptions& global);
 void add_model_command(CLI::App& app, GlobalOptions& global);
+void add_record_command(CLI::App& app, GlobalOptions& global);  // record and export
 
 }  // namespace ttmem::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add_leaks_command(app, global);
   add_sim_command(app, global);
   add_model_command(app, global);
+  add_record_command(app, global);
 
   try {
     app.parse(argc, argv);

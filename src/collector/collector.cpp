@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "collector/address_map.h"
+#include "collector/query.h"
 #include "common/clock.h"
 #include "common/proc.h"
 
@@ -168,6 +169,13 @@ void Collector::scan_directory() {
       ++it;
       continue;
     }
+    // The mapping outlives the unlink: deliver the events the process wrote last (a client that
+    // exits with nothing live removes its own segment) before forgetting it.
+    if (options_.drain_events && sink_) {
+      ProcessKey key{it->second.reader->pid(), it->second.reader->start_time()};
+      it->second.reader->drain(
+          [&](uint32_t device, const pr::EventRecord& ev) { sink_(key, device, ev); });
+    }
     if (it->second.pidfd >= 0) ::close(it->second.pidfd);
     it = segments_.erase(it);
   }
@@ -206,6 +214,15 @@ void Collector::reap(const std::string& path, Tracked& t) {
   }
   ::unlink(path.c_str());
   reaped_.insert(path);
+}
+
+std::optional<Collector::ProcessAccess> Collector::process(const ProcessKey& key) const {
+  for (const auto& [path, t] : segments_) {
+    if (t.reader->pid() == key.pid && t.reader->start_time() == key.start_time) {
+      return ProcessAccess{t.reader.get(), &t.state};
+    }
+  }
+  return std::nullopt;
 }
 
 void Collector::refresh() {
@@ -301,11 +318,15 @@ void Collector::build_snapshot() {
       if (std::find(v.logical_ids.begin(), v.logical_ids.end(), d) == v.logical_ids.end()) {
         v.logical_ids.push_back(d);
       }
+      ProcessDeviceTotals totals;
+      totals.chip_id = slot.chip_id;
       for (uint32_t k = 0; k < kNumKinds; ++k) {
         const pr::KindCounters& c = st.counters[d][k];
         v.kinds[k].peak += c.peak_reserved;
         v.kinds[k].total_allocs += c.total_allocs;
         v.kinds[k].total_frees += c.total_frees;
+        totals.allocs[k] = c.total_allocs;
+        totals.frees[k] = c.total_frees;
       }
       uint64_t head = st.ring_heads[d];
       uint64_t lost = options_.drain_events
@@ -313,6 +334,8 @@ void Collector::build_snapshot() {
                           : (head > r.ring_capacity() ? head - r.ring_capacity() : 0);
       v.dropped_events += lost;
       p.dropped_events += lost;
+      totals.dropped_events = lost;
+      p.device_totals.push_back(totals);
     }
 
     // Tag ids are small per-segment integers: resolve each to its TagUsage once.
@@ -402,11 +425,7 @@ void Collector::build_snapshot() {
     cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;
     std::sort(v.logical_ids.begin(), v.logical_ids.end());
   }
-  std::sort(s.devices.begin(), s.devices.end(), [](const DeviceView& a, const DeviceView& b) {
-    uint32_t la = a.logical_ids.empty() ? UINT32_MAX : a.logical_ids[0];
-    uint32_t lb = b.logical_ids.empty() ? UINT32_MAX : b.logical_ids[0];
-    return la != lb ? la < lb : a.chip_id < b.chip_id;
-  });
+  std::sort(s.devices.begin(), s.devices.end(), device_order);
   std::sort(s.tags.begin(), s.tags.end(), [](const TagUsage& a, const TagUsage& b) {
     uint64_t ta = 0, tb = 0;
     for (uint32_t k = 0; k < kNumKinds; ++k) {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -55,6 +56,15 @@ class Collector {
 
   // Receives every ring event read (needs drain_events).
   void set_event_sink(ProcessEventSink sink) { sink_ = std::move(sink); }
+
+  // The reader and latest state of a tracked process, or nullopt once it has left the model: for
+  // event-sink consumers (the recorder) that need its device descriptors and tag strings. Valid
+  // until the next refresh(); callable from inside the sink.
+  struct ProcessAccess {
+    const SegmentReader* reader;
+    const SegmentState* state;
+  };
+  std::optional<ProcessAccess> process(const ProcessKey& key) const;
 
   // An fd that becomes readable when wait() has work: for embedding in another event loop.
   int fd() const { return epoll_fd_; }

@@ -134,6 +134,18 @@ json status_json(const Snapshot& s) {
           {"problems", problems}};
 }
 
+json buffers_json(const BufferSelection& selection) {
+  json arr = json::array();
+  for (const BufferView* b : selection.rows) arr.push_back(to_json(*b));
+  return {{"total", selection.total}, {"buffers", arr}};
+}
+
+json leaks_json(const std::vector<LeakRecord>& leaks) {
+  json arr = json::array();
+  for (const auto& l : leaks) arr.push_back(to_json(l));
+  return {{"leaks", arr}};
+}
+
 LeakRecord leak_from_json(const json& j) {
   LeakRecord l;
   l.pid = j.at("pid").get<pid_t>();

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "collector/model.h"
+#include "collector/query.h"
 
 namespace ttmem {
 
@@ -18,6 +19,12 @@ nlohmann::json to_json(const SegmentProblem& p);
 
 // {"devices":[...],"processes":[...],"dropped_events":N,"problems":[...]} (no buffers or leaks).
 nlohmann::json status_json(const Snapshot& s);
+
+// {"total":N,"buffers":[...]}: `ttmem buffers --json` and GET /api/v1/buffers.
+nlohmann::json buffers_json(const BufferSelection& selection);
+
+// {"leaks":[...]}: `ttmem leaks --json` and GET /api/v1/leaks.
+nlohmann::json leaks_json(const std::vector<LeakRecord>& leaks);
 
 // Throws nlohmann::json::exception on a malformed record.
 LeakRecord leak_from_json(const nlohmann::json& j);

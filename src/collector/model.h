@@ -75,6 +75,15 @@ struct DeviceView {
   uint64_t dropped_events = 0;      // history events lost for this device (all processes)
 };
 
+// A process's lifetime counters on one device: what cumulative metrics (Prometheus counters) need
+// to stay monotonic when the process ends and leaves the model.
+struct ProcessDeviceTotals {
+  uint64_t chip_id = 0;
+  std::array<uint64_t, kNumKinds> allocs{};
+  std::array<uint64_t, kNumKinds> frees{};
+  uint64_t dropped_events = 0;
+};
+
 struct ProcessView {
   pid_t pid = 0;
   uint64_t start_time = 0;
@@ -90,6 +99,7 @@ struct ProcessView {
   protocol::ProcessCounters counters{};  // reports the client could not record
   uint64_t torn_records = 0;             // records that kept changing while read
   uint64_t corrupt_records = 0;          // records that failed validation
+  std::vector<ProcessDeviceTotals> device_totals;  // one per registered device
 };
 
 // An outstanding buffer of a process that died (or exited) without freeing it.

@@ -1,0 +1,242 @@
+#include "daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "collector/external.h"
+#include "common/clock.h"
+#include "daemon/legacy_ingest.h"
+
+namespace ttmem::daemon {
+
+namespace {
+
+enum : uint64_t { kTagCollector = 1, kTagTimer, kTagStop, kTagSignal, kTagLegacy };
+
+void epoll_add(int epoll_fd, int fd, uint64_t tag, uint32_t events = EPOLLIN) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = tag;
+  if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    throw std::runtime_error(fmt::format("epoll_ctl: {}", std::strerror(errno)));
+  }
+}
+
+CollectorOptions collector_options(const DaemonOptions& o) {
+  CollectorOptions c;
+  c.dir = o.dir;
+  c.reap = o.reap;
+  return c;
+}
+
+}  // namespace
+
+bool is_loopback(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) == 1) return (ntohl(a.s_addr) >> 24) == 127;
+  return false;
+}
+
+std::pair<std::string, int> parse_listen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+    throw std::invalid_argument(
+        fmt::format("--listen '{}' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464)", listen));
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  std::string port_text = listen.substr(colon + 1);
+  int port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9' || port > 65535) {
+      throw std::invalid_argument(fmt::format("--listen port '{}' is not a number", port_text));
+    }
+    port = port * 10 + (c - '0');
+  }
+  if (port > 65535) throw std::invalid_argument("--listen port must be 0..65535");
+  return {host, port};
+}
+
+struct Daemon::Http {
+  httplib::Server server;
+  std::thread thread;
+};
+
+Daemon::Daemon(DaemonOptions options)
+    : options_(std::move(options)),
+      collector_(collector_options(options_)),
+      history_(options_.history),
+      http_(std::make_unique<Http>()) {
+  auto [host, port] = parse_listen(options_.listen);
+  if (!is_loopback(host) && options_.token.empty()) {
+    throw std::runtime_error(fmt::format(
+        "refusing to serve on {} without a token: anyone who can reach it could read this "
+        "host's processes and buffers. Pass --token-file FILE (clients then send "
+        "'Authorization: Bearer <token>'), or listen on 127.0.0.1",
+        host));
+  }
+  host_ = host;
+  if (!options_.legacy_socket.empty()) {
+    legacy_ = std::make_unique<LegacyIngest>(options_.legacy_socket, options_.legacy_form);
+  }
+
+  ApiOptions api;
+  api.token = options_.token;
+  api.metrics.per_process = options_.process_metrics;
+  api.metrics.version = TTMEM_VERSION;
+  install_routes(http_->server, board_, history_, api);
+  port_ = port == 0 ? http_->server.bind_to_any_port(host_)
+                    : (http_->server.bind_to_port(host_, port) ? port : -1);
+  if (port_ < 0) {
+    throw std::runtime_error(fmt::format(
+        "cannot listen on {}: the address is in use or not local; choose another with --listen",
+        options_.listen));
+  }
+
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || timer_fd_ < 0 || stop_fd_ < 0) {
+    throw std::runtime_error(fmt::format("cannot create the event loop: {}", std::strerror(errno)));
+  }
+  // Edge-triggered: a dead process's pidfd stays readable until it is reaped; one wake-up per
+  // change is enough, and the timer refreshes anyway.
+  epoll_add(epoll_fd_, collector_.fd(), kTagCollector, EPOLLIN | EPOLLET);
+  epoll_add(epoll_fd_, timer_fd_, kTagTimer);
+  epoll_add(epoll_fd_, stop_fd_, kTagStop);
+  if (legacy_) epoll_add(epoll_fd_, legacy_->fd(), kTagLegacy);
+  itimerspec its{};
+  its.it_interval.tv_sec = time_t(options_.refresh_ms / 1000);
+  its.it_interval.tv_nsec = long(options_.refresh_ms % 1000) * 1'000'000;
+  its.it_value = its.it_interval;
+  ::timerfd_settime(timer_fd_, 0, &its, nullptr);
+
+  refresh_and_publish();
+  http_->thread = std::thread([this] { http_->server.listen_after_bind(); });
+}
+
+Daemon::~Daemon() {
+  http_->server.stop();
+  if (http_->thread.joinable()) http_->thread.join();
+  for (int fd : {epoll_fd_, timer_fd_, stop_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+std::string Daemon::url() const {
+  bool v6 = host_.find(':') != std::string::npos;
+  return fmt::format("http://{}{}{}:{}", v6 ? "[" : "", host_, v6 ? "]" : "", port_);
+}
+
+void Daemon::stop() {
+  uint64_t one = 1;
+  ssize_t n = ::write(stop_fd_, &one, sizeof one);
+  (void)n;
+}
+
+void Daemon::publish() {
+  auto pub = std::make_shared<Published>();
+  pub->snapshot = collector_.snapshot();
+  if (legacy_) {
+    merge_external(pub->snapshot, legacy_->processes());
+    pub->legacy_connections = legacy_->connections();
+    pub->legacy_rejected_bytes = legacy_->rejected_bytes();
+  }
+  ledger_.update(pub->snapshot);
+  pub->totals = ledger_.totals();
+  history_.sample(pub->snapshot);
+  board_.publish(std::move(pub));
+}
+
+void Daemon::refresh_and_publish() {
+  collector_.refresh();
+  publish();
+}
+
+int Daemon::run(bool handle_signals) {
+  int signal_fd = -1;
+  if (handle_signals) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal_fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd >= 0) epoll_add(epoll_fd_, signal_fd, kTagSignal);
+  }
+  bool running = true;
+  bool dirty = false;
+  uint64_t last_publish = monotonic_ns();
+  while (running) {
+    int timeout = -1;
+    if (legacy_) timeout = legacy_->next_timeout_ms();
+    if (dirty) timeout = timeout < 0 ? 50 : std::min(timeout, 50);
+    epoll_event events[16];
+    int n = ::epoll_wait(epoll_fd_, events, 16, timeout);
+    if (n < 0 && errno != EINTR) break;
+    bool refresh = false;
+    for (int i = 0; i < n; ++i) {
+      switch (events[i].data.u64) {
+        case kTagTimer: {
+          uint64_t expirations;
+          while (::read(timer_fd_, &expirations, sizeof expirations) > 0) {
+          }
+          refresh = true;
+          break;
+        }
+        case kTagCollector:
+          refresh = true;
+          break;
+        case kTagStop:
+        case kTagSignal:
+          running = false;
+          break;
+        case kTagLegacy:
+          break;
+      }
+    }
+    if (legacy_ && legacy_->poll(collector_.snapshot())) dirty = true;
+    if (legacy_) {
+      if (auto leaks = legacy_->take_leaks(); !leaks.empty()) {
+        if (std::string err = collector_.leak_store().save(leaks); !err.empty()) {
+          std::fprintf(stderr, "ttmemd: cannot save leak report of a legacy client: %s\n",
+                       err.c_str());
+        }
+        refresh = true;  // the leak list changed
+      }
+    }
+    if (refresh) {
+      collector_.wait(0);  // drains inotify, then refreshes
+      publish();
+      dirty = false;
+      last_publish = monotonic_ns();
+    } else if (dirty && monotonic_ns() - last_publish >= 50'000'000) {
+      // Legacy messages changed the model: show them without waiting for the timer, but at most
+      // 20 times a second however chatty the clients are.
+      publish();
+      dirty = false;
+      last_publish = monotonic_ns();
+    }
+  }
+  if (signal_fd >= 0) ::close(signal_fd);
+  return 0;
+}
+
+}  // namespace ttmem::daemon

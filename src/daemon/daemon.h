@@ -1,0 +1,70 @@
+// ttmemd: one single-threaded event loop (epoll over the collector's fd, the legacy listener and
+// a timer) that owns the collector and the legacy connections, and publishes an immutable
+// snapshot to the HTTP server's threads after each refresh.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "collector/collector.h"
+#include "collector/history.h"
+#include "daemon/http_api.h"
+#include "daemon/metrics.h"
+
+namespace ttmem::daemon {
+
+class LegacyIngest;
+
+struct DaemonOptions {
+  std::string dir;                  // segment directory ("" = default)
+  std::string listen = "127.0.0.1:9464";  // host:port; port 0 picks a free one
+  std::string token;                // required for a non-loopback address
+  uint64_t refresh_ms = 500;
+  HistoryOptions history;
+  bool process_metrics = true;
+  std::string legacy_socket;        // "" = no legacy ingest
+  uint32_t legacy_form = 0;         // 0 = detect, else 72, 112 or 144
+  bool reap = true;
+};
+
+// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
+bool is_loopback(const std::string& host);
+
+// Splits "host:port" / "[v6]:port"; throws std::invalid_argument saying what is expected.
+std::pair<std::string, int> parse_listen(const std::string& listen);
+
+class Daemon {
+ public:
+  // Validates the options, starts the collector, binds the HTTP port and the legacy socket.
+  // Throws std::runtime_error with what to do.
+  explicit Daemon(DaemonOptions options);
+  ~Daemon();
+
+  // The bound HTTP URL, e.g. http://127.0.0.1:9464.
+  std::string url() const;
+
+  // Runs until stop() or SIGINT/SIGTERM (when handle_signals). Returns the exit code.
+  int run(bool handle_signals);
+  void stop();
+
+ private:
+  void refresh_and_publish();
+  void publish();
+
+  DaemonOptions options_;
+  Collector collector_;
+  HistoryStore history_;
+  CounterLedger ledger_;
+  SnapshotBoard board_;
+  std::unique_ptr<LegacyIngest> legacy_;
+  struct Http;
+  std::unique_ptr<Http> http_;
+  std::string host_;
+  int port_ = 0;
+  int epoll_fd_ = -1;
+  int timer_fd_ = -1;
+  int stop_fd_ = -1;  // eventfd: stop() from any thread
+};
+
+}  // namespace ttmem::daemon

@@ -1,0 +1,228 @@
+#include "daemon/http_api.h"
+
+#include <httplib.h>
+
+#include <charconv>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "collector/json.h"
+#include "collector/query.h"
+#include "common/kinds.h"
+
+namespace ttmem::daemon {
+namespace {
+
+using nlohmann::json;
+
+// A rejected request: status and a message saying what to do.
+struct BadRequest {
+  int status;
+  std::string message;
+};
+
+void reply_json(httplib::Response& res, const json& j, int status = 200) {
+  res.status = status;
+  res.set_content(j.dump(), "application/json");
+}
+
+void reply_error(httplib::Response& res, int status, const std::string& message) {
+  reply_json(res, {{"error", message}}, status);
+}
+
+// Rejects parameters the endpoint does not know, so a typo is an error and not a silent no-op.
+void check_params(const httplib::Request& req, std::initializer_list<const char*> allowed) {
+  std::set<std::string> ok(allowed.begin(), allowed.end());
+  for (const auto& [name, value] : req.params) {
+    if (ok.count(name)) continue;
+    std::string list;
+    for (const auto& a : ok) list += (list.empty() ? "" : ", ") + a;
+    throw BadRequest{400, fmt::format("unknown parameter '{}'; this endpoint accepts: {}", name,
+                                      list.empty() ? "none" : list)};
+  }
+  for (const auto& name : ok) {
+    if (req.get_param_value_count(name) > 1) {
+      throw BadRequest{400, fmt::format("parameter '{}' given more than once", name)};
+    }
+  }
+}
+
+std::optional<std::string> param(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) return std::nullopt;
+  return req.get_param_value(name);
+}
+
+// A decimal integer in [0, max]; anything else is a 400 naming the parameter.
+uint64_t parse_uint(const std::string& name, const std::string& text, uint64_t max) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v > max) {
+    throw BadRequest{400, fmt::format("parameter '{}' must be a whole number from 0 to {} (got "
+                                      "'{}')",
+                                      name, max, text.substr(0, 64))};
+  }
+  return v;
+}
+
+uint64_t device_param(const Snapshot& s, const std::string& text) {
+  uint32_t id = uint32_t(parse_uint("device", text, protocol::kMaxDevices * 1024ull));
+  std::string error;
+  auto chip = find_device(s, id, &error);
+  if (!chip) throw BadRequest{400, error + " (GET /api/v1/devices lists them)"};
+  return *chip;
+}
+
+uint32_t kind_param(const std::string& text) {
+  std::string error;
+  auto kind = find_kind(text.substr(0, 64), &error);
+  if (!kind) throw BadRequest{400, error};
+  return *kind;
+}
+
+json history_json(const Snapshot& s, const HistoryStore& history, const httplib::Request& req) {
+  check_params(req, {"device", "kind", "seconds"});
+  std::optional<uint64_t> chip;
+  std::optional<uint32_t> kind;
+  if (auto d = param(req, "device")) chip = device_param(s, *d);
+  if (auto k = param(req, "kind")) kind = kind_param(*k);
+  uint64_t since = 0;
+  if (auto secs = param(req, "seconds")) {
+    uint64_t window = parse_uint("seconds", *secs, 10ull * 365 * 86400);
+    uint64_t now = s.taken_realtime_ns;
+    since = now > window * 1'000'000'000 ? now - window * 1'000'000'000 : 0;
+  }
+  std::map<uint64_t, const DeviceView*> devices;
+  for (const auto& d : s.devices) devices[d.chip_id] = &d;
+  json series = json::array();
+  for (const auto& [c, k] : history.series()) {
+    if ((chip && c != *chip) || (kind && k != *kind)) continue;
+    json points = json::array();
+    for (const auto& p : history.query(c, k, since)) {
+      points.push_back({p.realtime_ns, p.requested, p.reserved, p.buffers});
+    }
+    auto d = devices.find(c);
+    series.push_back({{"chip_id", c},
+                      {"logical_ids", d != devices.end() ? d->second->logical_ids
+                                                         : std::vector<uint32_t>{}},
+                      {"kind", kind_name(k)},
+                      {"points", points}});
+  }
+  return {{"resolution_ms", history.options().resolution_ms},
+          {"retention_s", history.options().retention_s},
+          {"columns", {"realtime_ns", "requested_bytes", "reserved_bytes", "buffers"}},
+          {"series", series}};
+}
+
+json buffers_query(const Snapshot& s, const httplib::Request& req) {
+  check_params(req, {"device", "kind", "pid", "sort", "limit"});
+  BufferFilter f;
+  if (auto d = param(req, "device")) f.chip_id = device_param(s, *d);
+  if (auto k = param(req, "kind")) f.kind = kind_param(*k);
+  if (auto p = param(req, "pid")) {
+    f.pid = pid_t(parse_uint("pid", *p, 1u << 30));
+    std::string error;
+    if (!has_process(s, *f.pid, &error)) throw BadRequest{400, error};
+  }
+  if (auto sort = param(req, "sort")) {
+    if (*sort == "size") {
+      f.sort = BufferSort::Size;
+    } else if (*sort == "age") {
+      f.sort = BufferSort::Age;
+    } else {
+      throw BadRequest{400, "parameter 'sort' must be 'size' or 'age'"};
+    }
+  }
+  if (auto l = param(req, "limit")) f.limit = size_t(parse_uint("limit", *l, 1u << 24));
+  return buffers_json(select_buffers(s, f));
+}
+
+}  // namespace
+
+void install_routes(httplib::Server& server, const SnapshotBoard& board,
+                    const HistoryStore& history, const ApiOptions& options) {
+  const std::string token = options.token;
+  server.set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
+    if (token.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string want = "Bearer " + token;
+    const std::string& got = req.get_header_value("Authorization");
+    // Constant-time comparison: the time taken does not reveal how much of the token matched.
+    unsigned diff = got.size() != want.size();
+    for (size_t i = 0; i < want.size(); ++i) diff |= unsigned(want[i] ^ (i < got.size() ? got[i] : 0));
+    if (diff == 0) return httplib::Server::HandlerResponse::Unhandled;
+    res.set_header("WWW-Authenticate", "Bearer");
+    reply_error(res, 401,
+                "this ttmemd needs a token: send 'Authorization: Bearer <token>' (ttmem: "
+                "--token-file or TTMEM_TOKEN; Prometheus: authorization.credentials_file)");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  // One wrapper for every JSON endpoint: the current publication, and errors as JSON.
+  auto route = [&server, &board](const char* path, auto body) {
+    server.Get(path, [&board, body](const httplib::Request& req, httplib::Response& res) {
+      auto pub = board.current();
+      try {
+        reply_json(res, body(*pub, req));
+      } catch (const BadRequest& e) {
+        reply_error(res, e.status, e.message);
+      } catch (const std::exception& e) {
+        reply_error(res, 500, std::string("internal error: ") + e.what());
+      }
+    });
+  };
+  route("/api/v1/status", [](const Published& p, const httplib::Request& req) {
+    check_params(req, {});
+    return status_json(p.snapshot);
+  });
+  route("/api/v1/devices", [](const Published& p, const httplib::Request& req) {
+    check_params(req, {});
+    json arr = json::array();
+    for (const auto& d : p.snapshot.devices) arr.push_back(to_json(d));
+    return json{{"devices", arr}};
+  });
+  route("/api/v1/processes", [](const Published& p, const httplib::Request& req) {
+    check_params(req, {});
+    json arr = json::array();
+    for (const auto& x : p.snapshot.processes) arr.push_back(to_json(x));
+    return json{{"processes", arr}};
+  });
+  route("/api/v1/buffers", [](const Published& p, const httplib::Request& req) {
+    return buffers_query(p.snapshot, req);
+  });
+  route("/api/v1/leaks", [](const Published& p, const httplib::Request& req) {
+    check_params(req, {});
+    return leaks_json(p.snapshot.leaks);
+  });
+  route("/api/v1/history", [&history](const Published& p, const httplib::Request& req) {
+    return history_json(p.snapshot, history, req);
+  });
+
+  MetricsOptions metrics = options.metrics;
+  server.Get("/metrics", [&board, metrics](const httplib::Request&, httplib::Response& res) {
+    auto pub = board.current();
+    MetricsInput in{&pub->snapshot, &pub->totals, pub->legacy_connections,
+                    pub->legacy_rejected_bytes};
+    res.set_content(render_metrics(in, metrics), "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  // Read-only: every other method is refused, every other path is a JSON 404.
+  auto refuse = [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Allow", "GET, HEAD");
+    reply_error(res, 405, "the ttmemd API is read-only: use GET");
+  };
+  server.Post(".*", refuse);
+  server.Put(".*", refuse);
+  server.Patch(".*", refuse);
+  server.Delete(".*", refuse);
+  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404 && res.body.empty()) {
+      reply_error(res, 404,
+                  fmt::format("no endpoint {}; try /api/v1/status, /api/v1/devices, "
+                              "/api/v1/processes, /api/v1/buffers, /api/v1/leaks, "
+                              "/api/v1/history or /metrics",
+                              req.path.substr(0, 128)));
+    }
+  });
+}
+
+}  // namespace ttmem::daemon

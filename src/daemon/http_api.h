@@ -1,0 +1,57 @@
+// ttmemd's HTTP API: read-only JSON under /api/v1/ and Prometheus text at /metrics.
+//
+// cpp-httplib serves requests on its own threads. They never touch the collector: the event loop
+// publishes an immutable Published value (copy-on-publish) through SnapshotBoard, and a handler
+// takes a shared_ptr to the current one for the duration of one request. The history store has
+// its own lock.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "collector/history.h"
+#include "collector/model.h"
+#include "daemon/metrics.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace ttmem::daemon {
+
+// Everything a request may read, as of one refresh of the event loop.
+struct Published {
+  Snapshot snapshot;  // segments and legacy connections merged
+  std::map<uint64_t, ChipTotals> totals;
+  uint64_t legacy_connections = 0;
+  uint64_t legacy_rejected_bytes = 0;
+};
+
+class SnapshotBoard {
+ public:
+  void publish(std::shared_ptr<const Published> p) {
+    std::lock_guard lock(mu_);
+    current_ = std::move(p);
+  }
+  std::shared_ptr<const Published> current() const {
+    std::lock_guard lock(mu_);
+    return current_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Published> current_ = std::make_shared<Published>();
+};
+
+struct ApiOptions {
+  std::string token;  // non-empty: every request needs "Authorization: Bearer <token>"
+  MetricsOptions metrics;
+};
+
+// Registers every route on `server`. board and history must outlive the server.
+void install_routes(httplib::Server& server, const SnapshotBoard& board,
+                    const HistoryStore& history, const ApiOptions& options);
+
+}  // namespace ttmem::daemon

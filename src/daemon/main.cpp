@@ -1,0 +1,90 @@
+// ttmemd: the collector plus an HTTP API, Prometheus /metrics and legacy socket ingest.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "daemon/daemon.h"
+#include "protocol/legacy.h"
+
+namespace {
+
+// The token is the file's first line, without surrounding whitespace; an empty or unreadable
+// file is an error, never a silently open server.
+std::string read_token(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read token file " + path);
+  std::string line;
+  std::getline(in, line);
+  auto b = line.find_first_not_of(" \t\r");
+  auto e = line.find_last_not_of(" \t\r");
+  if (b == std::string::npos) {
+    throw std::runtime_error("token file " + path + " is empty; put the token on its first line");
+  }
+  return line.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace ttmem::daemon;
+  CLI::App app{"ttmemd: device-memory tracking daemon (HTTP API, Prometheus metrics, legacy "
+               "socket ingest)"};
+  app.set_version_flag("--version", std::string("ttmemd ") + TTMEM_VERSION);
+  DaemonOptions o;
+  std::string token_file;
+  bool legacy = false;
+  bool no_process_metrics = false;
+  bool no_reap = false;
+  app.add_option("--dir", o.dir, "Segment directory (default: $TTMEM_DIR, else /dev/shm/ttmem-<uid>)");
+  app.add_option("--listen", o.listen, "HTTP address HOST:PORT (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--token-file", token_file,
+                 "File whose first line is the bearer token every request must carry; required "
+                 "to listen on a non-loopback address");
+  app.add_option("--interval", o.refresh_ms, "Refresh interval in milliseconds")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  app.add_option("--history-resolution", o.history.resolution_ms,
+                 "History: one point per device and kind every N milliseconds")
+      ->check(CLI::Range(10, 3600000))
+      ->capture_default_str();
+  app.add_option("--history-retention", o.history.retention_s,
+                 "History: keep N seconds of points")
+      ->check(CLI::Range(1, 31 * 86400))
+      ->capture_default_str();
+  app.add_flag("--no-process-metrics", no_process_metrics,
+               "Leave the per-process families out of /metrics");
+  app.add_flag("--legacy", legacy,
+               "Listen for the lineage's AllocMessage clients on the legacy socket");
+  app.add_option("--legacy-socket", o.legacy_socket,
+                 std::string("Legacy socket path (implies --legacy; default ") +
+                     ttmem::protocol::legacy::kDefaultSocketPath + ")");
+  app.add_option("--legacy-message-size", o.legacy_form,
+                 "Legacy message size: 72, 112 or 144 bytes; 0 detects it per connection")
+      ->check(CLI::IsMember({0, 72, 112, 144}))
+      ->capture_default_str();
+  app.add_flag("--no-reap", no_reap,
+               "Leave dead processes' segments for another collector to report");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  o.process_metrics = !no_process_metrics;
+  o.reap = !no_reap;
+  if (legacy && o.legacy_socket.empty()) o.legacy_socket = ttmem::protocol::legacy::kDefaultSocketPath;
+  try {
+    if (!token_file.empty()) o.token = read_token(token_file);
+    Daemon d(o);
+    // The first line on stdout is the URL, so scripts and tests can start ttmemd on port 0.
+    std::printf("ttmemd listening on %s\n", d.url().c_str());
+    if (!o.legacy_socket.empty()) std::printf("legacy ingest on %s\n", o.legacy_socket.c_str());
+    std::fflush(stdout);
+    return d.run(/*handle_signals=*/true);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ttmemd: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,224 @@
+#include "daemon/metrics.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "collector/query.h"
+
+#include "common/kinds.h"
+
+namespace ttmem::daemon {
+
+void CounterLedger::update(const Snapshot& s) {
+  std::map<Key, std::vector<ProcessDeviceTotals>> now;
+  for (const auto& p : s.processes) now[{p.pid, p.segment}] = p.device_totals;
+  // A process that left: its last seen counters become part of the retired sums.
+  for (const auto& [key, devices] : live_) {
+    if (now.count(key)) continue;
+    for (const auto& d : devices) {
+      ChipTotals& r = retired_[d.chip_id];
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        r.allocs[k] += d.allocs[k];
+        r.frees[k] += d.frees[k];
+      }
+      r.dropped_events += d.dropped_events;
+    }
+  }
+  live_ = std::move(now);
+  std::map<uint64_t, ChipTotals> totals = retired_;
+  for (const auto& [key, devices] : live_) {
+    for (const auto& d : devices) {
+      ChipTotals& t = totals[d.chip_id];
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        t.allocs[k] += d.allocs[k];
+        t.frees[k] += d.frees[k];
+      }
+      t.dropped_events += d.dropped_events;
+    }
+  }
+  // A live process's counter can only grow, and retiring moves its value from the live to the
+  // retired sum, so each total is monotonic; max() guards against a process's final counts
+  // never having been seen by an earlier snapshot.
+  for (auto& [chip, t] : totals) {
+    const ChipTotals& prev = totals_[chip];
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      t.allocs[k] = std::max(t.allocs[k], prev.allocs[k]);
+      t.frees[k] = std::max(t.frees[k], prev.frees[k]);
+    }
+    t.dropped_events = std::max(t.dropped_events, prev.dropped_events);
+  }
+  totals_ = std::move(totals);
+}
+
+std::string escape_label(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+class Writer {
+ public:
+  // Starts a metric family with its HELP and TYPE lines.
+  void family(const char* name, const char* type, const char* help) {
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  void sample(const char* name, const std::string& labels, uint64_t value) {
+    out_ += labels.empty() ? fmt::format("{} {}\n", name, value)
+                           : fmt::format("{}{{{}}} {}\n", name, labels, value);
+  }
+  void sample(const char* name, const std::string& labels, int64_t value) {
+    out_ += fmt::format("{}{{{}}} {}\n", name, labels, value);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+std::string device_labels(const DeviceView& d) {
+  std::string ids = join_ids(d.logical_ids);
+  return fmt::format("device=\"{}\",chip_id=\"{:#x}\"", ids.empty() ? "-" : ids, d.chip_id);
+}
+
+constexpr size_t kMaxCommandLabel = 64;
+
+}  // namespace
+
+std::string render_metrics(const MetricsInput& in, const MetricsOptions& options) {
+  const Snapshot& s = *in.snapshot;
+  Writer w;
+  w.family("ttmem_build_info", "gauge", "Build of the ttmemd serving these metrics.");
+  w.sample("ttmem_build_info", fmt::format("version=\"{}\"", escape_label(options.version)),
+           uint64_t{1});
+
+  w.family("ttmem_device_info", "gauge", "Tracked devices (value 1) with their architecture.");
+  for (const auto& d : s.devices) {
+    w.sample("ttmem_device_info",
+             fmt::format("{},arch=\"{}\",board=\"{}\"", device_labels(d), arch_name(d.arch),
+                         escape_label(d.board)),
+             uint64_t{1});
+  }
+
+  struct KindGauge {
+    const char* name;
+    const char* help;
+    uint64_t KindUsage::*field;
+  };
+  static const KindGauge kGauges[] = {
+      {"ttmem_device_allocated_bytes", "Bytes held by live buffers (requested sizes).",
+       &KindUsage::requested},
+      {"ttmem_device_reserved_bytes",
+       "Bytes of address range the lock-step allocator reserved over all banks.",
+       &KindUsage::reserved},
+      {"ttmem_device_capacity_bytes", "Allocatable bytes over all banks.", &KindUsage::capacity},
+      {"ttmem_device_peak_reserved_bytes", "Highest reserved bytes seen.", &KindUsage::peak},
+      {"ttmem_device_largest_free_block_bytes",
+       "Largest contiguous free range in one bank: the biggest per-bank buffer that still fits.",
+       &KindUsage::largest_free_block},
+      {"ttmem_device_buffers", "Live buffers (CB kind: live circular buffers).",
+       &KindUsage::count},
+  };
+  for (const auto& g : kGauges) {
+    w.family(g.name, "gauge", g.help);
+    for (const auto& d : s.devices) {
+      std::string base = device_labels(d);
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        const KindUsage& u = d.kinds[k];
+        if (u.capacity == 0 && u.reserved == 0 && u.count == 0 && u.total_allocs == 0) continue;
+        if (g.field == &KindUsage::largest_free_block &&
+            k == uint32_t(protocol::Kind::SystemMemory)) {
+          continue;  // no banks, no address map
+        }
+        w.sample(g.name, fmt::format("{},kind=\"{}\"", base, kind_name(k)), u.*(g.field));
+      }
+    }
+  }
+
+  w.family("ttmem_device_clash_margin_bytes", "gauge",
+           "Lowest L1 buffer address minus CB region end; negative means CBs clash with L1.");
+  for (const auto& d : s.devices) {
+    w.sample("ttmem_device_clash_margin_bytes", device_labels(d), d.clash_margin);
+  }
+
+  // Counters: every chip ever seen, with the labels it last had.
+  std::map<uint64_t, std::string> labels;
+  for (const auto& d : s.devices) labels[d.chip_id] = device_labels(d);
+  auto chip_labels = [&](uint64_t chip) {
+    auto it = labels.find(chip);
+    return it != labels.end() ? it->second
+                              : fmt::format("device=\"-\",chip_id=\"{:#x}\"", chip);
+  };
+  if (in.totals != nullptr) {
+    w.family("ttmem_allocations_total", "counter", "Buffer and CB allocations reported.");
+    for (const auto& [chip, t] : *in.totals) {
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        if (t.allocs[k] == 0) continue;
+        w.sample("ttmem_allocations_total",
+                 fmt::format("{},kind=\"{}\"", chip_labels(chip), kind_name(k)), t.allocs[k]);
+      }
+    }
+    w.family("ttmem_frees_total", "counter", "Buffer and CB frees reported.");
+    for (const auto& [chip, t] : *in.totals) {
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        if (t.allocs[k] == 0 && t.frees[k] == 0) continue;
+        w.sample("ttmem_frees_total",
+                 fmt::format("{},kind=\"{}\"", chip_labels(chip), kind_name(k)), t.frees[k]);
+      }
+    }
+    w.family("ttmem_dropped_events_total", "counter",
+             "History events lost because a ring filled before it was read (totals stay exact).");
+    for (const auto& [chip, t] : *in.totals) {
+      w.sample("ttmem_dropped_events_total", chip_labels(chip), t.dropped_events);
+    }
+  }
+
+  w.family("ttmem_tracked_processes", "gauge", "Processes in the model (segments and legacy).");
+  w.sample("ttmem_tracked_processes", "", uint64_t(s.processes.size()));
+  w.family("ttmem_leaked_buffers", "gauge", "Leak records of processes that ended.");
+  w.sample("ttmem_leaked_buffers", "", uint64_t(s.leaks.size()));
+  w.family("ttmem_segment_problems", "gauge", "Segment files skipped because they failed checks.");
+  w.sample("ttmem_segment_problems", "", uint64_t(s.problems.size()));
+  w.family("ttmem_legacy_connections", "gauge", "Open legacy AllocMessage connections.");
+  w.sample("ttmem_legacy_connections", "", in.legacy_connections);
+  w.family("ttmem_legacy_rejected_bytes_total", "counter",
+           "Bytes of legacy input that were not valid messages.");
+  w.sample("ttmem_legacy_rejected_bytes_total", "", in.legacy_rejected_bytes);
+
+  if (options.per_process) {
+    w.family("ttmem_process_reserved_bytes", "gauge", "Reserved bytes per process and kind.");
+    for (const auto& p : s.processes) {
+      std::string cmd = p.command.substr(0, kMaxCommandLabel);
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        if (p.reserved[k] == 0) continue;
+        w.sample("ttmem_process_reserved_bytes",
+                 fmt::format("pid=\"{}\",command=\"{}\",kind=\"{}\"", p.pid, escape_label(cmd),
+                             kind_name(k)),
+                 p.reserved[k]);
+      }
+    }
+    w.family("ttmem_process_buffers", "gauge", "Live buffers per process (CBs excluded).");
+    for (const auto& p : s.processes) {
+      w.sample("ttmem_process_buffers",
+               fmt::format("pid=\"{}\",command=\"{}\"", p.pid,
+                           escape_label(p.command.substr(0, kMaxCommandLabel))),
+               p.buffers);
+    }
+  }
+  return w.take();
+}
+
+}  // namespace ttmem::daemon

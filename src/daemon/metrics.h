@@ -1,0 +1,57 @@
+// Prometheus exposition (text format 0.0.4) of the model. Names follow Prometheus's rules: base
+// units (bytes), `_bytes` and `_total` suffixes, and labels with bounded values (device, chip
+// id, kind; pid and command only in the per-process family, which can be switched off).
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "collector/model.h"
+
+namespace ttmem::daemon {
+
+// Lifetime totals per chip that stay monotonic when processes end: a process's last seen
+// counters are retired into a running sum when it leaves the model.
+struct ChipTotals {
+  std::array<uint64_t, kNumKinds> allocs{};
+  std::array<uint64_t, kNumKinds> frees{};
+  uint64_t dropped_events = 0;
+};
+
+class CounterLedger {
+ public:
+  // Call once per refreshed snapshot, in order.
+  void update(const Snapshot& s);
+  // Retired plus live totals, for every chip ever seen.
+  const std::map<uint64_t, ChipTotals>& totals() const { return totals_; }
+
+ private:
+  using Key = std::pair<pid_t, std::string>;  // pid + segment (unique per process)
+  std::map<Key, std::vector<ProcessDeviceTotals>> live_;
+  std::map<uint64_t, ChipTotals> retired_;
+  std::map<uint64_t, ChipTotals> totals_;
+};
+
+struct MetricsOptions {
+  bool per_process = true;
+  std::string version;
+};
+
+struct MetricsInput {
+  const Snapshot* snapshot = nullptr;
+  const std::map<uint64_t, ChipTotals>* totals = nullptr;
+  uint64_t legacy_connections = 0;
+  uint64_t legacy_rejected_bytes = 0;
+};
+
+std::string render_metrics(const MetricsInput& in, const MetricsOptions& options);
+
+// Escapes a label value per the exposition format (backslash, double quote, newline).
+std::string escape_label(const std::string& value);
+
+}  // namespace ttmem::daemon

@@ -1,0 +1,70 @@
+#include "daemon_harness.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <algorithm>
+
+#include <gtest/gtest.h>
+
+namespace ttmem::test {
+
+HttpReply http_get(const std::string& url, const std::string& path, const std::string& token) {
+  httplib::Client client(url);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(10);
+  httplib::Headers headers;
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+  auto res = client.Get(path, headers);
+  if (!res) return {};
+  return {res->status, res->body};
+}
+
+HttpReply http_delete(const std::string& url, const std::string& path) {
+  httplib::Client client(url);
+  auto res = client.Delete(path);
+  if (!res) return {};
+  return {res->status, res->body};
+}
+
+nlohmann::json get_json(const std::string& url, const std::string& path,
+                        const std::string& token) {
+  HttpReply r = http_get(url, path, token);
+  EXPECT_EQ(r.status, 200) << path << ": " << r.body;
+  return nlohmann::json::parse(r.body);
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+Ttmemd::Ttmemd(const std::string& dir, std::vector<std::string> extra) {
+  std::vector<std::string> argv = {TTMEMD, "--dir", dir, "--interval", "100"};
+  if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) {
+    extra.insert(extra.end(), {"--listen", "127.0.0.1:0"});
+  }
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  child_ = std::make_unique<Child>(argv, std::map<std::string, std::string>{});
+  auto line = child_->read_line(10000);
+  const std::string prefix = "ttmemd listening on ";
+  if (!line || line->rfind(prefix, 0) != 0) {
+    ADD_FAILURE() << "ttmemd did not start: " << line.value_or("(no output)");
+    return;
+  }
+  url_ = line->substr(prefix.size());
+}
+
+int Ttmemd::port() const { return std::stoi(url_.substr(url_.rfind(':') + 1)); }
+
+}  // namespace ttmem::test

@@ -1,0 +1,48 @@
+// Helpers for tests of ttmemd: a real daemon process on a free loopback port, HTTP GETs, and a
+// free-port finder for servers that cannot pick their own (Prometheus).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+namespace ttmem::test {
+
+struct HttpReply {
+  int status = 0;  // 0: no connection
+  std::string body;
+};
+
+// GET url+path (url like http://127.0.0.1:1234), with an optional bearer token.
+HttpReply http_get(const std::string& url, const std::string& path,
+                   const std::string& token = "");
+
+// DELETE (the API must refuse it).
+HttpReply http_delete(const std::string& url, const std::string& path);
+
+// GET that must answer 200 with JSON.
+nlohmann::json get_json(const std::string& url, const std::string& path,
+                        const std::string& token = "");
+
+// A loopback TCP port that was free a moment ago.
+int free_port();
+
+// ttmemd on 127.0.0.1, port 0 (unless extra has --listen), with `dir` as its segment directory, plus extra arguments.
+class Ttmemd {
+ public:
+  Ttmemd(const std::string& dir, std::vector<std::string> extra = {});
+  const std::string& url() const { return url_; }
+  int port() const;
+  Child& child() { return *child_; }
+
+ private:
+  std::unique_ptr<Child> child_;
+  std::string url_;
+};
+
+}  // namespace ttmem::test
