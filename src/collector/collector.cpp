@@ -366,9 +366,15 @@ void Collector::build_snapshot() {
           v.has_l1_buffers = true;
         }
       }
-      std::string tag_name = b.tag.empty() ? "(untagged)" : b.tag;
-      auto [ti, tnew] = tag_index.emplace(tag_name, s.tags.size());
-      if (tnew) s.tags.push_back(TagUsage{tag_name, {}, 0});
+      // find() before emplace(): emplace builds (allocates) a node even when the tag exists,
+      // and this runs once per live buffer on every refresh of a live viewer.
+      static const std::string kUntagged = "(untagged)";
+      const std::string& tag_name = b.tag.empty() ? kUntagged : b.tag;
+      auto ti = tag_index.find(tag_name);
+      if (ti == tag_index.end()) {
+        ti = tag_index.emplace(tag_name, s.tags.size()).first;
+        s.tags.push_back(TagUsage{tag_name, {}, 0});
+      }
       s.tags[ti->second].reserved[rec.kind] += b.reserved;
       s.tags[ti->second].buffers += 1;
       s.buffers.push_back(std::move(b));

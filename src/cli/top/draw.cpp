@@ -45,9 +45,9 @@ const std::array<Look, kNumStyles> kLooks = looks();
 
 }  // namespace
 
-Screen::Screen() {
+Screen::Screen(std::FILE* out, std::FILE* in, const char* term) {
   // newterm (not initscr) so a terminal ncurses cannot drive is an error, not an exit().
-  screen_ = newterm(nullptr, stdout, stdin);
+  screen_ = newterm(term, out, in);
   if (screen_ == nullptr) {
     throw std::runtime_error(
         "cannot start the terminal UI (is TERM set to a known terminal?); use --once for text");

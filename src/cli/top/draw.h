@@ -2,6 +2,8 @@
 // nothing about what goes where; styles become colours and attributes here and nowhere else.
 #pragma once
 
+#include <cstdio>
+
 #include "cli/top/layout.h"
 
 struct screen;  // ncurses' SCREEN
@@ -12,7 +14,8 @@ namespace ttmem::top {
 class Screen {
  public:
   // Throws std::runtime_error when the terminal cannot be used (unknown TERM, no tty).
-  Screen();
+  // `out`, `in` and `term` default to the process's terminal (the benchmark draws to /dev/null).
+  explicit Screen(std::FILE* out = stdout, std::FILE* in = stdin, const char* term = nullptr);
   ~Screen();
   Screen(const Screen&) = delete;
   Screen& operator=(const Screen&) = delete;

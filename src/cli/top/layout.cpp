@@ -53,11 +53,15 @@ std::string join_ids(const std::vector<uint32_t>& ids) {
   return s.empty() ? "?" : s;
 }
 
-// The program's file name without its directory or arguments: the same in every build tree.
-std::string program_name(const std::string& command) {
-  std::string first = command.substr(0, command.find(' '));
+// The command with its program's directory dropped ("/opt/x/model --b 1" -> "model --b 1"), so
+// the name shows in a narrow column; stable output keeps the name alone (arguments may hold
+// temporary paths).
+std::string short_command(const std::string& command, bool stable) {
+  size_t space = command.find(' ');
+  std::string first = command.substr(0, space);
   size_t slash = first.rfind('/');
-  return slash == std::string::npos ? first : first.substr(slash + 1);
+  std::string name = slash == std::string::npos ? first : first.substr(slash + 1);
+  return stable || space == std::string::npos ? name : name + command.substr(space);
 }
 
 std::string pid_text(pid_t pid, bool stable) { return stable ? "*" : std::to_string(pid); }
@@ -277,7 +281,7 @@ std::vector<Row> process_rows(const ViewModel& vm, bool stable) {
     r.push_back({std::to_string(p.cbs), s});
     r.push_back({std::to_string(p.dropped_events), p.dropped_events ? Style::kWarn : s});
     r.push_back({std::to_string(p.problems), p.problems ? Style::kCrit : s});
-    r.push_back({(p.exited ? "[exited] " : "") + (stable ? program_name(p.command) : p.command), s});
+    r.push_back({(p.exited ? "[exited] " : "") + short_command(p.command, stable), s});
     rows.push_back(std::move(r));
   }
   return rows;
