@@ -234,7 +234,7 @@ void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unic
 }
 
 void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unicode) {
-  const size_t dev_w = 5, margin_w = 12, bufs_w = 7;
+  const size_t dev_w = 5, margin_w = 17, bufs_w = 7;
   size_t rest = width > dev_w + margin_w + bufs_w ? width - dev_w - margin_w - bufs_w : 0;
   size_t cell = std::max<size_t>(rest / kBarKinds.size(), 7);
   size_t bar_w = cell > 9 ? cell - 9 : 0;  // " " + "100.0%" + "  "
