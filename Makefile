@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo install clean format
+.PHONY: all deps configure build test demo bench install clean format
 
 all: build
 
@@ -23,6 +23,14 @@ test: build
 
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)
+
+# Benchmarks with repetitions (median and p99), written to bench/results.json.
+BENCH_REPETITIONS ?= 10
+bench: build
+	@TTMEM_BENCH_CLI=$(BUILD_DIR)/src/cli/ttmem $(BUILD_DIR)/bench/ttmem_bench \
+	  --benchmark_repetitions=$(BENCH_REPETITIONS) --benchmark_report_aggregates_only=true \
+	  --benchmark_out=bench/results.json --benchmark_out_format=json
+	@/usr/bin/python3 scripts/bench_summary.py bench/results.json
 
 install: build
 	@cmake --install $(BUILD_DIR)

@@ -15,9 +15,11 @@ CollectorOptions collector_options(const GlobalOptions& global) {
   return o;
 }
 
-Snapshot take_snapshot(const GlobalOptions& global) {
+Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers) {
   try {
-    Collector c(collector_options(global));
+    CollectorOptions o = collector_options(global);
+    o.list_buffers = list_buffers;
+    Collector c(o);
     c.refresh();
     return c.snapshot();
   } catch (const std::runtime_error& e) {

@@ -15,7 +15,8 @@ namespace ttmem::cli {
 CollectorOptions collector_options(const GlobalOptions& global);
 
 // One snapshot of the chosen directory. Throws CliError if the collector cannot start.
-Snapshot take_snapshot(const GlobalOptions& global);
+// Without list_buffers only the aggregates are built (faster with many live buffers).
+Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers = true);
 
 // Device logical id -> chip id in the snapshot; throws CliError listing the known ids.
 uint64_t resolve_device(const Snapshot& s, uint32_t logical_id);

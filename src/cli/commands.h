@@ -29,6 +29,8 @@ class CliError : public std::runtime_error {
 void add_status_command(CLI::App& app, GlobalOptions& global);
 void add_buffers_command(CLI::App& app, GlobalOptions& global);
 void add_leaks_command(CLI::App& app, GlobalOptions& global);
+void add_sim_command(CLI::App& app, GlobalOptions& global);
+void add_model_command(CLI::App& app, GlobalOptions& global);
 void add_top_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace ttmem::cli

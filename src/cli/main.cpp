@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   add_status_command(app, global);
   add_buffers_command(app, global);
   add_leaks_command(app, global);
+  add_sim_command(app, global);
+  add_model_command(app, global);
   add_top_command(app, global);
 
   return run_app(app, argc, argv, "ttmem");

@@ -104,6 +104,7 @@ struct State {
   pr::Layout layout{};
   uint32_t slab_capacity = 0;
   uint32_t ring_capacity = 0;
+  bool use_tsc = false;  // time stamps are raw TSC ticks (see kClockTsc)
 
   // Slab slots not cached by a device: a stack guarded by pool_lock; the slab grows (and is
   // fallocated) a chunk at a time when the stack runs dry.
@@ -180,18 +181,6 @@ bool env_flag(const char* name) {
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
 
-bool make_dirs(const std::string& dir) {
-  std::string partial;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
-      partial = dir.substr(0, i);
-      if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return false;
-    }
-  }
-  struct stat st;
-  return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 void release_segment_mapping() {
   if (g_state.base != nullptr) ::munmap(g_state.base, g_state.size);
   if (g_state.fd >= 0) ::close(g_state.fd);
@@ -214,7 +203,7 @@ bool create_segment() {
   s.size = s.layout.segment_size;
 
   std::string dir = default_segment_dir();
-  if (!make_dirs(dir)) return false;
+  if (!make_private_dirs(dir)) return false;
   pid_t pid = ::getpid();
   uint64_t start = process_start_time(pid).value_or(0);
   std::snprintf(s.path, sizeof s.path, "%s/%s%d-%llu%s", dir.c_str(), pr::kSegmentPrefix,
@@ -256,6 +245,10 @@ bool create_segment() {
   h->start_time = start;
   h->created_realtime_ns = realtime_ns();
   h->created_monotonic_ns = monotonic_ns();
+  s.use_tsc = tsc_is_clocksource();
+  h->clock_source = s.use_tsc ? pr::kClockTsc : pr::kClockMonotonic;
+  h->tsc_reference = read_tsc();
+  h->monotonic_reference_ns = monotonic_ns();
   h->max_devices = pr::kMaxDevices;
   h->num_kinds = pr::kNumKinds;
   h->string_capacity = pr::kStringCapacity;
@@ -603,6 +596,9 @@ int reject(int status) {
 
 uint64_t div_ceil(uint64_t a, uint64_t b) { return b == 0 ? 0 : (a + b - 1) / b; }
 
+// An event's time stamp in the segment's clock_source units.
+inline uint64_t now() { return g_state.use_tsc ? read_tsc() : monotonic_ns(); }
+
 }  // namespace
 }  // namespace ttmem::client
 
@@ -674,21 +670,21 @@ int ttmem_buffer_alloc(const ttmem_buffer_desc* desc) {
   }
   r.tag = desc->tag != nullptr ? intern(desc->tag) : current_op();
   uint64_t reserved = reserved_bytes(*dev, r.kind, r.size_per_bank, r.size);
-  r.time_ns = ttmem::monotonic_ns();
+  r.time_ns = ttmem::client::now();
 
   Guard g(dev->lock);
-  uint32_t old = dev->index.erase(r.buffer_id);
-  if (old != SlotIndex::kNotFound) [[unlikely]] {
-    bump(&g_state.header->counters.duplicate_allocs);
-    free_slot_locked(desc->device, *dev, old, r.time_ns);
-  }
   uint32_t slot = take_slot(*dev);
   if (slot == UINT32_MAX) [[unlikely]] {
     bump(&g_state.header->counters.slab_overflow);
     return TTMEM_EFULL;
   }
+  uint32_t old = dev->index.exchange(r.buffer_id, slot);
+  if (old != SlotIndex::kNotFound) [[unlikely]] {
+    // The id is already live: tt-metal never does this, so the old record is stale. Replace it.
+    bump(&g_state.header->counters.duplicate_allocs);
+    free_slot_locked(desc->device, *dev, old, r.time_ns);
+  }
   write_record(slot, r);
-  dev->index.insert(r.buffer_id, slot);
   count_alloc(desc->device, r.kind, r.size, reserved);
   push_event(desc->device, *dev, event_from(pr::EventType::Alloc, r));
   return TTMEM_OK;
@@ -698,7 +694,7 @@ int ttmem_buffer_free(uint32_t device, uint64_t buffer_id) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
   DeviceState* dev = registered_device(device);
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
-  uint64_t now = ttmem::monotonic_ns();
+  uint64_t now = ttmem::client::now();
   Guard g(dev->lock);
   uint32_t slot = dev->index.erase(buffer_id);
   if (slot == SlotIndex::kNotFound) [[unlikely]] {
@@ -738,7 +734,7 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
   r.num_cores = r.num_banks;
   r.aux = byte(x0) | byte(y0) << 8 | byte(x1) << 16 | byte(y1) << 24;
   r.tag = current_op();
-  r.time_ns = ttmem::monotonic_ns();
+  r.time_ns = ttmem::client::now();
   uint64_t reserved = size_per_core * cores;
 
   Guard g(dev->lock);
@@ -762,7 +758,7 @@ int ttmem_cb_free_all(uint32_t device) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
   DeviceState* dev = registered_device(device);
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
-  uint64_t now = ttmem::monotonic_ns();
+  uint64_t now = ttmem::client::now();
   Guard g(dev->lock);
   if (dev->cb_count == 0) return TTMEM_OK;
   uint64_t bytes = 0;

@@ -16,7 +16,6 @@ bool SlotIndex::reserve(uint32_t max_entries) {
   entries_ = static_cast<Entry*>(p);
   capacity_ = cap;
   mask_ = cap - 1;
-  shift_ = 64 - unsigned(std::countr_zero(cap));
   size_ = 0;
   return true;
 }
@@ -36,21 +35,28 @@ uint32_t SlotIndex::find(uint64_t key) const {
   }
 }
 
-bool SlotIndex::insert(uint64_t key, uint32_t slot) {
-  if (size_ + 1 > capacity_ / 2) return false;
+uint32_t SlotIndex::exchange(uint64_t key, uint32_t slot) {
   for (size_t i = home(key);; i = (i + 1) & mask_) {
     Entry& e = entries_[i];
     if (e.value == 0) {
+      if (size_ + 1 > capacity_ / 2) return kNotFound;
       e.key = key;
       e.value = slot + 1;
       ++size_;
-      return true;
+      return kNotFound;
     }
     if (e.key == key) {
+      uint32_t old = e.value - 1;
       e.value = slot + 1;
-      return true;
+      return old;
     }
   }
+}
+
+bool SlotIndex::insert(uint64_t key, uint32_t slot) {
+  uint32_t before = size_;
+  uint32_t old = exchange(key, slot);
+  return old != kNotFound || size_ != before;
 }
 
 uint32_t SlotIndex::erase(uint64_t key) {

@@ -29,6 +29,10 @@ class SlotIndex {
   uint32_t find(uint64_t key) const;
   // False when the table is full (cannot happen while max_entries is respected).
   bool insert(uint64_t key, uint32_t slot);
+  // Maps key to slot; returns the slot it replaced, or kNotFound (also when the table is full,
+  // in which case nothing is stored: check size()). One probe for the allocation path, which
+  // must notice a duplicate id.
+  uint32_t exchange(uint64_t key, uint32_t slot);
   // Removes the key and returns its slot, or kNotFound.
   uint32_t erase(uint64_t key);
   uint32_t size() const { return size_; }
@@ -42,14 +46,16 @@ class SlotIndex {
   };
 
   size_t home(uint64_t key) const {
-    // Fibonacci hashing spreads sequential ids (tt-metal's unique_id counter) over the table.
-    return size_t((key * 0x9E3779B97F4A7C15ULL) >> shift_);
+    // Buffer ids are mostly a process-wide counter (tt-metal's unique_id), so the live set is a
+    // window of recent ids: keeping consecutive ids in consecutive entries keeps that window in
+    // a few cache lines. High bits are folded in so ids that differ only there (per-thread or
+    // per-device id spaces) do not pile onto one run.
+    return size_t(key ^ (key >> 21) ^ (key >> 42)) & mask_;
   }
 
   Entry* entries_ = nullptr;
   size_t capacity_ = 0;  // power of two
   size_t mask_ = 0;
-  unsigned shift_ = 64;
   uint32_t size_ = 0;
 };
 

@@ -36,18 +36,6 @@ int open_pidfd(pid_t pid) {
 #endif
 }
 
-bool ensure_dir(const std::string& dir) {
-  std::string partial;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
-      partial = dir.substr(0, i);
-      if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return false;
-    }
-  }
-  struct stat st;
-  return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 uint64_t reserved_of(const pr::BufferRecord& r, const pr::DeviceSlot& d) {
   if (r.kind == uint8_t(pr::Kind::Cb)) return r.size * r.num_cores;
   uint32_t banks = d.kinds[r.kind].num_banks;
@@ -60,7 +48,7 @@ Collector::Collector(CollectorOptions options)
     : options_(std::move(options)),
       leaks_(options_.dir.empty() ? default_segment_dir() + "/leaks" : options_.dir + "/leaks") {
   if (options_.dir.empty()) options_.dir = default_segment_dir();
-  if (!ensure_dir(options_.dir)) {
+  if (!make_private_dirs(options_.dir)) {
     throw std::runtime_error(fmt::format(
         "segment directory {} is not usable ({}); pass --dir or set TTMEM_DIR to a writable "
         "directory",
@@ -263,6 +251,9 @@ void Collector::build_snapshot() {
   // Per device and kind, the per-bank ranges for the address map.
   std::vector<std::array<std::vector<AddressRange>, kNumKinds>> ranges;
   std::unordered_map<std::string, size_t> tag_index;
+  size_t total_records = 0;
+  for (const auto& [path, t] : segments_) total_records += t.state.records.size();
+  if (options_.list_buffers) s.buffers.reserve(total_records);
 
   for (const auto& [path, t] : segments_) {
     const SegmentReader& r = *t.reader;
@@ -324,37 +315,34 @@ void Collector::build_snapshot() {
       p.dropped_events += lost;
     }
 
+    // Tag ids are small per-segment integers: resolve each to its TagUsage once.
+    std::vector<int> tag_of_id;
+    auto tag_usage = [&](uint32_t id) -> TagUsage& {
+      if (id >= tag_of_id.size()) tag_of_id.resize(size_t(id) + 1, -1);
+      if (tag_of_id[id] < 0) {
+        const std::string& text = r.tag(id);
+        std::string name = text.empty() ? "(untagged)" : text;
+        auto [ti, fresh] = tag_index.emplace(name, s.tags.size());
+        if (fresh) s.tags.push_back(TagUsage{name, {}, 0});
+        tag_of_id[id] = int(ti->second);
+      }
+      return s.tags[size_t(tag_of_id[id])];
+    };
+
     for (const auto& rec : st.records) {
       int m = local_to_model[rec.device];
       if (m < 0) continue;
       const pr::DeviceSlot& slot = *st.devices[rec.device];
       DeviceView& v = s.devices[size_t(m)];
-      BufferView b;
-      b.pid = p.pid;
-      b.process_start_time = p.start_time;
-      b.chip_id = slot.chip_id;
-      b.device = rec.device;
-      b.kind = rec.kind;
-      b.layout = rec.layout;
-      b.buffer_id = rec.buffer_id;
-      b.address = rec.address;
-      b.size = rec.size;
-      b.size_per_bank = rec.size_per_bank;
-      b.reserved = reserved_of(rec, slot);
-      b.page_size = rec.page_size;
-      b.num_banks = rec.num_banks;
-      b.num_cores = rec.num_cores;
-      for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
-      b.tag = r.tag(rec.tag);
-      b.time_ns = rec.time_ns;
-
+      const uint64_t reserved = reserved_of(rec, slot);
       const bool is_cb = rec.kind == uint8_t(pr::Kind::Cb);
+      const uint64_t requested = is_cb ? reserved : rec.size;
       KindUsage& ku = v.kinds[rec.kind];
-      ku.requested += is_cb ? b.reserved : b.size;
-      ku.reserved += b.reserved;
+      ku.requested += requested;
+      ku.reserved += reserved;
       ku.count += 1;
-      p.reserved[rec.kind] += b.reserved;
-      p.requested[rec.kind] += is_cb ? b.reserved : b.size;
+      p.reserved[rec.kind] += reserved;
+      p.requested[rec.kind] += requested;
       (is_cb ? p.cbs : p.buffers) += 1;
       if (is_cb) {
         v.cb_region_end = std::max(v.cb_region_end, rec.address + rec.size);
@@ -366,18 +354,28 @@ void Collector::build_snapshot() {
           v.has_l1_buffers = true;
         }
       }
-      // find() before emplace(): emplace builds (allocates) a node even when the tag exists,
-      // and this runs once per live buffer on every refresh of a live viewer.
-      static const std::string kUntagged = "(untagged)";
-      const std::string& tag_name = b.tag.empty() ? kUntagged : b.tag;
-      auto ti = tag_index.find(tag_name);
-      if (ti == tag_index.end()) {
-        ti = tag_index.emplace(tag_name, s.tags.size()).first;
-        s.tags.push_back(TagUsage{tag_name, {}, 0});
-      }
-      s.tags[ti->second].reserved[rec.kind] += b.reserved;
-      s.tags[ti->second].buffers += 1;
-      s.buffers.push_back(std::move(b));
+      TagUsage& tag = tag_usage(rec.tag);
+      tag.reserved[rec.kind] += reserved;
+      tag.buffers += 1;
+      if (!options_.list_buffers) continue;
+      BufferView& b = s.buffers.emplace_back();
+      b.pid = p.pid;
+      b.process_start_time = p.start_time;
+      b.chip_id = slot.chip_id;
+      b.device = rec.device;
+      b.kind = rec.kind;
+      b.layout = rec.layout;
+      b.buffer_id = rec.buffer_id;
+      b.address = rec.address;
+      b.size = rec.size;
+      b.size_per_bank = rec.size_per_bank;
+      b.reserved = reserved;
+      b.page_size = rec.page_size;
+      b.num_banks = rec.num_banks;
+      b.num_cores = rec.num_cores;
+      for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
+      b.tag = r.tag(rec.tag);
+      b.time_ns = rec.time_ns;
     }
     s.dropped_events += p.dropped_events;
     s.processes.push_back(std::move(p));

@@ -21,6 +21,7 @@ struct CollectorOptions {
   std::string dir;            // segment directory; "" = $TTMEM_DIR or /dev/shm/ttmem-<uid>
   bool reap = true;           // turn dead processes into leak records and remove their segments
   bool drain_events = false;  // read the event rings (for history and recording)
+  bool list_buffers = true;   // fill Snapshot::buffers (aggregates are always computed)
 };
 
 // Identifies the process an event came from.

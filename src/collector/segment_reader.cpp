@@ -56,6 +56,9 @@ std::string validate_header(const pr::SegmentHeader& h, uint64_t file_size) {
                        h.segment_size);
   }
   if (h.pid == 0 || h.pid > uint32_t(INT32_MAX)) return "invalid pid";
+  if (h.clock_source != pr::kClockMonotonic && h.clock_source != pr::kClockTsc) {
+    return fmt::format("unknown clock source {}", h.clock_source);
+  }
   return {};
 }
 
@@ -125,6 +128,7 @@ std::unique_ptr<SegmentReader> SegmentReader::open(const std::string& path, std:
   r->file_uid_ = uint32_t(st.st_uid);
   r->header_ = h;
   r->header_.cmdline[pr::kCmdlineBytes - 1] = '\0';
+  if (h.clock_source == pr::kClockTsc) r->tsc_ = TscConverter(h.tsc_reference, h.monotonic_reference_ns);
   return r;
 }
 
@@ -178,6 +182,10 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
     *error = "segment was resized after it was opened";
     return false;
   }
+  if (header_.clock_source == pr::kClockTsc) {
+    // Recalibrated at every read: the baseline grows with the segment's age.
+    tsc_ = TscConverter(header_.tsc_reference, header_.monotonic_reference_ns);
+  }
   const auto* h = at<pr::SegmentHeader>(base_, 0);
   out->process_state = pr::load_u32(&h->state, std::memory_order_acquire);
   out->process_counters = pr::copy_words_out(&h->counters);
@@ -204,6 +212,8 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
   high = std::min(high, header_.slab_capacity);
   const auto* records = at<pr::BufferRecord>(base_, header_.slab_offset);
   out->records.clear();
+  // A quarter of the scanned slots is a cheap first guess that avoids most regrowth copies.
+  out->records.reserve(std::max<size_t>(out->records.capacity(), high / 4));
   out->torn_records = 0;
   out->corrupt_records = 0;
   for (uint32_t i = 0; i < high; ++i) {
@@ -225,6 +235,7 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
       ++out->corrupt_records;
       continue;
     }
+    r.time_ns = to_monotonic_ns(r.time_ns);
     out->records.push_back(r);
   }
   return true;
@@ -257,6 +268,7 @@ void SegmentReader::drain(const EventSink& sink) {
         continue;
       }
       ev.seq = want;
+      ev.time_ns = to_monotonic_ns(ev.time_ns);
       if (sink) sink(d, ev);
     }
     cursor = head;

@@ -107,4 +107,15 @@ std::string default_segment_dir() {
   return "/dev/shm/ttmem-" + std::to_string(::getuid());
 }
 
+bool make_private_dirs(const std::string& dir) {
+  for (size_t i = 1; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      std::string partial = dir.substr(0, i);
+      if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return false;
+    }
+  }
+  struct stat st;
+  return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 }  // namespace ttmem

@@ -28,4 +28,8 @@ Liveness process_liveness(pid_t pid, uint64_t start_time);
 // The default segment directory for this user: /dev/shm/ttmem-<uid>, or $TTMEM_DIR.
 std::string default_segment_dir();
 
+// Creates `dir` and its missing parents with mode 0700 (owner only). True if it is a directory
+// afterwards.
+bool make_private_dirs(const std::string& dir);
+
 }  // namespace ttmem

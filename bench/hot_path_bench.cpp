@@ -1,0 +1,330 @@
+// Benchmarks of the client hot path, against the lineage's design measured in the same run, and
+// of the collector's ingest and status query. `make bench` runs them and writes
+// bench/results.json; bench/README.md records the figures.
+//
+// The client library initialises once per process and reads TTMEM_DIR then, so main() points it
+// at a private directory before any benchmark runs.
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "collector/collector.h"
+#include "collector/json.h"
+#include "collector/segment_reader.h"
+#include "ttmem/ttmem.hpp"
+
+namespace {
+
+std::string g_dir;
+
+ttmem_device_desc wormhole(uint32_t id) {
+  ttmem_device_desc d = ttmem::make_device_desc();
+  d.logical_id = id;
+  d.chip_id = 0xB000 + id;
+  d.arch = TTMEM_ARCH_WORMHOLE_B0;
+  d.grid_x = d.grid_y = 8;
+  d.l1_per_core = 1499136;
+  d.unreserved_base = 102400;
+  d.kinds[TTMEM_KIND_DRAM] = {12ull << 30, 1ull << 30, 0, 12, 32};
+  d.kinds[TTMEM_KIND_L1] = {64ull * 1396736, 1396736, 102400, 64, 16};
+  d.kinds[TTMEM_KIND_CB] = {64ull * 1396736, 1396736, 102400, 64, 32};
+  return d;
+}
+
+void register_devices(uint32_t n) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (uint32_t d = 0; d < 8; ++d) {
+      ttmem_device_desc desc = wormhole(d);
+      ttmem::register_device(desc);
+    }
+  });
+  (void)n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client hot path: one alloc and one free per iteration; each thread on its own device.
+
+void BM_ClientAllocFree(benchmark::State& state) {
+  register_devices(8);
+  const uint32_t device = uint32_t(state.thread_index());
+  ttmem_buffer_desc b = ttmem::make_buffer_desc(device, 0, ttmem::Kind::Dram, 4096, 1 << 20);
+  b.page_size = 2048;
+  b.num_banks = 12;
+  b.size_per_bank = 88064;
+  uint64_t id = uint64_t(state.thread_index()) << 48;
+  for (auto _ : state) {
+    b.buffer_id = ++id;
+    ttmem_buffer_alloc(&b);
+    ttmem_buffer_free(device, id);
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * 2);
+}
+
+// Steady state with a realistic live set: 10,000 buffers stay allocated while one is churned.
+void BM_ClientAllocFreeWithLiveSet(benchmark::State& state) {
+  register_devices(8);
+  const uint32_t device = uint32_t(state.thread_index());
+  ttmem_buffer_desc b = ttmem::make_buffer_desc(device, 0, ttmem::Kind::L1, 4096, 32768);
+  b.page_size = 2048;
+  b.num_banks = 64;
+  uint64_t base = (uint64_t(state.thread_index()) << 48) | (1ull << 40);
+  for (uint64_t i = 0; i < 10000; ++i) {
+    b.buffer_id = base + i;
+    ttmem_buffer_alloc(&b);
+  }
+  uint64_t id = base + 10000;
+  for (auto _ : state) {
+    b.buffer_id = ++id;
+    ttmem_buffer_alloc(&b);
+    ttmem_buffer_free(device, id);
+  }
+  for (uint64_t i = 0; i < 10000; ++i) ttmem_buffer_free(device, base + i);
+  state.SetItemsProcessed(int64_t(state.iterations()) * 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baseline: the lineage's design. A mutex-protected unordered_map insert/erase plus a blocking
+// send() of a 72-byte message on a Unix stream socket per event, drained by a server thread.
+
+struct LegacyMessage {  // the 72-byte AllocMessage
+  uint8_t type;
+  uint8_t pad1[3];
+  int32_t device_id;
+  uint64_t size;
+  uint8_t buffer_type;
+  uint8_t pad2[3];
+  int32_t process_id;
+  uint64_t buffer_id;
+  uint64_t timestamp;
+  uint64_t dram, l1, l1_small, trace;
+};
+static_assert(sizeof(LegacyMessage) == 72);
+
+class LegacyBaseline {
+ public:
+  LegacyBaseline() {
+    ::socketpair(AF_UNIX, SOCK_STREAM, 0, fds_);
+    drain_ = std::thread([this] {
+      char buf[1 << 16];
+      while (::read(fds_[1], buf, sizeof buf) > 0) {
+      }
+    });
+  }
+  ~LegacyBaseline() {
+    ::shutdown(fds_[0], SHUT_RDWR);
+    ::close(fds_[0]);
+    drain_.join();
+    ::close(fds_[1]);
+  }
+  void report(uint8_t type, int device, uint64_t id, uint64_t size) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (type == 1) {
+        live_[id] = size;
+      } else {
+        live_.erase(id);
+      }
+    }
+    LegacyMessage m{};
+    m.type = type;
+    m.device_id = device;
+    m.size = size;
+    m.buffer_id = id;
+    m.process_id = int32_t(::getpid());
+    ::send(fds_[0], &m, sizeof m, 0);
+  }
+
+ private:
+  int fds_[2];
+  std::thread drain_;
+  std::mutex mu_;
+  std::unordered_map<uint64_t, uint64_t> live_;
+};
+
+LegacyBaseline* g_legacy = nullptr;
+
+void BM_LegacyMutexMapSocket(benchmark::State& state) {
+  if (state.thread_index() == 0 && g_legacy == nullptr) g_legacy = new LegacyBaseline();
+  // Threads start together only after thread 0's set-up has been published by the framework.
+  uint64_t id = uint64_t(state.thread_index()) << 48;
+  for (auto _ : state) {
+    ++id;
+    g_legacy->report(1, state.thread_index(), id, 1 << 20);
+    g_legacy->report(2, state.thread_index(), id, 1 << 20);
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collector ingest: drain ring events and fold them into per-device, per-kind figures.
+
+struct Fold {
+  uint64_t bytes[ttmem::protocol::kMaxDevices][ttmem::protocol::kNumKinds] = {};
+  uint64_t events = 0;
+  void operator()(uint32_t device, const ttmem::protocol::EventRecord& e) {
+    uint64_t delta = e.size_per_bank * e.num_banks;
+    if (e.type == uint8_t(ttmem::protocol::EventType::Alloc)) {
+      bytes[device][e.kind] += delta;
+    } else if (e.type == uint8_t(ttmem::protocol::EventType::Free)) {
+      bytes[device][e.kind] -= delta;
+    }
+    ++events;
+  }
+};
+
+void BM_CollectorIngest(benchmark::State& state) {
+  register_devices(8);
+  std::string error;
+  auto reader = ttmem::SegmentReader::open(ttmem_segment_path(), &error);
+  if (!reader) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  const uint64_t per_round = reader->ring_capacity() / 2;  // alloc + free pairs fill the ring
+  ttmem_buffer_desc b = ttmem::make_buffer_desc(0, 0, ttmem::Kind::Dram, 0, 4096);
+  b.num_banks = 12;
+  reader->drain({});  // start from the present
+  Fold fold;
+  uint64_t id = 1ull << 50;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (uint64_t i = 0; i < per_round; ++i) {
+      b.buffer_id = ++id;
+      ttmem_buffer_alloc(&b);
+      ttmem_buffer_free(0, id);
+    }
+    state.ResumeTiming();
+    reader->drain(std::ref(fold));
+  }
+  benchmark::DoNotOptimize(fold.bytes);
+  state.SetItemsProcessed(int64_t(state.iterations() * per_round * 2));
+  state.counters["dropped"] = double(reader->dropped_total());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status query with 100,000 live buffers over 8 devices: what `ttmem status --json` does.
+
+void populate_live_buffers(uint64_t count) {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  register_devices(8);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint32_t device = uint32_t(i % 8);
+    bool dram = i % 3 != 0;
+    ttmem_buffer_desc b = ttmem::make_buffer_desc(
+        device, (1ull << 52) + i, dram ? ttmem::Kind::Dram : ttmem::Kind::L1,
+        dram ? (i / 8) * 8192 : 1396736 - (i / 8 % 64) * 2048, dram ? 65536 : 2048);
+    b.page_size = 2048;
+    b.num_banks = dram ? 12 : 64;
+    b.tag = (i % 5 == 0) ? "ttnn::linear" : "ttnn::matmul";
+    ttmem_buffer_alloc(&b);
+  }
+}
+
+void BM_StatusSnapshotInProcess(benchmark::State& state) {
+  populate_live_buffers(100000);
+  size_t bytes = 0, buffers = 0;
+  for (auto _ : state) {
+    ttmem::Collector c(ttmem::CollectorOptions{g_dir, false, false, false});
+    c.refresh();
+    std::string out = ttmem::status_json(c.snapshot()).dump(2);
+    bytes = out.size();
+    buffers = 0;
+    for (const auto& d : c.snapshot().devices) {
+      for (const auto& k : d.kinds) buffers += k.count;
+    }
+  }
+  state.counters["live_buffers"] = double(buffers);
+  state.counters["json_bytes"] = double(bytes);
+}
+
+void BM_StatusCliProcess(benchmark::State& state) {
+  populate_live_buffers(100000);
+  const char* cli = std::getenv("TTMEM_BENCH_CLI");
+  if (cli == nullptr) {
+    state.SkipWithError("TTMEM_BENCH_CLI not set");
+    return;
+  }
+  double child_cpu_s = 0;
+  for (auto _ : state) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::execl(cli, cli, "--dir", g_dir.c_str(), "status", "--json", nullptr);
+      ::_exit(127);
+    }
+    int status = 0;
+    rusage ru{};
+    ::wait4(pid, &status, 0, &ru);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) state.SkipWithError("ttmem failed");
+    child_cpu_s += double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                   double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  }
+  state.counters["child_cpu_ms"] = 1000.0 * child_cpu_s / double(state.iterations());
+}
+
+// Shared memory per live buffer: bytes the segment occupies once 100,000 buffers are live,
+// divided by the buffers (fixed overhead included).
+void BM_SegmentBytesPerLiveBuffer(benchmark::State& state) {
+  populate_live_buffers(100000);
+  struct stat st;
+  for (auto _ : state) ::stat(ttmem_segment_path(), &st);
+  state.counters["shm_bytes_per_buffer"] = double(st.st_blocks) * 512.0 / 100000.0;
+}
+
+// p99 over repetitions (with --benchmark_repetitions=N), beside the framework's median.
+double p99(const std::vector<double>& v) {
+  std::vector<double> s = v;
+  std::sort(s.begin(), s.end());
+  return s.empty() ? 0.0 : s[size_t(0.99 * double(s.size() - 1) + 0.5)];
+}
+
+}  // namespace
+
+BENCHMARK(BM_ClientAllocFree)->Threads(1)->Threads(2)->UseRealTime()->ComputeStatistics("p99", p99);
+BENCHMARK(BM_ClientAllocFreeWithLiveSet)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime()
+    ->ComputeStatistics("p99", p99);
+BENCHMARK(BM_LegacyMutexMapSocket)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime()
+    ->ComputeStatistics("p99", p99);
+BENCHMARK(BM_CollectorIngest)->Unit(benchmark::kMicrosecond)->ComputeStatistics("p99", p99);
+BENCHMARK(BM_SegmentBytesPerLiveBuffer)->Iterations(1);
+BENCHMARK(BM_StatusSnapshotInProcess)->Unit(benchmark::kMillisecond)->ComputeStatistics("p99", p99);
+BENCHMARK(BM_StatusCliProcess)->Unit(benchmark::kMillisecond)->ComputeStatistics("p99", p99);
+
+int main(int argc, char** argv) {
+  char tmpl[] = "/dev/shm/ttmem-bench-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) std::strcpy(tmpl, "/tmp/ttmem-bench");
+  g_dir = tmpl;
+  ::setenv("TTMEM_DIR", g_dir.c_str(), 1);
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("ttmem_segment_dir", g_dir);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  std::error_code ec;
+  std::filesystem::remove_all(g_dir, ec);
+  return 0;
+}

@@ -1,0 +1,229 @@
+#include "model/device.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "model/errors.h"
+
+namespace ttmem::model {
+namespace {
+
+std::atomic<uint64_t> g_next_buffer_id{1};
+std::atomic<uint32_t> g_next_mesh_id{0};
+
+// A stable chip id per (product, position): the same simulated chip keeps its id across runs,
+// as a real chip keeps its unique id whatever TT_VISIBLE_DEVICES says.
+uint64_t stable_chip_id(std::string_view board, uint32_t index) {
+  uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a
+  for (char c : board) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return (hash & 0xFFFF'FFFF'FFFF'0000ULL) | index;
+}
+
+}  // namespace
+
+uint64_t trace_page_size(uint64_t bytes, uint32_t num_banks, uint64_t max_page_size) {
+  uint64_t pick = kMinTracePageSize;
+  uint64_t least_waste = UINT64_MAX;
+  for (uint64_t page = kMinTracePageSize; page <= max_page_size; page <<= 1) {
+    const uint64_t waste = align_up(bytes, page * num_banks) - bytes;
+    if (waste <= least_waste) {  // ties go to the larger page
+      least_waste = waste;
+      pick = page;
+    }
+  }
+  return pick;
+}
+
+Chip::Chip(uint32_t logical_id, uint64_t chip_id, const ChipGeometry& geometry)
+    : logical_id_(logical_id), chip_id_(chip_id), allocator_(geometry) {}
+
+MemoryView Chip::memory_view(BufferType type) const {
+  const BankStatistics s = allocator_.statistics(type);
+  const KindGeometry& k = geometry().kind(type);
+  return MemoryView{.type = type,
+                    .num_banks = k.num_banks,
+                    .bank_base = k.bank_base,
+                    .total_bytes_per_bank = s.total_allocatable,
+                    .total_bytes_allocated_per_bank = s.total_allocated,
+                    .total_bytes_free_per_bank = s.total_free,
+                    .largest_contiguous_bytes_free_per_bank = s.largest_free_block};
+}
+
+uint64_t Chip::cb_region_end() const {
+  uint64_t end = geometry().l1_unreserved_base;
+  for (const PlacedCircularBuffer& cb : cbs_) end = std::max(end, cb.address + cb.size);
+  return end;
+}
+
+MeshDevice::MeshDevice(const BoardSpec& board, const DeviceParams& params,
+                       AllocationObserver* observer)
+    : board_(&board), shape_(params.mesh.value_or(board.meshes[0])), observer_(observer) {
+  if (shape_.num_chips() == 0 || shape_.num_chips() > board.num_chips) {
+    throw_invalid(
+        fmt::format("A {} mesh needs {} chips but {} has {}: give a mesh of at most {} "
+                    "chips (e.g. {})",
+                    mesh_name(shape_), shape_.num_chips(), board.name, board.num_chips,
+                    board.num_chips, mesh_name(board.meshes[0])));
+  }
+  const ChipGeometry geometry = compute_geometry(board, params);
+  id_ = g_next_mesh_id++;
+  for (uint32_t i = 0; i < shape_.num_chips(); ++i) {
+    chips_.push_back(std::make_unique<Chip>(i, stable_chip_id(board.name, i), geometry));
+  }
+}
+
+std::vector<uint32_t> MeshDevice::all_chips() const {
+  std::vector<uint32_t> out(chips_.size());
+  for (uint32_t i = 0; i < out.size(); ++i) out[i] = i;
+  return out;
+}
+
+uint32_t MeshDevice::checked_chip(uint32_t chip) const {
+  if (chip >= chips_.size()) {
+    throw_invalid(fmt::format("Chip {} is not in this {}-chip mesh: give 0 to {}", chip,
+                              chips_.size(), chips_.size() - 1));
+  }
+  return chip;
+}
+
+const Buffer& MeshDevice::allocate(const BufferConfig& config) {
+  return allocate_members(all_chips(), config);
+}
+
+const Buffer& MeshDevice::allocate_on(uint32_t chip, const BufferConfig& config) {
+  return allocate_members({checked_chip(chip)}, config);
+}
+
+const Buffer& MeshDevice::allocate_members(std::vector<uint32_t> members,
+                                           const BufferConfig& config) {
+  std::vector<Allocator*> allocators;
+  allocators.reserve(members.size());
+  for (uint32_t m : members) allocators.push_back(&chips_[m]->allocator());
+  const Allocation a = allocate_lockstep(allocators, config);
+
+  Buffer buffer{.id = g_next_buffer_id++,
+                .type = config.type,
+                .layout = config.layout,
+                .address = a.address,
+                .size = config.size,
+                .page_size = config.page_size,
+                .size_per_bank = a.placement.size_per_bank,
+                .num_banks = a.placement.num_banks,
+                .num_cores = a.placement.num_cores,
+                .bottom_up = a.placement.bottom_up,
+                .tag = config.tag,
+                .chips = std::move(members)};
+  const uint64_t id = buffer.id;
+  const Buffer& stored = buffers_.emplace(id, std::move(buffer)).first->second;
+  if (observer_) {
+    for (uint32_t m : stored.chips) observer_->on_allocate(*chips_[m], stored);
+  }
+  return stored;
+}
+
+void MeshDevice::deallocate(uint64_t buffer_id) {
+  auto it = buffers_.find(buffer_id);
+  if (it == buffers_.end()) {
+    throw_invalid(fmt::format("Buffer {} is not allocated on mesh {}", buffer_id, id_));
+  }
+  const Buffer& buffer = it->second;
+  for (uint32_t m : buffer.chips) {
+    // tt-metal reports a deallocation before the allocator frees the range.
+    if (observer_) observer_->on_deallocate(*chips_[m], buffer);
+    chips_[m]->allocator().bank(buffer.type).deallocate(buffer.address);
+  }
+  buffers_.erase(it);
+}
+
+const Buffer* MeshDevice::find(uint64_t buffer_id) const {
+  auto it = buffers_.find(buffer_id);
+  return it == buffers_.end() ? nullptr : &it->second;
+}
+
+std::vector<const Buffer*> MeshDevice::buffers() const {
+  std::vector<const Buffer*> out;
+  out.reserve(buffers_.size());
+  for (const auto& [id, buffer] : buffers_) out.push_back(&buffer);
+  std::sort(out.begin(), out.end(), [](const Buffer* a, const Buffer* b) { return a->id < b->id; });
+  return out;
+}
+
+void MeshDevice::launch(const Program& program) {
+  launch_members(all_chips(), program);
+}
+
+void MeshDevice::launch_on(uint32_t chip, const Program& program) {
+  const uint32_t member = checked_chip(chip);
+  launch_members({&member, 1}, program);
+}
+
+void MeshDevice::launch_members(std::span<const uint32_t> members, const Program& program) {
+  // Chips are identical in geometry, so one placement serves every member.
+  const CbLayout layout = place_circular_buffers(program, geometry());
+  for (uint32_t m : members) {
+    Chip& chip = *chips_[m];
+    if (!chip.cbs_.empty() && observer_) observer_->on_circular_buffers_freed(chip);
+    chip.cbs_ = layout.cbs;
+    if (observer_) {
+      for (const PlacedCircularBuffer& cb : chip.cbs_) {
+        observer_->on_circular_buffer(chip, cb, program.id());
+      }
+    }
+  }
+  for (uint32_t m : members) {
+    validate_circular_buffer_region(program, layout, geometry(),
+                                    chips_[m]->allocator().lowest_l1_address());
+  }
+}
+
+const Buffer& MeshDevice::capture_trace(uint64_t command_bytes) {
+  const ChipGeometry& g = geometry();
+  const uint32_t banks = g.kind(BufferType::Trace).num_banks;
+  // Trace pages grew to 8 KiB together with the per-device trace budget (PR #47766).
+  const uint64_t max_page = g.trace_mode == TraceRegionMode::PerDevice ? kMaxTracePageSize : 4096;
+  const uint64_t page = trace_page_size(command_bytes, banks, max_page);
+  const uint64_t padded = align_up(command_bytes, page);
+  if (trace_buffers_size_ + padded > g.trace_region_size) {
+    throw_trace_too_small(trace_buffers_size_ + padded, id_, g.trace_region_size);
+  }
+  const Buffer& buffer = allocate(BufferConfig{.type = BufferType::Trace,
+                                               .size = padded,
+                                               .page_size = page,
+                                               .bottom_up = false,
+                                               .tag = "trace"});
+  trace_buffers_size_ += padded;
+  trace_sizes_[buffer.id] = padded;
+  return buffer;
+}
+
+void MeshDevice::release_trace(uint64_t buffer_id) {
+  auto it = trace_sizes_.find(buffer_id);
+  if (it == trace_sizes_.end()) {
+    throw_invalid(fmt::format("Buffer {} is not a captured trace on mesh {}", buffer_id, id_));
+  }
+  trace_buffers_size_ -= it->second;
+  trace_sizes_.erase(it);
+  deallocate(buffer_id);
+}
+
+void MeshDevice::close() {
+  for (const Buffer* buffer : buffers()) {
+    if (trace_sizes_.count(buffer->id) != 0) {
+      release_trace(buffer->id);
+    } else {
+      deallocate(buffer->id);
+    }
+  }
+  release_circular_buffers();
+}
+
+void MeshDevice::release_circular_buffers() {
+  for (auto& chip : chips_) {
+    if (!chip->cbs_.empty() && observer_) observer_->on_circular_buffers_freed(*chip);
+    chip->cbs_.clear();
+  }
+}
+
+}  // namespace ttmem::model
