@@ -104,7 +104,6 @@ struct State {
   pr::Layout layout{};
   uint32_t slab_capacity = 0;
   uint32_t ring_capacity = 0;
-  bool use_tsc = false;  // time stamps are raw TSC ticks (see kClockTsc)
 
   // Slab slots not cached by a device: a stack guarded by pool_lock; the slab grows (and is
   // fallocated) a chunk at a time when the stack runs dry.
@@ -245,10 +244,6 @@ bool create_segment() {
   h->start_time = start;
   h->created_realtime_ns = realtime_ns();
   h->created_monotonic_ns = monotonic_ns();
-  s.use_tsc = tsc_is_clocksource();
-  h->clock_source = s.use_tsc ? pr::kClockTsc : pr::kClockMonotonic;
-  h->tsc_reference = read_tsc();
-  h->monotonic_reference_ns = monotonic_ns();
   h->max_devices = pr::kMaxDevices;
   h->num_kinds = pr::kNumKinds;
   h->string_capacity = pr::kStringCapacity;
@@ -596,9 +591,6 @@ int reject(int status) {
 
 uint64_t div_ceil(uint64_t a, uint64_t b) { return b == 0 ? 0 : (a + b - 1) / b; }
 
-// An event's time stamp in the segment's clock_source units.
-inline uint64_t now() { return g_state.use_tsc ? read_tsc() : monotonic_ns(); }
-
 }  // namespace
 }  // namespace ttmem::client
 
@@ -670,7 +662,7 @@ int ttmem_buffer_alloc(const ttmem_buffer_desc* desc) {
   }
   r.tag = desc->tag != nullptr ? intern(desc->tag) : current_op();
   uint64_t reserved = reserved_bytes(*dev, r.kind, r.size_per_bank, r.size);
-  r.time_ns = ttmem::client::now();
+  r.time_ns = ttmem::monotonic_ns();
 
   Guard g(dev->lock);
   uint32_t slot = take_slot(*dev);
@@ -694,7 +686,7 @@ int ttmem_buffer_free(uint32_t device, uint64_t buffer_id) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
   DeviceState* dev = registered_device(device);
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
-  uint64_t now = ttmem::client::now();
+  uint64_t now = ttmem::monotonic_ns();
   Guard g(dev->lock);
   uint32_t slot = dev->index.erase(buffer_id);
   if (slot == SlotIndex::kNotFound) [[unlikely]] {
@@ -734,7 +726,7 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
   r.num_cores = r.num_banks;
   r.aux = byte(x0) | byte(y0) << 8 | byte(x1) << 16 | byte(y1) << 24;
   r.tag = current_op();
-  r.time_ns = ttmem::client::now();
+  r.time_ns = ttmem::monotonic_ns();
   uint64_t reserved = size_per_core * cores;
 
   Guard g(dev->lock);
@@ -758,7 +750,7 @@ int ttmem_cb_free_all(uint32_t device) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
   DeviceState* dev = registered_device(device);
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
-  uint64_t now = ttmem::client::now();
+  uint64_t now = ttmem::monotonic_ns();
   Guard g(dev->lock);
   if (dev->cb_count == 0) return TTMEM_OK;
   uint64_t bytes = 0;

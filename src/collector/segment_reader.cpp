@@ -56,9 +56,6 @@ std::string validate_header(const pr::SegmentHeader& h, uint64_t file_size) {
                        h.segment_size);
   }
   if (h.pid == 0 || h.pid > uint32_t(INT32_MAX)) return "invalid pid";
-  if (h.clock_source != pr::kClockMonotonic && h.clock_source != pr::kClockTsc) {
-    return fmt::format("unknown clock source {}", h.clock_source);
-  }
   return {};
 }
 
@@ -128,7 +125,6 @@ std::unique_ptr<SegmentReader> SegmentReader::open(const std::string& path, std:
   r->file_uid_ = uint32_t(st.st_uid);
   r->header_ = h;
   r->header_.cmdline[pr::kCmdlineBytes - 1] = '\0';
-  if (h.clock_source == pr::kClockTsc) r->tsc_ = TscConverter(h.tsc_reference, h.monotonic_reference_ns);
   return r;
 }
 
@@ -182,10 +178,6 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
     *error = "segment was resized after it was opened";
     return false;
   }
-  if (header_.clock_source == pr::kClockTsc) {
-    // Recalibrated at every read: the baseline grows with the segment's age.
-    tsc_ = TscConverter(header_.tsc_reference, header_.monotonic_reference_ns);
-  }
   const auto* h = at<pr::SegmentHeader>(base_, 0);
   out->process_state = pr::load_u32(&h->state, std::memory_order_acquire);
   out->process_counters = pr::copy_words_out(&h->counters);
@@ -231,11 +223,13 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
       continue;
     }
     if (!(r.flags & pr::kRecordLive)) continue;
+    // A tag interned after this read began: strings are published before the records that
+    // use them, so reading the table again finds it.
+    if (r.tag >= strings_.size()) refresh_strings();
     if (!valid_record(r, *out)) {
       ++out->corrupt_records;
       continue;
     }
-    r.time_ns = to_monotonic_ns(r.time_ns);
     out->records.push_back(r);
   }
   return true;
@@ -268,7 +262,6 @@ void SegmentReader::drain(const EventSink& sink) {
         continue;
       }
       ev.seq = want;
-      ev.time_ns = to_monotonic_ns(ev.time_ns);
       if (sink) sink(d, ev);
     }
     cursor = head;

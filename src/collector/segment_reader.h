@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
 #include "protocol/segment.h"
 
 namespace ttmem {
@@ -51,15 +50,14 @@ class SegmentReader {
   uint64_t created_realtime_ns() const { return header_.created_realtime_ns; }
   std::string command() const;
 
-  // Reads everything that describes the present (time stamps converted to CLOCK_MONOTONIC ns). False (with *error) if the file changed size
+  // Reads everything that describes the present. False (with *error) if the file changed size
   // under the mapping, which only a foreign writer does.
   bool read(SegmentState* out, std::string* error);
 
   // Tag text for an id; "" for 0 or unknown ids.
   const std::string& tag(uint32_t id) const;
 
-  // Delivers ring events written since the previous call to `sink` (time stamps converted to
-  // CLOCK_MONOTONIC ns), in order per device, and
+  // Delivers ring events written since the previous call to `sink`, in order per device, and
   // adds events that were overwritten before they could be read to dropped(). The first call
   // starts from event 0, so events a late reader never saw count as dropped too.
   void drain(const EventSink& sink);
@@ -77,11 +75,6 @@ class SegmentReader {
   size_t size_ = 0;
   uint32_t file_uid_ = 0;
   protocol::SegmentHeader header_{};  // validated private copy of the immutable part
-  // Time stamps are delivered in CLOCK_MONOTONIC ns whatever the segment's clock_source.
-  uint64_t to_monotonic_ns(uint64_t t) const {
-    return header_.clock_source == protocol::kClockTsc ? tsc_.to_ns(t) : t;
-  }
-  TscConverter tsc_;
   std::vector<std::string> strings_{""};
   std::array<uint64_t, protocol::kMaxDevices> cursors_{};
   std::array<uint64_t, protocol::kMaxDevices> dropped_{};

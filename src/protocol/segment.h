@@ -70,20 +70,9 @@ enum class Kind : uint8_t { Dram = 0, L1 = 1, SystemMemory = 2, L1Small = 3, Tra
 //  96  devices_offset, counters_offset, ring_heads_offset, strings_offset, slab_offset,
 //      rings_offset (u64 each, up to 144)
 // 192  state u32 atomic | 196 string_count u32 atomic | 200 slab_high_water u32 atomic
-// 204  clock_source u32 | 208 tsc_reference u64 | 216 monotonic_reference_ns u64
 // 256  ProcessCounters (64 B, see below)
 // 1024 cmdline[1024]: NUL-separated argv, NUL-padded
 // ---------------------------------------------------------------------------------------------
-
-// Header `clock_source`: what the time_ns fields of records and events hold.
-//   kClockMonotonic: CLOCK_MONOTONIC nanoseconds.
-//   kClockTsc: raw TSC ticks (the kernel's clocksource is the TSC, so it is invariant and
-//   synchronised across CPUs). tsc_reference and monotonic_reference_ns were read together at
-//   creation; readers convert with ns = monotonic_reference_ns + (t - tsc_reference) / rate,
-//   calibrating the rate against their own clock. Reading the TSC costs a third of a vDSO
-//   clock_gettime on the hot path.
-inline constexpr uint32_t kClockMonotonic = 0;
-inline constexpr uint32_t kClockTsc = 1;
 
 // Header `state` values.
 inline constexpr uint32_t kStateActive = 1;  // the process is running and writing
@@ -130,10 +119,7 @@ struct SegmentHeader {
   uint32_t state;
   uint32_t string_count;
   uint32_t slab_high_water;
-  uint32_t clock_source;
-  uint64_t tsc_reference;
-  uint64_t monotonic_reference_ns;
-  uint8_t pad1[256 - 224];
+  uint8_t pad1[256 - 204];
   ProcessCounters counters;
   uint8_t pad2[1024 - 320];
   char cmdline[kCmdlineBytes];
@@ -142,7 +128,6 @@ struct SegmentHeader {
 static_assert(sizeof(SegmentHeader) == kHeaderSize);
 static_assert(offsetof(SegmentHeader, devices_offset) == 96);
 static_assert(offsetof(SegmentHeader, state) == 192);
-static_assert(offsetof(SegmentHeader, tsc_reference) == 208);
 static_assert(offsetof(SegmentHeader, counters) == 256);
 static_assert(offsetof(SegmentHeader, cmdline) == 1024);
 
@@ -235,7 +220,7 @@ static_assert(sizeof(StringSlot) == 128);
 //  40 page_size u32 | 44 tag u32 (string id)
 //  48 num_banks u16 (banks or shards; CB: cores) | 50 num_cores u16 | 52 aux u32
 //     (CB: bounding core range x0,y0,x1,y1 as bytes)
-//  56 time_ns u64 (time of allocation, in the header's clock_source units)
+//  56 time_ns u64 (CLOCK_MONOTONIC at allocation)
 //
 // Writer (alloc): word0 <- seq+1 (odd, not live); fields; word0 <- seq+2 with live (release).
 // Writer (free):  word0 <- seq+2 with live cleared (one store; never torn).
@@ -270,7 +255,7 @@ static_assert(offsetof(BufferRecord, time_ns) == 56);
 //   0 seq u64: 2*i+1 while event i is being written, 2*i+2 once complete
 //   8 type u8 | 9 kind u8 | 10 layout u8 | 11 flags u8 | 12 tag u32
 //  16 buffer_id u64 | 24 address u64 | 32 size u64 | 40 size_per_bank u64
-//  48 num_banks u16 | 50 num_cores u16 | 52 page_size u32 | 56 time_ns u64 (clock_source units)
+//  48 num_banks u16 | 50 num_cores u16 | 52 page_size u32 | 56 time_ns u64
 //
 // The ring overwrites: a writer never waits. A reader that falls more than ring_capacity events
 // behind (or starts late) finds newer sequence numbers and counts the gap as dropped events.

@@ -5,9 +5,6 @@
 #include <gtest/gtest.h>
 
 #include "collector/segment_reader.h"
-#include "common/clock.h"
-
-#include <cstdlib>
 
 namespace ttmem::protocol {
 namespace {
@@ -60,20 +57,3 @@ TEST(Protocol, SegmentNames) {
 
 }  // namespace
 }  // namespace ttmem::protocol
-
-namespace ttmem {
-namespace {
-
-TEST(TscConverter, AgreesWithTheMonotonicClock) {
-  if (!tsc_is_clocksource()) GTEST_SKIP() << "the kernel's clocksource is not the TSC";
-  uint64_t t0 = read_tsc(), n0 = monotonic_ns();
-  TscConverter young(t0, n0);  // no baseline yet: uses this process's own calibration
-  EXPECT_EQ(young.to_ns(t0), n0);
-  uint64_t t1 = read_tsc(), n1 = monotonic_ns();
-  // Within 1 ms over a short interval, and later readings convert to later times.
-  EXPECT_LT(std::llabs(int64_t(young.to_ns(t1)) - int64_t(n1)), 1'000'000);
-  EXPECT_GE(young.to_ns(t1), young.to_ns(t0));
-}
-
-}  // namespace
-}  // namespace ttmem

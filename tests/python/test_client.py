@@ -1,0 +1,125 @@
+"""The client half: this test process reports into its own segment and reads it back."""
+
+import itertools
+import os
+
+import pytest
+
+import ttmem
+
+
+def mine(**filters):
+    return ttmem.buffers(pid=os.getpid(), **filters)
+
+
+_logical_ids = itertools.count(10)  # 0..9 stay free for other tests of this process
+
+
+@pytest.fixture
+def device():
+    """A fresh Wormhole device of this process, with nothing left on it afterwards."""
+    logical = next(_logical_ids)
+    assert ttmem.register_device(logical, chip_id=0xC0DE00 + logical, board="pytest",
+                                 trace_region_size=50_000_000, l1_small_size=65536)
+    yield logical
+    for b in mine(device=logical):
+        if b["kind"] != "CB":
+            ttmem.free(logical, b["buffer_id"])
+    ttmem.cb_free_all(logical)
+    assert mine(device=logical) == []
+
+
+def test_alloc_and_free_are_read_back(device):
+    assert ttmem.enabled()
+    assert ttmem.alloc(device, 17, "DRAM", 0x40000, 1 << 20, page_size=2048)
+    (b,) = mine(device=device)
+    assert (b["kind"], b["buffer_id"], b["address"], b["size_bytes"]) == ("DRAM", 17, 0x40000,
+                                                                          1 << 20)
+    assert b["chip_id"] == 0xC0DE00 + device
+    # 512 pages over 12 lock-step banks: 43 pages of 2048 B on each of the 12.
+    assert b["reserved_bytes"] == 43 * 2048 * 12
+    assert b["tag"] == ""
+    assert ttmem.segment_path().startswith(os.environ["TTMEM_DIR"])
+    assert ttmem.free(device, 17)
+    assert mine(device=device) == []
+
+
+def test_registered_descriptor_shows_in_status(device):
+    ttmem.alloc(device, 1, ttmem.KINDS.index("L1"), 0x100000, 4096, page_size=2048)
+    (dev,) = [d for d in ttmem.status()["devices"] if d["chip_id"] == 0xC0DE00 + device]
+    assert dev["board"] == "pytest"
+    assert dev["arch"] == "wormhole_b0"
+    assert dev["grid"] == [8, 8]
+    assert dev["kinds"]["DRAM"]["banks"] == 12
+    assert dev["kinds"]["DRAM"]["capacity_bytes"] == 12 * ((1 << 30) - 50_000_000)
+    assert dev["kinds"]["TRACE"]["capacity_bytes"] == 12 * 50_000_000
+    assert dev["kinds"]["L1"]["banks"] == 64
+    assert dev["kinds"]["L1"]["buffers"] == 1
+    assert dev["l1_small_size_bytes"] == 65536
+
+
+def test_sharded_buffer_fields(device):
+    ttmem.alloc(device, 5, "L1", 0x120000, 65536, page_size=2048, size_per_bank=4096,
+                num_banks=16, num_cores=16, layout="WIDTH_SHARDED", tag="explicit")
+    (b,) = mine(device=device)
+    assert b["layout"] == "WIDTH_SHARDED"
+    assert b["banks"] == 16 and b["cores"] == 16
+    assert b["size_per_bank_bytes"] == 4096
+    assert b["reserved_bytes"] == 4096 * 64  # the range is taken on every L1 bank
+    assert b["tag"] == "explicit"
+
+
+def test_op_scopes_tag_allocations(device):
+    with ttmem.op("ttnn::linear"):
+        ttmem.alloc(device, 1, "DRAM", 0x1000, 4096)
+        with ttmem.op("ttnn::matmul"):
+            ttmem.alloc(device, 2, "DRAM", 0x3000, 4096)
+        ttmem.alloc(device, 3, "DRAM", 0x5000, 4096, tag="given")
+
+    @ttmem.op("ttnn::add")
+    def add():
+        ttmem.alloc(device, 4, "DRAM", 0x7000, 4096)
+
+    add()
+    ttmem.alloc(device, 5, "DRAM", 0x9000, 4096)
+    tags = {b["buffer_id"]: b["tag"] for b in mine(device=device)}
+    assert tags == {1: "ttnn::linear", 2: "ttnn::matmul", 3: "given", 4: "ttnn::add", 5: ""}
+
+
+def test_op_scope_pops_on_exception(device):
+    with pytest.raises(KeyError):
+        with ttmem.op("ttnn::failing"):
+            raise KeyError("boom")
+    ttmem.alloc(device, 9, "DRAM", 0x1000, 4096)
+    assert mine(device=device)[0]["tag"] == ""
+
+
+def test_circular_buffers(device):
+    ttmem.cb_alloc(device, [(0, 0, 3, 3), (4, 0, 7, 0)], 102_400, 8192, program_id=42)
+    ttmem.cb_alloc(device, [(0, 0, 0, 0)], 110_592, 2048, program_id=42)
+    cbs = mine(device=device, kind="CB")
+    assert len(cbs) == 2
+    big = max(cbs, key=lambda b: b["reserved_bytes"])
+    assert big["program_id"] == 42
+    assert big["cores"] == 20
+    assert big["reserved_bytes"] == 8192 * 20
+    assert big["core_range"] == [0, 0, 7, 3]
+    assert ttmem.cb_free_all(device)
+    assert mine(device=device, kind="CB") == []
+
+
+def test_refused_reports_raise(device):
+    with pytest.raises(ttmem.Error) as unknown:
+        ttmem.free(device, 123456)
+    assert unknown.value.status == -4
+    with pytest.raises(ttmem.Error) as nodev:
+        ttmem.alloc(63, 1, "DRAM", 0x1000, 4096)
+    assert nodev.value.status == -2
+    with pytest.raises(ValueError):
+        ttmem.alloc(device, 1, "HBM", 0x1000, 4096)
+    with pytest.raises(ValueError):
+        ttmem.alloc(device, 1, "CB", 0x1000, 4096)
+    with pytest.raises(ValueError):
+        ttmem.cb_alloc(device, [(0, 0, 1)], 0x1000, 64)
+    process = [p for p in ttmem.status()["processes"] if p["pid"] == os.getpid()][0]
+    assert process["unknown_frees"] >= 1
