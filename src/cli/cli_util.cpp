@@ -1,5 +1,6 @@
 #include "cli/cli_util.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -41,5 +42,21 @@ uint32_t resolve_kind(const std::string& name) {
 }
 
 void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+int run_app(CLI::App& app, int argc, char** argv, const char* program) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  } catch (const CliError& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 1;
+  }
+  return 0;
+}
 
 }  // namespace ttmem::cli

@@ -26,4 +26,8 @@ uint32_t resolve_kind(const std::string& name);
 
 void print_json(const nlohmann::json& j);
 
+// Parses and runs `app`: --help and --version exit 0, usage errors 2 (CLI11's message), a
+// CliError prints "<program>: <message>" and its exit code, any other exception exits 1.
+int run_app(CLI::App& app, int argc, char** argv, const char* program);
+
 }  // namespace ttmem::cli

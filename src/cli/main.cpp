@@ -1,7 +1,7 @@
 // ttmem: the command-line face of ttmem. Subcommands live in cmd_*.cpp.
 #include <CLI/CLI.hpp>
-#include <cstdio>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
@@ -21,18 +21,7 @@ int main(int argc, char** argv) {
   add_sim_command(app, global);
   add_model_command(app, global);
   add_record_command(app, global);
+  add_top_command(app, global);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // --help and --version exit 0; every usage error exits 2.
-    return app.exit(e) == 0 ? 0 : 2;
-  } catch (const CliError& e) {
-    std::fprintf(stderr, "ttmem: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ttmem: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return run_app(app, argc, argv, "ttmem");
 }

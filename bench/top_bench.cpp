@@ -1,0 +1,192 @@
+// The cost of `ttmem top` per refresh with 8 devices and 10,000 live buffers: the collector
+// reads a real segment (written by a child process through the client library), the collect
+// step builds the view model, the layout step lays out 160x50, and ncurses paints it (to
+// /dev/null through xterm-256color's terminfo). CPU time of this process per refresh is
+// reported as a median and p99, and as % of one core at 10 Hz (1 ms per refresh = 1 %).
+//
+//   build/bench/ttmem_top_bench --benchmark_min_time=3
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cli/top/collect.h"
+#include "cli/top/draw.h"
+#include "cli/top/layout.h"
+#include "collector/collector.h"
+#include "ttmem/ttmem.hpp"
+
+namespace {
+
+constexpr uint32_t kDevices = 8;
+constexpr uint32_t kBuffers = 10'000;
+constexpr uint64_t kL1PerCore = 1499136, kBase = 102400;
+
+// The tracked program: registers 8 devices, allocates kBuffers buffers plus a few CBs, says
+// "ready" on `ready_fd`, then holds them until `hold_fd` reaches end of file.
+[[noreturn]] void workload(int ready_fd, int hold_fd) {
+  for (uint32_t d = 0; d < kDevices; ++d) {
+    ttmem_device_desc desc = ttmem::make_device_desc();
+    desc.logical_id = d;
+    desc.chip_id = 0xB000 + d;
+    desc.arch = TTMEM_ARCH_WORMHOLE_B0;
+    desc.grid_x = desc.grid_y = 8;
+    desc.l1_per_core = kL1PerCore;
+    desc.unreserved_base = kBase;
+    desc.l1_small_size = 65536;
+    const uint64_t l1_bank = kL1PerCore - kBase - 65536;
+    desc.kinds[TTMEM_KIND_DRAM] = {12ull << 30, 1ull << 30, 0, 12, 32};
+    desc.kinds[TTMEM_KIND_L1] = {64 * l1_bank, l1_bank, kBase, 64, 16};
+    desc.kinds[TTMEM_KIND_L1_SMALL] = {64 * 65536ull, 65536, kL1PerCore - 65536, 64, 16};
+    desc.kinds[TTMEM_KIND_TRACE] = {12ull * 50'000'000, 50'000'000, 1ull << 30, 12, 32};
+    desc.kinds[TTMEM_KIND_CB] = {64 * l1_bank, l1_bank, kBase, 64, 32};
+    ttmem::register_device(desc);
+    ttmem::cb_alloc(d, {{0, 0, 7, 7}}, kBase, 64 * 1024, 1);
+  }
+  static const char* kOps[] = {"ttnn::matmul", "ttnn::linear", "ttnn::all_gather", "ttnn::rms_norm"};
+  static const ttmem::Kind kKinds[] = {ttmem::Kind(TTMEM_KIND_DRAM), ttmem::Kind(TTMEM_KIND_L1),
+                                       ttmem::Kind(TTMEM_KIND_L1_SMALL),
+                                       ttmem::Kind(TTMEM_KIND_TRACE)};
+  for (uint32_t i = 0; i < kBuffers; ++i) {
+    uint32_t d = i % kDevices;
+    ttmem::Kind kind = kKinds[(i / kDevices) % 4];
+    ttmem::OpScope op(kOps[i % 4]);
+    uint64_t size = 2048 * (1 + i % 64);
+    ttmem_buffer_desc b = ttmem::make_buffer_desc(d, i + 1, kind, 0, size);
+    b.page_size = 2048;
+    b.num_banks = kind == ttmem::Kind(TTMEM_KIND_DRAM) || kind == ttmem::Kind(TTMEM_KIND_TRACE)
+                      ? 12 : 64;
+    uint64_t slot = i / kDevices;
+    if (kind == ttmem::Kind(TTMEM_KIND_L1)) {
+      b.address = kL1PerCore - 65536 - 1024 * (1 + slot % 1000);
+    } else if (kind == ttmem::Kind(TTMEM_KIND_L1_SMALL)) {
+      b.address = kL1PerCore - 65536 + 64 * (slot % 1000);
+    } else {
+      b.address = (1 << 20) * (slot % 1000);
+    }
+    ttmem::buffer_alloc(b);
+  }
+  (void)!::write(ready_fd, "r", 1);
+  char c;
+  while (::read(hold_fd, &c, 1) > 0) {
+  }
+  ::_exit(0);
+}
+
+struct Fixture {
+  std::string dir;
+  pid_t child = -1;
+  int hold_fd = -1;
+
+  Fixture() {
+    char tmpl[] = "/tmp/ttmem-bench-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    ::setenv("TTMEM_DIR", dir.c_str(), 1);
+    int ready[2], hold[2];
+    if (::pipe(ready) != 0 || ::pipe(hold) != 0) std::abort();
+    child = ::fork();
+    if (child == 0) {
+      ::close(ready[0]);
+      ::close(hold[1]);
+      workload(ready[1], hold[0]);
+    }
+    ::close(ready[1]);
+    ::close(hold[0]);
+    hold_fd = hold[1];
+    char c;
+    if (::read(ready[0], &c, 1) != 1) std::abort();
+    ::close(ready[0]);
+  }
+  ~Fixture() {
+    ::close(hold_fd);
+    ::waitpid(child, nullptr, 0);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+double cpu_ms() {
+  timespec ts;
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
+}
+
+// One refresh of the live UI, as run_live() does it: collector refresh, history, collect for
+// the visible rows, layout, paint.
+void BM_TopRefresh(benchmark::State& state) {
+  using namespace ttmem;
+  using namespace ttmem::top;
+  Fixture& f = fixture();
+  ::setenv("LINES", "50", 1);
+  ::setenv("COLUMNS", "160", 1);
+  std::FILE* null_out = std::fopen("/dev/null", "w");
+  std::FILE* null_in = std::fopen("/dev/null", "r");
+  {
+    Screen screen(null_out, null_in, "xterm-256color");
+    CollectorOptions co;
+    co.dir = f.dir;
+    Collector c(co);
+    History history;
+    UiState ui;
+    ui.view = View(state.range(0));
+    LayoutOptions lo{screen.width(), screen.height(), true, false, 100};
+    std::vector<double> samples;
+    uint64_t buffers = 0;
+    for (auto _ : state) {
+      double t0 = cpu_ms();
+      c.refresh();
+      history.push(c.snapshot());
+      CollectRequest r;
+      r.sort = ui.sort;
+      r.buffer_limit = table_rows(ui, lo) + 1;
+      r.map_device = ui.view == View::kL1Map ? 0 : -1;
+      ViewModel vm = collect(c.snapshot(), history, r);
+      screen.paint(layout(vm, ui, lo));
+      samples.push_back(cpu_ms() - t0);
+      buffers = c.snapshot().buffers.size();
+    }
+    double median = percentile(samples, 0.5), p99 = percentile(samples, 0.99);
+    state.counters["buffers"] = double(buffers);
+    state.counters["cpu_ms_median"] = median;
+    state.counters["cpu_ms_p99"] = p99;
+    state.counters["core_pct_at_10Hz"] = median;  // ms per refresh x 10/s / 1000 ms x 100 %
+    state.counters["core_pct_at_10Hz_p99"] = p99;
+  }
+  std::fclose(null_out);
+  std::fclose(null_in);
+}
+BENCHMARK(BM_TopRefresh)->Arg(0)->Arg(1)->Arg(2)->ArgName("view")->Unit(benchmark::kMillisecond);
+
+// The collector's share of a refresh: reading the segment and building the Snapshot.
+void BM_CollectorRefresh(benchmark::State& state) {
+  ttmem::CollectorOptions co;
+  co.dir = fixture().dir;
+  ttmem::Collector c(co);
+  for (auto _ : state) {
+    c.refresh();
+    benchmark::DoNotOptimize(c.snapshot().buffers.size());
+  }
+}
+BENCHMARK(BM_CollectorRefresh)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,309 @@
+#include "cli/top/collect.h"
+
+#include <algorithm>
+#include <iterator>
+#include <map>
+#include <tuple>
+
+#include "common/kinds.h"
+
+namespace ttmem::top {
+namespace {
+
+using protocol::Kind;
+
+bool shown(const std::vector<uint32_t>& wanted, const std::vector<uint32_t>& ids) {
+  if (wanted.empty()) return true;
+  return std::any_of(ids.begin(), ids.end(), [&](uint32_t id) {
+    return std::find(wanted.begin(), wanted.end(), id) != wanted.end();
+  });
+}
+
+DeviceRow device_row(const DeviceView& d, const History& history) {
+  DeviceRow r;
+  r.chip_id = d.chip_id;
+  r.logical_ids = d.logical_ids;
+  r.arch = std::string(arch_name(d.arch));
+  r.board = d.board;
+  r.grid_x = d.grid_x;
+  r.grid_y = d.grid_y;
+  for (size_t i = 0; i < kBarKinds.size(); ++i) {
+    const KindUsage& u = d.kinds[kBarKinds[i]];
+    KindRow& k = r.kinds[i];
+    k.kind = kBarKinds[i];
+    k.used = u.reserved;
+    k.requested = u.requested;
+    k.capacity = u.capacity;
+    k.peak = u.peak;
+    k.count = u.count;
+    k.largest_free_block = u.largest_free_block;
+    k.fragmentation = u.fragmentation;
+    k.history = history.series(d.chip_id, i);
+    r.buffers += u.count;
+  }
+  r.clash_margin = d.clash_margin;
+  r.has_l1_buffers = d.has_l1_buffers;
+  r.dropped_events = d.dropped_events;
+  return r;
+}
+
+BufferRow buffer_row(const BufferView& b, uint64_t now_ns) {
+  BufferRow r;
+  r.pid = b.pid;
+  r.device = b.device;
+  r.kind = b.kind;
+  r.buffer_id = b.buffer_id;
+  r.address = b.address;
+  r.size = b.size;
+  r.reserved = b.reserved;
+  r.banks = b.num_banks;
+  r.age_ns = now_ns > b.time_ns ? now_ns - b.time_ns : 0;
+  r.tag = b.tag;
+  return r;
+}
+
+// Natural order of each sort: the biggest, oldest, or lowest first. Ties fall back to identity,
+// so equal keys keep one order from refresh to refresh (no flicker) and in goldens.
+bool before(const BufferView& a, const BufferView& b, BufferSort sort) {
+  auto id = [](const BufferView& x) {
+    return std::tuple(x.pid, x.device, x.kind, x.buffer_id);
+  };
+  switch (sort) {
+    case BufferSort::kReserved:
+      if (a.reserved != b.reserved) return a.reserved > b.reserved;
+      break;
+    case BufferSort::kSize:
+      if (a.size != b.size) return a.size > b.size;
+      break;
+    case BufferSort::kAge:
+      if (a.time_ns != b.time_ns) return a.time_ns < b.time_ns;
+      break;
+    case BufferSort::kAddress:
+      if (a.address != b.address) return a.address < b.address;
+      break;
+    case BufferSort::kDevice:
+      if (a.device != b.device) return a.device < b.device;
+      break;
+    case BufferSort::kKind:
+      if (a.kind != b.kind) return a.kind < b.kind;
+      break;
+    case BufferSort::kPid:
+      break;  // identity order starts with the pid
+    case BufferSort::kTag:
+      if (a.tag != b.tag) return a.tag < b.tag;
+      break;
+  }
+  return id(a) < id(b);
+}
+
+// An interval map over [0, size): assign() paints a range with a region, later paints win.
+class Painter {
+ public:
+  Painter(uint64_t size, Region base) : size_(size) { starts_[0] = base; }
+
+  void assign(uint64_t begin, uint64_t end, Region r) {
+    end = std::min(end, size_);
+    if (begin >= end) return;
+    Region after = region_at(end);
+    auto first = starts_.lower_bound(begin);
+    auto last = starts_.lower_bound(end);
+    starts_.erase(first, last);
+    starts_[begin] = r;
+    if (end < size_) starts_.emplace(end, after);
+  }
+
+  std::vector<RegionSpan> spans() const {
+    std::vector<RegionSpan> out;
+    for (auto it = starts_.begin(); it != starts_.end(); ++it) {
+      uint64_t end = std::next(it) == starts_.end() ? size_ : std::next(it)->first;
+      if (!out.empty() && out.back().region == it->second) {
+        out.back().end = end;
+      } else {
+        out.push_back({it->first, end, it->second});
+      }
+    }
+    return out;
+  }
+
+ private:
+  Region region_at(uint64_t addr) const { return std::prev(starts_.upper_bound(addr))->second; }
+
+  uint64_t size_;
+  std::map<uint64_t, Region> starts_;
+};
+
+// Sorted, merged [begin, end) ranges.
+std::vector<std::pair<uint64_t, uint64_t>> merged(std::vector<std::pair<uint64_t, uint64_t>> v) {
+  std::sort(v.begin(), v.end());
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (const auto& r : v) {
+    if (!out.empty() && r.first <= out.back().second) {
+      out.back().second = std::max(out.back().second, r.second);
+    } else {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void History::push(const Snapshot& s) {
+  for (const DeviceView& d : s.devices) {
+    auto& rings = rings_[d.chip_id];
+    for (size_t i = 0; i < kBarKinds.size(); ++i) {
+      Ring& r = rings[i];
+      r.values[r.next] = d.kinds[kBarKinds[i]].reserved;
+      r.next = (r.next + 1) % kCapacity;
+      r.size = std::min(r.size + 1, kCapacity);
+    }
+  }
+  ++samples_;
+}
+
+std::vector<uint64_t> History::series(uint64_t chip_id, size_t bar_kind_index) const {
+  auto it = rings_.find(chip_id);
+  if (it == rings_.end() || bar_kind_index >= kBarKinds.size()) return {};
+  const Ring& r = it->second[bar_kind_index];
+  std::vector<uint64_t> out(r.size);
+  size_t start = (r.next + kCapacity - r.size) % kCapacity;
+  for (size_t i = 0; i < r.size; ++i) out[i] = r.values[(start + i) % kCapacity];
+  return out;
+}
+
+L1Map build_l1_map(const Snapshot& s, const DeviceView& d) {
+  L1Map m;
+  const KindUsage& l1 = d.kinds[uint32_t(Kind::L1)];
+  const KindUsage& l1s = d.kinds[uint32_t(Kind::L1Small)];
+  m.chip_id = d.chip_id;
+  m.logical_id = d.logical_ids.empty() ? 0 : d.logical_ids[0];
+  m.l1_per_core = d.l1_per_core;
+  if (m.l1_per_core == 0) m.l1_per_core = std::max(l1.bank_base + l1.bank_size, d.cb_region_end);
+  if (m.l1_per_core == 0) return m;
+  m.valid = true;
+  m.unreserved_base = d.unreserved_base;
+  m.cb_region_end = d.cb_region_end;
+  m.lowest_l1_address = d.lowest_l1_address;
+  m.has_l1_buffers = d.has_l1_buffers;
+  m.clash_margin = d.clash_margin;
+  if (l1s.bank_size != 0) {
+    m.l1_small_base = l1s.bank_base;
+    m.l1_small_end = l1s.bank_base + l1s.bank_size;
+  }
+
+  std::vector<std::pair<uint64_t, uint64_t>> l1_ranges, small_ranges;
+  for (const BufferView& b : s.buffers) {
+    if (b.chip_id != d.chip_id) continue;
+    if (b.kind == uint32_t(Kind::L1)) {
+      l1_ranges.emplace_back(b.address, b.address + b.size_per_bank);
+    } else if (b.kind == uint32_t(Kind::L1Small)) {
+      small_ranges.emplace_back(b.address, b.address + b.size_per_bank);
+    } else {
+      continue;
+    }
+    m.l1_buffers.push_back(buffer_row(b, s.taken_monotonic_ns));
+  }
+  std::sort(m.l1_buffers.begin(), m.l1_buffers.end(), [](const BufferRow& a, const BufferRow& b) {
+    return std::tie(a.address, a.pid, a.buffer_id) < std::tie(b.address, b.pid, b.buffer_id);
+  });
+  l1_ranges = merged(std::move(l1_ranges));
+  small_ranges = merged(std::move(small_ranges));
+
+  // Painted from the bottom layer up: what sits on top is what the map shows.
+  Painter p(m.l1_per_core, Region::kFree);
+  p.assign(0, m.unreserved_base, Region::kFirmware);
+  p.assign(m.l1_small_base, m.l1_small_end, Region::kL1SmallFree);
+  if (m.clash_margin > 0) p.assign(m.cb_region_end, m.lowest_l1_address, Region::kMargin);
+  p.assign(m.unreserved_base, m.cb_region_end, Region::kCb);
+  for (const auto& [b, e] : l1_ranges) p.assign(b, e, Region::kL1Buffer);
+  for (const auto& [b, e] : small_ranges) p.assign(b, e, Region::kL1SmallBuffer);
+  for (const auto& [b, e] : l1_ranges) {
+    p.assign(std::max(b, m.unreserved_base), std::min(e, m.cb_region_end), Region::kClash);
+  }
+  m.spans = p.spans();
+  return m;
+}
+
+ViewModel collect(const Snapshot& s, const History& history, const CollectRequest& req) {
+  ViewModel vm;
+  vm.segment_dir = s.segment_dir;
+  vm.taken_realtime_ns = s.taken_realtime_ns;
+  vm.samples = history.samples();
+  vm.dropped_events = s.dropped_events;
+  vm.leaks = s.leaks.size();
+  for (const auto& p : s.problems) vm.problems.push_back(p.path + ": " + p.error);
+
+  std::vector<const DeviceView*> shown_devices;
+  for (const DeviceView& d : s.devices) {
+    if (!shown(req.devices, d.logical_ids)) continue;
+    shown_devices.push_back(&d);
+    vm.devices.push_back(device_row(d, history));
+  }
+  for (uint32_t id : req.devices) {
+    bool found = std::any_of(s.devices.begin(), s.devices.end(), [&](const DeviceView& d) {
+      return std::find(d.logical_ids.begin(), d.logical_ids.end(), id) != d.logical_ids.end();
+    });
+    if (!found) vm.missing_devices.push_back(id);
+  }
+
+  for (const ProcessView& p : s.processes) {
+    ProcessRow r;
+    r.pid = p.pid;
+    r.command = p.command;
+    r.exited = p.exited;
+    r.reserved = p.reserved;
+    r.buffers = p.buffers;
+    r.cbs = p.cbs;
+    r.dropped_events = p.dropped_events;
+    const auto& c = p.counters;
+    r.problems = c.slab_overflow + c.unknown_frees + c.duplicate_allocs + c.invalid_calls +
+                 c.cb_overflow + p.torn_records + p.corrupt_records;
+    vm.processes.push_back(std::move(r));
+  }
+  for (const TagUsage& t : s.tags) vm.tags.push_back({t.tag, t.reserved, t.buffers});
+
+  // Buffers: filter to the shown devices, then sort only as many as are wanted.
+  std::vector<const BufferView*> rows;
+  rows.reserve(s.buffers.size());
+  for (const BufferView& b : s.buffers) {
+    if (req.devices.empty() ||
+        std::any_of(shown_devices.begin(), shown_devices.end(),
+                    [&](const DeviceView* d) { return d->chip_id == b.chip_id; })) {
+      rows.push_back(&b);
+    }
+  }
+  vm.total_buffers = rows.size();
+  auto cmp = [&](const BufferView* a, const BufferView* b) {
+    return req.reverse ? before(*b, *a, req.sort) : before(*a, *b, req.sort);
+  };
+  size_t n = req.buffer_limit == 0 ? rows.size() : std::min(req.buffer_limit, rows.size());
+  std::partial_sort(rows.begin(), rows.begin() + ptrdiff_t(n), rows.end(), cmp);
+  uint64_t now = req.now_monotonic_ns != 0 ? req.now_monotonic_ns : s.taken_monotonic_ns;
+  vm.buffers.reserve(n);
+  for (size_t i = 0; i < n; ++i) vm.buffers.push_back(buffer_row(*rows[i], now));
+
+  if (req.map_device >= 0 && size_t(req.map_device) < shown_devices.size()) {
+    vm.l1_map = build_l1_map(s, *shown_devices[size_t(req.map_device)]);
+    vm.l1_map.l1_buffers_total = vm.l1_map.l1_buffers.size();
+    if (req.buffer_limit != 0 && vm.l1_map.l1_buffers.size() > req.buffer_limit) {
+      vm.l1_map.l1_buffers.resize(req.buffer_limit);
+    }
+  }
+  return vm;
+}
+
+const char* sort_name(BufferSort sort) {
+  switch (sort) {
+    case BufferSort::kReserved: return "reserved";
+    case BufferSort::kSize: return "size";
+    case BufferSort::kAge: return "age";
+    case BufferSort::kAddress: return "address";
+    case BufferSort::kDevice: return "device";
+    case BufferSort::kKind: return "kind";
+    case BufferSort::kPid: return "pid";
+    case BufferSort::kTag: return "tag";
+  }
+  return "?";
+}
+
+}  // namespace ttmem::top

@@ -1,0 +1,53 @@
+// The collect step of `ttmem top`: Snapshot (+ history) -> ViewModel. No terminal, no clock
+// reads except the one the caller passes, so the same step serves the TUI, `--once`, the goldens
+// and the benchmark.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "cli/top/view_model.h"
+#include "collector/model.h"
+
+namespace ttmem::top {
+
+// Used bytes per device x kind over the last refreshes, for the sparklines. Keyed by chip id, so
+// a device keeps its history when processes come and go.
+class History {
+ public:
+  static constexpr size_t kCapacity = 240;  // 2 minutes at the default 500 ms
+
+  void push(const Snapshot& s);
+  // Oldest first; empty when the device was never seen.
+  std::vector<uint64_t> series(uint64_t chip_id, size_t bar_kind_index) const;
+  uint64_t samples() const { return samples_; }
+
+ private:
+  struct Ring {
+    std::array<uint64_t, kCapacity> values{};
+    size_t size = 0;
+    size_t next = 0;  // where the next value goes
+  };
+  std::map<uint64_t, std::array<Ring, kBarKinds.size()>> rings_;
+  uint64_t samples_ = 0;
+};
+
+struct CollectRequest {
+  std::vector<uint32_t> devices;  // logical ids to show; empty: all
+  BufferSort sort = BufferSort::kReserved;
+  bool reverse = false;   // ascending instead of the sort's natural order
+  size_t buffer_limit = 0;  // 0: all
+  int map_device = -1;    // index into the shown devices for the L1 map; -1: no map
+  uint64_t now_monotonic_ns = 0;  // for buffer ages; 0: the snapshot's time
+};
+
+ViewModel collect(const Snapshot& s, const History& history, const CollectRequest& request);
+
+// The per-core L1 address space of one device, painted from its buffers and CB region.
+L1Map build_l1_map(const Snapshot& s, const DeviceView& d);
+
+const char* sort_name(BufferSort sort);
+
+}  // namespace ttmem::top

@@ -1,0 +1,772 @@
+#include "cli/top/layout.h"
+
+#include "cli/top/collect.h"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "common/format.h"
+#include "common/kinds.h"
+
+namespace ttmem::top {
+namespace {
+
+using protocol::Kind;
+
+constexpr size_t kMinWidth = 40;
+constexpr int kMinHeight = 8;
+constexpr size_t kKindWidth = 9;  // "L1_SMALL "
+constexpr size_t kBytesWidth = 11;  // "1023.99 KiB"
+
+// ---------------------------------------------------------------------------------------------
+// Text helpers
+
+size_t utf8_prefix_bytes(const std::string& s, size_t columns) {
+  size_t cols = 0, i = 0;
+  while (i < s.size()) {
+    if ((uint8_t(s[i]) & 0xC0) != 0x80) {
+      if (cols == columns) break;
+      ++cols;
+    }
+    ++i;
+  }
+  return i;
+}
+
+std::string pct_text(uint64_t part, uint64_t whole) { return format_percent(part, whole); }
+
+std::string bytes_or_dash(uint64_t v, bool known) { return known ? format_bytes(v) : "-"; }
+
+std::string format_age(uint64_t ns) {
+  double s = double(ns) / 1e9;
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  if (s < 3600) return fmt::format("{:.1f}m", s / 60);
+  return fmt::format("{:.1f}h", s / 3600);
+}
+
+std::string join_ids(const std::vector<uint32_t>& ids) {
+  std::string s;
+  for (uint32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  return s.empty() ? "?" : s;
+}
+
+// The command with its program's directory dropped ("/opt/x/model --b 1" -> "model --b 1"), so
+// the name shows in a narrow column; stable output keeps the name alone (arguments may hold
+// temporary paths).
+std::string short_command(const std::string& command, bool stable) {
+  size_t space = command.find(' ');
+  std::string first = command.substr(0, space);
+  size_t slash = first.rfind('/');
+  std::string name = slash == std::string::npos ? first : first.substr(slash + 1);
+  return stable || space == std::string::npos ? name : name + command.substr(space);
+}
+
+std::string pid_text(pid_t pid, bool stable) { return stable ? "*" : std::to_string(pid); }
+
+// ---------------------------------------------------------------------------------------------
+// Tables: columns sized to the widest visible cell; the last column takes what is left.
+
+struct Column {
+  std::string title;
+  bool right = true;
+};
+struct Cell {
+  std::string text;
+  Style style = Style::kNormal;
+};
+using Row = std::vector<Cell>;
+
+// Appends the header and rows [first, first + max_rows) (all when max_rows is 0), and a line
+// saying how many more there are when they do not fit.
+void add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>& rows,
+               size_t width, size_t first, size_t max_rows) {
+  // A window onto part of the rows ends with a line saying which rows it shows.
+  const bool windowed = max_rows != 0 && (rows.size() > max_rows || first > 0);
+  const size_t n = max_rows == 0 ? rows.size() : (windowed ? max_rows - 1 : max_rows);
+  first = std::min(first, rows.size());
+  const size_t last = std::min(rows.size(), first + n);
+  std::vector<size_t> w(cols.size(), 0);
+  for (size_t c = 0; c < cols.size(); ++c) w[c] = display_width(cols[c].title);
+  for (size_t r = first; r < last; ++r) {
+    for (size_t c = 0; c < cols.size() && c < rows[r].size(); ++c) {
+      w[c] = std::max(w[c], display_width(rows[r][c].text));
+    }
+  }
+  size_t used = 0;
+  for (size_t c = 0; c + 1 < cols.size(); ++c) used += w[c] + 2;
+  if (!cols.empty()) w.back() = std::max<size_t>(std::min(w.back(), width - std::min(width, used)), 1);
+
+  Line h;
+  for (size_t c = 0; c < cols.size(); ++c) {
+    h.add(fit(cols[c].title, w[c], cols[c].right) + (c + 1 < cols.size() ? "  " : ""),
+          Style::kHeader);
+  }
+  f.push_back(std::move(h));
+  for (size_t r = first; r < last; ++r) {
+    Line l;
+    for (size_t c = 0; c < cols.size(); ++c) {
+      const Cell cell = c < rows[r].size() ? rows[r][c] : Cell{};
+      bool last_col = c + 1 == cols.size();
+      l.add(last_col && !cols[c].right ? fit(cell.text, std::min(w[c], display_width(cell.text)))
+                                       : fit(cell.text, w[c], cols[c].right),
+            cell.style);
+      if (!last_col) l.add("  ");
+    }
+    f.push_back(std::move(l));
+  }
+  if (windowed) {
+    f.push_back(Line().add(fmt::format("rows {}-{} of {}", rows.empty() ? 0 : first + 1, last,
+                                       rows.size()),
+                           Style::kDim));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+bool kind_shown(const KindRow& k) { return k.capacity != 0 || k.used != 0 || k.count != 0; }
+
+size_t detailed_rows(const ViewModel& vm) {
+  size_t n = 1;  // column header
+  for (const auto& d : vm.devices) {
+    n += 1;
+    for (const auto& k : d.kinds) n += kind_shown(k) ? 1 : 0;
+  }
+  return n;
+}
+
+std::string margin_text(int64_t margin) {
+  return margin < 0 ? "-" + format_bytes(uint64_t(-margin)) + " CLASH"
+                    : format_bytes(uint64_t(margin));
+}
+
+Style margin_style(int64_t margin) {
+  if (margin < 0) return Style::kCrit;
+  if (margin < 64 * 1024) return Style::kWarn;
+  return Style::kGood;
+}
+
+// Widths of the optional pieces of a detailed kind line at this terminal width.
+struct DetailWidths {
+  size_t bar = 10;
+  bool peak = false;
+  bool free = false;
+  size_t spark = 0;
+};
+
+DetailWidths detail_widths(size_t width) {
+  // "  KIND     " + bar + " " + used " /" cap + " " pct  => 2 + 9 + bar + 1 + 22 + 7
+  const size_t fixed = 2 + kKindWidth + 1 + 2 * kBytesWidth + 2 + 7;
+  DetailWidths w;
+  size_t avail = width > fixed ? width - fixed : 0;
+  if (avail >= 10 + 1 + kBytesWidth) {
+    w.peak = true;
+    avail -= 1 + kBytesWidth;
+  }
+  if (avail >= 10 + 2 + kBytesWidth + 5) {
+    w.free = true;
+    avail -= 2 + kBytesWidth + 5;
+  }
+  if (avail >= 10 + 10) {
+    w.spark = std::min<size_t>(48, (avail - 10) / 2);
+    avail -= w.spark + 2;
+  }
+  w.bar = std::max<size_t>(avail, 3);
+  return w;
+}
+
+void add_detail_header(Frame& f, const DetailWidths& w) {
+  Line l;
+  l.add(fit("  KIND", 2 + kKindWidth) + fit("USAGE", w.bar) + " " +
+            fit("USED", kBytesWidth, true) + " /" + fit("CAPACITY", kBytesWidth, true) + " " +
+            fit("USE%", 6, true),
+        Style::kHeader);
+  if (w.peak) l.add(" " + fit("PEAK", kBytesWidth, true), Style::kHeader);
+  if (w.free) l.add("  " + fit("FREE BLOCK", kBytesWidth, true) + fit("FRAG", 5, true), Style::kHeader);
+  if (w.spark) l.add("  " + std::string("HISTORY"), Style::kHeader);
+  f.push_back(std::move(l));
+}
+
+Line device_title(const DeviceRow& d, size_t) {
+  Line l;
+  l.add(fmt::format("Device {}", join_ids(d.logical_ids)), Style::kTitle);
+  l.add(fmt::format("  chip {:#x}  {} {}x{}{}", d.chip_id, d.arch, d.grid_x, d.grid_y,
+                    d.board.empty() ? "" : "  " + d.board),
+        Style::kDim);
+  l.add(fmt::format("  {} buffers  clash margin ", d.buffers));
+  l.add(margin_text(d.clash_margin), margin_style(d.clash_margin));
+  if (d.dropped_events > 0) {
+    l.add(fmt::format("  ! {} events dropped", d.dropped_events), Style::kWarn);
+  }
+  return l;
+}
+
+Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
+  Line l;
+  l.add("  " + fit(std::string(kind_name(k.kind)), kKindWidth), Style::kBold);
+  for (auto& s : bar(k.used, k.peak, k.capacity, w.bar, unicode).spans) l.spans.push_back(s);
+  l.add(" " + fit(format_bytes(k.used), kBytesWidth, true) + " /" +
+        fit(bytes_or_dash(k.capacity, k.capacity != 0), kBytesWidth, true) + " ");
+  l.add(fit(pct_text(k.used, k.capacity), 6, true), usage_style(k.used, k.capacity));
+  if (w.peak) l.add(" " + fit(format_bytes(k.peak), kBytesWidth, true), Style::kPeak);
+  if (w.free) {
+    // CB's free block is the clash margin; fragmentation is a banked-allocator notion.
+    bool banked = k.kind != uint32_t(Kind::Cb) && k.capacity != 0;
+    l.add("  " + fit(bytes_or_dash(k.largest_free_block, k.capacity != 0), kBytesWidth, true) +
+          fit(banked ? fmt::format("{:.0f}%", k.fragmentation * 100) : "-", 5, true));
+  }
+  if (w.spark) l.add("  " + sparkline(k.history, w.spark, unicode), Style::kTitle);
+  return l;
+}
+
+void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode) {
+  DetailWidths w = detail_widths(width);
+  add_detail_header(f, w);
+  for (const auto& d : vm.devices) {
+    f.push_back(device_title(d, width));
+    for (const auto& k : d.kinds) {
+      if (kind_shown(k)) f.push_back(kind_line(k, w, unicode));
+    }
+  }
+}
+
+void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unicode) {
+  const size_t dev_w = 5, margin_w = 17, bufs_w = 7;
+  size_t rest = width > dev_w + margin_w + bufs_w ? width - dev_w - margin_w - bufs_w : 0;
+  size_t cell = std::max<size_t>(rest / kBarKinds.size(), 7);
+  size_t bar_w = cell > 9 ? cell - 9 : 0;  // " " + "100.0%" + "  "
+  Line h;
+  h.add(fit("DEV", dev_w), Style::kHeader);
+  for (uint32_t k : kBarKinds) h.add(fit(std::string(kind_name(k)), cell), Style::kHeader);
+  h.add(fit("MARGIN", margin_w, true) + fit("BUFS", bufs_w, true), Style::kHeader);
+  f.push_back(std::move(h));
+  for (const auto& d : vm.devices) {
+    Line l;
+    l.add(fit(join_ids(d.logical_ids), dev_w), Style::kTitle);
+    for (const auto& k : d.kinds) {
+      if (bar_w > 0) {
+        for (auto& s : bar(k.used, k.peak, k.capacity, bar_w, unicode).spans) l.spans.push_back(s);
+        l.add(" ");
+      }
+      l.add(fit(pct_text(k.used, k.capacity), 6, true), usage_style(k.used, k.capacity));
+      l.add(std::string(cell - bar_w - (bar_w > 0 ? 7 : 6), ' '));
+    }
+    l.add(fit(margin_text(d.clash_margin), margin_w, true), margin_style(d.clash_margin));
+    l.add(fit(std::to_string(d.buffers), bufs_w, true));
+    if (d.dropped_events > 0) l.add(" !drop", Style::kWarn);
+    f.push_back(std::move(l));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables of the overview and the buffers view
+
+constexpr std::array<uint32_t, 5> kTableKinds = kBarKinds;
+
+std::vector<Column> kind_columns(std::vector<Column> head) {
+  for (uint32_t k : kTableKinds) head.push_back({std::string(kind_name(k)), true});
+  return head;
+}
+
+std::vector<Row> process_rows(const ViewModel& vm, bool stable) {
+  std::vector<Row> rows;
+  for (const auto& p : vm.processes) {
+    Style s = p.exited ? Style::kDim : Style::kNormal;
+    Row r{{pid_text(p.pid, stable), s}};
+    for (uint32_t k : kTableKinds) r.push_back({format_bytes(p.reserved[k]), s});
+    r.push_back({std::to_string(p.buffers), s});
+    r.push_back({std::to_string(p.cbs), s});
+    r.push_back({std::to_string(p.dropped_events), p.dropped_events ? Style::kWarn : s});
+    r.push_back({std::to_string(p.problems), p.problems ? Style::kCrit : s});
+    r.push_back({(p.exited ? "[exited] " : "") + short_command(p.command, stable), s});
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+std::vector<Column> process_columns() {
+  auto cols = kind_columns({{"PID", true}});
+  for (const char* c : {"BUFFERS", "CBS", "DROPPED", "ERRORS"}) cols.push_back({c, true});
+  cols.push_back({"COMMAND", false});
+  return cols;
+}
+
+std::vector<Row> tag_rows(const ViewModel& vm) {
+  std::vector<Row> rows;
+  for (const auto& t : vm.tags) {
+    Row r;
+    for (uint32_t k : kTableKinds) r.push_back({format_bytes(t.reserved[k])});
+    r.push_back({std::to_string(t.buffers)});
+    r.push_back({t.tag, Style::kBold});
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+std::vector<Column> tag_columns() {
+  auto cols = kind_columns({});
+  cols.push_back({"BUFFERS", true});
+  cols.push_back({"TAG / OP", false});
+  return cols;
+}
+
+// The column a sort orders by, and whether its natural order is descending.
+struct SortColumn {
+  const char* title;
+  bool descending;
+};
+SortColumn sort_column(BufferSort s) {
+  switch (s) {
+    case BufferSort::kReserved: return {"RESERVED", true};
+    case BufferSort::kSize: return {"SIZE", true};
+    case BufferSort::kAge: return {"AGE", true};
+    case BufferSort::kAddress: return {"ADDRESS", false};
+    case BufferSort::kDevice: return {"DEV", false};
+    case BufferSort::kKind: return {"KIND", false};
+    case BufferSort::kPid: return {"PID", false};
+    case BufferSort::kTag: return {"TAG", false};
+  }
+  return {"", false};
+}
+
+std::vector<Row> buffer_rows(const std::vector<BufferRow>& buffers, bool stable) {
+  std::vector<Row> rows;
+  rows.reserve(buffers.size());
+  for (const auto& b : buffers) {
+    rows.push_back({{pid_text(b.pid, stable)},
+                    {std::to_string(b.device)},
+                    {std::string(kind_name(b.kind)), Style::kBold},
+                    {std::to_string(b.buffer_id)},
+                    {fmt::format("{:#x}", b.address)},
+                    {format_bytes(b.size)},
+                    {format_bytes(b.reserved)},
+                    {std::to_string(b.banks)},
+                    {stable ? "-" : format_age(b.age_ns), Style::kDim},
+                    {b.tag.empty() ? "-" : b.tag}});
+  }
+  return rows;
+}
+
+std::vector<Column> buffer_columns(const UiState& ui, bool unicode) {
+  std::vector<Column> cols = {{"PID", true},     {"DEV", true},      {"KIND", false},
+                              {"ID", true},      {"ADDRESS", true},  {"SIZE", true},
+                              {"RESERVED", true}, {"BANKS", true},   {"AGE", true},
+                              {"TAG", false}};
+  SortColumn sc = sort_column(ui.sort);
+  bool down = sc.descending != ui.reverse;
+  for (auto& c : cols) {
+    if (c.title == sc.title) c.title += down ? (unicode ? "▼" : "v") : (unicode ? "▲" : "^");
+  }
+  return cols;
+}
+
+// ---------------------------------------------------------------------------------------------
+// L1 map
+
+struct RegionLook {
+  char glyph;
+  Style style;
+  const char* name;
+};
+RegionLook region_look(Region r) {
+  switch (r) {
+    case Region::kFirmware: return {'F', Style::kFirmware, "firmware"};
+    case Region::kCb: return {'C', Style::kCb, "CB region"};
+    case Region::kMargin: return {'~', Style::kMargin, "clash margin"};
+    case Region::kFree: return {'.', Style::kFree, "free"};
+    case Region::kL1Buffer: return {'B', Style::kL1Buffer, "L1 buffer"};
+    case Region::kL1SmallFree: return {',', Style::kL1SmallFree, "L1_SMALL free"};
+    case Region::kL1SmallBuffer: return {'S', Style::kL1SmallBuffer, "L1_SMALL buffer"};
+    case Region::kClash: return {'X', Style::kClash, "CB/L1 clash"};
+  }
+  return {'?', Style::kNormal, "?"};
+}
+
+// The region a cell [a, b) shows: a clash anywhere in it, else what covers most of it.
+Region cell_region(const std::vector<RegionSpan>& spans, size_t& cursor, uint64_t a, uint64_t b) {
+  std::array<uint64_t, 8> cover{};
+  while (cursor < spans.size() && spans[cursor].end <= a) ++cursor;
+  for (size_t i = cursor; i < spans.size() && spans[i].begin < b; ++i) {
+    uint64_t lo = std::max(a, spans[i].begin), hi = std::min(b, spans[i].end);
+    if (hi > lo) cover[size_t(spans[i].region)] += hi - lo;
+  }
+  if (cover[size_t(Region::kClash)] > 0) return Region::kClash;
+  return Region(std::max_element(cover.begin(), cover.end()) - cover.begin());
+}
+
+size_t add_l1_map(Frame& f, const ViewModel& vm, const UiState& ui,
+                  size_t width, size_t grid_rows) {
+  const L1Map& m = vm.l1_map;
+  if (!m.valid) {
+    f.push_back(Line().add(vm.devices.empty() ? "No devices to map."
+                                              : "This device reports no L1 geometry.",
+                           Style::kDim));
+    return 0;
+  }
+  f.push_back(Line()
+                  .add(fmt::format("L1 map of device {}", m.logical_id), Style::kTitle)
+                  .add(fmt::format("  chip {:#x}  per core {} ({:#x} bytes), drawn to scale  "
+                                   "[{}/{}]",
+                                   m.chip_id, format_bytes(m.l1_per_core), m.l1_per_core,
+                                   ui.map_device + 1, vm.devices.size()),
+                       Style::kDim));
+  const size_t label = 2 + fmt::format("{:x}", m.l1_per_core).size() + 1;
+  const size_t cols = width > label + 1 ? width - label - 1 : 1;
+  const uint64_t cells = uint64_t(cols) * std::max<size_t>(grid_rows, 1);
+  // Cells hold a whole number of 64-byte units, so row addresses stay round.
+  const uint64_t per_cell = std::max<uint64_t>((m.l1_per_core + cells * 64 - 1) / (cells * 64), 1) * 64;
+  // A margin narrower than two cells would vanish under its neighbours: show it anyway.
+  const bool tiny_margin = m.clash_margin > 0 && uint64_t(m.clash_margin) < 2 * per_cell;
+  size_t cursor = 0;
+  for (uint64_t row_start = 0; row_start < m.l1_per_core; row_start += per_cell * cols) {
+    Line l;
+    l.add(fit(fmt::format("{:#x}", row_start), label - 1, true) + " ", Style::kDim);
+    for (size_t c = 0; c < cols; ++c) {
+      uint64_t a = row_start + c * per_cell;
+      if (a >= m.l1_per_core) break;
+      uint64_t b = std::min(a + per_cell, m.l1_per_core);
+      Region r = cell_region(m.spans, cursor, a, b);
+      if (tiny_margin && r != Region::kClash && a < m.lowest_l1_address && b > m.cb_region_end) {
+        r = Region::kMargin;
+      }
+      RegionLook look = region_look(r);
+      if (!l.spans.empty() && l.spans.back().style == look.style) {
+        l.spans.back().text += look.glyph;
+      } else {
+        l.add(std::string(1, look.glyph), look.style);
+      }
+    }
+    f.push_back(std::move(l));
+  }
+  Line legend;
+  legend.add(fmt::format("one cell = {}  ", format_bytes(per_cell)), Style::kDim);
+  for (Region r : {Region::kFirmware, Region::kCb, Region::kMargin, Region::kFree,
+                   Region::kL1Buffer, Region::kL1SmallFree, Region::kL1SmallBuffer,
+                   Region::kClash}) {
+    RegionLook look = region_look(r);
+    legend.add(std::string(1, look.glyph), look.style).add(std::string(" ") + look.name + "  ");
+  }
+  f.push_back(std::move(legend));
+
+  f.push_back(Line()
+                  .add(fmt::format("firmware {:#x}-{:#x}   CB region {:#x}-{:#x} ({})   ",
+                                   uint64_t(0), m.unreserved_base, m.unreserved_base,
+                                   m.cb_region_end,
+                                   format_bytes(m.cb_region_end - std::min(m.cb_region_end,
+                                                                           m.unreserved_base))))
+                  .add("clash margin ")
+                  .add(margin_text(m.clash_margin), margin_style(m.clash_margin))
+                  .add(m.has_l1_buffers
+                           ? fmt::format(" (CB end {:#x} .. lowest L1 buffer {:#x})",
+                                         m.cb_region_end, m.lowest_l1_address)
+                           : fmt::format(" (no L1 buffers; L1 top {:#x})", m.lowest_l1_address)));
+  return grid_rows;
+}
+
+std::string header_time(uint64_t realtime_ns) {
+  std::time_t t = std::time_t(realtime_ns / 1'000'000'000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return buf;
+}
+
+void add_header(Frame& f, const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
+  Line l;
+  l.add("ttmem top", Style::kTitle);
+  static constexpr const char* kViewNames[kNumViews] = {"Overview", "Buffers", "L1 map"};
+  for (int v = 0; v < kNumViews; ++v) {
+    bool on = int(ui.view) == v;
+    l.add(on ? fmt::format("  [{} {}]", v + 1, kViewNames[v])
+             : fmt::format("   {} {} ", v + 1, kViewNames[v]),
+          on ? Style::kKey : Style::kDim);
+  }
+  uint64_t processes = vm.processes.size();
+  l.add(fmt::format("   {} device{}  {} process{}  {} buffers", vm.devices.size(),
+                    vm.devices.size() == 1 ? "" : "s", processes, processes == 1 ? "" : "es",
+                    vm.total_buffers));
+  if (!o.stable) {
+    l.add(fmt::format("  {}  {}", header_time(vm.taken_realtime_ns), vm.segment_dir),
+          Style::kDim);
+  }
+  if (ui.paused) l.add("  PAUSED", Style::kWarn);
+  f.push_back(std::move(l));
+
+  // Warnings: each is one line, only when it applies.
+  if (vm.dropped_events > 0) {
+    f.push_back(Line().add(fmt::format("! {} history events dropped (ring full before a reader "
+                                       "drained it); totals are exact",
+                                       vm.dropped_events),
+                           Style::kWarn));
+  }
+  for (uint32_t id : vm.missing_devices) {
+    f.push_back(Line().add(
+        fmt::format("! device {} is not registered by any tracked process (yet)", id),
+        Style::kWarn));
+  }
+  if (vm.leaks > 0) {
+    f.push_back(Line().add(
+        fmt::format("! {} leaked buffers from ended processes: see `ttmem leaks`", vm.leaks),
+        Style::kWarn));
+  }
+  if (!vm.problems.empty()) {
+    f.push_back(Line().add(fmt::format("! {} segment files skipped: see `ttmem status`",
+                                       vm.problems.size()),
+                           Style::kWarn));
+  }
+  if (vm.devices.empty() && vm.missing_devices.empty()) {
+    f.push_back(Line().add(
+        o.stable ? "No devices: no tracked process has registered a device."
+                 : "No devices: no tracked process has registered a device in " + vm.segment_dir +
+                       " (same TTMEM_DIR?)",
+        Style::kDim));
+  }
+}
+
+void add_footer(Frame& f, const UiState& ui, bool unicode) {
+  Line l;
+  auto key = [&](const char* k, const char* what) {
+    l.add(k, Style::kKey).add(std::string(" ") + what + "  ");
+  };
+  key("q", "quit");
+  key("Tab/1-3", "view");
+  if (ui.view == View::kOverview) key("c", "compact/detail");
+  if (ui.view != View::kOverview) key(unicode ? "↑↓ PgUp/PgDn" : "Up/Dn PgUp/PgDn", "scroll");
+  if (ui.view == View::kBuffers) {
+    key("s", "sort");
+    key("r", "reverse");
+  }
+  if (ui.view == View::kL1Map) key(unicode ? "←→" : "Left/Right", "device");
+  key("space", ui.paused ? "resume" : "pause");
+  f.push_back(std::move(l));
+}
+
+void clip(Line& l, size_t width) {
+  size_t cols = 0;
+  for (size_t i = 0; i < l.spans.size(); ++i) {
+    size_t w = display_width(l.spans[i].text);
+    if (cols + w > width) {
+      l.spans[i].text.resize(utf8_prefix_bytes(l.spans[i].text, width - cols));
+      l.spans.resize(i + 1);
+      return;
+    }
+    cols += w;
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Line& Line::add(std::string text, Style style) {
+  spans.push_back({std::move(text), style});
+  return *this;
+}
+
+size_t Line::width() const {
+  size_t w = 0;
+  for (const auto& s : spans) w += display_width(s.text);
+  return w;
+}
+
+std::string Line::text() const {
+  std::string t;
+  for (const auto& s : spans) t += s.text;
+  return t;
+}
+
+size_t display_width(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += (uint8_t(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+std::string fit(const std::string& s, size_t width, bool right_aligned) {
+  size_t w = display_width(s);
+  if (w > width) return s.substr(0, utf8_prefix_bytes(s, width));
+  std::string pad(width - w, ' ');
+  return right_aligned ? pad + s : s + pad;
+}
+
+Style usage_style(uint64_t used, uint64_t capacity) {
+  if (capacity == 0) return used ? Style::kWarn : Style::kDim;
+  double f = double(used) / double(capacity);
+  return f >= 0.85 ? Style::kCrit : f >= 0.60 ? Style::kWarn : Style::kGood;
+}
+
+Line bar(uint64_t used, uint64_t peak, uint64_t capacity, size_t width, bool unicode) {
+  Line l;
+  if (width == 0) return l;
+  if (capacity == 0) {
+    l.add(fit(used ? "no capacity" : "-", width), Style::kDim);
+    return l;
+  }
+  static constexpr const char* kEighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+  double frac = std::min(1.0, double(used) / double(capacity));
+  uint64_t eighths = uint64_t(std::llround(frac * double(width) * 8));
+  if (used > 0 && eighths == 0) eighths = 1;  // anything allocated shows
+  size_t full = size_t(eighths / 8);
+  size_t part = size_t(eighths % 8);
+  std::string filled;
+  for (size_t i = 0; i < full; ++i) filled += unicode ? "█" : "#";
+  if (part > 0) filled += unicode ? kEighths[part] : (part >= 4 ? "#" : ":");
+  size_t filled_cols = full + (part > 0 ? 1 : 0);
+  l.add(filled, usage_style(used, capacity));
+
+  // The peak marks the highest the kind has been: a tick where it stands beyond the fill.
+  size_t peak_col = size_t(std::min(1.0, double(peak) / double(capacity)) * double(width));
+  if (peak_col >= width) peak_col = width - 1;
+  std::string empty;
+  size_t empty_cols = width - filled_cols;
+  if (peak > used && peak_col >= filled_cols) {
+    size_t before = peak_col - filled_cols;
+    for (size_t i = 0; i < before; ++i) empty += unicode ? "░" : ".";
+    l.add(empty, Style::kDim);
+    l.add(unicode ? "│" : "|", Style::kPeak);
+    empty.clear();
+    empty_cols = width - peak_col - 1;
+  }
+  for (size_t i = 0; i < empty_cols; ++i) empty += unicode ? "░" : ".";
+  l.add(empty, Style::kDim);
+  return l;
+}
+
+std::string sparkline(const std::vector<uint64_t>& values, size_t width, bool unicode) {
+  static constexpr const char* kLevels[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+  static constexpr char kAscii[] = "._-=+*#@";
+  size_t n = std::min(values.size(), width);
+  uint64_t max = 0;
+  for (size_t i = values.size() - n; i < values.size(); ++i) max = std::max(max, values[i]);
+  std::string out(width - n, ' ');
+  for (size_t i = values.size() - n; i < values.size(); ++i) {
+    uint64_t v = values[i];
+    if (v == 0 || max == 0) {
+      out += ' ';
+      continue;
+    }
+    // Scaled to the window's maximum: a few KiB of L1 moving on a 1 GiB device still shows.
+    size_t level = std::min<size_t>(7, size_t(double(v) / double(max) * 7.0 + 0.5));
+    if (unicode) {
+      out += kLevels[level];
+    } else {
+      out += kAscii[level];
+    }
+  }
+  return out;
+}
+
+size_t table_rows(const UiState& ui, const LayoutOptions& o) {
+  if (o.height == 0) return 0;
+  // Header, its warnings (up to two), title, table header, "rows" line, footer.
+  int rows = o.height - 7;
+  if (ui.view == View::kL1Map) rows -= 16 + 3;
+  return size_t(std::max(rows, 1));
+}
+
+Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
+  Frame f;
+  const size_t width = size_t(std::max(o.width, 1));
+  if (o.height != 0 && (width < kMinWidth || o.height < kMinHeight)) {
+    f.push_back(Line().add(fmt::format("terminal too small ({}x{}); need {}x{}", o.width,
+                                       o.height, kMinWidth, kMinHeight),
+                           Style::kWarn));
+    f.push_back(Line().add("q", Style::kKey).add(" quit"));
+    for (auto& l : f) clip(l, width);
+    return f;
+  }
+  add_header(f, vm, ui, o);
+  // Rows left for the body: everything but the footer in a terminal; unlimited in text.
+  auto left = [&]() -> size_t {
+    if (o.height == 0) return SIZE_MAX;
+    size_t used = f.size() + 1;
+    return size_t(o.height) > used ? size_t(o.height) - used : 0;
+  };
+
+  switch (ui.view) {
+    case View::kOverview: {
+      if (!vm.devices.empty()) {
+        f.push_back(Line());
+        bool detailed = ui.density == Density::kDetailed ||
+                        (ui.density == Density::kAuto &&
+                         (o.height == 0 || detailed_rows(vm) + 8 <= left()));
+        if (detailed) {
+          add_devices_detailed(f, vm, width, o.unicode);
+        } else {
+          add_devices_compact(f, vm, width, o.unicode);
+        }
+      }
+      // Processes get the first half of what is left (at least their rows when they fit),
+      // tags the rest.
+      auto procs = process_rows(vm, o.stable);
+      auto tags = tag_rows(vm);
+      size_t room = left();
+      if (room >= 3) {
+        f.push_back(Line());
+        f.push_back(Line().add(fmt::format("Processes ({})", vm.processes.size()), Style::kTitle));
+        size_t max = 0;
+        if (o.height != 0) {
+          max = tags.empty() ? room - 3
+                             : std::max<size_t>(1, std::min(procs.size(), (room - 3) / 2));
+        }
+        if (procs.empty()) {
+          f.push_back(Line().add("No tracked processes.", Style::kDim));
+        } else {
+          add_table(f, process_columns(), procs, width, 0, std::max<size_t>(max, o.height ? 1 : 0));
+        }
+      }
+      room = left();
+      if (room >= 4 && !tags.empty()) {
+        f.push_back(Line());
+        f.push_back(Line().add(fmt::format("Tags and ops ({})", vm.tags.size()), Style::kTitle));
+        add_table(f, tag_columns(), tags, width, 0, o.height == 0 ? 0 : room - 3);
+      }
+      break;
+    }
+    case View::kBuffers: {
+      f.push_back(Line());
+      f.push_back(Line()
+                      .add(fmt::format("Buffers ({} live)", vm.total_buffers), Style::kTitle)
+                      .add(fmt::format("  sorted by {}{}", sort_name(ui.sort),
+                                       ui.reverse ? ", reversed" : ""),
+                           Style::kDim));
+      size_t room = left();
+      if (room >= 2) {
+        // vm.buffers starts at row 0 of the sorted list; the view shows from ui.scroll.
+        add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable), width,
+                  ui.scroll, o.height == 0 ? 0 : room - 1);
+      }
+      break;
+    }
+    case View::kL1Map: {
+      f.push_back(Line());
+      size_t room = left();
+      size_t grid = o.height == 0 ? 16 : std::clamp<size_t>(room > 10 ? (room - 10) / 2 : 2, 2, 16);
+      add_l1_map(f, vm, ui, width, grid);
+      room = left();
+      if (vm.l1_map.valid && room >= 3) {
+        f.push_back(Line());
+        f.push_back(Line().add(fmt::format("L1 and L1_SMALL buffers by address ({})",
+                                           vm.l1_map.l1_buffers_total),
+                               Style::kTitle));
+        add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
+                  buffer_rows(vm.l1_map.l1_buffers, o.stable), width, ui.scroll,
+                  o.height == 0 ? 0 : room - 3);
+      }
+      break;
+    }
+  }
+
+  if (o.height != 0) {
+    while (f.size() + 1 < size_t(o.height)) f.push_back(Line());
+    if (f.size() >= size_t(o.height)) f.resize(size_t(o.height) - 1);
+    add_footer(f, ui, o.unicode);
+  }
+  for (auto& l : f) clip(l, width);
+  return f;
+}
+
+}  // namespace ttmem::top

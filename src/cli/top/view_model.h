@@ -1,0 +1,126 @@
+// The view model of `ttmem top`: everything the screen shows, computed by the collect step
+// (collect.h) from a Snapshot and the history, and nothing the terminal decides. The layout step
+// (layout.h) turns it, the UI state and a size into lines; the ncurses and text renderers only
+// paint those lines. Keeping the three apart makes the screen a pure function of its inputs, so
+// goldens and tests need no terminal.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "collector/model.h"
+
+namespace ttmem::top {
+
+// The kinds the monitor draws a bar for, in screen order. SYSTEM_MEMORY is host memory and has
+// no device capacity, so it is left to `ttmem status`.
+inline constexpr std::array<uint32_t, 5> kBarKinds = {
+    uint32_t(protocol::Kind::Dram), uint32_t(protocol::Kind::L1),
+    uint32_t(protocol::Kind::L1Small), uint32_t(protocol::Kind::Trace),
+    uint32_t(protocol::Kind::Cb)};
+
+struct KindRow {
+  uint32_t kind = 0;
+  uint64_t used = 0;  // reserved bytes
+  uint64_t requested = 0;
+  uint64_t capacity = 0;
+  uint64_t peak = 0;
+  uint64_t count = 0;
+  uint64_t largest_free_block = 0;  // per bank
+  double fragmentation = 0.0;
+  std::vector<uint64_t> history;  // used bytes, oldest first
+};
+
+struct DeviceRow {
+  uint64_t chip_id = 0;
+  std::vector<uint32_t> logical_ids;
+  std::string arch;
+  std::string board;
+  uint16_t grid_x = 0, grid_y = 0;
+  std::array<KindRow, kBarKinds.size()> kinds{};
+  uint64_t buffers = 0;  // live buffers and CBs
+  int64_t clash_margin = 0;
+  bool has_l1_buffers = false;
+  uint64_t dropped_events = 0;
+};
+
+struct ProcessRow {
+  pid_t pid = 0;
+  std::string command;
+  bool exited = false;
+  std::array<uint64_t, kNumKinds> reserved{};
+  uint64_t buffers = 0;
+  uint64_t cbs = 0;
+  uint64_t dropped_events = 0;
+  uint64_t problems = 0;  // reports the client could not record, torn or corrupt records
+};
+
+struct TagRow {
+  std::string tag;
+  std::array<uint64_t, kNumKinds> reserved{};
+  uint64_t buffers = 0;
+};
+
+struct BufferRow {
+  pid_t pid = 0;
+  uint32_t device = 0;  // the process's logical id
+  uint32_t kind = 0;
+  uint64_t buffer_id = 0;
+  uint64_t address = 0;
+  uint64_t size = 0;
+  uint64_t reserved = 0;
+  uint32_t banks = 0;
+  uint64_t age_ns = 0;
+  std::string tag;
+};
+
+enum class BufferSort { kReserved, kSize, kAge, kAddress, kDevice, kKind, kPid, kTag };
+inline constexpr int kNumBufferSorts = 8;
+
+// One region of the per-core L1 address space, [begin, end).
+enum class Region { kFirmware, kCb, kMargin, kFree, kL1Buffer, kL1SmallFree, kL1SmallBuffer, kClash };
+
+struct RegionSpan {
+  uint64_t begin = 0, end = 0;
+  Region region = Region::kFree;
+};
+
+// The per-core L1 map of one device: every byte of [0, l1_per_core) in exactly one span,
+// sorted by address.
+struct L1Map {
+  bool valid = false;
+  uint64_t chip_id = 0;
+  uint32_t logical_id = 0;
+  uint64_t l1_per_core = 0;
+  uint64_t unreserved_base = 0;
+  uint64_t cb_region_end = 0;
+  uint64_t lowest_l1_address = 0;
+  bool has_l1_buffers = false;
+  int64_t clash_margin = 0;
+  uint64_t l1_small_base = 0, l1_small_end = 0;
+  std::vector<RegionSpan> spans;
+  std::vector<BufferRow> l1_buffers;  // L1 and L1_SMALL buffers by address, up to the limit
+  size_t l1_buffers_total = 0;
+};
+
+struct ViewModel {
+  std::string segment_dir;
+  uint64_t taken_realtime_ns = 0;
+  uint64_t samples = 0;  // refreshes folded into the history
+  std::vector<DeviceRow> devices;
+  std::vector<uint32_t> missing_devices;  // requested with -d but not (yet) registered
+  std::vector<ProcessRow> processes;
+  std::vector<TagRow> tags;
+  std::vector<BufferRow> buffers;  // sorted as requested, at most the requested limit
+  uint64_t total_buffers = 0;      // before the limit
+  uint64_t dropped_events = 0;
+  uint64_t leaks = 0;
+  std::vector<std::string> problems;
+  L1Map l1_map;
+};
+
+}  // namespace ttmem::top

@@ -1,0 +1,218 @@
+// The collect and layout steps of `ttmem top` on hand-built snapshots: no terminal needed.
+#include <gtest/gtest.h>
+
+#include "cli/top/collect.h"
+#include "cli/top/layout.h"
+#include "cli/top/text_render.h"
+
+namespace ttmem::top {
+namespace {
+
+using protocol::Kind;
+
+constexpr uint32_t kL1 = uint32_t(Kind::L1);
+
+DeviceView device(uint32_t id, uint64_t l1_used) {
+  DeviceView d;
+  d.chip_id = 0x100 + id;
+  d.logical_ids = {id};
+  d.arch = 2;
+  d.grid_x = d.grid_y = 8;
+  d.l1_per_core = 1 << 20;
+  d.unreserved_base = 64 << 10;
+  for (uint32_t k : kBarKinds) {
+    d.kinds[k].capacity = 64ull << 20;
+    d.kinds[k].bank_size = 1 << 20;
+  }
+  d.kinds[uint32_t(Kind::L1Small)].bank_size = 0;  // no L1_SMALL region on this device
+  d.kinds[kL1].bank_base = 64 << 10;
+  d.kinds[kL1].bank_size = (1 << 20) - (64 << 10);
+  d.kinds[kL1].reserved = l1_used;
+  d.kinds[kL1].peak = l1_used * 2;
+  d.cb_region_end = 128 << 10;
+  d.lowest_l1_address = 512 << 10;
+  d.has_l1_buffers = true;
+  d.clash_margin = int64_t(d.lowest_l1_address) - int64_t(d.cb_region_end);
+  return d;
+}
+
+BufferView buffer(uint32_t dev, uint32_t kind, uint64_t id, uint64_t addr, uint64_t size,
+                  uint64_t time_ns) {
+  BufferView b;
+  b.pid = 42;
+  b.chip_id = 0x100 + dev;
+  b.device = dev;
+  b.kind = kind;
+  b.buffer_id = id;
+  b.address = addr;
+  b.size = size;
+  b.size_per_bank = size;
+  b.reserved = size * 64;
+  b.num_banks = 64;
+  b.time_ns = time_ns;
+  b.tag = "ttnn::op" + std::to_string(id % 3);
+  return b;
+}
+
+Snapshot snapshot(uint32_t devices) {
+  Snapshot s;
+  s.segment_dir = "/tmp/x";
+  s.taken_monotonic_ns = 1'000'000'000'000;
+  for (uint32_t i = 0; i < devices; ++i) s.devices.push_back(device(i, (i + 1) << 20));
+  ProcessView p;
+  p.pid = 42;
+  p.command = "/opt/bin/model --batch 32";
+  p.buffers = 3;
+  s.processes.push_back(p);
+  s.buffers.push_back(buffer(0, kL1, 1, 512 << 10, 4096, 300));
+  s.buffers.push_back(buffer(0, kL1, 2, 600 << 10, 65536, 100));
+  s.buffers.push_back(buffer(1, kL1, 3, 700 << 10, 1024, 200));
+  s.tags.push_back({"ttnn::op1", {}, 2});
+  return s;
+}
+
+TEST(TopLayout, FitCountsColumnsNotBytes) {
+  EXPECT_EQ(display_width("█▏ab"), 4u);
+  EXPECT_EQ(fit("█████", 3), "███");
+  EXPECT_EQ(fit("ab", 4, true), "  ab");
+  EXPECT_EQ(fit("ab", 4), "ab  ");
+}
+
+TEST(TopLayout, BarFillsInProportionAndMarksThePeak) {
+  Line half = bar(50, 75, 100, 8, false);
+  EXPECT_EQ(half.text(), "####..|.");
+  EXPECT_EQ(half.spans[0].style, Style::kGood);
+  EXPECT_EQ(bar(90, 90, 100, 10, false).spans[0].style, Style::kCrit);
+  EXPECT_EQ(bar(70, 70, 100, 10, false).spans[0].style, Style::kWarn);
+  // Anything allocated shows, however small.
+  EXPECT_EQ(bar(1, 1, 1ull << 40, 4, true).text(), "▏░░░");
+  EXPECT_EQ(bar(100, 100, 100, 4, true).width(), 4u);
+  EXPECT_EQ(bar(0, 0, 0, 6, true).text(), "-     ");
+}
+
+TEST(TopLayout, SparklineScalesToTheWindowAndRightAligns) {
+  EXPECT_EQ(sparkline({1, 2, 4, 8}, 6, false), "  _-+@");
+  EXPECT_EQ(sparkline({0, 8}, 2, true), " █");
+  EXPECT_EQ(display_width(sparkline(std::vector<uint64_t>(500, 3), 10, true)), 10u);
+}
+
+TEST(TopCollect, HistoryKeepsTheNewestSamplesOldestFirst) {
+  History h;
+  Snapshot s = snapshot(1);
+  for (uint64_t i = 1; i <= History::kCapacity + 5; ++i) {
+    s.devices[0].kinds[kL1].reserved = i;
+    h.push(s);
+  }
+  auto v = h.series(0x100, 1);  // kBarKinds[1] is L1
+  ASSERT_EQ(v.size(), History::kCapacity);
+  EXPECT_EQ(v.front(), 6u);
+  EXPECT_EQ(v.back(), History::kCapacity + 5);
+  EXPECT_TRUE(h.series(0x999, 1).empty());
+}
+
+TEST(TopCollect, FiltersDevicesAndSortsBuffers) {
+  Snapshot s = snapshot(3);
+  History h;
+  h.push(s);
+  CollectRequest r;
+  r.devices = {0, 7};
+  ViewModel vm = collect(s, h, r);
+  ASSERT_EQ(vm.devices.size(), 1u);
+  EXPECT_EQ(vm.missing_devices, std::vector<uint32_t>{7});
+  EXPECT_EQ(vm.total_buffers, 2u);  // device 1's buffer is filtered out
+  EXPECT_EQ(vm.buffers[0].buffer_id, 2u);  // largest first
+
+  r.devices.clear();
+  r.sort = BufferSort::kAge;
+  vm = collect(s, h, r);
+  ASSERT_EQ(vm.buffers.size(), 3u);
+  EXPECT_EQ(vm.buffers[0].buffer_id, 2u);  // oldest first
+  EXPECT_EQ(vm.buffers[2].buffer_id, 1u);
+  r.reverse = true;
+  r.buffer_limit = 1;
+  vm = collect(s, h, r);
+  ASSERT_EQ(vm.buffers.size(), 1u);
+  EXPECT_EQ(vm.buffers[0].buffer_id, 1u);
+  EXPECT_EQ(vm.total_buffers, 3u);
+}
+
+TEST(TopCollect, L1MapCoversEveryByteAndMarksTheMarginAndClashes) {
+  Snapshot s = snapshot(1);
+  DeviceView& d = s.devices[0];
+  L1Map m = build_l1_map(s, d);
+  ASSERT_TRUE(m.valid);
+  uint64_t at = 0;
+  for (const auto& span : m.spans) {
+    EXPECT_EQ(span.begin, at);
+    EXPECT_LT(span.begin, span.end);
+    at = span.end;
+  }
+  EXPECT_EQ(at, d.l1_per_core);
+  auto region_at = [&](uint64_t a) {
+    for (const auto& span : m.spans) {
+      if (a >= span.begin && a < span.end) return span.region;
+    }
+    return Region::kFree;
+  };
+  EXPECT_EQ(region_at(0), Region::kFirmware);
+  EXPECT_EQ(region_at(100 << 10), Region::kCb);
+  EXPECT_EQ(region_at(300 << 10), Region::kMargin);
+  EXPECT_EQ(region_at(512 << 10), Region::kL1Buffer);
+  EXPECT_EQ(region_at((512 << 10) + 8192), Region::kFree);
+
+  // A CB region reaching into an L1 buffer is a clash.
+  d.cb_region_end = (512 << 10) + 1024;
+  d.clash_margin = -1024;
+  m = build_l1_map(s, d);
+  bool clash = false;
+  for (const auto& span : m.spans) clash |= span.region == Region::kClash;
+  EXPECT_TRUE(clash);
+}
+
+// Whatever the size, every line fits the width and the frame fits the height.
+TEST(TopLayout, EveryViewFitsEverySize) {
+  Snapshot s = snapshot(8);
+  History h;
+  h.push(s);
+  for (int v = 0; v < kNumViews; ++v) {
+    UiState ui;
+    ui.view = View(v);
+    CollectRequest r;
+    r.map_device = 0;
+    ViewModel vm = collect(s, h, r);
+    for (int w : {20, 40, 80, 132, 250}) {
+      for (int ht : {3, 8, 24, 60}) {
+        for (bool unicode : {false, true}) {
+          LayoutOptions o{w, ht, unicode, false, 500};
+          Frame f = layout(vm, ui, o);
+          EXPECT_LE(f.size(), size_t(ht)) << w << "x" << ht << " view " << v;
+          for (const auto& l : f) EXPECT_LE(l.width(), size_t(w)) << l.text();
+          if (w >= 40 && ht >= 8) {
+            EXPECT_NE(f.back().text().find("q quit"), std::string::npos);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(TopLayout, StableTextMasksVolatileFields) {
+  Snapshot s = snapshot(2);
+  History h;
+  h.push(s);
+  UiState ui;
+  LayoutOptions o{100, 0, false, true, 500};
+  std::string text = render_text(layout(collect(s, h, {}), ui, o));
+  EXPECT_EQ(text.find("/tmp/x"), std::string::npos);
+  EXPECT_EQ(text.find(" 42 "), std::string::npos);
+  EXPECT_NE(text.find("model"), std::string::npos);
+  EXPECT_EQ(text.find("/opt/bin"), std::string::npos);
+  EXPECT_NE(text.find("Device 1"), std::string::npos);
+  ui.view = View::kBuffers;
+  text = render_text(layout(collect(s, h, {}), ui, o));
+  EXPECT_NE(text.find("RESERVEDv"), std::string::npos);
+  EXPECT_EQ(text.find("0.0s"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ttmem::top
