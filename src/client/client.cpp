@@ -24,6 +24,7 @@
 #include <cstring>
 #include <string>
 
+#include "client/fast_clock.h"
 #include "client/slot_index.h"
 #include "common/clock.h"
 #include "common/proc.h"
@@ -244,6 +245,7 @@ bool create_segment() {
   h->start_time = start;
   h->created_realtime_ns = realtime_ns();
   h->created_monotonic_ns = monotonic_ns();
+  FastClock::enable(tsc_is_clocksource());
   h->max_devices = pr::kMaxDevices;
   h->num_kinds = pr::kNumKinds;
   h->string_capacity = pr::kStringCapacity;
@@ -662,7 +664,7 @@ int ttmem_buffer_alloc(const ttmem_buffer_desc* desc) {
   }
   r.tag = desc->tag != nullptr ? intern(desc->tag) : current_op();
   uint64_t reserved = reserved_bytes(*dev, r.kind, r.size_per_bank, r.size);
-  r.time_ns = ttmem::monotonic_ns();
+  r.time_ns = FastClock::now();
 
   Guard g(dev->lock);
   uint32_t slot = take_slot(*dev);
@@ -686,7 +688,7 @@ int ttmem_buffer_free(uint32_t device, uint64_t buffer_id) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
   DeviceState* dev = registered_device(device);
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
-  uint64_t now = ttmem::monotonic_ns();
+  uint64_t now = FastClock::now();
   Guard g(dev->lock);
   uint32_t slot = dev->index.erase(buffer_id);
   if (slot == SlotIndex::kNotFound) [[unlikely]] {
@@ -726,7 +728,7 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
   r.num_cores = r.num_banks;
   r.aux = byte(x0) | byte(y0) << 8 | byte(x1) << 16 | byte(y1) << 24;
   r.tag = current_op();
-  r.time_ns = ttmem::monotonic_ns();
+  r.time_ns = FastClock::now();
   uint64_t reserved = size_per_core * cores;
 
   Guard g(dev->lock);
@@ -750,7 +752,7 @@ int ttmem_cb_free_all(uint32_t device) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
   DeviceState* dev = registered_device(device);
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
-  uint64_t now = ttmem::monotonic_ns();
+  uint64_t now = FastClock::now();
   Guard g(dev->lock);
   if (dev->cb_count == 0) return TTMEM_OK;
   uint64_t bytes = 0;

@@ -2,20 +2,27 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <bit>
 
 namespace ttmem::client {
 
+SlotIndex::Entry* SlotIndex::map_table(size_t capacity) {
+  void* p = ::mmap(nullptr, capacity * sizeof(Entry), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<Entry*>(p);
+}
+
 bool SlotIndex::reserve(uint32_t max_entries) {
   release();
-  size_t cap = std::bit_ceil(size_t(max_entries) * 2);
-  if (cap < 16) cap = 16;
-  void* p = ::mmap(nullptr, cap * sizeof(Entry), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return false;
-  entries_ = static_cast<Entry*>(p);
-  capacity_ = cap;
-  mask_ = cap - 1;
+  max_capacity_ = std::max(kInitialCapacity, std::bit_ceil(size_t(max_entries) * 2));
+  capacity_ = std::min(kInitialCapacity, max_capacity_);
+  entries_ = map_table(capacity_);
+  if (entries_ == nullptr) {
+    capacity_ = 0;
+    return false;
+  }
+  mask_ = capacity_ - 1;
   size_ = 0;
   return true;
 }
@@ -25,6 +32,26 @@ void SlotIndex::release() {
   entries_ = nullptr;
   capacity_ = mask_ = 0;
   size_ = 0;
+}
+
+bool SlotIndex::grow() {
+  if (capacity_ >= max_capacity_) return false;
+  size_t bigger = capacity_ * 2;
+  Entry* fresh = map_table(bigger);
+  if (fresh == nullptr) return false;
+  Entry* old = entries_;
+  size_t old_capacity = capacity_;
+  entries_ = fresh;
+  capacity_ = bigger;
+  mask_ = bigger - 1;
+  for (size_t i = 0; i < old_capacity; ++i) {
+    if (old[i].value == 0) continue;
+    size_t j = home(old[i].key);
+    while (entries_[j].value != 0) j = (j + 1) & mask_;
+    entries_[j] = old[i];
+  }
+  ::munmap(old, old_capacity * sizeof(Entry));
+  return true;
 }
 
 uint32_t SlotIndex::find(uint64_t key) const {
@@ -39,7 +66,11 @@ uint32_t SlotIndex::exchange(uint64_t key, uint32_t slot) {
   for (size_t i = home(key);; i = (i + 1) & mask_) {
     Entry& e = entries_[i];
     if (e.value == 0) {
-      if (size_ + 1 > capacity_ / 2) return kNotFound;
+      if (size_ + 1 > capacity_ / 2) {
+        // Keep the load at most one half: grow, then place the key in the bigger table.
+        if (!grow()) return kNotFound;
+        return exchange(key, slot);
+      }
       e.key = key;
       e.value = slot + 1;
       ++size_;

@@ -1,9 +1,11 @@
 // Private (per-process, per-device) index from buffer id to slab slot.
 //
-// Open addressing with linear probing and backward-shift deletion, so steady-state churn never
-// leaves tombstones and never allocates: the table is one anonymous mapping made at device
-// registration, sized to twice the slab capacity (load factor <= 0.5 even if one device holds
-// every live buffer). Untouched pages of the mapping cost no memory.
+// Open addressing with linear probing and backward-shift deletion, so churn never leaves
+// tombstones. The table starts small and doubles (a slow path: one mapping and a rehash) when
+// it passes half full, up to room for `max_entries`; it never shrinks, so steady state neither
+// allocates nor rehashes, and a typical live set stays in cache. Ids are mixed before placement:
+// tt-metal's unique_id is a counter, and long-lived low ids (weights) would otherwise form runs
+// that every later wrap of the counter has to probe through.
 // Not thread-safe: the caller holds the device's lock.
 #pragma once
 
@@ -15,27 +17,29 @@ namespace ttmem::client {
 class SlotIndex {
  public:
   static constexpr uint32_t kNotFound = UINT32_MAX;
+  static constexpr size_t kInitialCapacity = 1024;
 
   SlotIndex() = default;
   SlotIndex(const SlotIndex&) = delete;
   SlotIndex& operator=(const SlotIndex&) = delete;
   ~SlotIndex() { release(); }
 
-  // Makes room for at least `max_entries` keys. False if the mapping failed.
+  // Allows up to `max_entries` keys. False if the first mapping failed.
   bool reserve(uint32_t max_entries);
   void release();
   bool ready() const { return entries_ != nullptr; }
 
   uint32_t find(uint64_t key) const;
-  // False when the table is full (cannot happen while max_entries is respected).
+  // False when the key could not be stored (max_entries reached, or growing failed).
   bool insert(uint64_t key, uint32_t slot);
-  // Maps key to slot; returns the slot it replaced, or kNotFound (also when the table is full,
-  // in which case nothing is stored: check size()). One probe for the allocation path, which
-  // must notice a duplicate id.
+  // Maps key to slot; returns the slot it replaced, or kNotFound (also when the key could not be
+  // stored, in which case size() did not grow). One probe for the allocation path, which must
+  // notice a duplicate id.
   uint32_t exchange(uint64_t key, uint32_t slot);
   // Removes the key and returns its slot, or kNotFound.
   uint32_t erase(uint64_t key);
   uint32_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
 
  private:
   // value == 0 marks an empty entry; stored values are slot + 1.
@@ -46,16 +50,21 @@ class SlotIndex {
   };
 
   size_t home(uint64_t key) const {
-    // Buffer ids are mostly a process-wide counter (tt-metal's unique_id), so the live set is a
-    // window of recent ids: keeping consecutive ids in consecutive entries keeps that window in
-    // a few cache lines. High bits are folded in so ids that differ only there (per-thread or
-    // per-device id spaces) do not pile onto one run.
-    return size_t(key ^ (key >> 21) ^ (key >> 42)) & mask_;
+    // The murmur3 finaliser: every id bit moves every position bit.
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    key *= 0xc4ceb9fe1a85ec53ULL;
+    key ^= key >> 33;
+    return size_t(key) & mask_;
   }
+  static Entry* map_table(size_t capacity);
+  bool grow();
 
   Entry* entries_ = nullptr;
   size_t capacity_ = 0;  // power of two
   size_t mask_ = 0;
+  size_t max_capacity_ = 0;
   uint32_t size_ = 0;
 };
 

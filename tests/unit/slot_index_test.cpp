@@ -29,12 +29,30 @@ TEST(SlotIndex, KeyZeroAndMaxAreOrdinaryKeys) {
   EXPECT_EQ(idx.find(UINT64_MAX), 2u);
 }
 
-TEST(SlotIndex, RefusesToExceedHalfLoad) {
+TEST(SlotIndex, GrowsFromSmallUpToItsLimitThenRefuses) {
   SlotIndex idx;
-  ASSERT_TRUE(idx.reserve(8));  // 16 entries
+  ASSERT_TRUE(idx.reserve(4096));  // up to 8192 entries, starting at 1024
+  EXPECT_EQ(idx.capacity(), SlotIndex::kInitialCapacity);
   uint32_t inserted = 0;
-  for (uint64_t k = 0; k < 100; ++k) inserted += idx.insert(k, uint32_t(k)) ? 1 : 0;
-  EXPECT_EQ(inserted, 8u);
+  for (uint64_t k = 0; k < 10000; ++k) inserted += idx.insert(k, uint32_t(k)) ? 1 : 0;
+  EXPECT_EQ(inserted, 4096u);
+  EXPECT_EQ(idx.capacity(), 8192u);
+  for (uint64_t k = 0; k < 4096; ++k) ASSERT_EQ(idx.find(k), k) << "lost across growth";
+  EXPECT_EQ(idx.find(5000), SlotIndex::kNotFound);
+}
+
+// Long-lived low ids and a counter that wraps the table many times over: the pattern of
+// weights allocated at start-up and activations churned for the rest of a run.
+TEST(SlotIndex, LongLivedIdsDoNotSlowChurnDown) {
+  SlotIndex idx;
+  ASSERT_TRUE(idx.reserve(1u << 18));
+  for (uint64_t k = 0; k < 10000; ++k) ASSERT_TRUE(idx.insert(k, uint32_t(k)));
+  for (uint64_t k = 10000; k < 3'000'000; ++k) {
+    ASSERT_EQ(idx.exchange(k, 1), SlotIndex::kNotFound);
+    ASSERT_EQ(idx.erase(k), 1u);
+  }
+  EXPECT_LE(idx.capacity(), 32768u) << "the table only needs to fit the live set";
+  for (uint64_t k = 0; k < 10000; ++k) ASSERT_EQ(idx.find(k), k);
 }
 
 // Random churn against std::unordered_map, with sequential ids (tt-metal's unique_id) that
