@@ -37,11 +37,12 @@ void check_golden(const std::string& name, const std::string& actual) {
 class TopCli : public ::testing::Test {
  protected:
   void SetUp() override {
+    // A deterministic sim state: the seeded Llama decode holding its trace-replay plateau.
     load_ = std::make_unique<Child>(
-        std::vector<std::string>{TTMEM_TESTLOAD, "--devices", "8", "--threads", "1", "--ops",
-                                 "2000", "--seed", "7", "--truth", dir_.path() + "/truth"},
+        std::vector<std::string>{TTMEM_CLI, "sim", "llama-decode", "--speed", "0", "--seed", "7",
+                                 "--hold", "120"},
         std::map<std::string, std::string>{{"TTMEM_DIR", dir_.path()}});
-    ASSERT_TRUE(load_->expect_line("done"));
+    ASSERT_TRUE(load_->expect_line("holding for 120 s"));
   }
 
   RunResult top(std::vector<std::string> args, const char* program = TTMEM_CLI,
@@ -93,7 +94,7 @@ TEST_F(TopCli, CompatibilityNameShowsTheSameView) {
   RunResult c = top({"-a", "-r", "100"}, TTMEM_COMPAT);
   ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_NE(c.out.find("8 devices"), std::string::npos) << c.out;
-  EXPECT_NE(c.out.find("ttmem_testload"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("llama-decode"), std::string::npos) << c.out;
   RunResult d = top({"-d", "3", "-d", "5", "--width", "120"}, TTMEM_COMPAT);
   ASSERT_EQ(d.exit_code, 0) << d.err;
   EXPECT_NE(d.out.find("2 devices"), std::string::npos) << d.out;
