@@ -20,7 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 constexpr const char* kKindNames[] = {"DRAM", "L1", "SYSTEM_MEMORY", "L1_SMALL", "TRACE", "CB"};
 
@@ -33,19 +32,6 @@ std::unique_ptr<Child> start_testload(const std::string& dir, const std::string&
       std::map<std::string, std::string>{{"TTMEM_DIR", dir}});
   EXPECT_TRUE(c->expect_line("done"));
   return c;
-}
-
-// Polls until `check` returns "" (success) or the deadline passes; returns the last complaint.
-template <class Check>
-std::string eventually(Check check, int seconds = 15) {
-  auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  std::string why;
-  while (Clock::now() < deadline) {
-    why = check();
-    if (why.empty()) return why;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return why;
 }
 
 // "" when every (device, kind) of the status JSON equals the truth, else the first difference.
