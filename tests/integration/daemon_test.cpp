@@ -384,23 +384,29 @@ void expect_prometheus_sums(const Prometheus& prom, const std::map<std::string, 
   EXPECT_EQ(prom.sum_by_kind_differs("ttmem_device_allocated_bytes", requested), "");
 }
 
+// Two ttmemd instances (two segment directories standing in for two hosts) and the real
+// Prometheus scraping both.
+struct TwoHosts {
+  TempDir a, b, work;
+  Ttmemd da{a.path()}, db{b.path()};
+  Prometheus prom{work.path(), {&da, &db}};
+  bool up() const { return !da.url().empty() && !db.url().empty(); }
+};
+
 // The acceptance test: the real Prometheus server scrapes two ttmemd instances (two segment
 // directories standing in for two hosts), each with a tracked workload behind it; a PromQL
 // `sum by (kind)` across both must equal the two workloads' ground truth.
 TEST(DaemonMetrics, RealPrometheusSumsTwoHostsExactly) {
   ASSERT_PROMETHEUS_INSTALLED();
-  TempDir host_a, host_b, work;
-  Ttmemd da(host_a.path()), db(host_b.path());
-  ASSERT_FALSE(da.url().empty());
-  ASSERT_FALSE(db.url().empty());
-  Prometheus prom(work.path(), {&da, &db});
+  TwoHosts h;
+  ASSERT_TRUE(h.up());
 
   // Workloads behind both "hosts", with different seeds so their figures differ.
-  auto load_a = start_testload(host_a.path(), work.path() + "/a", 21);
-  auto load_b = start_testload(host_b.path(), work.path() + "/b", 22, 5);
+  auto load_a = start_testload(h.a.path(), h.work.path() + "/a", 21);
+  auto load_b = start_testload(h.b.path(), h.work.path() + "/b", 22, 5);
   std::map<std::string, uint64_t> want_reserved, want_requested;
   for (const char* prefix : {"/a", "/b"}) {
-    json t = read_json_file(work.path() + prefix + ".1.json");
+    json t = read_json_file(h.work.path() + prefix + ".1.json");
     for (auto& [dev, kinds] : t["devices"].items()) {
       for (auto& [kind, v] : kinds.items()) {
         want_reserved[kind] += v["reserved"].get<uint64_t>();
@@ -408,23 +414,20 @@ TEST(DaemonMetrics, RealPrometheusSumsTwoHostsExactly) {
       }
     }
   }
-  expect_prometheus_sums(prom, want_reserved, want_requested);
+  expect_prometheus_sums(h.prom, want_reserved, want_requested);
 }
 
 // The same with the simulated tt-metal workload the issue names: llama-decode held behind each
 // ttmemd, ground truth from `ttmem --dir DIR status --json` of each directory.
 TEST(DaemonMetrics, RealPrometheusSumsTwoSimulatedHostsExactly) {
   ASSERT_PROMETHEUS_INSTALLED();
-  TempDir host_a, host_b, work;
-  Ttmemd da(host_a.path()), db(host_b.path());
-  ASSERT_FALSE(da.url().empty());
-  ASSERT_FALSE(db.url().empty());
-  Prometheus prom(work.path(), {&da, &db});
+  TwoHosts h;
+  ASSERT_TRUE(h.up());
 
-  auto sim_a = start_held_llama(host_a.path());
-  auto sim_b = start_held_llama(host_b.path());
+  auto sim_a = start_held_llama(h.a.path());
+  auto sim_b = start_held_llama(h.b.path());
   std::map<std::string, uint64_t> want_reserved, want_requested;
-  for (const TempDir* host : {&host_a, &host_b}) {
+  for (const TempDir* host : {&h.a, &h.b}) {
     json status = ttmem_json(host->path(), {"status", "--json"});
     ASSERT_EQ(status.at("devices").size(), 8u);
     for (const json& d : status.at("devices")) {
@@ -435,7 +438,7 @@ TEST(DaemonMetrics, RealPrometheusSumsTwoSimulatedHostsExactly) {
     }
   }
   ASSERT_GT(want_reserved["DRAM"], 0u);
-  expect_prometheus_sums(prom, want_reserved, want_requested);
+  expect_prometheus_sums(h.prom, want_reserved, want_requested);
 }
 
 }  // namespace
