@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/remote.h"
 #include "collector/query.h"
 
 namespace ttmem::cli {
@@ -16,6 +17,7 @@ CollectorOptions collector_options(const GlobalOptions& global) {
 }
 
 Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers) {
+  if (!global.server.empty()) return fetch_snapshot(global, list_buffers);
   try {
     CollectorOptions o = collector_options(global);
     o.list_buffers = list_buffers;
@@ -25,6 +27,14 @@ Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers) {
   } catch (const std::runtime_error& e) {
     throw CliError(e.what());
   }
+}
+
+void require_local(const GlobalOptions& global, const std::string& what) {
+  if (global.server.empty()) return;
+  throw CliError(fmt::format("{} works on the local segment directory and cannot use --server; "
+                             "run it on the ttmemd's host (with --dir)",
+                             what),
+                 2);
 }
 
 uint64_t resolve_device(const Snapshot& s, uint32_t logical_id) {

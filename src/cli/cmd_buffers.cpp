@@ -50,7 +50,8 @@ void run(const GlobalOptions& global, const BuffersArgs& a) {
     print_json(buffers_json(selection));
     return;
   }
-  uint64_t now = monotonic_ns();
+  // Ages as of the snapshot, on the clock of the host that took it (--server: the daemon's).
+  uint64_t now = s.taken_monotonic_ns != 0 ? s.taken_monotonic_ns : monotonic_ns();
   Table t({"PID", "DEV", "KIND", "ID", "ADDRESS", "SIZE", "RESERVED", "BANKS", "AGE", "TAG"},
           {true, true, false, true, true, true, true, true, true, false});
   for (auto* b : rows) {

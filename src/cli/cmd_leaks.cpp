@@ -41,6 +41,7 @@ void add_leaks_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_flag("--clear", *clear, "Forget every recorded leak");
   cmd->callback([&global, json, clear] {
     if (*clear) {
+      require_local(global, "ttmem leaks --clear");
       try {
         Collector c(collector_options(global));
         c.refresh();  // reap first, so leaks of processes that just died are cleared too

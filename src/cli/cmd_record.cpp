@@ -42,6 +42,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& dir) {
 }
 
 int record(const GlobalOptions& global, const RecordArgs& a) {
+  require_local(global, "ttmem record");
   if (a.checkpoint_s < 0.1 || a.checkpoint_s > 3600) {
     throw CliError("--checkpoint must be between 0.1 and 3600 seconds", 2);
   }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "sim/sim.h"
 
@@ -64,6 +65,7 @@ void add_sim_command(CLI::App& app, GlobalOptions& global) {
     if (scenario->empty()) {
       throw CliError("name a scenario: ttmem sim llama-decode (ttmem sim --list shows them all)");
     }
+    require_local(global, "ttmem sim");
     // The client reads TTMEM_DIR on its first call, so --dir must be in place before the run.
     if (!global.dir.empty()) setenv("TTMEM_DIR", global.dir.c_str(), 1);
     int status = 0;

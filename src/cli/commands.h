@@ -13,7 +13,9 @@ class App;
 namespace ttmem::cli {
 
 struct GlobalOptions {
-  std::string dir;  // segment directory; empty: $TTMEM_DIR or /dev/shm/ttmem-<uid>
+  std::string dir;         // segment directory; empty: $TTMEM_DIR or /dev/shm/ttmem-<uid>
+  std::string server;      // ttmemd URL (http://host:port) to read from instead of `dir`
+  std::string token_file;  // bearer token for `server`; empty: $TTMEM_TOKEN, if set
 };
 
 class CliError : public std::runtime_error {

@@ -12,8 +12,15 @@ int main(int argc, char** argv) {
   app.fallthrough();
 
   GlobalOptions global;
-  app.add_option("--dir", global.dir,
-                 "Segment directory (default: $TTMEM_DIR, else /dev/shm/ttmem-<uid>)");
+  auto* dir = app.add_option("--dir", global.dir,
+                             "Segment directory (default: $TTMEM_DIR, else /dev/shm/ttmem-<uid>)");
+  auto* server = app.add_option("--server", global.server,
+                                "Read from the ttmemd at http://HOST:PORT instead (status, "
+                                "buffers, leaks)")
+                     ->excludes(dir);
+  app.add_option("--token-file", global.token_file,
+                 "Bearer token for --server: the file's first line (default: $TTMEM_TOKEN)")
+      ->needs(server);
 
   add_status_command(app, global);
   add_buffers_command(app, global);

@@ -1,5 +1,10 @@
 #include "collector/json.h"
 
+#include <limits>
+#include <utility>
+
+#include <fmt/format.h>
+
 #include "common/kinds.h"
 
 namespace ttmem {
@@ -127,6 +132,7 @@ json status_json(const Snapshot& s) {
   for (const auto& p : s.problems) problems.push_back(to_json(p));
   return {{"segment_dir", s.segment_dir},
           {"taken_realtime_ns", s.taken_realtime_ns},
+          {"taken_monotonic_ns", s.taken_monotonic_ns},
           {"devices", devices},
           {"processes", processes},
           {"dropped_events", s.dropped_events},
@@ -146,24 +152,234 @@ json leaks_json(const std::vector<LeakRecord>& leaks) {
   return {{"leaks", arr}};
 }
 
+// ---------------------------------------------------------------------------------------------
+// From JSON: every field checked, since the input may come from another host.
+
+namespace {
+
+[[noreturn]] void malformed(const json& j, const std::string& what) {
+  throw json::other_error::create(501, what, &j);
+}
+
+const json& field(const json& j, const char* key) {
+  if (!j.is_object()) malformed(j, fmt::format("expected an object with '{}'", key));
+  auto it = j.find(key);
+  if (it == j.end()) malformed(j, fmt::format("'{}' is missing", key));
+  return *it;
+}
+
+template <class T>
+T integer(const json& v, const char* key) {
+  if (v.is_number_unsigned()) {
+    auto u = v.get<uint64_t>();
+    if (std::in_range<T>(u)) return T(u);
+  } else if (v.is_number_integer()) {
+    auto i = v.get<int64_t>();
+    if (std::in_range<T>(i)) return T(i);
+  }
+  malformed(v, fmt::format("'{}' must be a whole number from {} to {}", key,
+                           std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
+}
+
+template <class T>
+T integer_field(const json& j, const char* key) {
+  return integer<T>(field(j, key), key);
+}
+
+std::string string_field(const json& j, const char* key) {
+  const json& v = field(j, key);
+  if (!v.is_string()) malformed(v, fmt::format("'{}' must be a string", key));
+  return v.get<std::string>();
+}
+
+bool bool_field(const json& j, const char* key) {
+  const json& v = field(j, key);
+  if (!v.is_boolean()) malformed(v, fmt::format("'{}' must be true or false", key));
+  return v.get<bool>();
+}
+
+double number_field(const json& j, const char* key) {
+  const json& v = field(j, key);
+  if (!v.is_number()) malformed(v, fmt::format("'{}' must be a number", key));
+  return v.get<double>();
+}
+
+const json& array_field(const json& j, const char* key) {
+  const json& v = field(j, key);
+  if (!v.is_array()) malformed(v, fmt::format("'{}' must be an array", key));
+  return v;
+}
+
+// An array of exactly `out.size()` (or any number, into a vector) whole numbers.
+template <class T, size_t N>
+void integers_field(const json& j, const char* key, std::array<T, N>& out) {
+  const json& v = array_field(j, key);
+  if (v.size() != N) malformed(v, fmt::format("'{}' must have {} elements", key, N));
+  for (size_t i = 0; i < N; ++i) out[i] = integer<T>(v[i], key);
+}
+
+template <class T>
+void integers_field(const json& j, const char* key, std::vector<T>& out) {
+  for (const json& x : array_field(j, key)) out.push_back(integer<T>(x, key));
+}
+
+uint32_t kind_field(const json& j) {
+  auto kind = parse_kind(string_field(j, "kind"));
+  if (!kind) malformed(j, "unknown kind '" + j.at("kind").get<std::string>().substr(0, 64) + "'");
+  return *kind;
+}
+
+// The value whose name(value) is the field's text; names are few, so a scan is enough.
+uint32_t named_field(const json& j, const char* key, std::string_view (*name)(uint32_t),
+                     uint32_t count) {
+  std::string text = string_field(j, key);
+  for (uint32_t v = 0; v < count; ++v) {
+    if (name(v) == text) return v;
+  }
+  malformed(j, fmt::format("unknown {} '{}'", key, text.substr(0, 64)));
+}
+
+template <class Array>
+void per_kind_field(const json& j, const char* key, Array& out) {
+  const json& v = field(j, key);
+  for (uint32_t k = 0; k < kNumKinds; ++k) {
+    out[k] = integer_field<uint64_t>(v, std::string(kind_name(k)).c_str());
+  }
+}
+
+KindUsage kind_usage_from_json(const json& j) {
+  KindUsage k;
+  k.requested = integer_field<uint64_t>(j, "requested_bytes");
+  k.reserved = integer_field<uint64_t>(j, "reserved_bytes");
+  k.peak = integer_field<uint64_t>(j, "peak_bytes");
+  k.count = integer_field<uint64_t>(j, "buffers");
+  k.total_allocs = integer_field<uint64_t>(j, "total_allocs");
+  k.total_frees = integer_field<uint64_t>(j, "total_frees");
+  k.capacity = integer_field<uint64_t>(j, "capacity_bytes");
+  k.num_banks = integer_field<uint32_t>(j, "banks");
+  k.bank_size = integer_field<uint64_t>(j, "bank_size_bytes");
+  k.bank_base = integer_field<uint64_t>(j, "bank_base");
+  k.largest_free_block = integer_field<uint64_t>(j, "largest_free_block_bytes");
+  k.free_per_bank = integer_field<uint64_t>(j, "free_per_bank_bytes");
+  k.fragmentation = number_field(j, "fragmentation");
+  return k;
+}
+
+DeviceView device_from_json(const json& j) {
+  DeviceView d;
+  d.chip_id = integer_field<uint64_t>(j, "chip_id");
+  integers_field(j, "logical_ids", d.logical_ids);
+  d.arch = named_field(j, "arch", arch_name, 4);
+  d.board = string_field(j, "board");
+  std::array<uint16_t, 2> grid{};
+  integers_field(j, "grid", grid);
+  d.grid_x = grid[0];
+  d.grid_y = grid[1];
+  d.l1_per_core = integer_field<uint64_t>(j, "l1_per_core_bytes");
+  d.unreserved_base = integer_field<uint64_t>(j, "unreserved_base");
+  d.trace_region_size = integer_field<uint64_t>(j, "trace_region_size_bytes");
+  d.l1_small_size = integer_field<uint64_t>(j, "l1_small_size_bytes");
+  const json& kinds = field(j, "kinds");
+  for (uint32_t k = 0; k < kNumKinds; ++k) {
+    d.kinds[k] = kind_usage_from_json(field(kinds, std::string(kind_name(k)).c_str()));
+  }
+  d.cb_region_end = integer_field<uint64_t>(j, "cb_region_end");
+  d.lowest_l1_address = integer_field<uint64_t>(j, "lowest_l1_address");
+  d.has_l1_buffers = bool_field(j, "has_l1_buffers");
+  d.clash_margin = integer_field<int64_t>(j, "clash_margin_bytes");
+  d.dropped_events = integer_field<uint64_t>(j, "dropped_events");
+  return d;
+}
+
+ProcessView process_from_json(const json& j) {
+  ProcessView p;
+  p.pid = integer_field<pid_t>(j, "pid");
+  p.start_time = integer_field<uint64_t>(j, "start_time");
+  p.uid = integer_field<uint32_t>(j, "uid");
+  p.command = string_field(j, "command");
+  p.segment = string_field(j, "segment");
+  p.exited = bool_field(j, "exited");
+  per_kind_field(j, "reserved_bytes", p.reserved);
+  per_kind_field(j, "requested_bytes", p.requested);
+  p.buffers = integer_field<uint64_t>(j, "buffers");
+  p.cbs = integer_field<uint64_t>(j, "cbs");
+  p.dropped_events = integer_field<uint64_t>(j, "dropped_events");
+  p.counters.slab_overflow = integer_field<uint64_t>(j, "slab_overflow");
+  p.counters.unknown_frees = integer_field<uint64_t>(j, "unknown_frees");
+  p.counters.duplicate_allocs = integer_field<uint64_t>(j, "duplicate_allocs");
+  p.counters.invalid_calls = integer_field<uint64_t>(j, "invalid_calls");
+  p.counters.cb_overflow = integer_field<uint64_t>(j, "cb_overflow");
+  p.torn_records = integer_field<uint64_t>(j, "torn_records");
+  p.corrupt_records = integer_field<uint64_t>(j, "corrupt_records");
+  return p;
+}
+
+// The fields a live buffer (BufferView) and a leaked one (LeakRecord) share, by the same names.
+template <class Buffer>
+void common_buffer_fields(const json& j, Buffer& b) {
+  b.pid = integer_field<pid_t>(j, "pid");
+  b.chip_id = integer_field<uint64_t>(j, "chip_id");
+  b.device = integer_field<uint32_t>(j, "device");
+  b.kind = kind_field(j);
+  b.buffer_id = integer_field<uint64_t>(j, "buffer_id");
+  b.address = integer_field<uint64_t>(j, "address");
+  b.size = integer_field<uint64_t>(j, "size_bytes");
+  b.reserved = integer_field<uint64_t>(j, "reserved_bytes");
+  b.tag = string_field(j, "tag");
+  b.time_ns = integer_field<uint64_t>(j, "time_ns");
+}
+
+BufferView buffer_from_json(const json& j) {
+  BufferView b;
+  common_buffer_fields(j, b);
+  b.size_per_bank = integer_field<uint64_t>(j, "size_per_bank_bytes");
+  b.page_size = integer_field<uint32_t>(j, "page_size");
+  b.num_banks = integer_field<uint32_t>(j, "banks");
+  b.num_cores = integer_field<uint32_t>(j, "cores");
+  if (b.kind == uint32_t(protocol::Kind::Cb)) {
+    integers_field(j, "core_range", b.core_bbox);
+  } else {
+    // layout_name() answers "?" from 6 on; 255 stands for any such layout.
+    std::string text = string_field(j, "layout");
+    b.layout = text == "?" ? 255 : named_field(j, "layout", layout_name, 6);
+  }
+  return b;
+}
+
+SegmentProblem problem_from_json(const json& j) {
+  return {string_field(j, "path"), string_field(j, "error")};
+}
+
+}  // namespace
+
 LeakRecord leak_from_json(const json& j) {
   LeakRecord l;
-  l.pid = j.at("pid").get<pid_t>();
-  l.process_start_time = j.at("process_start_time").get<uint64_t>();
-  l.command = j.at("command").get<std::string>();
-  l.detected_realtime_ns = j.at("detected_realtime_ns").get<uint64_t>();
-  l.chip_id = j.at("chip_id").get<uint64_t>();
-  l.device = j.at("device").get<uint32_t>();
-  auto kind = parse_kind(j.at("kind").get<std::string>());
-  if (!kind) throw json::other_error::create(501, "unknown kind", &j);
-  l.kind = *kind;
-  l.buffer_id = j.at("buffer_id").get<uint64_t>();
-  l.address = j.at("address").get<uint64_t>();
-  l.size = j.at("size_bytes").get<uint64_t>();
-  l.reserved = j.at("reserved_bytes").get<uint64_t>();
-  l.tag = j.at("tag").get<std::string>();
-  l.time_ns = j.at("time_ns").get<uint64_t>();
+  common_buffer_fields(j, l);
+  l.process_start_time = integer_field<uint64_t>(j, "process_start_time");
+  l.command = string_field(j, "command");
+  l.detected_realtime_ns = integer_field<uint64_t>(j, "detected_realtime_ns");
   return l;
+}
+
+Snapshot snapshot_from_json(const json& status, const json& buffers, const json& leaks) {
+  Snapshot s;
+  s.segment_dir = string_field(status, "segment_dir");
+  s.taken_realtime_ns = integer_field<uint64_t>(status, "taken_realtime_ns");
+  // Absent from older ttmemd versions; 0 means "now" to whoever computes ages.
+  if (status.contains("taken_monotonic_ns")) {
+    s.taken_monotonic_ns = integer_field<uint64_t>(status, "taken_monotonic_ns");
+  }
+  for (const json& d : array_field(status, "devices")) s.devices.push_back(device_from_json(d));
+  for (const json& p : array_field(status, "processes")) {
+    s.processes.push_back(process_from_json(p));
+  }
+  for (const json& p : array_field(status, "problems")) s.problems.push_back(problem_from_json(p));
+  s.dropped_events = integer_field<uint64_t>(status, "dropped_events");
+  if (!buffers.is_null()) {
+    for (const json& b : array_field(buffers, "buffers")) s.buffers.push_back(buffer_from_json(b));
+  }
+  for (const json& l : array_field(leaks, "leaks")) s.leaks.push_back(leak_from_json(l));
+  return s;
 }
 
 }  // namespace ttmem

@@ -2,30 +2,10 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
+#include "common/token.h"
 #include "daemon/daemon.h"
 #include "protocol/legacy.h"
-
-namespace {
-
-// The token is the file's first line, without surrounding whitespace; an empty or unreadable
-// file is an error, never a silently open server.
-std::string read_token(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read token file " + path);
-  std::string line;
-  std::getline(in, line);
-  auto b = line.find_first_not_of(" \t\r");
-  auto e = line.find_last_not_of(" \t\r");
-  if (b == std::string::npos) {
-    throw std::runtime_error("token file " + path + " is empty; put the token on its first line");
-  }
-  return line.substr(b, e - b + 1);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace ttmem::daemon;
@@ -76,7 +56,7 @@ int main(int argc, char** argv) {
   o.reap = !no_reap;
   if (legacy && o.legacy_socket.empty()) o.legacy_socket = ttmem::protocol::legacy::kDefaultSocketPath;
   try {
-    if (!token_file.empty()) o.token = read_token(token_file);
+    if (!token_file.empty()) o.token = ttmem::read_token_file(token_file);
     Daemon d(o);
     // The first line on stdout is the URL, so scripts and tests can start ttmemd on port 0.
     std::printf("ttmemd listening on %s\n", d.url().c_str());

@@ -37,6 +37,15 @@ nlohmann::json get_json(const std::string& url, const std::string& path,
   return nlohmann::json::parse(r.body);
 }
 
+std::unique_ptr<Child> start_held_llama(const std::string& dir) {
+  auto sim = std::make_unique<Child>(
+      std::vector<std::string>{TTMEM_CLI, "--dir", dir, "sim", "llama-decode", "--speed", "0",
+                               "--hold", "60"},
+      std::map<std::string, std::string>{});
+  EXPECT_TRUE(sim->expect_line("holding for 60 s", 30000)) << "ttmem sim did not get to its hold";
+  return sim;
+}
+
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};

@@ -2,9 +2,11 @@
 // free-port finder for servers that cannot pick their own (Prometheus).
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +30,23 @@ HttpReply http_delete(const std::string& url, const std::string& path);
 // GET that must answer 200 with JSON.
 nlohmann::json get_json(const std::string& url, const std::string& path,
                         const std::string& token = "");
+
+// Polls until `check` returns "" (success) or the deadline passes; returns the last complaint.
+template <class Check>
+std::string eventually(Check check, int seconds = 15) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string why;
+  while (std::chrono::steady_clock::now() < deadline) {
+    why = check();
+    if (why.empty()) return why;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return why;
+}
+
+// `ttmem --dir DIR sim llama-decode --speed 0 --hold 60` (8 devices, a few thousand buffers),
+// returned once it holds its final state; a test failure if it does not get there.
+std::unique_ptr<Child> start_held_llama(const std::string& dir);
 
 // A loopback TCP port that was free a moment ago.
 int free_port();

@@ -1,5 +1,6 @@
 // ttmemd across real processes: tracked programs (ttmem_testload) with exact ground truth, the
 // real daemon on a loopback port, and the real Prometheus server scraping two daemons.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 constexpr const char* kKindNames[] = {"DRAM", "L1", "SYSTEM_MEMORY", "L1_SMALL", "TRACE", "CB"};
 
@@ -33,19 +33,6 @@ std::unique_ptr<Child> start_testload(const std::string& dir, const std::string&
       std::map<std::string, std::string>{{"TTMEM_DIR", dir}});
   EXPECT_TRUE(c->expect_line("done"));
   return c;
-}
-
-// Polls until `check` returns "" (success) or the deadline passes; returns the last complaint.
-template <class Check>
-std::string eventually(Check check, int seconds = 15) {
-  auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  std::string why;
-  while (Clock::now() < deadline) {
-    why = check();
-    if (why.empty()) return why;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return why;
 }
 
 // "" when every (device, kind) of the status JSON equals the truth, else the first difference.
@@ -310,61 +297,51 @@ TEST(DaemonMetrics, FollowPrometheusNamingAndStayMonotonic) {
   EXPECT_EQ(http_get(quiet.url(), "/metrics").body.find("ttmem_process_"), std::string::npos);
 }
 
-// The acceptance test: the real Prometheus server scrapes two ttmemd instances (two segment
-// directories standing in for two hosts), each with a tracked workload behind it; a PromQL
-// `sum by (kind)` across both must equal the two workloads' ground truth.
-TEST(DaemonMetrics, RealPrometheusSumsTwoHostsExactly) {
-  const char* prometheus = "/usr/bin/prometheus";
-  ASSERT_EQ(::access(prometheus, X_OK), 0)
-      << "the Prometheus server is not installed (" << prometheus
-      << "): run scripts/install-deps.sh (Debian package 'prometheus')";
-  TempDir host_a, host_b, work;
-  Ttmemd da(host_a.path()), db(host_b.path());
-  ASSERT_FALSE(da.url().empty());
-  ASSERT_FALSE(db.url().empty());
+// The real Prometheus server on a free loopback port, scraping ttmemd instances every second.
+class Prometheus {
+ public:
+  static constexpr const char* kPath = "/usr/bin/prometheus";
 
-  int prom_port = free_port();
-  std::string config = work.path() + "/prometheus.yml";
-  std::ofstream(config) << "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n"
-                        << "scrape_configs:\n  - job_name: ttmem\n    static_configs:\n"
-                        << "      - targets: ['127.0.0.1:" << da.port() << "', '127.0.0.1:"
-                        << db.port() << "']\n";
-  std::string prom_url = "http://127.0.0.1:" + std::to_string(prom_port);
-  Child prom({prometheus, "--config.file=" + config, "--storage.tsdb.path=" + work.path() + "/tsdb",
-              "--web.listen-address=127.0.0.1:" + std::to_string(prom_port), "--log.level=warn"},
-             {});
-
-  // Workloads behind both "hosts", with different seeds so their figures differ.
-  auto load_a = start_testload(host_a.path(), work.path() + "/a", 21);
-  auto load_b = start_testload(host_b.path(), work.path() + "/b", 22, 5);
-  std::map<std::string, uint64_t> want_reserved, want_requested;
-  for (const char* prefix : {"/a", "/b"}) {
-    json t = read_json_file(work.path() + prefix + ".1.json");
-    for (auto& [dev, kinds] : t["devices"].items()) {
-      for (auto& [kind, v] : kinds.items()) {
-        want_reserved[kind] += v["reserved"].get<uint64_t>();
-        want_requested[kind] += v["requested"].get<uint64_t>();
-      }
+  Prometheus(const std::string& work_dir, const std::vector<const Ttmemd*>& targets) {
+    std::string config = work_dir + "/prometheus.yml";
+    std::ofstream out(config);
+    out << "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n"
+        << "scrape_configs:\n  - job_name: ttmem\n    static_configs:\n      - targets: [";
+    for (size_t i = 0; i < targets.size(); ++i) {
+      out << (i ? ", " : "") << "'127.0.0.1:" << targets[i]->port() << "'";
     }
+    out << "]\n";
+    out.close();
+    int port = free_port();
+    url_ = "http://127.0.0.1:" + std::to_string(port);
+    targets_ = targets.size();
+    child_ = std::make_unique<Child>(
+        std::vector<std::string>{kPath, "--config.file=" + config,
+                                 "--storage.tsdb.path=" + work_dir + "/tsdb",
+                                 "--web.listen-address=127.0.0.1:" + std::to_string(port),
+                                 "--log.level=warn"},
+        std::map<std::string, std::string>{});
+  }
+  ~Prometheus() {
+    child_->kill(SIGTERM);
+    child_->wait();
   }
 
-  // Both targets up.
-  EXPECT_EQ(eventually(
-                [&] {
-                  HttpReply r = http_get(prom_url, "/api/v1/targets");
-                  if (r.status != 200) return std::string("prometheus not answering yet");
-                  json t = json::parse(r.body);
-                  size_t up = 0;
-                  for (const auto& x : t["data"]["activeTargets"]) up += x["health"] == "up";
-                  return up == 2 ? std::string() : std::to_string(up) + " of 2 targets up";
-                },
-                30),
-            "");
+  // "" once every target is up.
+  std::string targets_down() const {
+    HttpReply r = http_get(url_, "/api/v1/targets");
+    if (r.status != 200) return "prometheus not answering yet";
+    json t = json::parse(r.body);
+    size_t up = 0;
+    for (const auto& x : t["data"]["activeTargets"]) up += x["health"] == "up";
+    return up == targets_ ? "" : fmt(up) + " of " + fmt(targets_) + " targets up";
+  }
 
-  // Prometheus's answer for every kind equals the truth (once a scrape after the workloads
-  // settled has landed).
-  auto query_matches = [&](const std::string& metric, const std::map<std::string, uint64_t>& want) {
-    HttpReply r = http_get(prom_url, "/api/v1/query?query=sum%20by%20(kind)%20(" + metric + ")");
+  // "" when PromQL `sum by (kind) (metric)` equals `want` for every kind (a kind with 0 bytes
+  // may be absent).
+  std::string sum_by_kind_differs(const std::string& metric,
+                                  const std::map<std::string, uint64_t>& want) const {
+    HttpReply r = http_get(url_, "/api/v1/query?query=sum%20by%20(kind)%20(" + metric + ")");
     if (r.status != 200) return "query failed: " + r.body;
     json j = json::parse(r.body);
     std::map<std::string, uint64_t> got;
@@ -375,18 +352,93 @@ TEST(DaemonMetrics, RealPrometheusSumsTwoHostsExactly) {
     for (const auto& [kind, bytes] : want) {
       if (bytes == 0 && !got.count(kind)) continue;
       if (got[kind] != bytes) {
-        return metric + " " + kind + ": prometheus says " + std::to_string(got[kind]) +
-               ", truth " + std::to_string(bytes);
+        return metric + " " + kind + ": prometheus says " + fmt(got[kind]) + ", truth " +
+               fmt(bytes);
       }
     }
-    return std::string();
-  };
-  EXPECT_EQ(eventually([&] { return query_matches("ttmem_device_reserved_bytes", want_reserved); },
-                       20),
+    return "";
+  }
+
+ private:
+  static std::string fmt(uint64_t v) { return std::to_string(v); }
+
+  std::unique_ptr<Child> child_;
+  std::string url_;
+  size_t targets_ = 0;
+};
+
+#define ASSERT_PROMETHEUS_INSTALLED()                                                       \
+  ASSERT_EQ(::access(Prometheus::kPath, X_OK), 0)                                           \
+      << "the Prometheus server is not installed (" << Prometheus::kPath                    \
+      << "): run scripts/install-deps.sh (Debian package 'prometheus')"
+
+// Both targets up, then Prometheus's sums per kind equal the truth (once a scrape after the
+// workloads settled has landed).
+void expect_prometheus_sums(const Prometheus& prom, const std::map<std::string, uint64_t>& reserved,
+                            const std::map<std::string, uint64_t>& requested) {
+  EXPECT_EQ(eventually([&] { return prom.targets_down(); }, 30), "");
+  EXPECT_EQ(eventually(
+                [&] { return prom.sum_by_kind_differs("ttmem_device_reserved_bytes", reserved); },
+                20),
             "");
-  EXPECT_EQ(query_matches("ttmem_device_allocated_bytes", want_requested), "");
-  prom.kill(SIGTERM);
-  prom.wait();
+  EXPECT_EQ(prom.sum_by_kind_differs("ttmem_device_allocated_bytes", requested), "");
+}
+
+// Two ttmemd instances (two segment directories standing in for two hosts) and the real
+// Prometheus scraping both.
+struct TwoHosts {
+  TempDir a, b, work;
+  Ttmemd da{a.path()}, db{b.path()};
+  Prometheus prom{work.path(), {&da, &db}};
+  bool up() const { return !da.url().empty() && !db.url().empty(); }
+};
+
+// The acceptance test: the real Prometheus server scrapes two ttmemd instances (two segment
+// directories standing in for two hosts), each with a tracked workload behind it; a PromQL
+// `sum by (kind)` across both must equal the two workloads' ground truth.
+TEST(DaemonMetrics, RealPrometheusSumsTwoHostsExactly) {
+  ASSERT_PROMETHEUS_INSTALLED();
+  TwoHosts h;
+  ASSERT_TRUE(h.up());
+
+  // Workloads behind both "hosts", with different seeds so their figures differ.
+  auto load_a = start_testload(h.a.path(), h.work.path() + "/a", 21);
+  auto load_b = start_testload(h.b.path(), h.work.path() + "/b", 22, 5);
+  std::map<std::string, uint64_t> want_reserved, want_requested;
+  for (const char* prefix : {"/a", "/b"}) {
+    json t = read_json_file(h.work.path() + prefix + ".1.json");
+    for (auto& [dev, kinds] : t["devices"].items()) {
+      for (auto& [kind, v] : kinds.items()) {
+        want_reserved[kind] += v["reserved"].get<uint64_t>();
+        want_requested[kind] += v["requested"].get<uint64_t>();
+      }
+    }
+  }
+  expect_prometheus_sums(h.prom, want_reserved, want_requested);
+}
+
+// The same with the simulated tt-metal workload the issue names: llama-decode held behind each
+// ttmemd, ground truth from `ttmem --dir DIR status --json` of each directory.
+TEST(DaemonMetrics, RealPrometheusSumsTwoSimulatedHostsExactly) {
+  ASSERT_PROMETHEUS_INSTALLED();
+  TwoHosts h;
+  ASSERT_TRUE(h.up());
+
+  auto sim_a = start_held_llama(h.a.path());
+  auto sim_b = start_held_llama(h.b.path());
+  std::map<std::string, uint64_t> want_reserved, want_requested;
+  for (const TempDir* host : {&h.a, &h.b}) {
+    json status = ttmem_json(host->path(), {"status", "--json"});
+    ASSERT_EQ(status.at("devices").size(), 8u);
+    for (const json& d : status.at("devices")) {
+      for (auto& [kind, usage] : d.at("kinds").items()) {
+        want_reserved[kind] += usage.at("reserved_bytes").get<uint64_t>();
+        want_requested[kind] += usage.at("requested_bytes").get<uint64_t>();
+      }
+    }
+  }
+  ASSERT_GT(want_reserved["DRAM"], 0u);
+  expect_prometheus_sums(h.prom, want_reserved, want_requested);
 }
 
 }  // namespace

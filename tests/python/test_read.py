@@ -5,7 +5,7 @@ import pytest
 import ttmem
 from conftest import cli_json
 
-VOLATILE = {"taken_realtime_ns"}
+VOLATILE = {"taken_realtime_ns", "taken_monotonic_ns"}
 
 
 def test_status_is_the_cli_json(workload, cli):

@@ -268,6 +268,7 @@ void add_top_options(CLI::App& app, TopArgs& a) {
 }
 
 void run_top(const cli::GlobalOptions& global, const TopArgs& a) {
+  cli::require_local(global, "ttmem top");
   std::setlocale(LC_ALL, "");
   const bool unicode = !a.ascii && utf8_locale();
   g_stop.store(false);

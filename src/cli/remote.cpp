@@ -1,0 +1,184 @@
+#include "cli/remote.h"
+
+#include <httplib.h>
+
+#include <cctype>
+#include <cstdlib>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "collector/json.h"
+#include "common/token.h"
+
+namespace ttmem::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxBodyBytes = size_t(1) << 30;  // more is not a ttmemd answer
+constexpr const char* kUrlForm = "http://HOST:PORT (ttmemd prints its URL when it starts)";
+
+// Text from the server, made safe for one line of a terminal: printable ASCII, at most 200 chars.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text.substr(0, 200)) out += std::isprint(c) ? char(c) : '?';
+  if (text.size() > 200) out += "...";
+  return out;
+}
+
+// nlohmann's messages start with "[json.exception.type_error.302] "; the rest says what.
+std::string json_message(const json::exception& e) {
+  std::string what = e.what();
+  auto end = what.find("] ");
+  return end == std::string::npos ? what : what.substr(end + 2);
+}
+
+struct Token {
+  std::string value;   // empty: send none
+  std::string source;  // where it came from, for the 401 message
+};
+
+Token find_token(const GlobalOptions& global) {
+  Token t;
+  if (!global.token_file.empty()) {
+    try {
+      t.value = read_token_file(global.token_file);
+    } catch (const std::runtime_error& e) {
+      throw CliError(e.what());
+    }
+    t.source = global.token_file;
+  } else if (const char* env = std::getenv("TTMEM_TOKEN"); env != nullptr && *env != '\0') {
+    t.value = env;
+    t.source = "TTMEM_TOKEN";
+  }
+  for (unsigned char c : t.value) {
+    if (!std::isprint(c)) {
+      throw CliError("the token from " + t.source + " has a control character; a token is one "
+                     "line of printable text");
+    }
+  }
+  return t;
+}
+
+json get_json(httplib::Client& client, const ServerAddress& server, const std::string& path,
+              const Token& token) {
+  httplib::Headers headers;
+  if (!token.value.empty()) headers.emplace("Authorization", "Bearer " + token.value);
+  std::string body;
+  bool too_big = false;
+  auto res = client.Get(
+      path, headers, [](const httplib::Response&) { return true; },
+      [&](const char* data, size_t n) {
+        if (body.size() + n > kMaxBodyBytes) {
+          too_big = true;
+          return false;
+        }
+        body.append(data, n);
+        return true;
+      });
+  if (too_big) {
+    throw CliError(fmt::format("ttmemd at {} sent more than 1 GiB for GET {}; is that URL a ttmemd?",
+                               server.url, path));
+  }
+  if (!res) {
+    throw CliError(fmt::format("cannot reach ttmemd at {} ({}): check that ttmemd runs there and "
+                               "listens on that address (ttmemd --listen HOST:PORT)",
+                               server.url,
+                               res.error() == httplib::Error::Connection
+                                   ? "connection refused or timed out"
+                                   : httplib::to_string(res.error())));
+  }
+  if (res->status == 401) {
+    if (token.value.empty()) {
+      throw CliError(fmt::format("ttmemd at {} needs a token: pass --token-file FILE (the token "
+                                 "on its first line) or set TTMEM_TOKEN",
+                                 server.url));
+    }
+    throw CliError(fmt::format("ttmemd at {} refused the token from {}: use the token in that "
+                               "ttmemd's --token-file",
+                               server.url, token.source));
+  }
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (res->status != 200) {
+    std::string says = "no error message";
+    if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+      says = printable(j["error"].get<std::string>());
+    }
+    throw CliError(fmt::format("ttmemd at {} answered HTTP {} to GET {}: {}", server.url,
+                               res->status, path, says));
+  }
+  if (j.is_discarded()) {
+    throw CliError(fmt::format("{} sent malformed JSON for GET {}: is that URL a ttmemd? (its "
+                               "first stdout line gives the URL)",
+                               server.url, path));
+  }
+  return j;
+}
+
+}  // namespace
+
+ServerAddress parse_server_url(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return CliError(fmt::format("bad --server '{}': {}; use {}", printable(text), why, kUrlForm));
+  };
+  const std::string scheme = "http://";
+  if (text.rfind("https://", 0) == 0) throw bad("ttmemd serves plain HTTP, not HTTPS");
+  if (text.rfind(scheme, 0) != 0) throw bad("it must start with http://");
+  std::string rest = text.substr(scheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  ServerAddress a;
+  size_t colon;
+  if (!rest.empty() && rest[0] == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string::npos || close == 1) throw bad("unterminated [IPv6 address]");
+    for (unsigned char c : rest.substr(1, close - 1)) {
+      if (!std::isxdigit(c) && c != ':' && c != '.') throw bad("not an IPv6 address in [ ]");
+    }
+    a.host = rest.substr(0, close + 1);
+    colon = close + 1;
+    if (colon >= rest.size() || rest[colon] != ':') throw bad("no :PORT after the address");
+  } else {
+    colon = rest.rfind(':');
+    if (colon == std::string::npos) throw bad("no :PORT");
+    a.host = rest.substr(0, colon);
+    if (a.host.empty()) throw bad("no host");
+    for (unsigned char c : a.host) {
+      if (!std::isalnum(c) && c != '.' && c != '-') {
+        throw bad("the host may hold only letters, digits, '.' and '-' (no path, user or query)");
+      }
+    }
+  }
+  std::string port = rest.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) == 0 ||
+      std::stoi(port) > 65535) {
+    throw bad("the port must be a number from 1 to 65535, and nothing may follow it but '/'");
+  }
+  a.port = std::stoi(port);
+  a.url = scheme + a.host + ":" + std::to_string(a.port);
+  return a;
+}
+
+Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers) {
+  ServerAddress server = parse_server_url(global.server);
+  Token token = find_token(global);
+  // httplib resolves an IPv6 address without its brackets.
+  std::string host = server.host;
+  if (host.front() == '[') host = host.substr(1, host.size() - 2);
+  httplib::Client client(host, server.port);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(30);
+  json status = get_json(client, server, "/api/v1/status", token);
+  json buffers = list_buffers ? get_json(client, server, "/api/v1/buffers?limit=0", token) : json();
+  json leaks = get_json(client, server, "/api/v1/leaks", token);
+  try {
+    return snapshot_from_json(status, buffers, leaks);
+  } catch (const json::exception& e) {
+    throw CliError(fmt::format("ttmemd at {} sent a snapshot this ttmem cannot read ({}): use "
+                               "a ttmem of the same version as that ttmemd",
+                               server.url, printable(json_message(e))));
+  }
+}
+
+}  // namespace ttmem::cli

@@ -1,0 +1,27 @@
+// `ttmem --server URL`: the snapshot a ttmemd serves, read over its HTTP API, so status, buffers
+// and leaks print from another host exactly what they print locally.
+#pragma once
+
+#include <string>
+
+#include "cli/commands.h"
+#include "collector/model.h"
+
+namespace ttmem::cli {
+
+struct ServerAddress {
+  std::string host;  // name, IPv4 address or [IPv6] as given
+  int port = 0;
+  std::string url;   // http://host:port, without a trailing slash
+};
+
+// Accepts only http://HOST:PORT with an optional trailing '/'; throws CliError saying the form.
+ServerAddress parse_server_url(const std::string& text);
+
+// GET /api/v1/status, /api/v1/leaks and (with list_buffers) /api/v1/buffers?limit=0 from the
+// daemon at global.server, with the token of global.token_file or $TTMEM_TOKEN. Throws CliError
+// (one line saying what to do) when the URL is invalid, the daemon is unreachable, answers an
+// HTTP error or 401, or sends anything that is not the JSON it should.
+Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers);
+
+}  // namespace ttmem::cli
