@@ -82,26 +82,43 @@ std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
 
 std::vector<LeakRecord> LeakStore::load(std::vector<SegmentProblem>* problems) const {
   std::vector<LeakRecord> out;
+  std::map<std::string, Parsed> seen;
   for (const auto& f : leak_files(dir_)) {
     const std::string path = f.path().string();
-    std::error_code ec;
-    auto size = f.file_size(ec);
-    if (ec || size > kMaxFileBytes) {
-      problems->push_back({path, "leak file too large or unreadable; remove it"});
-      continue;
+    std::error_code ec1, ec2;
+    uint64_t size = f.file_size(ec1);
+    int64_t mtime = f.last_write_time(ec2).time_since_epoch().count();
+    Parsed parsed;
+    auto cached = cache_.find(path);
+    if (cached != cache_.end() && !ec1 && !ec2 && cached->second.size == size &&
+        cached->second.mtime_ns == mtime) {
+      parsed = std::move(cached->second);
+    } else {
+      parsed.size = size;
+      parsed.mtime_ns = mtime;
+      if (ec1 || size > kMaxFileBytes) {
+        parsed.error = "leak file too large or unreadable; remove it";
+      } else {
+        std::ifstream in(path);
+        std::stringstream buf;
+        buf << in.rdbuf();
+        try {
+          auto doc = nlohmann::json::parse(buf.str());
+          for (const auto& j : doc.at("leaks")) parsed.records.push_back(leak_from_json(j));
+        } catch (const nlohmann::json::exception& e) {
+          parsed.records.clear();
+          parsed.error = fmt::format("malformed leak file ({}); remove it", e.what());
+        }
+      }
     }
-    std::ifstream in(path);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    try {
-      auto doc = nlohmann::json::parse(buf.str());
-      std::vector<LeakRecord> records;
-      for (const auto& j : doc.at("leaks")) records.push_back(leak_from_json(j));
-      out.insert(out.end(), records.begin(), records.end());
-    } catch (const nlohmann::json::exception& e) {
-      problems->push_back({path, fmt::format("malformed leak file ({}); remove it", e.what())});
+    if (!parsed.error.empty()) {
+      problems->push_back({path, parsed.error});
+    } else {
+      out.insert(out.end(), parsed.records.begin(), parsed.records.end());
     }
+    seen.emplace(path, std::move(parsed));
   }
+  cache_ = std::move(seen);  // files that are gone leave the cache
   return out;
 }
 

@@ -3,6 +3,8 @@
 // process, written atomically) so any later `ttmem leaks` still sees them.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,13 +25,23 @@ class LeakStore {
   std::string save(const std::vector<LeakRecord>& leaks);
 
   // Every stored record, oldest process first. Unreadable files are reported in *problems.
+  // A file is parsed once: a long-running viewer refreshing many times a second re-reads only
+  // files whose size or modification time changed.
   std::vector<LeakRecord> load(std::vector<SegmentProblem>* problems) const;
 
   // Deletes every stored record; returns how many files were removed.
   size_t clear();
 
  private:
+  struct Parsed {
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+    std::vector<LeakRecord> records;
+    std::string error;  // set when the file could not be used
+  };
+
   std::string dir_;
+  mutable std::map<std::string, Parsed> cache_;  // by path
 };
 
 }  // namespace ttmem
