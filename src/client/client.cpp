@@ -450,10 +450,8 @@ void clear_record(uint32_t slot) {
 
 pr::BufferRecord read_own_record(uint32_t slot) { return pr::copy_words_out(&slab()[slot]); }
 
-uint64_t reserved_bytes(const DeviceState& dev, uint32_t kind, uint64_t size_per_bank,
-                        uint64_t size) {
-  uint32_t banks = dev.banks[kind];
-  return banks != 0 ? size_per_bank * banks : size;
+uint64_t reserved_of(const DeviceState& dev, const pr::BufferRecord& r) {
+  return pr::reserved_bytes(r.kind, r.size, r.size_per_bank, r.num_cores, dev.banks[r.kind]);
 }
 
 void count_alloc(uint32_t device, uint32_t kind, uint64_t requested, uint64_t reserved) {
@@ -511,7 +509,7 @@ pr::EventRecord event_from(pr::EventType type, const pr::BufferRecord& r) {
 void free_slot_locked(uint32_t device, DeviceState& dev, uint32_t slot, uint64_t now) {
   pr::BufferRecord r = read_own_record(slot);
   clear_record(slot);
-  count_free(device, r.kind, r.size, reserved_bytes(dev, r.kind, r.size_per_bank, r.size));
+  count_free(device, r.kind, r.size, reserved_of(dev, r));
   r.time_ns = now;
   push_event(device, dev, event_from(pr::EventType::Free, r));
   give_slot(dev, slot);
@@ -663,7 +661,7 @@ int ttmem_buffer_alloc(const ttmem_buffer_desc* desc) {
     }
   }
   r.tag = desc->tag != nullptr ? intern(desc->tag) : current_op();
-  uint64_t reserved = reserved_bytes(*dev, r.kind, r.size_per_bank, r.size);
+  uint64_t reserved = reserved_of(*dev, r);
   r.time_ns = FastClock::now();
 
   Guard g(dev->lock);
@@ -729,7 +727,8 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
   r.aux = byte(x0) | byte(y0) << 8 | byte(x1) << 16 | byte(y1) << 24;
   r.tag = current_op();
   r.time_ns = FastClock::now();
-  uint64_t reserved = size_per_core * cores;
+  // From the record, as readers compute it, so the counters and every reader agree.
+  uint64_t reserved = reserved_of(*dev, r);
 
   Guard g(dev->lock);
   if (dev->cb_count == kMaxCbsPerDevice) [[unlikely]] {
@@ -759,7 +758,7 @@ int ttmem_cb_free_all(uint32_t device) {
   for (uint32_t i = 0; i < dev->cb_count; ++i) {
     uint32_t slot = dev->cb_slots[i];
     pr::BufferRecord r = read_own_record(slot);
-    uint64_t reserved = r.size * r.num_cores;
+    uint64_t reserved = reserved_of(*dev, r);
     clear_record(slot);
     count_free(device, r.kind, reserved, reserved);
     give_slot(*dev, slot);

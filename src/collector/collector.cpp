@@ -38,9 +38,8 @@ int open_pidfd(pid_t pid) {
 }
 
 uint64_t reserved_of(const pr::BufferRecord& r, const pr::DeviceSlot& d) {
-  if (r.kind == uint8_t(pr::Kind::Cb)) return r.size * r.num_cores;
-  uint32_t banks = d.kinds[r.kind].num_banks;
-  return banks != 0 ? r.size_per_bank * banks : r.size;
+  return pr::reserved_bytes(r.kind, r.size, r.size_per_bank, r.num_cores,
+                            d.kinds[r.kind].num_banks);
 }
 
 }  // namespace

@@ -224,10 +224,9 @@ uint64_t Recording::chip_id(uint32_t process, uint32_t device) const {
 
 uint64_t Recording::reserved_of(uint32_t process, uint32_t device, uint32_t kind, uint64_t size,
                                 uint64_t size_per_bank, uint32_t num_cores) const {
-  if (kind == uint32_t(pr::Kind::Cb)) return size * num_cores;
   auto it = devices.find({process, device});
-  uint32_t banks = it == devices.end() ? 0 : it->second.kinds[kind].num_banks;
-  return banks != 0 ? size_per_bank * banks : size;
+  uint32_t banks = it == devices.end() || kind >= pr::kNumKinds ? 0 : it->second.kinds[kind].num_banks;
+  return pr::reserved_bytes(kind, size, size_per_bank, num_cores, banks);
 }
 
 namespace {

@@ -227,6 +227,17 @@ static_assert(sizeof(StringSlot) == 128);
 // ---------------------------------------------------------------------------------------------
 inline constexpr uint8_t kRecordLive = 1;
 
+// Reserved bytes of a buffer or CB: the address range the lock-step banked allocator takes, over
+// all banks. Every bank of the kind reserves size_per_bank (even banks that hold no page of the
+// buffer); `kind_banks` is the device's bank count for the kind, 0 for kinds without banks. A CB
+// takes `size` bytes on each of its cores. The one definition of the "reserved" figure, shared
+// by the client's counters and every reader.
+constexpr uint64_t reserved_bytes(uint32_t kind, uint64_t size, uint64_t size_per_bank,
+                                  uint64_t num_cores, uint32_t kind_banks) {
+  if (kind == uint32_t(Kind::Cb)) return size * num_cores;
+  return kind_banks != 0 ? size_per_bank * kind_banks : size;
+}
+
 struct BufferRecord {
   uint32_t seq;
   uint8_t device;
