@@ -44,10 +44,17 @@ uint64_t reserved_of(const pr::BufferRecord& r, const pr::DeviceSlot& d) {
 
 }  // namespace
 
+namespace {
+
+CollectorOptions with_resolved_dir(CollectorOptions o) {
+  if (o.dir.empty()) o.dir = default_segment_dir();
+  return o;
+}
+
+}  // namespace
+
 Collector::Collector(CollectorOptions options)
-    : options_(std::move(options)),
-      leaks_(options_.dir.empty() ? default_segment_dir() + "/leaks" : options_.dir + "/leaks") {
-  if (options_.dir.empty()) options_.dir = default_segment_dir();
+    : options_(with_resolved_dir(std::move(options))), leaks_(options_.dir + "/leaks") {
   if (!make_private_dirs(options_.dir)) {
     throw std::runtime_error(fmt::format(
         "segment directory {} is not usable ({}); pass --dir or set TTMEM_DIR to a writable "
