@@ -83,7 +83,13 @@ struct alignas(64) DeviceState {
   uint32_t local_free_count = 0;
   uint32_t cb_slots[kMaxCbsPerDevice] = {};
   uint32_t cb_count = 0;
-  bool ring_ready = false;
+  // This device's counters and ring in the segment, resolved once when the device is installed
+  // so the hot path does no offset arithmetic. `ring` stays null when its pages could not be
+  // reserved: the device then has totals and records but no history.
+  pr::KindCounters* kind_counters = nullptr;
+  pr::EventRecord* ring = nullptr;
+  pr::RingHead* shared_head = nullptr;
+  uint64_t ring_mask = 0;
   uint64_t ring_head = 0;  // private copy of the shared head (single writer: holder of `lock`)
 };
 
@@ -127,7 +133,8 @@ struct OpStack {
   uint32_t ids[kOpStackDepth];
   uint32_t depth;  // may exceed kOpStackDepth; deeper ops name nothing new
 };
-thread_local OpStack t_ops;
+// initial-exec for the same reason as FastClock's anchor (read on every untagged allocation).
+[[gnu::tls_model("initial-exec")]] thread_local OpStack t_ops;
 
 // ---------------------------------------------------------------------------------------------
 // Shared-memory accessors.
@@ -335,7 +342,7 @@ bool reinitialize_after_fork() {
     dev.index.release();
     dev.local_free_count = 0;
     dev.cb_count = 0;
-    dev.ring_ready = false;
+    dev.ring = nullptr;
     dev.ring_head = 0;
   }
   release_segment_mapping();  // unmaps the parent's segment in this process only
@@ -454,9 +461,9 @@ uint64_t reserved_of(const DeviceState& dev, const pr::BufferRecord& r) {
   return pr::reserved_bytes(r.kind, r.size, r.size_per_bank, r.num_cores, dev.banks[r.kind]);
 }
 
-void count_alloc(uint32_t device, uint32_t kind, uint64_t requested, uint64_t reserved) {
+void count_alloc(DeviceState& dev, uint32_t kind, uint64_t requested, uint64_t reserved) {
   // Single writer (the device lock holder): plain read-modify-write through relaxed atomics.
-  pr::KindCounters* c = counters(device, kind);
+  pr::KindCounters* c = dev.kind_counters + kind;
   uint64_t cur = pr::load_word(&c->current_reserved) + reserved;
   uint64_t req = pr::load_word(&c->current_requested) + requested;
   pr::store_word(&c->current_reserved, cur);
@@ -467,25 +474,25 @@ void count_alloc(uint32_t device, uint32_t kind, uint64_t requested, uint64_t re
   pr::store_word(&c->total_allocs, pr::load_word(&c->total_allocs) + 1);
 }
 
-void count_free(uint32_t device, uint32_t kind, uint64_t requested, uint64_t reserved) {
-  pr::KindCounters* c = counters(device, kind);
+void count_free(DeviceState& dev, uint32_t kind, uint64_t requested, uint64_t reserved) {
+  pr::KindCounters* c = dev.kind_counters + kind;
   pr::store_word(&c->current_reserved, pr::load_word(&c->current_reserved) - reserved);
   pr::store_word(&c->current_requested, pr::load_word(&c->current_requested) - requested);
   pr::store_word(&c->live_count, pr::load_word(&c->live_count) - 1);
   pr::store_word(&c->total_frees, pr::load_word(&c->total_frees) + 1);
 }
 
-void push_event(uint32_t device, DeviceState& dev, const pr::EventRecord& ev) {
-  if (!dev.ring_ready) [[unlikely]] return;
+void push_event(DeviceState& dev, const pr::EventRecord& ev) {
+  if (dev.ring == nullptr) [[unlikely]] return;
   uint64_t idx = dev.ring_head;
-  pr::EventRecord* slot = ring(device) + (idx & (g_state.ring_capacity - 1));
+  pr::EventRecord* slot = dev.ring + (idx & dev.ring_mask);
   pr::store_word(&slot->seq, 2 * idx + 1);
   std::atomic_thread_fence(std::memory_order_release);
   pr::copy_words_in(slot, ev, 1);
   // Pairs with the collector's acquire loads of seq and head.
   pr::store_word(&slot->seq, 2 * idx + 2, std::memory_order_release);
   dev.ring_head = idx + 1;
-  pr::store_word(&ring_head(device)->head, idx + 1, std::memory_order_release);
+  pr::store_word(&dev.shared_head->head, idx + 1, std::memory_order_release);
 }
 
 pr::EventRecord event_from(pr::EventType type, const pr::BufferRecord& r) {
@@ -506,12 +513,12 @@ pr::EventRecord event_from(pr::EventType type, const pr::BufferRecord& r) {
 }
 
 // Frees the live buffer in `slot` (already removed from the index).
-void free_slot_locked(uint32_t device, DeviceState& dev, uint32_t slot, uint64_t now) {
+void free_slot_locked(DeviceState& dev, uint32_t slot, uint64_t now) {
   pr::BufferRecord r = read_own_record(slot);
   clear_record(slot);
-  count_free(device, r.kind, r.size, reserved_of(dev, r));
+  count_free(dev, r.kind, r.size, reserved_of(dev, r));
   r.time_ns = now;
-  push_event(device, dev, event_from(pr::EventType::Free, r));
+  push_event(dev, event_from(pr::EventType::Free, r));
   give_slot(dev, slot);
 }
 
@@ -563,9 +570,14 @@ bool install_device(uint32_t id, const pr::DeviceSlot& slot) {
   DeviceState& dev = s.devices[id];
   Guard g(dev.lock);
   if (!dev.index.ready() && !dev.index.reserve(s.slab_capacity)) return false;
-  if (!dev.ring_ready) {
+  dev.kind_counters = counters(id, 0);
+  dev.shared_head = ring_head(id);
+  if (dev.ring == nullptr) {
     uint64_t off = s.layout.rings_offset + uint64_t(id) * s.ring_capacity * sizeof(pr::EventRecord);
-    dev.ring_ready = commit_range(off, uint64_t(s.ring_capacity) * sizeof(pr::EventRecord));
+    if (commit_range(off, uint64_t(s.ring_capacity) * sizeof(pr::EventRecord))) {
+      dev.ring = ring(id);
+      dev.ring_mask = s.ring_capacity - 1;
+    }
   }
   dev.desc = slot;
   dev.desc.flags = pr::kDeviceRegistered;
@@ -629,7 +641,7 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
   return install_device(desc->logical_id, slot) ? TTMEM_OK : reject(TTMEM_EIO);
 }
 
-int ttmem_buffer_alloc(const ttmem_buffer_desc* desc) {
+[[gnu::flatten]] int ttmem_buffer_alloc(const ttmem_buffer_desc* desc) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
   if (desc == nullptr || desc->struct_size < sizeof(ttmem_buffer_desc) ||
       desc->kind >= TTMEM_KIND_CB) [[unlikely]] {
@@ -674,15 +686,15 @@ int ttmem_buffer_alloc(const ttmem_buffer_desc* desc) {
   if (old != SlotIndex::kNotFound) [[unlikely]] {
     // The id is already live: tt-metal never does this, so the old record is stale. Replace it.
     bump(&g_state.header->counters.duplicate_allocs);
-    free_slot_locked(desc->device, *dev, old, r.time_ns);
+    free_slot_locked(*dev, old, r.time_ns);
   }
   write_record(slot, r);
-  count_alloc(desc->device, r.kind, r.size, reserved);
-  push_event(desc->device, *dev, event_from(pr::EventType::Alloc, r));
+  count_alloc(*dev, r.kind, r.size, reserved);
+  push_event(*dev, event_from(pr::EventType::Alloc, r));
   return TTMEM_OK;
 }
 
-int ttmem_buffer_free(uint32_t device, uint64_t buffer_id) {
+[[gnu::flatten]] int ttmem_buffer_free(uint32_t device, uint64_t buffer_id) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
   DeviceState* dev = registered_device(device);
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
@@ -693,7 +705,7 @@ int ttmem_buffer_free(uint32_t device, uint64_t buffer_id) {
     bump(&g_state.header->counters.unknown_frees);
     return TTMEM_ENOENT;
   }
-  free_slot_locked(device, *dev, slot, now);
+  free_slot_locked(*dev, slot, now);
   return TTMEM_OK;
 }
 
@@ -742,8 +754,8 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
   }
   write_record(slot, r);
   dev->cb_slots[dev->cb_count++] = slot;
-  count_alloc(device, r.kind, reserved, reserved);
-  push_event(device, *dev, event_from(pr::EventType::CbAlloc, r));
+  count_alloc(*dev, r.kind, reserved, reserved);
+  push_event(*dev, event_from(pr::EventType::CbAlloc, r));
   return TTMEM_OK;
 }
 
@@ -760,7 +772,7 @@ int ttmem_cb_free_all(uint32_t device) {
     pr::BufferRecord r = read_own_record(slot);
     uint64_t reserved = reserved_of(*dev, r);
     clear_record(slot);
-    count_free(device, r.kind, reserved, reserved);
+    count_free(*dev, r.kind, reserved, reserved);
     give_slot(*dev, slot);
     bytes += reserved;
   }
@@ -770,7 +782,7 @@ int ttmem_cb_free_all(uint32_t device) {
   ev.buffer_id = dev->cb_count;
   ev.size = bytes;
   ev.time_ns = now;
-  push_event(device, *dev, ev);
+  push_event(*dev, ev);
   dev->cb_count = 0;
   return TTMEM_OK;
 }
