@@ -1,6 +1,7 @@
 #include "collector/collector.h"
 
 #include <dirent.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
@@ -13,8 +14,6 @@
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 #include "collector/address_map.h"
 #include "collector/query.h"
@@ -333,6 +332,10 @@ void Collector::build_snapshot() {
         v.kinds[k].total_frees += c.total_frees;
         totals.allocs[k] = c.total_allocs;
         totals.frees[k] = c.total_frees;
+        // Room for this process's ranges up front (clamped: the counter is not trusted).
+        auto& kind_ranges = ranges[it->second][k];
+        kind_ranges.reserve(kind_ranges.size() +
+                            std::min<uint64_t>(c.live_count, st.records.size()));
       }
       uint64_t head = st.ring_heads[d];
       uint64_t lost = options_.drain_events
