@@ -237,6 +237,7 @@ void Collector::refresh() {
     // Death is checked before the read so the final read sees the complete final state.
     bool dead = is_dead(t);
     std::string error;
+    t.stamp = t.reader->change_stamp();  // before the read: a change during it shows next time
     t.read_ok = t.reader->read(&t.state, &error);
     if (!t.read_ok) {
       problems_[it->first] = Problem{error};
@@ -261,6 +262,13 @@ void Collector::refresh() {
     ++it;
   }
   build_snapshot();
+}
+
+bool Collector::changed() const {
+  for (const auto& [path, t] : segments_) {
+    if (t.reader->change_stamp() != t.stamp) return true;
+  }
+  return false;
 }
 
 void Collector::build_snapshot() {

@@ -66,6 +66,10 @@ class Collector {
   };
   std::optional<ProcessAccess> process(const ProcessKey& key) const;
 
+  // True when some tracked process reported anything since the last refresh() (see
+  // SegmentReader::change_stamp). Segments appearing or going are signalled through fd().
+  bool changed() const;
+
   // An fd that becomes readable when wait() has work: for embedding in another event loop.
   int fd() const { return epoll_fd_; }
 
@@ -75,6 +79,7 @@ class Collector {
     int pidfd = -1;
     SegmentState state;
     bool read_ok = false;
+    uint64_t stamp = 0;  // change_stamp() taken just before the last read
   };
   struct Problem {
     std::string error;

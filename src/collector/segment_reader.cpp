@@ -291,6 +291,18 @@ void SegmentReader::drain(const EventSink& sink) {
   }
 }
 
+uint64_t SegmentReader::change_stamp() const {
+  const auto* h = at<pr::SegmentHeader>(base_, 0);
+  const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
+  const auto* slots = at<pr::DeviceSlot>(base_, header_.devices_offset);
+  uint64_t stamp = pr::load_u32(&h->state, std::memory_order_acquire);
+  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+    stamp += pr::load_word(&heads[d].head, std::memory_order_acquire);
+    stamp += pr::load_word(reinterpret_cast<const uint64_t*>(&slots[d]));
+  }
+  return stamp;
+}
+
 uint64_t SegmentReader::dropped_total() const {
   uint64_t total = 0;
   for (uint64_t v : dropped_) total += v;

@@ -64,6 +64,12 @@ class SegmentReader {
   uint64_t dropped(uint32_t device) const { return dropped_[device]; }
   uint64_t dropped_total() const;
 
+  // A number that changes whenever the writer reports anything (every alloc, free and CB event
+  // advances a ring head; registering a device advances its slot's sequence) or its process
+  // state changes. About a hundred loads: cheap enough to poll often, so a reader can skip a
+  // full read() while nothing happened.
+  uint64_t change_stamp() const;
+
  private:
   SegmentReader() = default;
   void refresh_strings();

@@ -21,6 +21,10 @@ struct DaemonOptions {
   std::string listen = "127.0.0.1:9464";  // host:port; port 0 picks a free one
   std::string token;                // required for a non-loopback address
   uint64_t refresh_ms = 500;
+  // Between refreshes, check every N ms whether any process reported something and refresh
+  // early if so (0: refresh only every refresh_ms). Early refreshes are limited to a tenth of
+  // a core, so a large, busy live set is refreshed less often rather than costing more.
+  uint64_t change_poll_ms = 20;
   HistoryOptions history;
   bool process_metrics = true;
   std::string legacy_socket;        // "" = no legacy ingest

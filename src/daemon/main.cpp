@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
   app.add_option("--interval", o.refresh_ms, "Refresh interval in milliseconds")
       ->check(CLI::Range(10, 60000))
       ->capture_default_str();
+  app.add_option("--change-poll", o.change_poll_ms,
+                 "Check for new reports every N ms and refresh early when there are some, using "
+                 "at most a tenth of a core for it (0: refresh only every --interval)")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
   app.add_option("--history-resolution", o.history.resolution_ms,
                  "History: one point per device and kind every N milliseconds")
       ->check(CLI::Range(10, 3600000))
