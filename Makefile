@@ -27,7 +27,8 @@ demo: build
 # Benchmarks with repetitions (median and p99), written to bench/results.json.
 BENCH_REPETITIONS ?= 10
 bench: build
-	@TTMEM_BENCH_CLI=$(BUILD_DIR)/src/cli/ttmem $(BUILD_DIR)/bench/ttmem_bench \
+	@TTMEM_BENCH_CLI=$(BUILD_DIR)/src/cli/ttmem TTMEM_BENCH_DAEMON=$(BUILD_DIR)/src/daemon/ttmemd \
+	  $(BUILD_DIR)/bench/ttmem_bench \
 	  --benchmark_repetitions=$(BENCH_REPETITIONS) --benchmark_report_aggregates_only=true \
 	  --benchmark_out=bench/results.json --benchmark_out_format=json
 	@/usr/bin/python3 scripts/bench_summary.py bench/results.json

@@ -12,7 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <httplib.h>
+#include <malloc.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
+#include <random>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -221,12 +228,11 @@ void BM_CollectorIngest(benchmark::State& state) {
 // ---------------------------------------------------------------------------------------------
 // Status query with 100,000 live buffers over 8 devices: what `ttmem status --json` does.
 
+// Tops the live set up to `count` buffers (benchmarks run in one process and share it).
 void populate_live_buffers(uint64_t count) {
-  static bool done = false;
-  if (done) return;
-  done = true;
+  static uint64_t populated = 0;
   register_devices(8);
-  for (uint64_t i = 0; i < count; ++i) {
+  for (uint64_t i = populated; i < count; ++i) {
     uint32_t device = uint32_t(i % 8);
     bool dram = i % 3 != 0;
     ttmem_buffer_desc b = ttmem::make_buffer_desc(
@@ -237,6 +243,7 @@ void populate_live_buffers(uint64_t count) {
     b.tag = (i % 5 == 0) ? "ttnn::linear" : "ttnn::matmul";
     ttmem_buffer_alloc(&b);
   }
+  populated = std::max(populated, count);
 }
 
 void BM_StatusSnapshotInProcess(benchmark::State& state) {
@@ -282,13 +289,183 @@ void BM_StatusCliProcess(benchmark::State& state) {
   state.counters["child_cpu_ms"] = 1000.0 * child_cpu_s / double(state.iterations());
 }
 
-// Shared memory per live buffer: bytes the segment occupies once 100,000 buffers are live,
-// divided by the buffers (fixed overhead included).
+// Shared memory per live buffer: what the segment occupies (fallocated blocks) once 100,000
+// buffers are live, divided by the buffers (fixed overhead included), and the marginal cost of
+// one more live buffer, measured between 50,000 and 100,000.
 void BM_SegmentBytesPerLiveBuffer(benchmark::State& state) {
+  struct stat half, full;
+  for (auto _ : state) {
+    populate_live_buffers(50000);
+    ::stat(ttmem_segment_path(), &half);
+    populate_live_buffers(100000);
+    ::stat(ttmem_segment_path(), &full);
+  }
+  state.counters["shm_bytes_per_buffer"] = double(full.st_blocks) * 512.0 / 100000.0;
+  state.counters["shm_bytes_per_extra_buffer"] =
+      double(full.st_blocks - half.st_blocks) * 512.0 / 50000.0;
+}
+
+// Collector memory per live buffer: heap the collector holds after one refresh over 100,000
+// live buffers (records, snapshot, per-buffer views as ttmemd keeps them), divided by them.
+void BM_CollectorBytesPerLiveBuffer(benchmark::State& state) {
   populate_live_buffers(100000);
-  struct stat st;
-  for (auto _ : state) ::stat(ttmem_segment_path(), &st);
-  state.counters["shm_bytes_per_buffer"] = double(st.st_blocks) * 512.0 / 100000.0;
+  const bool list_buffers = state.range(0) != 0;
+  double bytes = 0;
+  for (auto _ : state) {
+    ::malloc_trim(0);
+    struct mallinfo2 before = ::mallinfo2();
+    {
+      ttmem::Collector c(ttmem::CollectorOptions{g_dir, false, false, list_buffers});
+      c.refresh();
+      struct mallinfo2 after = ::mallinfo2();
+      bytes = double((after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd));
+      benchmark::DoNotOptimize(c.snapshot().buffers.size());
+    }
+  }
+  state.counters["collector_bytes_per_buffer"] = bytes / 100000.0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Freshness: how long after ttmem_buffer_alloc() returns a reader shows the buffer. Each sample
+// allocates a buffer at a random moment (so samples fall at every phase of a reader's refresh
+// cycle), then asks until device 0's DRAM total_allocs (monotonic, so a free cannot be
+// mistaken for it) covers it. The buffer is freed again: the live set stays as given.
+
+int freshness_samples() {
+  const char* v = std::getenv("TTMEM_BENCH_FRESHNESS_SAMPLES");
+  return v != nullptr ? std::max(1, std::atoi(v)) : 200;
+}
+
+uint64_t dram_allocs_of_device0(const std::string& status_json) {
+  auto j = nlohmann::json::parse(status_json, nullptr, false);
+  if (!j.is_object()) return 0;
+  for (const auto& d : j["devices"]) {
+    for (const auto& id : d["logical_ids"]) {
+      if (id == 0) return d["kinds"]["DRAM"]["total_allocs"].get<uint64_t>();
+    }
+  }
+  return 0;
+}
+
+// Runs a program and returns what it printed; `ok` false when it failed.
+std::string run_capture(const std::vector<std::string>& args, bool* ok) {
+  int fds[2];
+  *ok = false;
+  if (::pipe2(fds, O_CLOEXEC) != 0) return "";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  *ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return out;
+}
+
+// Measures samples with `read_allocs` (returns device 0's DRAM total_allocs as the reader sees
+// it) and reports the median, p99 and maximum in milliseconds.
+template <class ReadAllocs>
+void measure_freshness(benchmark::State& state, ReadAllocs read_allocs) {
+  populate_live_buffers(uint64_t(state.range(0)));
+  std::vector<double> ms;
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> pause_us(0, 30000);
+  ttmem_buffer_desc b = ttmem::make_buffer_desc(0, 0, ttmem::Kind::Dram, 1ull << 33, 65536);
+  b.page_size = 2048;
+  b.num_banks = 12;
+  uint64_t id = 3ull << 52;
+  const int samples = freshness_samples();
+  for (auto _ : state) {
+    for (int i = 0; i < samples; ++i) {
+      ::usleep(useconds_t(pause_us(rng)));
+      uint64_t seen_before = read_allocs();
+      b.buffer_id = ++id;
+      auto t0 = std::chrono::steady_clock::now();
+      ttmem_buffer_alloc(&b);
+      auto deadline = t0 + std::chrono::seconds(10);
+      while (read_allocs() <= seen_before) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          state.SkipWithError("the allocation never became visible");
+          return;
+        }
+      }
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                       .count());
+      ttmem_buffer_free(0, b.buffer_id);
+    }
+  }
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[size_t(q * double(ms.size() - 1) + 0.5)]; };
+  state.counters["fresh_p50_ms"] = at(0.5);
+  state.counters["fresh_p99_ms"] = at(0.99);
+  state.counters["fresh_max_ms"] = ms.back();
+  state.counters["samples"] = double(ms.size());
+}
+
+// `ttmem status --json`, a new process per look, as a user runs it.
+void BM_FreshnessStatusCli(benchmark::State& state) {
+  const char* cli = std::getenv("TTMEM_BENCH_CLI");
+  if (cli == nullptr) {
+    state.SkipWithError("TTMEM_BENCH_CLI not set");
+    return;
+  }
+  measure_freshness(state, [&] {
+    bool ok = false;
+    std::string out = run_capture({cli, "--dir", g_dir, "status", "--json"}, &ok);
+    return ok ? dram_allocs_of_device0(out) : 0;
+  });
+}
+
+// ttmemd's /api/v1/status (what `ttmem --server URL status` shows), asked every millisecond.
+void BM_FreshnessDaemon(benchmark::State& state) {
+  const char* daemon = std::getenv("TTMEM_BENCH_DAEMON");
+  if (daemon == nullptr) {
+    state.SkipWithError("TTMEM_BENCH_DAEMON not set");
+    return;
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return state.SkipWithError("pipe failed");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::execl(daemon, daemon, "--dir", g_dir.c_str(), "--listen", "127.0.0.1:0", nullptr);
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  // "ttmemd listening on http://127.0.0.1:PORT"
+  std::string line;
+  char c;
+  while (line.find('\n') == std::string::npos && ::read(fds[0], &c, 1) == 1) line += c;
+  ::close(fds[0]);
+  auto colon = line.rfind(':');
+  int port = colon == std::string::npos ? 0 : std::atoi(line.c_str() + colon + 1);
+  if (port > 0) {
+    httplib::Client http("127.0.0.1", port);
+    measure_freshness(state, [&] {
+      auto res = http.Get("/api/v1/status");
+      if (!res || res->status != 200) {
+        ::usleep(1000);
+        return uint64_t{0};
+      }
+      uint64_t allocs = dram_allocs_of_device0(res->body);
+      ::usleep(1000);
+      return allocs;
+    });
+  } else {
+    state.SkipWithError("ttmemd did not start");
+  }
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
 }
 
 // p99 over repetitions (with --benchmark_repetitions=N), beside the framework's median.
@@ -312,9 +489,14 @@ BENCHMARK(BM_LegacyMutexMapSocket)
     ->UseRealTime()
     ->ComputeStatistics("p99", p99);
 BENCHMARK(BM_CollectorIngest)->Unit(benchmark::kMicrosecond)->ComputeStatistics("p99", p99);
+BENCHMARK(BM_FreshnessStatusCli)->Arg(10000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_FreshnessDaemon)->Arg(10000)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SegmentBytesPerLiveBuffer)->Iterations(1);
+BENCHMARK(BM_CollectorBytesPerLiveBuffer)->Arg(0)->Arg(1)->Iterations(1);
 BENCHMARK(BM_StatusSnapshotInProcess)->Unit(benchmark::kMillisecond)->ComputeStatistics("p99", p99);
 BENCHMARK(BM_StatusCliProcess)->Unit(benchmark::kMillisecond)->ComputeStatistics("p99", p99);
+BENCHMARK(BM_FreshnessStatusCli)->Arg(100000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_FreshnessDaemon)->Arg(100000)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   char tmpl[] = "/dev/shm/ttmem-bench-XXXXXX";
