@@ -19,6 +19,10 @@
  *   TTMEM_MAX_BUFFERS=N      live-buffer slab capacity (default 262144)
  *   TTMEM_RING_EVENTS=N      per-device event-ring capacity, rounded to a power of two
  *                            (default 8192)
+ *   TTMEM_GROUP=GROUP        name or gid of a group whose members may read this process's
+ *                            segment (directory set-gid, g+rx; segment 0640). Unset: owner only.
+ *                            A value that cannot be honoured leaves the segment owner-only; see
+ *                            ttmem_setup_message().
  */
 #ifndef TTMEM_TTMEM_H
 #define TTMEM_TTMEM_H
@@ -150,6 +154,11 @@ TTMEM_EXPORT int ttmem_enabled(void);
 
 /* A short, constant description of a ttmem_status value. */
 TTMEM_EXPORT const char* ttmem_status_string(int status);
+
+/* Why set-up did not go as configured (an unusable TTMEM_GROUP or TTMEM_DIR, a segment that
+ * could not be created), as a sentence saying what to do; NULL when it did. Also written once to
+ * stderr, prefixed "ttmem: ". */
+TTMEM_EXPORT const char* ttmem_setup_message(void);
 
 /* Path of this process's segment, or NULL when there is none (yet). */
 TTMEM_EXPORT const char* ttmem_segment_path(void);

@@ -22,10 +22,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "client/fast_clock.h"
 #include "client/slot_index.h"
+#include "common/access.h"
 #include "common/clock.h"
 #include "common/proc.h"
 #include "protocol/segment.h"
@@ -125,6 +127,9 @@ struct State {
   uint32_t string_count = 1;  // id 0 is "no tag"
 
   DeviceState devices[pr::kMaxDevices];
+
+  // Why set-up did not go as configured (ttmem_setup_message); empty when it did.
+  char setup_message[512] = {};
 };
 
 State g_state;
@@ -196,6 +201,45 @@ void release_segment_mapping() {
   g_state.fd = -1;
 }
 
+// Records why set-up did not go as configured, and says it once on stderr: someone set an
+// environment variable that could not be honoured, and the program must run on regardless.
+void report_setup_problem(const std::string& text) {
+  State& s = g_state;
+  if (text == s.setup_message) return;  // a forked child repeats its parent's set-up
+  std::snprintf(s.setup_message, sizeof s.setup_message, "%s", text.c_str());
+  std::fprintf(stderr, "ttmem: %s\n", s.setup_message);
+}
+
+// The group TTMEM_GROUP names, or nullopt (owner-only). An unusable value leaves segments
+// owner-only and sets *note to what to do.
+std::optional<gid_t> configured_group(std::string* note) {
+  const char* spec = std::getenv("TTMEM_GROUP");
+  if (spec == nullptr || *spec == '\0') return std::nullopt;
+  std::string error;
+  std::optional<gid_t> gid = resolve_group(spec, &error);
+  if (!gid) *note = std::string("TTMEM_GROUP: ") + error + "; segments stay owner-only";
+  return gid;
+}
+
+// Prepares the segment directory and returns the group to share segments with. False (with
+// the reason reported) when no segment can be created there at all.
+bool prepare_directory(const std::string& dir, std::optional<gid_t>* group) {
+  std::string note;
+  *group = configured_group(&note);
+  std::string why = prepare_segment_dir(dir, *group);
+  if (!why.empty() && *group && prepare_segment_dir(dir, std::nullopt).empty()) {
+    note = why + "; segments stay owner-only";
+    group->reset();
+    why.clear();
+  }
+  if (!why.empty()) {
+    report_setup_problem(why + "; tracking is off");
+    return false;
+  }
+  if (!note.empty()) report_setup_problem(note);
+  return true;
+}
+
 // Creates, sizes and maps the segment under a temporary name, fills the header, then renames it
 // into place: a collector never sees a half-written header.
 bool create_segment() {
@@ -210,7 +254,8 @@ bool create_segment() {
   s.size = s.layout.segment_size;
 
   std::string dir = default_segment_dir();
-  if (!make_private_dirs(dir)) return false;
+  std::optional<gid_t> group;
+  if (!prepare_directory(dir, &group)) return false;
   pid_t pid = ::getpid();
   uint64_t start = process_start_time(pid).value_or(0);
   std::snprintf(s.path, sizeof s.path, "%s/%s%d-%llu%s", dir.c_str(), pr::kSegmentPrefix,
@@ -218,7 +263,17 @@ bool create_segment() {
   std::string tmp = std::string(s.path) + ".tmp";
   ::unlink(tmp.c_str());
   s.fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (s.fd < 0) return false;
+  if (s.fd < 0) {
+    report_setup_problem("cannot create " + tmp + " (" + std::strerror(errno) +
+                         "); tracking is off");
+    return false;
+  }
+  // Shared before the rename, so no collector ever sees the segment with other permissions.
+  if (group) {
+    if (std::string why = share_file_with_group(s.fd, *group); !why.empty()) {
+      report_setup_problem(why + "; the segment stays owner-only");
+    }
+  }
   void* p = MAP_FAILED;
   if (::ftruncate(s.fd, off_t(s.size)) == 0 && commit_range(0, s.layout.slab_offset)) {
     p = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd, 0);
@@ -817,6 +872,10 @@ const char* ttmem_status_string(int status) {
     case TTMEM_EIO: return "segment could not be created";
     default: return "unknown status";
   }
+}
+
+const char* ttmem_setup_message(void) {
+  return g_state.setup_message[0] != '\0' ? g_state.setup_message : nullptr;
 }
 
 const char* ttmem_segment_path(void) {

@@ -115,7 +115,6 @@ void Collector::track(const std::string& path, const SegmentName& name) {
         fmt::format("header names process {} (start {}), the file name {} (start {})",
                     reader->pid(), reader->start_time(), name.pid, name.start_time));
   }
-  problems_.erase(path);
   Tracked t;
   // Open the pidfd first, then confirm the start time: if it matches, the pidfd refers to the
   // process that wrote the segment and not to a later process that reused its PID.
@@ -124,6 +123,15 @@ void Collector::track(const std::string& path, const SegmentName& name) {
     ::close(t.pidfd);
     t.pidfd = -1;
   }
+  Verdict verdict = verify_origin(*reader, t.pidfd >= 0);
+  if (!verdict.rejected.empty()) {
+    if (t.pidfd >= 0) ::close(t.pidfd);
+    problems_[path] =
+        Problem{verdict.error, st.st_ino, uint64_t(st.st_size), mtime, verdict.rejected};
+    return;
+  }
+  problems_.erase(path);
+  t.check = verdict.check;
   if (t.pidfd >= 0) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -132,6 +140,48 @@ void Collector::track(const std::string& path, const SegmentName& name) {
   }
   t.reader = std::move(reader);
   segments_.emplace(path, std::move(t));
+}
+
+// The spoofing check. A segment is believed only if the kernel vouches for it: the file belongs
+// to the user the process runs as, and the process holds it open (or maps it). Policy and its
+// reasons: docs/security.md.
+Collector::Verdict Collector::verify_origin(const SegmentReader& r, bool alive) const {
+  const pid_t pid = r.pid();
+  const uid_t owner = r.file_uid();
+  std::optional<ProcessUids> uids = alive ? process_uids(pid) : std::nullopt;
+  if (uids) {
+    if (owner != uids->real && owner != uids->effective) {
+      return {std::string(kRejectedWrongOwner),
+              {},
+              fmt::format("rejected: the file belongs to uid {} but process {} runs as uid {}",
+                          owner, pid, uids->real)};
+    }
+    switch (process_holds_file(pid, r.file_dev(), r.file_ino())) {
+      case Holding::Held:
+        return {{}, "held", {}};
+      case Holding::Unreadable:
+        return {{}, "owner", {}};  // another user: owner is all we see
+      case Holding::NotHeld:
+        break;
+    }
+    // A client that exits between the liveness check and the scan no longer holds anything:
+    // only a process still alive after the scan is a process that does not hold the segment.
+    if (process_liveness(pid, r.start_time()) == Liveness::Alive) {
+      return {std::string(kRejectedNotHeld),
+              {},
+              fmt::format("rejected: process {} does not hold this segment open, so it did not "
+                          "write it",
+                          pid)};
+    }
+  }
+  // The process ended before it could be checked. Only a file of the collector's own user is
+  // believed then: nobody else can create one owned by it.
+  if (owner == ::geteuid()) return {{}, "owner", {}};
+  return {std::string(kRejectedUnverifiable),
+          {},
+          fmt::format("rejected: process {} ended before its segment could be checked and the "
+                      "file belongs to uid {}; that user's own `ttmem status` reports it",
+                      pid, owner)};
 }
 
 bool Collector::is_dead(const Tracked& t) const {
@@ -294,6 +344,7 @@ void Collector::build_snapshot() {
     p.uid = r.uid();
     p.command = r.command();
     p.segment = path;
+    p.segment_check = t.check;
     p.exited = st.process_state == pr::kStateExited;
     p.counters = st.process_counters;
     p.torn_records = st.torn_records;
@@ -455,7 +506,9 @@ void Collector::build_snapshot() {
             [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
 
   s.leaks = leaks_.load(&s.problems);
-  for (const auto& [path, problem] : problems_) s.problems.push_back({path, problem.error});
+  for (const auto& [path, problem] : problems_) {
+    s.problems.push_back({path, problem.error, problem.rejected});
+  }
   snapshot_ = std::move(s);
 }
 

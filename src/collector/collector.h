@@ -76,6 +76,7 @@ class Collector {
  private:
   struct Tracked {
     std::unique_ptr<SegmentReader> reader;
+    std::string check;  // ProcessView::segment_check
     int pidfd = -1;
     SegmentState state;
     bool read_ok = false;
@@ -85,10 +86,18 @@ class Collector {
     std::string error;
     uint64_t inode = 0, size = 0;
     int64_t mtime_ns = 0;
+    std::string rejected;  // SegmentProblem::rejected
+  };
+  // Outcome of verify_origin(): `rejected` (a kRejected* reason, with `error`) or `check`.
+  struct Verdict {
+    std::string rejected;
+    std::string check;
+    std::string error;
   };
 
   void scan_directory();
   void track(const std::string& path, const SegmentName& name);
+  Verdict verify_origin(const SegmentReader& reader, bool alive) const;
   bool is_dead(const Tracked& t) const;
   void reap(const std::string& path, Tracked& t);
   void build_snapshot();

@@ -64,6 +64,7 @@ json to_json(const ProcessView& p) {
           {"uid", p.uid},
           {"command", p.command},
           {"segment", p.segment},
+          {"segment_check", p.segment_check},
           {"exited", p.exited},
           {"reserved_bytes", per_kind(p.reserved)},
           {"requested_bytes", per_kind(p.requested)},
@@ -123,7 +124,9 @@ json to_json(const TagUsage& t) {
   return {{"tag", t.tag}, {"reserved_bytes", per_kind(t.reserved)}, {"buffers", t.buffers}};
 }
 
-json to_json(const SegmentProblem& p) { return {{"path", p.path}, {"error", p.error}}; }
+json to_json(const SegmentProblem& p) {
+  return {{"path", p.path}, {"error", p.error}, {"rejected", p.rejected}};
+}
 
 json status_json(const Snapshot& s) {
   json devices = json::array(), processes = json::array(), problems = json::array();
@@ -298,6 +301,7 @@ ProcessView process_from_json(const json& j) {
   p.uid = integer_field<uint32_t>(j, "uid");
   p.command = string_field(j, "command");
   p.segment = string_field(j, "segment");
+  p.segment_check = string_field(j, "segment_check");
   p.exited = bool_field(j, "exited");
   per_kind_field(j, "reserved_bytes", p.reserved);
   per_kind_field(j, "requested_bytes", p.requested);
@@ -347,7 +351,7 @@ BufferView buffer_from_json(const json& j) {
 }
 
 SegmentProblem problem_from_json(const json& j) {
-  return {string_field(j, "path"), string_field(j, "error")};
+  return {string_field(j, "path"), string_field(j, "error"), string_field(j, "rejected")};
 }
 
 }  // namespace

@@ -45,11 +45,23 @@ std::vector<fs::directory_entry> leak_files(const std::string& dir) {
   return files;
 }
 
+// Leak records are as readable as the segments they come from: when the segment directory is
+// shared with a group (set-gid, group-readable; see common/access.h), so are they. The set-gid
+// directory gives them its group.
+mode_t group_read_of_parent(const std::string& dir) {
+  struct stat st;
+  std::string parent = fs::path(dir).parent_path().string();
+  if (::stat(parent.c_str(), &st) != 0) return 0;
+  return (st.st_mode & S_ISGID) && (st.st_mode & S_IRGRP) ? S_IRGRP : 0;
+}
+
 }  // namespace
 
 std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
   if (leaks.empty()) return {};
-  if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+  const mode_t group_read = group_read_of_parent(dir_);
+  const mode_t dir_mode = 0700 | (group_read ? S_ISGID | S_IRGRP | S_IXGRP : 0);
+  if (::mkdir(dir_.c_str(), dir_mode) != 0 && errno != EEXIST) {
     return fmt::format("cannot create {}: {}", dir_, std::strerror(errno));
   }
   nlohmann::json doc = {{"version", 1}, {"leaks", nlohmann::json::array()}};
@@ -67,7 +79,7 @@ std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
       return fmt::format("cannot write {} (is the file system full?)", tmp);
     }
   }
-  ::chmod(tmp.c_str(), 0600);
+  ::chmod(tmp.c_str(), 0600 | group_read);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
     return fmt::format("cannot rename {}: {}", tmp, std::strerror(errno));

@@ -90,6 +90,10 @@ struct ProcessView {
   uint32_t uid = 0;
   std::string command;
   std::string segment;  // path
+  // How the segment's origin was checked: "held" (the process holds it open and the file is its
+  // user's), "owner" (only the file's owner could be checked: the process belongs to another
+  // user, or ended first and the file is the collector's own), "" (legacy: not a segment).
+  std::string segment_check;
   bool exited = false;  // exited normally, segment waiting to be reported
   std::array<uint64_t, kNumKinds> reserved{};  // bytes per kind over its devices
   std::array<uint64_t, kNumKinds> requested{};
@@ -120,9 +124,17 @@ struct LeakRecord {
 };
 
 // A segment the collector would not use, and why.
+// Why a well-formed segment was not believed (SegmentProblem::rejected); docs/security.md.
+inline constexpr const char* kRejectedWrongOwner = "wrong_owner";     // owner is not its user
+inline constexpr const char* kRejectedNotHeld = "not_held";           // process does not hold it
+inline constexpr const char* kRejectedUnverifiable = "unverifiable";  // ended unseen, not ours
+inline constexpr const char* kRejectionReasons[] = {kRejectedWrongOwner, kRejectedNotHeld,
+                                                    kRejectedUnverifiable};
+
 struct SegmentProblem {
   std::string path;
   std::string error;
+  std::string rejected;  // "" for a file that failed validation, else a kRejected* reason
 };
 
 struct TagUsage {

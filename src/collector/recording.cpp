@@ -1,6 +1,8 @@
 #include "collector/recording.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -26,8 +28,11 @@ using nlohmann::json;
 
 RecordWriter::RecordWriter(const std::string& path, uint32_t checkpoint_interval_ms)
     : path_(path) {
-  f_ = std::fopen(path.c_str(), "wb");
+  // Owner-only, like everything ttmem writes: a recording names every process and buffer.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  f_ = fd >= 0 ? ::fdopen(fd, "wb") : nullptr;
   if (f_ == nullptr) {
+    if (fd >= 0) ::close(fd);
     throw std::runtime_error(fmt::format("cannot create {}: {}; choose another -o path", path,
                                          std::strerror(errno)));
   }

@@ -133,6 +133,8 @@ std::unique_ptr<SegmentReader> SegmentReader::open(const std::string& path, std:
   r->base_ = static_cast<const uint8_t*>(p);
   r->size_ = h.segment_size;
   r->file_uid_ = uint32_t(st.st_uid);
+  r->file_dev_ = st.st_dev;
+  r->file_ino_ = st.st_ino;
   r->header_ = h;
   r->header_.cmdline[pr::kCmdlineBytes - 1] = '\0';
   return r;

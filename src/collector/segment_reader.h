@@ -45,7 +45,10 @@ class SegmentReader {
   pid_t pid() const { return pid_t(header_.pid); }
   uint64_t start_time() const { return header_.start_time; }
   uint32_t uid() const { return header_.uid; }
+  // Owner and identity of the file mapped (not of whatever the path names later).
   uint32_t file_uid() const { return file_uid_; }
+  dev_t file_dev() const { return file_dev_; }
+  ino_t file_ino() const { return file_ino_; }
   uint32_t ring_capacity() const { return header_.ring_capacity; }
   uint64_t created_realtime_ns() const { return header_.created_realtime_ns; }
   std::string command() const;
@@ -80,6 +83,8 @@ class SegmentReader {
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   uint32_t file_uid_ = 0;
+  dev_t file_dev_ = 0;
+  ino_t file_ino_ = 0;
   protocol::SegmentHeader header_{};  // validated private copy of the immutable part
   std::vector<std::string> strings_{""};
   std::array<uint64_t, protocol::kMaxDevices> cursors_{};

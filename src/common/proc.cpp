@@ -1,13 +1,16 @@
 #include "common/proc.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace ttmem {
 namespace {
@@ -36,13 +39,19 @@ struct ProcStat {
   uint64_t start_time;
 };
 
-std::optional<ProcStat> read_proc_stat(pid_t pid) {
+// Reads /proc/PID/<name> into buf, NUL-terminated. False when it is unreadable or empty.
+bool read_proc_file(pid_t pid, const char* name, char* buf, size_t cap) {
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", int(pid));
-  char buf[1024];
-  ssize_t n = read_small_file(path, buf, sizeof buf - 1);
-  if (n <= 0) return std::nullopt;
+  std::snprintf(path, sizeof path, "/proc/%d/%s", int(pid), name);
+  ssize_t n = read_small_file(path, buf, cap - 1);
+  if (n <= 0) return false;
   buf[n] = '\0';
+  return true;
+}
+
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  char buf[1024];
+  if (!read_proc_file(pid, "stat", buf, sizeof buf)) return std::nullopt;
   // The command name (field 2) may contain spaces and parentheses: skip to the last ')'.
   char* p = std::strrchr(buf, ')');
   if (p == nullptr || p[1] != ' ' || p[2] == '\0') return std::nullopt;
@@ -89,6 +98,74 @@ std::optional<uid_t> process_uid(pid_t pid) {
   struct stat st;
   if (::stat(path, &st) != 0) return std::nullopt;
   return st.st_uid;
+}
+
+std::optional<ProcessUids> process_uids(pid_t pid) {
+  char buf[8192];
+  if (!read_proc_file(pid, "status", buf, sizeof buf)) return std::nullopt;
+  // "Uid:\t<real>\t<effective>\t<saved>\t<filesystem>"
+  const char* line = std::strstr(buf, "\nUid:");
+  if (line == nullptr) return std::nullopt;
+  unsigned long real = 0, effective = 0;
+  if (std::sscanf(line + 5, "%lu %lu", &real, &effective) != 2) return std::nullopt;
+  return ProcessUids{uid_t(real), uid_t(effective)};
+}
+
+namespace {
+
+// Scans /proc/PID/fd for a descriptor of (dev, ino).
+Holding holds_as_descriptor(pid_t pid, dev_t dev, ino_t ino) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/fd", int(pid));
+  DIR* d = ::opendir(path);
+  if (d == nullptr)
+    return errno == EACCES || errno == EPERM ? Holding::Unreadable : Holding::NotHeld;
+  Holding found = Holding::NotHeld;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st;
+    // Following the descriptor's link stats the open file itself, even if it was unlinked.
+    if (::fstatat(::dirfd(d), e->d_name, &st, 0) == 0 && st.st_dev == dev && st.st_ino == ino) {
+      found = Holding::Held;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+// Scans /proc/PID/maps ("start-end perms offset major:minor inode path") for a mapping of
+// (dev, ino).
+Holding holds_as_mapping(pid_t pid, dev_t dev, ino_t ino) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/maps", int(pid));
+  FILE* f = std::fopen(path, "re");
+  if (f == nullptr)
+    return errno == EACCES || errno == EPERM ? Holding::Unreadable : Holding::NotHeld;
+  Holding found = Holding::NotHeld;
+  char line[4096];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned major = 0, minor = 0;
+    unsigned long long inode = 0;
+    if (std::sscanf(line, "%*s %*s %*s %x:%x %llu", &major, &minor, &inode) == 3 &&
+        inode == uint64_t(ino) && makedev(major, minor) == dev) {
+      found = Holding::Held;
+      break;
+    }
+  }
+  std::fclose(f);
+  return found;
+}
+
+}  // namespace
+
+Holding process_holds_file(pid_t pid, dev_t dev, ino_t ino) {
+  Holding as_fd = holds_as_descriptor(pid, dev, ino);
+  if (as_fd == Holding::Held) return as_fd;
+  Holding as_map = holds_as_mapping(pid, dev, ino);
+  if (as_map == Holding::Held) return as_map;
+  return as_fd == Holding::Unreadable && as_map == Holding::Unreadable ? Holding::Unreadable
+                                                                       : Holding::NotHeld;
 }
 
 Liveness process_liveness(pid_t pid, uint64_t start_time) {

@@ -20,6 +20,19 @@ std::string process_cmdline(pid_t pid, size_t max_bytes = 1023);
 // The real UID owning /proc/PID, if the process exists.
 std::optional<uid_t> process_uid(pid_t pid);
 
+// The real and effective UIDs of PID from /proc/PID/status, which anyone may read.
+struct ProcessUids {
+  uid_t real;
+  uid_t effective;
+};
+std::optional<ProcessUids> process_uids(pid_t pid);
+
+// Whether PID holds the file (dev, ino) open, as a descriptor (/proc/PID/fd) or a mapping
+// (/proc/PID/maps). Unreadable when this process may not inspect PID: the kernel shows another
+// user's descriptors and mappings only to a process with CAP_SYS_PTRACE.
+enum class Holding { Held, NotHeld, Unreadable };
+Holding process_holds_file(pid_t pid, dev_t dev, ino_t ino);
+
 enum class Liveness { Alive, Dead };
 
 // Alive only if PID exists and its start time equals `start_time` (PID reuse is death).

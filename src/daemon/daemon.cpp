@@ -94,7 +94,8 @@ Daemon::Daemon(DaemonOptions options)
   }
   host_ = host;
   if (!options_.legacy_socket.empty()) {
-    legacy_ = std::make_unique<LegacyIngest>(options_.legacy_socket, options_.legacy_form);
+    legacy_ = std::make_unique<LegacyIngest>(options_.legacy_socket, options_.legacy_form,
+                                             options_.legacy_group);
   }
 
   ApiOptions api;

@@ -3,8 +3,11 @@
 // snapshot to the HTTP server's threads after each refresh.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "collector/collector.h"
@@ -29,6 +32,7 @@ struct DaemonOptions {
   bool process_metrics = true;
   std::string legacy_socket;        // "" = no legacy ingest
   uint32_t legacy_form = 0;         // 0 = detect, else 72, 112 or 144
+  std::optional<gid_t> legacy_group;  // group that may connect to the legacy socket, else owner
   bool reap = true;
 };
 

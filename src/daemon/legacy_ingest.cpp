@@ -35,7 +35,8 @@ int detect_legacy_form(const uint8_t* p, size_t n, bool quiet) {
   return 0;
 }
 
-LegacyIngest::LegacyIngest(std::string path, uint32_t form) : path_(std::move(path)) {
+LegacyIngest::LegacyIngest(std::string path, uint32_t form, std::optional<gid_t> group)
+    : path_(std::move(path)) {
   if (form != 0 && !lg::is_form(form)) {
     throw std::runtime_error(
         fmt::format("legacy message size {} is not one of 72, 112, 144 (or 0 to detect)", form));
@@ -68,9 +69,22 @@ LegacyIngest::LegacyIngest(std::string path, uint32_t form) : path_(std::move(pa
     ::unlink(path_.c_str());
   }
   listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0 ||
-      ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 64) != 0) {
+  // The socket file is born owner-only and only then opened to the group, so nobody else can
+  // ever connect. The umask is process-wide: this runs while ttmemd has no other threads.
+  mode_t old_umask = ::umask(0177);
+  bool bound =
+      listen_fd_ >= 0 && ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::umask(old_umask);
+  if (bound && group &&
+      (::chown(path_.c_str(), uid_t(-1), *group) != 0 || ::chmod(path_.c_str(), 0660) != 0)) {
+    std::string err = std::strerror(errno);
+    ::close(listen_fd_);
+    ::unlink(path_.c_str());
+    throw std::runtime_error(fmt::format(
+        "cannot give group {} access to legacy socket {}: {}; check --legacy-socket-group",
+        *group, path_, err));
+  }
+  if (!bound || ::listen(listen_fd_, 64) != 0) {
     std::string err = std::strerror(errno);
     if (listen_fd_ >= 0) ::close(listen_fd_);
     throw std::runtime_error(fmt::format("cannot listen on legacy socket {}: {}; choose another "

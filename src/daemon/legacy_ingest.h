@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -39,8 +40,9 @@ class LegacyIngest {
   static constexpr int kQuietMs = 25;
 
   // Binds `path` (removing a stale socket file first) and listens. form: 0 detect, or 72/112/144.
+  // The socket is owner-only (0600), or 0660 with group `group`: only those may connect.
   // Throws std::runtime_error with what to do.
-  LegacyIngest(std::string path, uint32_t form);
+  LegacyIngest(std::string path, uint32_t form, std::optional<gid_t> group = std::nullopt);
   ~LegacyIngest();
 
   // Readable when poll() has work: for the daemon's epoll.

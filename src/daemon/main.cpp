@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "common/access.h"
 #include "common/token.h"
 #include "daemon/daemon.h"
 #include "protocol/legacy.h"
@@ -50,6 +51,10 @@ int main(int argc, char** argv) {
                  "Legacy message size: 72, 112 or 144 bytes; 0 detects it per connection")
       ->check(CLI::IsMember({0, 72, 112, 144}))
       ->capture_default_str();
+  std::string legacy_group;
+  app.add_option("--legacy-socket-group", legacy_group,
+                 "Group (name or gid) whose members may connect to the legacy socket (mode "
+                 "0660); default: owner only (0600)");
   app.add_flag("--no-reap", no_reap,
                "Leave dead processes' segments for another collector to report");
   try {
@@ -62,6 +67,14 @@ int main(int argc, char** argv) {
   if (legacy && o.legacy_socket.empty()) o.legacy_socket = ttmem::protocol::legacy::kDefaultSocketPath;
   try {
     if (!token_file.empty()) o.token = ttmem::read_token_file(token_file);
+    if (!legacy_group.empty()) {
+      if (o.legacy_socket.empty()) {
+        throw std::runtime_error("--legacy-socket-group needs --legacy or --legacy-socket");
+      }
+      std::string error;
+      o.legacy_group = ttmem::resolve_group(legacy_group, &error);
+      if (!o.legacy_group) throw std::runtime_error("--legacy-socket-group: " + error);
+    }
     Daemon d(o);
     // The first line on stdout is the URL, so scripts and tests can start ttmemd on port 0.
     std::printf("ttmemd listening on %s\n", d.url().c_str());

@@ -192,6 +192,15 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
   w.sample("ttmem_leaked_buffers", "", uint64_t(s.leaks.size()));
   w.family("ttmem_segment_problems", "gauge", "Segment files skipped because they failed checks.");
   w.sample("ttmem_segment_problems", "", uint64_t(s.problems.size()));
+  w.family("ttmem_segments_rejected", "gauge",
+           "Well-formed segment files not believed: their owner or holder is not the process "
+           "they name.");
+  for (const char* reason : kRejectionReasons) {
+    uint64_t n =
+        uint64_t(std::count_if(s.problems.begin(), s.problems.end(),
+                               [&](const SegmentProblem& p) { return p.rejected == reason; }));
+    w.sample("ttmem_segments_rejected", fmt::format("reason=\"{}\"", reason), n);
+  }
   w.family("ttmem_legacy_connections", "gauge", "Open legacy AllocMessage connections.");
   w.sample("ttmem_legacy_connections", "", in.legacy_connections);
   w.family("ttmem_legacy_rejected_bytes_total", "counter",

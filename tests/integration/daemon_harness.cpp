@@ -23,9 +23,12 @@ HttpReply http_get(const std::string& url, const std::string& path, const std::s
   return {res->status, res->body};
 }
 
-HttpReply http_delete(const std::string& url, const std::string& path) {
+HttpReply http_request(const std::string& method, const std::string& url, const std::string& path) {
   httplib::Client client(url);
-  auto res = client.Delete(path);
+  httplib::Request req;
+  req.method = method;
+  req.path = path;
+  auto res = client.send(req);
   if (!res) return {};
   return {res->status, res->body};
 }

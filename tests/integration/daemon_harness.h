@@ -24,8 +24,8 @@ struct HttpReply {
 HttpReply http_get(const std::string& url, const std::string& path,
                    const std::string& token = "");
 
-// DELETE (the API must refuse it).
-HttpReply http_delete(const std::string& url, const std::string& path);
+// Any other method, without a body (the API must refuse all but GET).
+HttpReply http_request(const std::string& method, const std::string& url, const std::string& path);
 
 // GET that must answer 200 with JSON.
 nlohmann::json get_json(const std::string& url, const std::string& path,

@@ -132,8 +132,14 @@ TEST(DaemonApi, RejectsHostileParametersWithAdvice) {
     ASSERT_FALSE(j.is_discarded()) << c.path << " did not answer JSON: " << r.body;
     EXPECT_NE(j.value("error", "").find(c.says), std::string::npos) << c.path << ": " << r.body;
   }
-  // Read-only: other methods are refused.
-  EXPECT_EQ(http_delete(d.url(), "/api/v1/status").status, 405);
+  // Read-only: every method that could change something is refused, on every path.
+  for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) {
+    for (const char* path : {"/api/v1/status", "/api/v1/leaks", "/metrics", "/anything"}) {
+      HttpReply r = http_request(method, d.url(), path);
+      EXPECT_EQ(r.status, 405) << method << " " << path;
+      EXPECT_NE(r.body.find("read-only"), std::string::npos) << method << " " << path;
+    }
+  }
   // The daemon survived all of it.
   EXPECT_EQ(http_get(d.url(), "/api/v1/status").status, 200);
 }

@@ -243,6 +243,8 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, Truth& cb
     j["events"][std::to_string(d)] = t.events[d];
     j["chip_id"][std::to_string(d)] = 0x7000 + d;
   }
+  const char* setup = ttmem_setup_message();
+  j["setup_message"] = setup != nullptr ? setup : "";
   j["live"] = nlohmann::json::array();
   for (const Live& l : t.live) j["live"].push_back({l.device, kNames[l.kind], l.id});
   (void)cb_owner;
