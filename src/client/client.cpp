@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -161,7 +162,9 @@ void bump(uint64_t* counter, uint64_t by = 1) {
 // Reserves tmpfs pages for [offset, offset+len) so that touching them can never raise SIGBUS
 // when the file system is full: the tracked program must not crash because /dev/shm is.
 bool commit_range(uint64_t offset, uint64_t len) {
-  return ::posix_fallocate(g_state.fd, off_t(offset), off_t(len)) == 0;
+  int rc = ::posix_fallocate(g_state.fd, off_t(offset), off_t(len));
+  if (rc != 0) errno = rc;  // posix_fallocate returns the error instead of setting errno
+  return rc == 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,6 +192,17 @@ void release_segment_mapping() {
   g_state.fd = -1;
 }
 
+// Why the segment could not be created, for the one message a process gets when tracking cannot
+// start. Written only under init_lock.
+char g_setup_error[PATH_MAX + 256];
+
+bool setup_failed(const std::string& dir, const char* step) {
+  int err = errno;
+  std::snprintf(g_setup_error, sizeof g_setup_error, "cannot %s in %s: %s", step, dir.c_str(),
+                std::strerror(err));
+  return false;
+}
+
 // Creates, sizes and maps the segment under a temporary name, fills the header, then renames it
 // into place: a collector never sees a half-written header.
 bool create_segment() {
@@ -203,7 +217,15 @@ bool create_segment() {
   s.size = s.layout.segment_size;
 
   std::string dir = default_segment_dir();
-  if (!make_private_dirs(dir)) return false;
+  if (!make_private_dirs(dir)) return setup_failed(dir, "create the segment directory");
+  // ftruncate past a file-size limit (ulimit -f) raises SIGXFSZ, whose default action would kill
+  // the tracked program: refuse instead.
+  rlimit fsize{};
+  if (::getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
+      fsize.rlim_cur < s.size) {
+    errno = EFBIG;
+    return setup_failed(dir, "create a segment larger than the file-size limit (ulimit -f)");
+  }
   pid_t pid = ::getpid();
   uint64_t start = process_start_time(pid).value_or(0);
   std::snprintf(s.path, sizeof s.path, "%s/%s%d-%llu%s", dir.c_str(), pr::kSegmentPrefix,
@@ -211,12 +233,13 @@ bool create_segment() {
   std::string tmp = std::string(s.path) + ".tmp";
   ::unlink(tmp.c_str());
   s.fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (s.fd < 0) return false;
+  if (s.fd < 0) return setup_failed(dir, "create a segment file");
   void* p = MAP_FAILED;
   if (::ftruncate(s.fd, off_t(s.size)) == 0 && commit_range(0, s.layout.slab_offset)) {
     p = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd, 0);
   }
   if (p == MAP_FAILED) {
+    setup_failed(dir, "reserve and map the segment's header");
     ::close(s.fd);
     s.fd = -1;
     ::unlink(tmp.c_str());
@@ -227,6 +250,7 @@ bool create_segment() {
                                          PROT_READ | PROT_WRITE,
                                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
   if (s.pool == MAP_FAILED) {
+    setup_failed(dir, "map the slot pool");
     s.pool = nullptr;
     release_segment_mapping();
     ::unlink(tmp.c_str());
@@ -267,6 +291,7 @@ bool create_segment() {
   s.header = h;
 
   if (::rename(tmp.c_str(), s.path) != 0) {
+    setup_failed(dir, "rename the segment into place");
     release_segment_mapping();
     ::unlink(tmp.c_str());
     return false;
@@ -286,9 +311,21 @@ void publish_string(uint32_t id, const char* text, size_t len) {
 
 void on_fork_child();
 
+// Tracking could not start: say so once, on stderr, with what to do. The program runs on and
+// every call returns TTMEM_DISABLED; this is the only output the library ever makes.
+void report_setup_failure() {
+  std::fprintf(stderr,
+               "ttmem: tracking is off for this process: %s. Set TTMEM_DIR to a writable "
+               "directory with free space (or TTMEM_DISABLE=1 to turn tracking off)\n",
+               g_setup_error);
+}
+
 bool initialize() {
   if (env_flag("TTMEM_DISABLE")) return false;
-  if (!create_segment()) return false;
+  if (!create_segment()) {
+    report_setup_failure();
+    return false;
+  }
   static bool atfork_registered = false;
   if (!atfork_registered) {
     ::pthread_atfork(nullptr, nullptr, on_fork_child);
@@ -342,6 +379,7 @@ bool reinitialize_after_fork() {
   if (s.pool != nullptr) ::munmap(s.pool, size_t(s.slab_capacity) * sizeof(uint32_t));
   s.pool = nullptr;
   bool ok = create_segment();
+  if (!ok) report_setup_failure();
   if (ok) {
     for (uint32_t i = 1; i < strings; ++i) {
       publish_string(i, old_strings[i].text, old_strings[i].len);
