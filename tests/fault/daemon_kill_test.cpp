@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -93,10 +94,15 @@ TEST(DaemonKill, ClientsNeverWaitForTheDaemonAndARestartedDaemonIsExact) {
       (unsigned long long)during.median_ns, (unsigned long long)during.over_1ms);
   ASSERT_GT(during.calls, 1000u);
   // A call never waits for a reader, so the typical call costs the same with the daemon alive,
-  // dead or starting up. Bounds are generous: a loaded 2-core machine preempts a few calls
-  // anyway, but a call that waited for the daemon would wait in every call.
+  // dead or starting up, and slow calls are no more common. The bounds are generous: a loaded
+  // machine preempts some calls in any window, but a call that waited for the daemon would
+  // show in every call of the window.
   EXPECT_LE(during.median_ns, 2 * before.median_ns + 64);
-  EXPECT_LE(during.over_1ms, during.calls / 1000) << "more than 0.1% of calls took over 1 ms";
+  const double slow_before = double(before.over_1ms) / double(before.calls);
+  const double slow_during = double(during.over_1ms) / double(during.calls);
+  EXPECT_LE(slow_during, std::max(0.001, 3 * slow_before))
+      << "calls over 1 ms: " << slow_during * 100 << "% during, " << slow_before * 100
+      << "% before";
 
   // The restarted daemon's totals are the survivor's acknowledged state, exactly.
   ASSERT_TRUE(survivor.pause());

@@ -130,8 +130,7 @@ TEST(DiskFull, FilesystemFillingUpMidRunCountsOverflowsAndNeverRaisesSigbus) {
   // report: the segment is kept (and the problem shown) rather than the leaks lost.
   status = ttmem_json(dir, {"status", "--json"});
   ASSERT_EQ(status.at("problems").size(), 1u) << status.dump();
-  EXPECT_NE(status["problems"][0].at("error").get<std::string>().find(
-                "cannot save leak report"),
+  EXPECT_NE(status["problems"][0].at("error").get<std::string>().find("cannot save leak report"),
             std::string::npos);
   EXPECT_EQ(leftover_files(dir).size(), 1u) << "the segment holding the leaks was removed";
 
@@ -186,11 +185,11 @@ TEST(DiskFull, RecordingThatFillsItsDiskStopsWithAClearErrorKeepsWhatItWroteAndT
   TempDir dir, scratch;
   const std::string recording = small.path() + "/run.ttrec";
   const std::string done = scratch.path() + "/done";
-  // The recorded program churns for 4 s, far more events than 256 KiB holds.
+  // The recorded program churns for 2 s, far more events than 256 KiB holds.
   RunResult r = run({TTMEM_CLI, "--dir",        dir.path(),   "record",   "-o",
                      recording, "--checkpoint", "0.1",        "--",       TTMEM_FAULT_CLIENT,
                      "short",   "--devices",    "2",          "--allocs", "50",
-                     "--keep",  "50",           "--churn-ms", "4000",     "--done-file",
+                     "--keep",  "50",           "--churn-ms", "2000",     "--done-file",
                      done});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("No space left on device (is the disk full?)"), std::string::npos) << r.err;
