@@ -137,20 +137,18 @@ void expect_leaks_are_acknowledged(const std::vector<LeakRecord>& leaks, pid_t p
   ASSERT_EQ(ack.problem, "");
   for (const LeakRecord& l : leaks) {
     if (l.pid != pid) continue;
-    auto it = ack.live.find(l.buffer_id);
-    if (it == ack.live.end()) {
-      auto maybe = ack.maybe.find(l.buffer_id);
-      if (maybe == ack.maybe.end()) {
-        ADD_FAILURE() << "leak of buffer " << l.buffer_id << " that the client never held";
-        continue;
-      }
-      it = maybe;
+    // Each acknowledged buffer may be reported once; an in-flight one at most once.
+    auto& from = ack.live.count(l.buffer_id) ? ack.live : ack.maybe;
+    auto it = from.find(l.buffer_id);
+    if (it == from.end()) {
+      ADD_FAILURE() << "leak of buffer " << l.buffer_id << " that the client did not hold";
+      continue;
     }
     EXPECT_EQ(
         buffer_differs(l.buffer_id, l.device, l.kind, l.address, l.size, l.reserved, it->second),
         "");
     EXPECT_EQ(l.chip_id, test_device_desc(l.device).chip_id);
-    if (ack.live.count(l.buffer_id)) ack.live.erase(l.buffer_id);
+    from.erase(it);
   }
   for (const auto& [id, b] : ack.live) {
     ADD_FAILURE() << "acknowledged buffer " << id << " (device " << b.device << ", kind " << b.kind
