@@ -179,20 +179,34 @@ TEST(DiskFull, RecordingToAnUnwritablePathFailsAtOnceWithAClearMessage) {
       << r.err;
 }
 
-TEST(DiskFull, RecordingThatFillsItsDiskStopsWithAClearErrorKeepsWhatItWroteAndTheProgramRuns) {
-  SmallTmpfs small(256 * 1024);
-  REQUIRE_MOUNTED(small);
+// `ttmem record -o output -- <a program churning for 2 s>` onto a disk that fills up: ttmem
+// must fail with the disk-full message, and the program must still run to its end (it writes
+// `done` when it does).
+void expect_record_fails_disk_full_and_program_runs(const std::string& output) {
   TempDir dir, scratch;
-  const std::string recording = small.path() + "/run.ttrec";
   const std::string done = scratch.path() + "/done";
-  // The recorded program churns for 2 s, far more events than 256 KiB holds.
   RunResult r = run({TTMEM_CLI, "--dir",        dir.path(),   "record",   "-o",
-                     recording, "--checkpoint", "0.1",        "--",       TTMEM_FAULT_CLIENT,
+                     output,    "--checkpoint", "0.1",        "--",       TTMEM_FAULT_CLIENT,
                      "short",   "--devices",    "2",          "--allocs", "50",
                      "--keep",  "50",           "--churn-ms", "2000",     "--done-file",
                      done});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("No space left on device (is the disk full?)"), std::string::npos) << r.err;
+  // The recorded program was not taken down with the recorder: it finishes its run.
+  EXPECT_EQ(eventually([&] { return fs::exists(done) ? "" : "the program did not finish"; }, 20),
+            "");
+}
+
+TEST(DiskFull, RecordingToAFullDeviceFailsWithAClearErrorAndTheProgramRuns) {
+  // /dev/full refuses every write with ENOSPC, for any user.
+  expect_record_fails_disk_full_and_program_runs("/dev/full");
+}
+
+TEST(DiskFull, RecordingThatFillsItsDiskStopsWithAClearErrorKeepsWhatItWroteAndTheProgramRuns) {
+  SmallTmpfs small(256 * 1024);  // far fewer events than the program makes in 2 s
+  REQUIRE_MOUNTED(small);
+  const std::string recording = small.path() + "/run.ttrec";
+  expect_record_fails_disk_full_and_program_runs(recording);
 
   // What was written before the disk filled is a valid recording.
   RunResult exported = run({TTMEM_CLI, "export", recording, "--format", "json"});
@@ -200,10 +214,6 @@ TEST(DiskFull, RecordingThatFillsItsDiskStopsWithAClearErrorKeepsWhatItWroteAndT
   json j = json::parse(exported.out);
   EXPECT_GT(j.at("events").size(), 100u);
   EXPECT_GE(j.at("checkpoints").size(), 1u);
-
-  // The recorded program was not taken down with the recorder: it finishes its run.
-  EXPECT_EQ(eventually([&] { return fs::exists(done) ? "" : "the program did not finish"; }, 20),
-            "");
 }
 
 }  // namespace
