@@ -195,11 +195,15 @@ void release_segment_mapping() {
 // Why the segment could not be created, for the one message a process gets when tracking cannot
 // start. Written only under init_lock.
 char g_setup_error[PATH_MAX + 256];
+const char* g_setup_remedy = "";
 
-bool setup_failed(const std::string& dir, const char* step) {
+constexpr const char* kRemedyDirectory = "Set TTMEM_DIR to a writable directory with free space";
+
+bool setup_failed(const std::string& dir, const char* step, const char* remedy = kRemedyDirectory) {
   int err = errno;
   std::snprintf(g_setup_error, sizeof g_setup_error, "cannot %s in %s: %s", step, dir.c_str(),
                 std::strerror(err));
+  g_setup_remedy = remedy;
   return false;
 }
 
@@ -224,7 +228,9 @@ bool create_segment() {
   if (::getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
       fsize.rlim_cur < s.size) {
     errno = EFBIG;
-    return setup_failed(dir, "create a segment larger than the file-size limit (ulimit -f)");
+    return setup_failed(dir, "create a segment larger than the file-size limit (ulimit -f)",
+                        "Raise the limit (ulimit -f), or make the segment smaller with lower "
+                        "TTMEM_MAX_BUFFERS and TTMEM_RING_EVENTS");
   }
   pid_t pid = ::getpid();
   uint64_t start = process_start_time(pid).value_or(0);
@@ -315,9 +321,9 @@ void on_fork_child();
 // every call returns TTMEM_DISABLED; this is the only output the library ever makes.
 void report_setup_failure() {
   std::fprintf(stderr,
-               "ttmem: tracking is off for this process: %s. Set TTMEM_DIR to a writable "
-               "directory with free space (or TTMEM_DISABLE=1 to turn tracking off)\n",
-               g_setup_error);
+               "ttmem: tracking is off for this process: %s. %s (or TTMEM_DISABLE=1 to turn "
+               "tracking off)\n",
+               g_setup_error, g_setup_remedy);
 }
 
 bool initialize() {

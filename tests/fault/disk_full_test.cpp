@@ -161,6 +161,7 @@ TEST(DiskFull, FileSizeLimitNeverKillsTheTrackedProgram) {
       run_short(dir.path(), {"--devices", "2", "--allocs", "10", "--fsize-limit", "1048576"});
   expect_ran_untracked(r, kTenBufferCalls);
   EXPECT_NE(r.err.find("file-size limit (ulimit -f)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Raise the limit"), std::string::npos) << r.err;
   EXPECT_EQ(leftover_files(dir.path()), std::vector<std::string>{});
 }
 
