@@ -13,6 +13,10 @@
  *     ttmem_status saying why the report was not recorded; the caller may ignore the result;
  *   - strings are copied (interned) before the call returns.
  *
+ * If the segment cannot be created (TTMEM_DIR unusable or full, or a file-size limit below the
+ * segment size), tracking turns off for the process, every call returns TTMEM_DISABLED, and one
+ * line on stderr (and ttmem_setup_message()) says why and what to do.
+ *
  * Environment (read once, on the first call):
  *   TTMEM_DISABLE=1          turn tracking off for this process
  *   TTMEM_DIR=PATH           segment directory (default /dev/shm/ttmem-<uid>)

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,7 +130,7 @@ struct State {
   DeviceState devices[pr::kMaxDevices];
 
   // Why set-up did not go as configured (ttmem_setup_message); empty when it did.
-  char setup_message[512] = {};
+  char setup_message[PATH_MAX + 512] = {};
 };
 
 State g_state;
@@ -173,7 +174,9 @@ void bump(uint64_t* counter, uint64_t by = 1) {
 // Reserves tmpfs pages for [offset, offset+len) so that touching them can never raise SIGBUS
 // when the file system is full: the tracked program must not crash because /dev/shm is.
 bool commit_range(uint64_t offset, uint64_t len) {
-  return ::posix_fallocate(g_state.fd, off_t(offset), off_t(len)) == 0;
+  int rc = ::posix_fallocate(g_state.fd, off_t(offset), off_t(len));
+  if (rc != 0) errno = rc;  // posix_fallocate returns the error instead of setting errno
+  return rc == 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,6 +203,12 @@ void release_segment_mapping() {
   g_state.header = nullptr;
   g_state.fd = -1;
 }
+
+// The start of every message that means the process runs untracked, and the usual remedy.
+constexpr const char* kTrackingOff = "tracking is off for this process: ";
+constexpr const char* kRemedyDirectory =
+    "Set TTMEM_DIR to a writable directory with free space (or TTMEM_DISABLE=1 to turn tracking "
+    "off)";
 
 // Records why set-up did not go as configured, and says it once on stderr: someone set an
 // environment variable that could not be honoured, and the program must run on regardless.
@@ -233,11 +242,20 @@ bool prepare_directory(const std::string& dir, std::optional<gid_t>* group) {
     why.clear();
   }
   if (!why.empty()) {
-    report_setup_problem(why + "; tracking is off");
+    report_setup_problem(std::string(kTrackingOff) + why);  // `why` says what to do
     return false;
   }
   if (!note.empty()) report_setup_problem(note);
   return true;
+}
+
+// Tracking cannot start at `step`: report the step, the directory, the system's error (from
+// errno) and what to do. Returns false.
+bool setup_failed(const std::string& dir, const char* step, const char* remedy = kRemedyDirectory) {
+  const int err = errno;
+  report_setup_problem(std::string(kTrackingOff) + "cannot " + step + " in " + dir + ": " +
+                       std::strerror(err) + ". " + remedy);
+  return false;
 }
 
 // Creates, sizes and maps the segment under a temporary name, fills the header, then renames it
@@ -256,6 +274,16 @@ bool create_segment() {
   std::string dir = default_segment_dir();
   std::optional<gid_t> group;
   if (!prepare_directory(dir, &group)) return false;
+  // ftruncate past a file-size limit (ulimit -f) raises SIGXFSZ, whose default action would kill
+  // the tracked program: refuse instead.
+  rlimit fsize{};
+  if (::getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
+      fsize.rlim_cur < s.size) {
+    errno = EFBIG;
+    return setup_failed(dir, "create a segment larger than the file-size limit (ulimit -f)",
+                        "Raise the limit (ulimit -f), or make the segment smaller with lower "
+                        "TTMEM_MAX_BUFFERS and TTMEM_RING_EVENTS");
+  }
   pid_t pid = ::getpid();
   uint64_t start = process_start_time(pid).value_or(0);
   std::snprintf(s.path, sizeof s.path, "%s/%s%d-%llu%s", dir.c_str(), pr::kSegmentPrefix,
@@ -263,11 +291,7 @@ bool create_segment() {
   std::string tmp = std::string(s.path) + ".tmp";
   ::unlink(tmp.c_str());
   s.fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (s.fd < 0) {
-    report_setup_problem("cannot create " + tmp + " (" + std::strerror(errno) +
-                         "); tracking is off");
-    return false;
-  }
+  if (s.fd < 0) return setup_failed(dir, "create a segment file");
   // Shared before the rename, so no collector ever sees the segment with other permissions.
   if (group) {
     if (std::string why = share_file_with_group(s.fd, *group); !why.empty()) {
@@ -279,6 +303,7 @@ bool create_segment() {
     p = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd, 0);
   }
   if (p == MAP_FAILED) {
+    setup_failed(dir, "reserve and map the segment's header");
     ::close(s.fd);
     s.fd = -1;
     ::unlink(tmp.c_str());
@@ -289,6 +314,7 @@ bool create_segment() {
                                          PROT_READ | PROT_WRITE,
                                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
   if (s.pool == MAP_FAILED) {
+    setup_failed(dir, "map the slot pool");
     s.pool = nullptr;
     release_segment_mapping();
     ::unlink(tmp.c_str());
@@ -329,6 +355,7 @@ bool create_segment() {
   s.header = h;
 
   if (::rename(tmp.c_str(), s.path) != 0) {
+    setup_failed(dir, "rename the segment into place");
     release_segment_mapping();
     ::unlink(tmp.c_str());
     return false;

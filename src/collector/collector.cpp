@@ -192,6 +192,25 @@ bool Collector::is_dead(const Tracked& t) const {
   return process_liveness(t.reader->pid(), t.reader->start_time()) != Liveness::Alive;
 }
 
+namespace {
+
+// A client killed between creating `<segment>.tmp` and renaming it into place leaves the
+// temporary behind: it is never renamed, and it holds the committed header (about 600 KB of
+// /dev/shm). It has no records, so removing it loses nothing; only its own process (by pid and
+// start time) could still be writing it.
+void remove_if_abandoned_temporary(const std::string& path, const std::string& name) {
+  static const std::string kTmp = ".tmp";
+  if (name.size() <= kTmp.size() || name.compare(name.size() - kTmp.size(), kTmp.size(), kTmp)) {
+    return;
+  }
+  auto owner = parse_segment_name(name.substr(0, name.size() - kTmp.size()));
+  if (owner && process_liveness(owner->pid, owner->start_time) == Liveness::Dead) {
+    ::unlink(path.c_str());
+  }
+}
+
+}  // namespace
+
 void Collector::scan_directory() {
   DIR* d = ::opendir(options_.dir.c_str());
   if (d == nullptr) return;
@@ -201,6 +220,7 @@ void Collector::scan_directory() {
     if (name == "." || name == "..") continue;
     std::string path = options_.dir + "/" + name;
     auto parsed = parse_segment_name(name);
+    if (!parsed && options_.reap) remove_if_abandoned_temporary(path, name);
     if (!parsed) {
       // Only files that claim to be segments are worth a report; temporaries and the leak
       // directory are ours.

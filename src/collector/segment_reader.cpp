@@ -184,6 +184,23 @@ bool SegmentReader::valid_record(const pr::BufferRecord& r, const SegmentState& 
   return true;
 }
 
+void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
+  const auto* slots = at<pr::DeviceSlot>(base_, header_.devices_offset);
+  const auto* counters = at<pr::KindCounters>(base_, header_.counters_offset);
+  const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
+  out->devices[d].reset();
+  pr::DeviceSlot slot;
+  bool ok = false;
+  for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(&slots[d], &slot);
+  if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) return;
+  slot.board[sizeof slot.board - 1] = '\0';
+  out->devices[d] = slot;
+  for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
+    out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);
+  }
+  out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
+}
+
 bool SegmentReader::read(SegmentState* out, std::string* error) {
   struct stat st;
   if (::fstat(fd_, &st) != 0 || uint64_t(st.st_size) != size_) {
@@ -195,22 +212,7 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
   out->process_counters = pr::copy_words_out(&h->counters);
   refresh_strings();
 
-  const auto* slots = at<pr::DeviceSlot>(base_, header_.devices_offset);
-  const auto* counters = at<pr::KindCounters>(base_, header_.counters_offset);
-  const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
-  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
-    out->devices[d].reset();
-    pr::DeviceSlot slot;
-    bool ok = false;
-    for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(&slots[d], &slot);
-    if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) continue;
-    slot.board[sizeof slot.board - 1] = '\0';
-    out->devices[d] = slot;
-    for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
-      out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);
-    }
-    out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
-  }
+  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) read_device(d, out);
 
   uint32_t high = pr::load_u32(&h->slab_high_water, std::memory_order_acquire);
   high = std::min(high, header_.slab_capacity);
@@ -251,6 +253,9 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
     // A tag interned after this read began: strings are published before the records that
     // use them, so reading the table again finds it.
     if (r.tag >= strings_.size()) refresh_strings();
+    // Likewise a device registered after the device slots were read: the client registers a
+    // device before it writes any record on it, so reading its slot again finds it.
+    if (r.device < pr::kMaxDevices && !out->devices[r.device]) read_device(r.device, out);
     if (!valid_record(r, *out)) {
       ++out->corrupt_records;
       continue;

@@ -76,6 +76,8 @@ class SegmentReader {
  private:
   SegmentReader() = default;
   void refresh_strings();
+  // Reads device slot `d` (and its counters and ring head) under its seqlock into *out.
+  void read_device(uint32_t d, SegmentState* out) const;
   bool valid_record(const protocol::BufferRecord& r, const SegmentState& st) const;
 
   std::string path_;

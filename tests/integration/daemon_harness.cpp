@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/kinds.h"
+
 namespace ttmem::test {
 
 HttpReply http_get(const std::string& url, const std::string& path, const std::string& token) {
@@ -47,6 +49,31 @@ std::unique_ptr<Child> start_held_llama(const std::string& dir) {
       std::map<std::string, std::string>{});
   EXPECT_TRUE(sim->expect_line("holding for 60 s", 30000)) << "ttmem sim did not get to its hold";
   return sim;
+}
+
+std::string status_differs(const nlohmann::json& status, const nlohmann::json& truth) {
+  static const std::pair<const char*, const char*> kFields[] = {
+      {"requested_bytes", "requested"}, {"reserved_bytes", "reserved"}, {"buffers", "count"},
+      {"total_allocs", "allocs"},       {"total_frees", "frees"}};
+  for (auto& [dev, kinds] : truth.at("devices").items()) {
+    uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
+    const nlohmann::json* d = nullptr;
+    for (const auto& x : status.at("devices")) {
+      if (x.at("chip_id").get<uint64_t>() == chip) d = &x;
+    }
+    if (d == nullptr) return "device " + dev + " missing";
+    for (std::string_view kind_view : kKindNames) {
+      std::string kind(kind_view);
+      for (const auto& [api, want] : kFields) {
+        if (d->at("kinds").at(kind).at(api) != kinds.at(kind).at(want)) {
+          return "device " + dev + " " + kind + " " + api + ": got " +
+                 d->at("kinds").at(kind).at(api).dump() + ", want " +
+                 kinds.at(kind).at(want).dump();
+        }
+      }
+    }
+  }
+  return "";
 }
 
 int free_port() {

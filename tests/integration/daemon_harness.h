@@ -31,6 +31,11 @@ HttpReply http_request(const std::string& method, const std::string& url, const 
 nlohmann::json get_json(const std::string& url, const std::string& path,
                         const std::string& token = "");
 
+// "" when every (device, kind) of a ttmemd status JSON equals the truth (the JSON that
+// ttmem_testload writes: devices.<id>.<KIND>.{requested, reserved, count, allocs, frees} and
+// chip_id.<id>), else the first difference.
+std::string status_differs(const nlohmann::json& status, const nlohmann::json& truth);
+
 // Polls until `check` returns "" (success) or the deadline passes; returns the last complaint.
 template <class Check>
 std::string eventually(Check check, int seconds = 15) {

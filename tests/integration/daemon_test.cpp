@@ -22,8 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr const char* kKindNames[] = {"DRAM", "L1", "SYSTEM_MEMORY", "L1_SMALL", "TRACE", "CB"};
-
 std::unique_ptr<Child> start_testload(const std::string& dir, const std::string& truth,
                                       uint64_t seed, uint32_t devices = 8) {
   auto c = std::make_unique<Child>(
@@ -33,31 +31,6 @@ std::unique_ptr<Child> start_testload(const std::string& dir, const std::string&
       std::map<std::string, std::string>{{"TTMEM_DIR", dir}});
   EXPECT_TRUE(c->expect_line("done"));
   return c;
-}
-
-// "" when every (device, kind) of the status JSON equals the truth, else the first difference.
-std::string status_differs(const json& status, const json& truth) {
-  static const std::pair<const char*, const char*> kFields[] = {
-      {"requested_bytes", "requested"}, {"reserved_bytes", "reserved"}, {"buffers", "count"},
-      {"total_allocs", "allocs"},       {"total_frees", "frees"}};
-  for (auto& [dev, kinds] : truth.at("devices").items()) {
-    uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
-    const json* d = nullptr;
-    for (const auto& x : status.at("devices")) {
-      if (x.at("chip_id").get<uint64_t>() == chip) d = &x;
-    }
-    if (d == nullptr) return "device " + dev + " missing";
-    for (const char* kind : kKindNames) {
-      for (const auto& [api, want] : kFields) {
-        if (d->at("kinds").at(kind).at(api) != kinds.at(kind).at(want)) {
-          return "device " + dev + " " + kind + " " + api + ": got " +
-                 d->at("kinds").at(kind).at(api).dump() + ", want " +
-                 kinds.at(kind).at(want).dump();
-        }
-      }
-    }
-  }
-  return "";
 }
 
 TEST(DaemonApi, ServesTheModelExactly) {

@@ -19,13 +19,12 @@
 #include <thread>
 #include <vector>
 
+#include "test_device.h"
 #include "ttmem/ttmem.hpp"
 
 namespace {
 
-constexpr uint32_t kL1PerCore = 1499136;
-constexpr uint32_t kUnreservedBase = 102400;
-constexpr uint32_t kCores = 64;
+using ttmem::test::kTestUnreservedBase;
 
 struct Options {
   uint32_t devices = 8;
@@ -56,28 +55,6 @@ struct Truth {
   std::vector<Live> live;
   std::vector<std::vector<uint64_t>> cbs;  // reserved bytes of each live CB, per device
 };
-
-ttmem_device_desc device_desc(uint32_t id) {
-  ttmem_device_desc d = ttmem::make_device_desc();
-  d.logical_id = id;
-  d.chip_id = 0x7000 + id;
-  d.arch = TTMEM_ARCH_WORMHOLE_B0;
-  d.grid_x = 8;
-  d.grid_y = 8;
-  d.l1_per_core = kL1PerCore;
-  d.unreserved_base = kUnreservedBase;
-  d.trace_region_size = 50'000'000;
-  d.l1_small_size = 65536;
-  d.board = "testload";
-  const uint64_t l1_bank = kL1PerCore - kUnreservedBase - 65536;
-  d.kinds[TTMEM_KIND_DRAM] = {12ull * 1'023'741'824, 1'023'741'824, 0, 12, 32};
-  d.kinds[TTMEM_KIND_TRACE] = {12ull * 50'000'000, 50'000'000, 1'023'741'824, 12, 32};
-  d.kinds[TTMEM_KIND_L1] = {kCores * l1_bank, l1_bank, kUnreservedBase, kCores, 16};
-  d.kinds[TTMEM_KIND_L1_SMALL] = {kCores * 65536ull, 65536, kL1PerCore - 65536, kCores, 16};
-  d.kinds[TTMEM_KIND_CB] = {kCores * l1_bank, l1_bank, kUnreservedBase, kCores, 32};
-  d.kinds[TTMEM_KIND_SYSTEM_MEMORY] = {1ull << 30, 0, 0, 0, 0};
-  return d;
-}
 
 uint64_t div_ceil(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
@@ -130,7 +107,7 @@ class Worker {
                                           TTMEM_KIND_SYSTEM_MEMORY};
     uint32_t device = uint32_t(uniform(o_.devices));
     uint32_t kind = kKinds[uniform(std::size(kKinds))];
-    ttmem_device_desc geo = device_desc(device);
+    ttmem_device_desc geo = ttmem::test::test_device_desc(device);
     const ttmem_kind_geometry& g = geo.kinds[kind];
     uint64_t id = (uint64_t(index_ + 1) << 40) | next_id_++;
     static constexpr uint64_t kPages[] = {2048, 4096, 1088, 576, 32};
@@ -204,7 +181,7 @@ class Worker {
     uint16_t x1 = uint16_t(uniform(8)), y1 = uint16_t(uniform(8));
     uint64_t size = 32 * (1 + uniform(2048));
     uint64_t cores = uint64_t(x1 + 1) * (y1 + 1);
-    ttmem::cb_alloc(device, {{0, 0, x1, y1}}, kUnreservedBase, size, next_id_);
+    ttmem::cb_alloc(device, {{0, 0, x1, y1}}, kTestUnreservedBase, size, next_id_);
     cbs.push_back(size * cores);
     t.requested += size * cores;
     t.reserved += size * cores;
@@ -279,7 +256,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (uint32_t d = 0; d < o.devices; ++d) {
-    ttmem_device_desc desc = device_desc(d);
+    ttmem_device_desc desc = ttmem::test::test_device_desc(d);
     ttmem::register_device(desc);
   }
   Truth cb_owner;
