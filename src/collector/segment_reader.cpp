@@ -1,6 +1,7 @@
 #include "collector/segment_reader.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include <fmt/format.h>
+#include "common/text.h"
 
 namespace ttmem {
 
@@ -134,11 +135,8 @@ SegmentReader::~SegmentReader() {
 }
 
 std::string SegmentReader::command() const {
-  std::string cmd(header_.cmdline, strnlen(header_.cmdline, pr::kCmdlineBytes));
-  for (char& c : cmd) {
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  }
-  return cmd;
+  return printable_text(
+      std::string_view(header_.cmdline, strnlen(header_.cmdline, pr::kCmdlineBytes)), ' ');
 }
 
 const std::string& SegmentReader::tag(uint32_t id) const {
@@ -146,8 +144,8 @@ const std::string& SegmentReader::tag(uint32_t id) const {
 }
 
 void SegmentReader::refresh_strings() {
-  uint32_t count = pr::load_u32(&at<pr::SegmentHeader>(base_, 0)->string_count,
-                                std::memory_order_acquire);
+  uint32_t count =
+      pr::load_u32(&at<pr::SegmentHeader>(base_, 0)->string_count, std::memory_order_acquire);
   count = std::min(count, pr::kStringCapacity);
   const auto* slots = at<pr::StringSlot>(base_, header_.strings_offset);
   // Append-only table: only slots not yet seen are read.
@@ -155,11 +153,7 @@ void SegmentReader::refresh_strings() {
     pr::StringSlot s = pr::copy_words_out(&slots[id]);
     size_t len = std::min<size_t>(s.len, pr::kStringMaxLen);
     len = strnlen(s.text, len);
-    std::string text(s.text, len);
-    for (char& c : text) {
-      if (static_cast<unsigned char>(c) < 0x20) c = '?';
-    }
-    strings_.push_back(std::move(text));
+    strings_.push_back(printable_text(std::string_view(s.text, len), '?'));
   }
 }
 
@@ -193,6 +187,8 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
     for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(&slots[d], &slot);
     if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) continue;
     slot.board[sizeof slot.board - 1] = '\0';
+    std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
+    std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
     out->devices[d] = slot;
     for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
       out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);
