@@ -21,9 +21,15 @@ struct BadRequest {
   std::string message;
 };
 
+// Text in a reply can come from a request (an echoed parameter) or a tracked process (its
+// command line): bytes that are not UTF-8 become U+FFFD instead of making dump() throw.
+std::string json_body(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 void reply_json(httplib::Response& res, const json& j, int status = 200) {
   res.status = status;
-  res.set_content(j.dump(), "application/json");
+  res.set_content(json_body(j), "application/json");
 }
 
 void reply_error(httplib::Response& res, int status, const std::string& message) {
@@ -182,11 +188,11 @@ std::optional<ApiReply> answer_api(const std::string& path, const Published& pub
   for (const ApiEndpoint& e : kEndpoints) {
     if (path != e.path) continue;
     try {
-      return ApiReply{200, e.answer(published, history, params).dump()};
+      return ApiReply{200, json_body(e.answer(published, history, params))};
     } catch (const BadRequest& bad) {
-      return ApiReply{bad.status, json{{"error", bad.message}}.dump()};
+      return ApiReply{bad.status, json_body({{"error", bad.message}})};
     } catch (const std::exception& ex) {
-      return ApiReply{500, json{{"error", std::string("internal error: ") + ex.what()}}.dump()};
+      return ApiReply{500, json_body({{"error", std::string("internal error: ") + ex.what()}})};
     }
   }
   return std::nullopt;
