@@ -14,8 +14,8 @@ namespace ttmem::fuzz {
 
 [[noreturn]] void check_failed(const char* what, const char* file, int line);
 
-// One file in a private directory under $TMPDIR (or /tmp), rewritten for every input; the file
-// and the directory are removed when the process exits normally.
+// One file in a private directory under /dev/shm (else $TMPDIR or /tmp), rewritten for every
+// input; the file and the directory are removed when the process exits normally.
 class ScratchFile {
  public:
   explicit ScratchFile(const std::string& name);
