@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo bench asan tsan install clean format
+.PHONY: all deps configure build test demo bench asan tsan fuzz install clean format
 
 all: build
 
@@ -51,6 +51,17 @@ tsan: deps
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" >/dev/null
 	@cmake --build build-tsan -j $(JOBS)
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(SANITIZE_CTEST)
+
+# Each fuzz target in fuzz/ for FUZZ_SECONDS, one after another, over a scratch copy of its
+# corpus; fails if any finds a failing input (kept under build-fuzz/artifacts/). Clang only.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = segment recording legacy http_query
+fuzz: deps
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTTMEM_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DTTMEM_BUILD_TESTS=OFF -DTTMEM_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 install: build
 	@cmake --install $(BUILD_DIR)

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/text.h"
+
 namespace ttmem {
 
 namespace pr = protocol;
@@ -146,11 +148,8 @@ SegmentReader::~SegmentReader() {
 }
 
 std::string SegmentReader::command() const {
-  std::string cmd(header_.cmdline, strnlen(header_.cmdline, pr::kCmdlineBytes));
-  for (char& c : cmd) {
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  }
-  return cmd;
+  return printable_text(
+      std::string_view(header_.cmdline, strnlen(header_.cmdline, pr::kCmdlineBytes)), ' ');
 }
 
 const std::string& SegmentReader::tag(uint32_t id) const {
@@ -167,11 +166,7 @@ void SegmentReader::refresh_strings() {
     pr::StringSlot s = pr::copy_words_out(&slots[id]);
     size_t len = std::min<size_t>(s.len, pr::kStringMaxLen);
     len = strnlen(s.text, len);
-    std::string text(s.text, len);
-    for (char& c : text) {
-      if (static_cast<unsigned char>(c) < 0x20) c = '?';
-    }
-    strings_.push_back(std::move(text));
+    strings_.push_back(printable_text(std::string_view(s.text, len), '?'));
   }
 }
 
@@ -194,6 +189,8 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(&slots[d], &slot);
   if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) return;
   slot.board[sizeof slot.board - 1] = '\0';
+  std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
+  std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
   out->devices[d] = slot;
   for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
     out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);

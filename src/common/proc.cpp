@@ -12,6 +12,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/text.h"
+
 namespace ttmem {
 namespace {
 
@@ -86,10 +88,8 @@ std::string process_cmdline(pid_t pid, size_t max_bytes) {
   if (n <= 0) return {};
   buf.resize(size_t(n));
   while (!buf.empty() && buf.back() == '\0') buf.pop_back();
-  for (char& c : buf) {
-    if (c == '\0') c = ' ';
-  }
-  return buf;
+  // Arguments are separated by NULs; any byte sequence is a valid argument.
+  return printable_text(buf, ' ');
 }
 
 std::optional<uid_t> process_uid(pid_t pid) {

@@ -1,11 +1,10 @@
 #include "daemon/http_api.h"
 
+#include <fmt/format.h>
 #include <httplib.h>
 
 #include <charconv>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "collector/json.h"
 #include "collector/query.h"
@@ -22,9 +21,15 @@ struct BadRequest {
   std::string message;
 };
 
+// Text in a reply can come from a request (an echoed parameter) or a tracked process (its
+// command line): bytes that are not UTF-8 become U+FFFD instead of making dump() throw.
+std::string json_body(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 void reply_json(httplib::Response& res, const json& j, int status = 200) {
   res.status = status;
-  res.set_content(j.dump(), "application/json");
+  res.set_content(json_body(j), "application/json");
 }
 
 void reply_error(httplib::Response& res, int status, const std::string& message) {
@@ -32,9 +37,9 @@ void reply_error(httplib::Response& res, int status, const std::string& message)
 }
 
 // Rejects parameters the endpoint does not know, so a typo is an error and not a silent no-op.
-void check_params(const httplib::Request& req, std::initializer_list<const char*> allowed) {
+void check_params(const ApiParams& params, std::initializer_list<const char*> allowed) {
   std::set<std::string> ok(allowed.begin(), allowed.end());
-  for (const auto& [name, value] : req.params) {
+  for (const auto& [name, value] : params) {
     if (ok.count(name)) continue;
     std::string list;
     for (const auto& a : ok) list += (list.empty() ? "" : ", ") + a;
@@ -42,15 +47,16 @@ void check_params(const httplib::Request& req, std::initializer_list<const char*
                                       list.empty() ? "none" : list)};
   }
   for (const auto& name : ok) {
-    if (req.get_param_value_count(name) > 1) {
+    if (params.count(name) > 1) {
       throw BadRequest{400, fmt::format("parameter '{}' given more than once", name)};
     }
   }
 }
 
-std::optional<std::string> param(const httplib::Request& req, const char* name) {
-  if (!req.has_param(name)) return std::nullopt;
-  return req.get_param_value(name);
+std::optional<std::string> param(const ApiParams& params, const char* name) {
+  auto it = params.find(name);
+  if (it == params.end()) return std::nullopt;
+  return it->second;
 }
 
 // A decimal integer in [0, max]; anything else is a 400 naming the parameter.
@@ -80,7 +86,7 @@ uint32_t kind_param(const std::string& text) {
   return *kind;
 }
 
-json history_json(const Snapshot& s, const HistoryStore& history, const httplib::Request& req) {
+json history_json(const Snapshot& s, const HistoryStore& history, const ApiParams& req) {
   check_params(req, {"device", "kind", "seconds"});
   std::optional<uint64_t> chip;
   std::optional<uint32_t> kind;
@@ -102,11 +108,11 @@ json history_json(const Snapshot& s, const HistoryStore& history, const httplib:
       points.push_back({p.realtime_ns, p.requested, p.reserved, p.buffers});
     }
     auto d = devices.find(c);
-    series.push_back({{"chip_id", c},
-                      {"logical_ids", d != devices.end() ? d->second->logical_ids
-                                                         : std::vector<uint32_t>{}},
-                      {"kind", kind_name(k)},
-                      {"points", points}});
+    series.push_back(
+        {{"chip_id", c},
+         {"logical_ids", d != devices.end() ? d->second->logical_ids : std::vector<uint32_t>{}},
+         {"kind", kind_name(k)},
+         {"points", points}});
   }
   return {{"resolution_ms", history.options().resolution_ms},
           {"retention_s", history.options().retention_s},
@@ -114,7 +120,7 @@ json history_json(const Snapshot& s, const HistoryStore& history, const httplib:
           {"series", series}};
 }
 
-json buffers_query(const Snapshot& s, const httplib::Request& req) {
+json buffers_query(const Snapshot& s, const ApiParams& req) {
   check_params(req, {"device", "kind", "pid", "sort", "limit"});
   BufferFilter f;
   if (auto d = param(req, "device")) f.chip_id = device_param(s, *d);
@@ -137,7 +143,60 @@ json buffers_query(const Snapshot& s, const httplib::Request& req) {
   return buffers_json(select_buffers(s, f));
 }
 
+struct ApiEndpoint {
+  const char* path;
+  json (*answer)(const Published& p, const HistoryStore& history, const ApiParams& params);
+};
+
+const ApiEndpoint kEndpoints[] = {
+    {"/api/v1/status",
+     [](const Published& p, const HistoryStore&, const ApiParams& params) {
+       check_params(params, {});
+       return status_json(p.snapshot);
+     }},
+    {"/api/v1/devices",
+     [](const Published& p, const HistoryStore&, const ApiParams& params) {
+       check_params(params, {});
+       json arr = json::array();
+       for (const auto& d : p.snapshot.devices) arr.push_back(to_json(d));
+       return json{{"devices", arr}};
+     }},
+    {"/api/v1/processes",
+     [](const Published& p, const HistoryStore&, const ApiParams& params) {
+       check_params(params, {});
+       json arr = json::array();
+       for (const auto& x : p.snapshot.processes) arr.push_back(to_json(x));
+       return json{{"processes", arr}};
+     }},
+    {"/api/v1/buffers", [](const Published& p, const HistoryStore&,
+                           const ApiParams& params) { return buffers_query(p.snapshot, params); }},
+    {"/api/v1/leaks",
+     [](const Published& p, const HistoryStore&, const ApiParams& params) {
+       check_params(params, {});
+       return leaks_json(p.snapshot.leaks);
+     }},
+    {"/api/v1/history",
+     [](const Published& p, const HistoryStore& history, const ApiParams& params) {
+       return history_json(p.snapshot, history, params);
+     }},
+};
+
 }  // namespace
+
+std::optional<ApiReply> answer_api(const std::string& path, const Published& published,
+                                   const HistoryStore& history, const ApiParams& params) {
+  for (const ApiEndpoint& e : kEndpoints) {
+    if (path != e.path) continue;
+    try {
+      return ApiReply{200, json_body(e.answer(published, history, params))};
+    } catch (const BadRequest& bad) {
+      return ApiReply{bad.status, json_body({{"error", bad.message}})};
+    } catch (const std::exception& ex) {
+      return ApiReply{500, json_body({{"error", std::string("internal error: ") + ex.what()}})};
+    }
+  }
+  return std::nullopt;
+}
 
 void install_routes(httplib::Server& server, const SnapshotBoard& board,
                     const HistoryStore& history, const ApiOptions& options) {
@@ -148,7 +207,8 @@ void install_routes(httplib::Server& server, const SnapshotBoard& board,
     const std::string& got = req.get_header_value("Authorization");
     // Constant-time comparison: the time taken does not reveal how much of the token matched.
     unsigned diff = got.size() != want.size();
-    for (size_t i = 0; i < want.size(); ++i) diff |= unsigned(want[i] ^ (i < got.size() ? got[i] : 0));
+    for (size_t i = 0; i < want.size(); ++i)
+      diff |= unsigned(want[i] ^ (i < got.size() ? got[i] : 0));
     if (diff == 0) return httplib::Server::HandlerResponse::Unhandled;
     res.set_header("WWW-Authenticate", "Bearer");
     reply_error(res, 401,
@@ -157,45 +217,15 @@ void install_routes(httplib::Server& server, const SnapshotBoard& board,
     return httplib::Server::HandlerResponse::Handled;
   });
 
-  // One wrapper for every JSON endpoint: the current publication, and errors as JSON.
-  auto route = [&server, &board](const char* path, auto body) {
-    server.Get(path, [&board, body](const httplib::Request& req, httplib::Response& res) {
+  // Every JSON endpoint: the current publication, answered by answer_api().
+  for (const ApiEndpoint& e : kEndpoints) {
+    server.Get(e.path, [&board, &history](const httplib::Request& req, httplib::Response& res) {
       auto pub = board.current();
-      try {
-        reply_json(res, body(*pub, req));
-      } catch (const BadRequest& e) {
-        reply_error(res, e.status, e.message);
-      } catch (const std::exception& e) {
-        reply_error(res, 500, std::string("internal error: ") + e.what());
-      }
+      ApiReply reply = *answer_api(req.path, *pub, history, req.params);
+      res.status = reply.status;
+      res.set_content(reply.body, "application/json");
     });
-  };
-  route("/api/v1/status", [](const Published& p, const httplib::Request& req) {
-    check_params(req, {});
-    return status_json(p.snapshot);
-  });
-  route("/api/v1/devices", [](const Published& p, const httplib::Request& req) {
-    check_params(req, {});
-    json arr = json::array();
-    for (const auto& d : p.snapshot.devices) arr.push_back(to_json(d));
-    return json{{"devices", arr}};
-  });
-  route("/api/v1/processes", [](const Published& p, const httplib::Request& req) {
-    check_params(req, {});
-    json arr = json::array();
-    for (const auto& x : p.snapshot.processes) arr.push_back(to_json(x));
-    return json{{"processes", arr}};
-  });
-  route("/api/v1/buffers", [](const Published& p, const httplib::Request& req) {
-    return buffers_query(p.snapshot, req);
-  });
-  route("/api/v1/leaks", [](const Published& p, const httplib::Request& req) {
-    check_params(req, {});
-    return leaks_json(p.snapshot.leaks);
-  });
-  route("/api/v1/history", [&history](const Published& p, const httplib::Request& req) {
-    return history_json(p.snapshot, history, req);
-  });
+  }
 
   MetricsOptions metrics = options.metrics;
   server.Get("/metrics", [&board, metrics](const httplib::Request&, httplib::Response& res) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "collector/history.h"
@@ -49,6 +50,20 @@ struct ApiOptions {
   std::string token;  // non-empty: every request needs "Authorization: Bearer <token>"
   MetricsOptions metrics;
 };
+
+// A request's query parameters, decoded, in order (the same type as httplib::Params).
+using ApiParams = std::multimap<std::string, std::string>;
+
+struct ApiReply {
+  int status = 200;
+  std::string body;  // JSON: the answer, or {"error": what to do}
+};
+
+// Answers GET `path` (an endpoint under /api/v1/) with `params`, exactly as the server does:
+// every parameter is validated here, so this is the whole of what a query string can reach.
+// nullopt when `path` is not one of these endpoints.
+std::optional<ApiReply> answer_api(const std::string& path, const Published& published,
+                                   const HistoryStore& history, const ApiParams& params);
 
 // Registers every route on `server`. board and history must outlive the server.
 void install_routes(httplib::Server& server, const SnapshotBoard& board,

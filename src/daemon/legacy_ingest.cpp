@@ -1,5 +1,6 @@
 #include "daemon/legacy_ingest.h"
 
+#include <fmt/format.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,8 +13,6 @@
 #include <set>
 #include <stdexcept>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "common/clock.h"
 #include "common/proc.h"
@@ -35,6 +34,89 @@ int detect_legacy_form(const uint8_t* p, size_t n, bool quiet) {
   return 0;
 }
 
+bool LegacyDecoder::decode(bool quiet, const MessageSink& sink) {
+  if (form_ == 0) {
+    form_ = detect_legacy_form(in_.data(), in_.size(), quiet);
+    if (form_ < 0) {
+      rejected_bytes_ += in_.size();
+      return false;
+    }
+    if (form_ == 0) return true;  // wait for more bytes or for quiet
+  }
+  size_t form = size_t(form_);
+  size_t used = 0;
+  while (in_.size() - used >= form) {
+    const uint8_t* p = in_.data() + used;
+    if (!lg::plausible_head(p)) {
+      // Out of step or not this protocol: a later boundary cannot be trusted either.
+      rejected_bytes_ += in_.size() - used;
+      return false;
+    }
+    sink(lg::decode(p, form));
+    used += form;
+  }
+  in_.erase(in_.begin(), in_.begin() + ptrdiff_t(used));
+  return true;
+}
+
+bool LegacyLedger::apply(const lg::Message& m) {
+  using T = lg::MessageType;
+  const auto& h = m.head;
+  switch (T(h.type)) {
+    case T::Alloc:
+    case T::CbAlloc:
+    case T::Free:
+    case T::CbFree: {
+      bool cb = h.type == uint8_t(T::CbAlloc) || h.type == uint8_t(T::CbFree);
+      bool alloc = h.type == uint8_t(T::Alloc) || h.type == uint8_t(T::CbAlloc);
+      if (h.device_id < 0 || uint32_t(h.device_id) >= protocol::kMaxDevices ||
+          (!cb && h.buffer_type > lg::kMaxBufferType)) {
+        counters.invalid_calls += 1;
+        return false;
+      }
+      uint32_t kind = cb ? uint32_t(Kind::Cb) : h.buffer_type;
+      auto key = std::make_tuple(h.device_id, cb, h.buffer_id);
+      auto& device_counts = counts[uint32_t(h.device_id)];
+      device_counts.device = uint32_t(h.device_id);
+      if (alloc) {
+        auto it = live.find(key);
+        if (it != live.end()) {
+          counters.duplicate_allocs += 1;
+          device_counts.frees[it->second.kind] += 1;
+          live.erase(it);
+        } else if (live.size() >= kMaxLiveBuffers) {
+          counters.slab_overflow += 1;
+          return false;
+        }
+        live.emplace(key, Live{kind, h.size, monotonic_ns()});
+        device_counts.allocs[kind] += 1;
+        reported = true;
+      } else {
+        auto it = live.find(key);
+        if (it == live.end()) {
+          counters.unknown_frees += 1;
+          return false;
+        }
+        device_counts.frees[it->second.kind] += 1;
+        live.erase(it);
+      }
+      return true;
+    }
+    case T::Query:
+    case T::DeviceInfoQuery:
+    case T::DumpRemaining:
+    case T::KernelLoad:
+    case T::KernelUnload:
+    case T::DumpKernels:
+      return false;  // accepted; kernels are not device-memory buffers in the model
+    case T::Response:
+    case T::DeviceInfoResponse:
+      break;  // only a server sends these
+  }
+  counters.invalid_calls += 1;
+  return false;
+}
+
 LegacyIngest::LegacyIngest(std::string path, uint32_t form, std::optional<gid_t> group)
     : path_(std::move(path)) {
   if (form != 0 && !lg::is_form(form)) {
@@ -45,8 +127,8 @@ LegacyIngest::LegacyIngest(std::string path, uint32_t form, std::optional<gid_t>
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path_.empty() || path_.size() >= sizeof addr.sun_path) {
-    throw std::runtime_error(fmt::format(
-        "legacy socket path '{}' must be 1 to {} bytes", path_, sizeof addr.sun_path - 1));
+    throw std::runtime_error(fmt::format("legacy socket path '{}' must be 1 to {} bytes", path_,
+                                         sizeof addr.sun_path - 1));
   }
   std::memcpy(addr.sun_path, path_.c_str(), path_.size());
   // A socket file left by a previous server is removed; anything else at the path is not ours.
@@ -57,8 +139,8 @@ LegacyIngest::LegacyIngest(std::string path, uint32_t form, std::optional<gid_t>
           "{} exists and is not a socket; remove it or choose another --legacy-socket", path_));
     }
     int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool in_use = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr),
-                                          sizeof addr) == 0;
+    bool in_use =
+        probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     if (probe >= 0) ::close(probe);
     if (in_use) {
       throw std::runtime_error(fmt::format(
@@ -87,9 +169,10 @@ LegacyIngest::LegacyIngest(std::string path, uint32_t form, std::optional<gid_t>
   if (!bound || ::listen(listen_fd_, 64) != 0) {
     std::string err = std::strerror(errno);
     if (listen_fd_ >= 0) ::close(listen_fd_);
-    throw std::runtime_error(fmt::format("cannot listen on legacy socket {}: {}; choose another "
-                                         "--legacy-socket",
-                                         path_, err));
+    throw std::runtime_error(
+        fmt::format("cannot listen on legacy socket {}: {}; choose another "
+                    "--legacy-socket",
+                    path_, err));
   }
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev{};
@@ -118,7 +201,7 @@ void LegacyIngest::accept_all() {
     Connection c;
     c.fd = fd;
     c.serial = next_serial_++;
-    c.form = int(fixed_form_);
+    c.decoder = LegacyDecoder(fixed_form_);
     c.last_input_ns = monotonic_ns();
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -140,7 +223,7 @@ void LegacyIngest::close(int fd, const Snapshot& base) {
   if (it == conns_.end()) return;
   Connection& c = it->second;
   uint64_t now = realtime_ns();
-  for (const auto& [key, live] : c.live) {
+  for (const auto& [key, live] : c.ledger.live) {
     LeakRecord l;
     l.pid = c.pid;
     l.process_start_time = c.start_time;
@@ -161,7 +244,9 @@ void LegacyIngest::close(int fd, const Snapshot& base) {
   conns_.erase(it);
 }
 
-std::vector<LeakRecord> LegacyIngest::take_leaks() { return std::exchange(leaks_, {}); }
+std::vector<LeakRecord> LegacyIngest::take_leaks() {
+  return std::exchange(leaks_, {});
+}
 
 bool LegacyIngest::flush(Connection& c) {
   while (!c.out.empty()) {
@@ -179,8 +264,9 @@ bool LegacyIngest::flush(Connection& c) {
 
 void LegacyIngest::reply(Connection& c, const lg::Message& m) {
   uint8_t buf[sizeof(lg::Message144)];
-  lg::encode(m, size_t(c.form), buf);
-  c.out.append(reinterpret_cast<const char*>(buf), size_t(c.form));
+  size_t form = size_t(c.decoder.form());
+  lg::encode(m, form, buf);
+  c.out.append(reinterpret_cast<const char*>(buf), form);
 }
 
 lg::Message LegacyIngest::query_reply(const lg::Message& m, const Snapshot& base) const {
@@ -194,7 +280,7 @@ lg::Message LegacyIngest::query_reply(const lg::Message& m, const Snapshot& base
     for (uint32_t k = 0; k < kNumKinds; ++k) bytes[k] += d.kinds[k].requested;
   }
   for (const auto& [fd, c] : conns_) {
-    for (const auto& [key, live] : c.live) {
+    for (const auto& [key, live] : c.ledger.live) {
       if (std::get<0>(key) == dev) bytes[live.kind] += live.size;
     }
   }
@@ -217,7 +303,7 @@ lg::Message LegacyIngest::device_info_reply(const lg::Message& m, const Snapshot
     for (uint32_t id : d.logical_ids) ids.insert(int32_t(id));
   }
   for (const auto& [fd, c] : conns_) {
-    for (const auto& [dev, counts] : c.counts) ids.insert(int32_t(dev));
+    for (const auto& [dev, counts] : c.ledger.counts) ids.insert(int32_t(dev));
   }
   lg::Message r;
   r.head.type = uint8_t(lg::MessageType::DeviceInfoResponse);
@@ -226,9 +312,8 @@ lg::Message LegacyIngest::device_info_reply(const lg::Message& m, const Snapshot
   r.head.timestamp = realtime_ns();
   r.info.num_devices = uint32_t(ids.size());
   for (const auto& d : base.devices) {
-    if (m.head.device_id < 0 ||
-        std::find(d.logical_ids.begin(), d.logical_ids.end(), uint32_t(m.head.device_id)) ==
-            d.logical_ids.end()) {
+    if (m.head.device_id < 0 || std::find(d.logical_ids.begin(), d.logical_ids.end(),
+                                          uint32_t(m.head.device_id)) == d.logical_ids.end()) {
       continue;
     }
     const KindUsage& dram = d.kinds[uint32_t(Kind::Dram)];
@@ -247,68 +332,13 @@ lg::Message LegacyIngest::device_info_reply(const lg::Message& m, const Snapshot
   return r;
 }
 
-bool LegacyIngest::handle(Connection& c, const lg::Message& m, const Snapshot& base,
+void LegacyIngest::handle(Connection& c, const lg::Message& m, const Snapshot& base,
                           bool* changed) {
-  using T = lg::MessageType;
-  const auto& h = m.head;
-  switch (T(h.type)) {
-    case T::Alloc:
-    case T::CbAlloc:
-    case T::Free:
-    case T::CbFree: {
-      bool cb = h.type == uint8_t(T::CbAlloc) || h.type == uint8_t(T::CbFree);
-      bool alloc = h.type == uint8_t(T::Alloc) || h.type == uint8_t(T::CbAlloc);
-      if (h.device_id < 0 || uint32_t(h.device_id) >= protocol::kMaxDevices ||
-          (!cb && h.buffer_type > lg::kMaxBufferType)) {
-        c.counters.invalid_calls += 1;
-        return true;
-      }
-      uint32_t kind = cb ? uint32_t(Kind::Cb) : h.buffer_type;
-      auto key = std::make_tuple(h.device_id, cb, h.buffer_id);
-      auto& counts = c.counts[uint32_t(h.device_id)];
-      counts.device = uint32_t(h.device_id);
-      if (alloc) {
-        auto it = c.live.find(key);
-        if (it != c.live.end()) {
-          c.counters.duplicate_allocs += 1;
-          counts.frees[it->second.kind] += 1;
-          c.live.erase(it);
-        } else if (c.live.size() >= kMaxLiveBuffers) {
-          c.counters.slab_overflow += 1;
-          return true;
-        }
-        c.live.emplace(key, Live{kind, h.size, monotonic_ns()});
-        counts.allocs[kind] += 1;
-        c.reported = true;
-      } else {
-        auto it = c.live.find(key);
-        if (it == c.live.end()) {
-          c.counters.unknown_frees += 1;
-          return true;
-        }
-        counts.frees[it->second.kind] += 1;
-        c.live.erase(it);
-      }
-      *changed = true;
-      return true;
-    }
-    case T::Query:
-      reply(c, query_reply(m, base));
-      return true;
-    case T::DeviceInfoQuery:
-      reply(c, device_info_reply(m, base));
-      return true;
-    case T::DumpRemaining:
-    case T::KernelLoad:
-    case T::KernelUnload:
-    case T::DumpKernels:
-      return true;  // accepted; kernels are not device-memory buffers in the model
-    case T::Response:
-    case T::DeviceInfoResponse:
-      break;  // only a server sends these
+  if (c.ledger.apply(m)) *changed = true;
+  if (m.head.type == uint8_t(lg::MessageType::Query)) reply(c, query_reply(m, base));
+  if (m.head.type == uint8_t(lg::MessageType::DeviceInfoQuery)) {
+    reply(c, device_info_reply(m, base));
   }
-  c.counters.invalid_calls += 1;
-  return true;
 }
 
 bool LegacyIngest::read_from(Connection& c, const Snapshot& base, bool* changed) {
@@ -321,32 +351,15 @@ bool LegacyIngest::read_from(Connection& c, const Snapshot& base, bool* changed)
       if (errno == EINTR) continue;
       return false;
     }
-    c.in.insert(c.in.end(), buf, buf + n);
+    c.decoder.append(buf, size_t(n));
     c.last_input_ns = monotonic_ns();
     if (size_t(n) < sizeof buf) break;
   }
   bool quiet = monotonic_ns() - c.last_input_ns >= uint64_t(kQuietMs) * 1'000'000;
-  if (c.form == 0) {
-    c.form = detect_legacy_form(c.in.data(), c.in.size(), quiet);
-    if (c.form < 0) {
-      rejected_bytes_ += c.in.size();
-      return false;
-    }
-    if (c.form == 0) return true;  // wait for more bytes or for quiet
+  if (!c.decoder.decode(quiet, [&](const lg::Message& m) { handle(c, m, base, changed); })) {
+    rejected_bytes_ += c.decoder.rejected_bytes();
+    return false;
   }
-  size_t form = size_t(c.form);
-  size_t used = 0;
-  while (c.in.size() - used >= form) {
-    const uint8_t* p = c.in.data() + used;
-    if (!lg::plausible_head(p)) {
-      // Out of step or not this protocol: a later boundary cannot be trusted either.
-      rejected_bytes_ += c.in.size() - used;
-      return false;
-    }
-    handle(c, lg::decode(p, form), base, changed);
-    used += form;
-  }
-  c.in.erase(c.in.begin(), c.in.begin() + ptrdiff_t(used));
   return flush(c);
 }
 
@@ -364,7 +377,7 @@ bool LegacyIngest::poll(const Snapshot& base) {
   }
   // Connections with undecided forms or pending output are revisited without an fd event.
   for (auto& [fd, c] : conns_) {
-    if ((c.form == 0 && !c.in.empty()) || !c.out.empty()) ready.push_back(fd);
+    if (c.decoder.undecided() || !c.out.empty()) ready.push_back(fd);
   }
   std::sort(ready.begin(), ready.end());
   ready.erase(std::unique(ready.begin(), ready.end()), ready.end());
@@ -382,7 +395,7 @@ bool LegacyIngest::poll(const Snapshot& base) {
 
 int LegacyIngest::next_timeout_ms() const {
   for (const auto& [fd, c] : conns_) {
-    if ((c.form == 0 && !c.in.empty()) || !c.out.empty()) return kQuietMs;
+    if (c.decoder.undecided() || !c.out.empty()) return kQuietMs;
   }
   return -1;
 }
@@ -390,16 +403,16 @@ int LegacyIngest::next_timeout_ms() const {
 std::vector<ExternalProcess> LegacyIngest::processes() const {
   std::vector<ExternalProcess> out;
   for (const auto& [fd, c] : conns_) {
-    if (!c.reported) continue;
+    if (!c.ledger.reported) continue;
     ExternalProcess e;
     e.process.pid = c.pid;
     e.process.start_time = c.start_time;
     e.process.command = c.command.empty() ? "(legacy client)" : c.command;
     e.process.segment = fmt::format("legacy:{}#{}", path_, c.serial);
-    e.process.counters = c.counters;
+    e.process.counters = c.ledger.counters;
     if (auto uid = process_uid(c.pid)) e.process.uid = *uid;
-    for (const auto& [dev, counts] : c.counts) e.counts.push_back(counts);
-    for (const auto& [key, live] : c.live) {
+    for (const auto& [dev, counts] : c.ledger.counts) e.counts.push_back(counts);
+    for (const auto& [key, live] : c.ledger.live) {
       BufferView b;
       b.device = uint32_t(std::get<0>(key));
       b.kind = live.kind;

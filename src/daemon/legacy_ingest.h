@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,10 +33,58 @@ namespace ttmem::daemon {
 // client that sent one message and waits for a reply), so a length that equals a form decides.
 int detect_legacy_form(const uint8_t* p, size_t n, bool quiet);
 
+// Splits one connection's bytes into messages: detects the form (unless it is fixed), keeps a
+// partial message until the rest arrives, and refuses a stream that is not this protocol. No
+// I/O: the socket code feeds it what it receives, tests and fuzzers feed it bytes directly.
+class LegacyDecoder {
+ public:
+  using MessageSink = std::function<void(const protocol::legacy::Message&)>;
+
+  // form: 0 to detect, or 72/112/144.
+  explicit LegacyDecoder(uint32_t form) : form_(int(form)) {}
+
+  void append(const uint8_t* p, size_t n) { in_.insert(in_.end(), p, p + n); }
+
+  // Hands every complete message to `sink`, in order. False when the bytes cannot be a message
+  // stream (the connection must be closed); rejected_bytes() then counts the refused bytes.
+  // `quiet`: no more bytes are coming for now (see detect_legacy_form).
+  bool decode(bool quiet, const MessageSink& sink);
+
+  int form() const { return form_; }  // 0 while undecided
+  bool undecided() const { return form_ == 0 && !in_.empty(); }
+  size_t pending_bytes() const { return in_.size(); }
+  uint64_t rejected_bytes() const { return rejected_bytes_; }
+
+ private:
+  int form_;
+  std::vector<uint8_t> in_;
+  uint64_t rejected_bytes_ = 0;
+};
+
+// What one connection has reported: its live buffers (keyed by device + address, as the
+// lineage keyed them), per-device counts and the reports it could not apply.
+struct LegacyLedger {
+  static constexpr size_t kMaxLiveBuffers = 1u << 20;
+
+  struct Live {
+    uint32_t kind;  // < kNumKinds
+    uint64_t size;
+    uint64_t time_ns;
+  };
+  // (device, is_cb, address) -> buffer
+  std::map<std::tuple<int32_t, bool, uint64_t>, Live> live;
+  std::map<uint32_t, ExternalProcess::DeviceCounts> counts;  // by device
+  protocol::ProcessCounters counters{};
+  bool reported = false;  // has sent an allocation: a process in the model
+
+  // Applies one message; returns whether the live set changed. Queries are accepted without
+  // change (the caller answers them); messages only a server sends are counted as invalid.
+  bool apply(const protocol::legacy::Message& m);
+};
+
 class LegacyIngest {
  public:
   static constexpr size_t kMaxConnections = 256;
-  static constexpr size_t kMaxLiveBuffers = 1u << 20;  // per connection
   static constexpr size_t kMaxPendingOutput = 64 * 1024;
   static constexpr int kQuietMs = 25;
 
@@ -67,32 +116,22 @@ class LegacyIngest {
   uint64_t rejected_bytes() const { return rejected_bytes_; }
 
  private:
-  struct Live {
-    uint32_t kind;
-    uint64_t size;
-    uint64_t time_ns;
-  };
   struct Connection {
     int fd = -1;
     uint64_t serial = 0;
     pid_t pid = 0;
     uint64_t start_time = 0;
     std::string command;
-    int form = 0;
-    std::vector<uint8_t> in;
+    LegacyDecoder decoder{0};
     std::string out;
     uint64_t last_input_ns = 0;
-    bool reported = false;  // has sent an allocation: a process in the model
-    // (device, is_cb, address) -> buffer
-    std::map<std::tuple<int32_t, bool, uint64_t>, Live> live;
-    std::map<uint32_t, ExternalProcess::DeviceCounts> counts;  // by device
-    protocol::ProcessCounters counters{};
+    LegacyLedger ledger;
   };
 
   void accept_all();
   // Returns false when the connection must be closed.
   bool read_from(Connection& c, const Snapshot& base, bool* changed);
-  bool handle(Connection& c, const protocol::legacy::Message& m, const Snapshot& base,
+  void handle(Connection& c, const protocol::legacy::Message& m, const Snapshot& base,
               bool* changed);
   void reply(Connection& c, const protocol::legacy::Message& m);
   bool flush(Connection& c);

@@ -3,6 +3,7 @@
 #include "collector/segment_reader.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-
-#include <gtest/gtest.h>
 
 namespace ttmem {
 namespace {
@@ -73,6 +72,9 @@ class SegmentFile {
   pr::SegmentHeader* header() { return reinterpret_cast<pr::SegmentHeader*>(base_); }
   pr::DeviceSlot* devices() {
     return reinterpret_cast<pr::DeviceSlot*>(base_ + layout_.devices_offset);
+  }
+  pr::StringSlot* strings() {
+    return reinterpret_cast<pr::StringSlot*>(base_ + layout_.strings_offset);
   }
   pr::BufferRecord* slab() {
     return reinterpret_cast<pr::BufferRecord*>(base_ + layout_.slab_offset);
@@ -142,6 +144,34 @@ TEST(SegmentReader, HostileRecordsAreCountedNotTrusted) {
   EXPECT_EQ(st.corrupt_records, 3u);
 }
 
+// Command lines, tags and board names are whatever bytes the writer put there; what the reader
+// hands on must be printable UTF-8, or JSON output and leak files fail on it.
+TEST(SegmentReader, TextThatIsNotUtf8IsMadePrintable) {
+  SegmentFile f;
+  std::strcpy(f.header()->cmdline, "load\xff\xfe\tpy \xc3\xa9");
+  pr::StringSlot tag{};
+  std::strcpy(tag.text, "mat\xc0\xafmul\n");
+  tag.len = uint8_t(std::strlen(tag.text));
+  f.strings()[1] = tag;
+  f.header()->string_count = 2;
+  pr::DeviceSlot d = *f.devices();
+  std::strcpy(d.board, "n300\xed\xa0\x80");
+  pr::seqlock_write32(f.devices(), d);
+  pr::BufferRecord r{};
+  r.tag = 1;
+  f.put(0, r);
+  std::string err;
+  auto reader = SegmentReader::open(f.path(), &err);
+  ASSERT_TRUE(reader) << err;
+  SegmentState st;
+  ASSERT_TRUE(reader->read(&st, &err)) << err;
+  EXPECT_EQ(reader->command(), "load?? py \xc3\xa9");  // valid UTF-8 (an e-acute) is kept
+  EXPECT_EQ(reader->tag(1), "mat??mul?");
+  ASSERT_TRUE(st.devices[0]);
+  EXPECT_STREQ(st.devices[0]->board, "n300???");
+  ASSERT_EQ(st.records.size(), 1u);
+}
+
 struct HeaderCase {
   const char* name;
   std::function<void(pr::SegmentHeader*)> corrupt;
@@ -179,8 +209,8 @@ TEST(SegmentReader, TruncatedFileIsRefused) {
 
 TEST(SegmentReader, RingDrainCountsOverwrittenEvents) {
   SegmentFile f;
-  auto* heads = reinterpret_cast<pr::RingHead*>(
-      reinterpret_cast<uint8_t*>(f.header()) + f.header()->ring_heads_offset);
+  auto* heads = reinterpret_cast<pr::RingHead*>(reinterpret_cast<uint8_t*>(f.header()) +
+                                                f.header()->ring_heads_offset);
   auto* ring = reinterpret_cast<pr::EventRecord*>(reinterpret_cast<uint8_t*>(f.header()) +
                                                   f.header()->rings_offset);
   // 20 events written into a 16-slot ring: events 0..3 were overwritten.

@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""Regenerates the seed corpora under fuzz/corpus/ from real ttmem output:
+
+  segment/     segments written by the client library (ttmem_testload), in the segment
+               fuzzer's sparse form, with a small slab and ring so each is a few KiB
+  recording/   a recording made by `ttmem record` around ttmem_testload
+  legacy/      AllocMessage streams in the 72-, 112- and 144-byte forms
+  http_query/  request targets for every API endpoint and parameter
+
+    fuzz/make_corpus.py BUILD_DIR      (a normal build with the tests: make build)
+"""
+import glob
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+from segment_to_input import encode as segment_input
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def write(fuzzer, name, data):
+    os.makedirs(os.path.join(CORPUS, fuzzer), exist_ok=True)
+    with open(os.path.join(CORPUS, fuzzer, name), "wb") as f:
+        f.write(data)
+
+
+def testload(build, tmp, devices, ops, extra_env=None):
+    """Runs ttmem_testload with a small segment; it exits leaving its buffers live, so its
+    segment stays behind for a collector. Returns the segment path."""
+    env = dict(os.environ, TTMEM_DIR=os.path.join(tmp, "seg"), TTMEM_MAX_BUFFERS="64",
+               TTMEM_RING_EVENTS="16", **(extra_env or {}))
+    subprocess.run([os.path.join(build, "tests/integration/ttmem_testload"), "--devices",
+                    str(devices), "--threads", "1", "--ops", str(ops), "--truth",
+                    os.path.join(tmp, "truth")],
+                   input=b"next\nexit\n", env=env, check=True, stdout=subprocess.DEVNULL)
+    (path,) = glob.glob(os.path.join(tmp, "seg", "ttmem-*.seg"))
+    return path
+
+
+def segments(build):
+    for devices, ops, step in ((1, 120, 0), (2, 60, 0), (4, 200, 3)):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = testload(build, tmp, devices, ops)
+            with open(path, "rb") as f:
+                data = f.read()
+            write("segment", f"testload_{devices}dev_{ops}ops",
+                  segment_input(data, os.path.basename(path), step))
+    write("segment", "truncated_header", b"TTMEMSEG" + b"\0" * 100)
+
+
+def recording(build):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "run.ttrec")
+        load = [os.path.join(build, "tests/integration/ttmem_testload"), "--devices", "2",
+                "--threads", "1", "--ops", "60", "--truth", os.path.join(tmp, "truth")]
+        subprocess.run([os.path.join(build, "src/cli/ttmem"), "--dir", os.path.join(tmp, "seg"),
+                        "record", "-o", out, "--checkpoint", "0.1", "--"] + load,
+                       input=b"next\nexit\n", check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, TTMEM_MAX_BUFFERS="64", TTMEM_RING_EVENTS="64"))
+        with open(out, "rb") as f:
+            data = f.read()
+    write("recording", "testload_2dev", data)
+    write("recording", "header_only", data[:64])
+
+
+# --- legacy AllocMessage streams (protocol/legacy.h) --------------------------------------
+ALLOC, FREE, QUERY, DUMP, INFO_QUERY, CB_ALLOC, CB_FREE, KERNEL_LOAD = 1, 2, 3, 5, 6, 8, 9, 10
+DRAM, L1, L1_SMALL, TRACE = 0, 1, 3, 4
+
+
+def message(form, kind, device=0, size=0, buffer_type=0, pid=4242, address=0):
+    head = struct.pack("<B3xiQB3xiQQ", kind, device, size, buffer_type, pid, address,
+                       1_700_000_000_000_000_000)
+    return head + b"\0" * (form - len(head))
+
+
+def session(form):
+    return b"".join([
+        message(form, ALLOC, 0, 1 << 20, DRAM, address=0x1000),
+        message(form, ALLOC, 1, 4096, L1, address=0x20000),
+        message(form, ALLOC, 0, 2048, L1_SMALL, address=0x30000),
+        message(form, CB_ALLOC, 0, 65536, address=0x40000),
+        message(form, ALLOC, 0, 1 << 20, DRAM, address=0x1000),  # duplicate
+        message(form, FREE, 1, 0, L1, address=0x20000),
+        message(form, FREE, 3, 0, TRACE, address=0x99),  # unknown free
+        message(form, CB_FREE, 0, address=0x40000),
+        message(form, KERNEL_LOAD, 0, 1024),
+        message(form, QUERY, 0),
+        message(form, DUMP, 0),
+    ])
+
+
+def legacy():
+    # The first byte selects the form (0 detect, 1 = 72, 2 = 112, 3 = 144) and the split.
+    for control, form in ((0x00, 72), (0x04, 112), (0x08, 144), (0x2D, 112), (0xFF, 144)):
+        write("legacy", f"session_{form}_{control:02x}", bytes([control]) + session(form))
+    write("legacy", "query_72", b"\x00" + message(72, QUERY, 1))
+    write("legacy", "device_info_112", b"\x00" + message(112, INFO_QUERY, 0))
+    write("legacy", "device_info_144", b"\x10" + message(144, INFO_QUERY, -1))
+    write("legacy", "bad_device_type", b"\x01" + message(72, ALLOC, 70, 8, 9))
+    write("legacy", "out_of_step", b"\x00" + session(72)[:200] + b"\x07" * 100)
+
+
+def http_queries():
+    targets = [
+        "/api/v1/status", "/api/v1/devices", "/api/v1/processes", "/api/v1/leaks",
+        "/api/v1/buffers?device=0&kind=dram&pid=100&sort=size&limit=2",
+        "/api/v1/buffers?kind=L1_SMALL&sort=age", "/api/v1/buffers?device=1&limit=0",
+        "/api/v1/buffers?pid=999", "/api/v1/buffers?limit=99999999999999999999",
+        "/api/v1/buffers?kind=cb&kind=l1", "/api/v1/buffers?sort=name",
+        "/api/v1/history?device=0&kind=l1&seconds=2", "/api/v1/history?seconds=315360000",
+        "/api/v1/history?device=7", "/api/v1/status?verbose=1",
+        "/api/v1/buffers?device=%30&kind=%64ram", "/api/v1/buffers?device=+1&kind=tr%ce",
+    ]
+    for i, t in enumerate(targets):
+        write("http_query", f"target_{i:02d}", t.encode())
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    segments(sys.argv[1])
+    recording(sys.argv[1])
+    legacy()
+    http_queries()
