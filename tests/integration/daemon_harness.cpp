@@ -1,14 +1,12 @@
 #include "daemon_harness.h"
 
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <httplib.h>
-
 #include <algorithm>
-
-#include <gtest/gtest.h>
 
 namespace ttmem::test {
 
@@ -30,8 +28,7 @@ HttpReply http_delete(const std::string& url, const std::string& path) {
   return {res->status, res->body};
 }
 
-nlohmann::json get_json(const std::string& url, const std::string& path,
-                        const std::string& token) {
+nlohmann::json get_json(const std::string& url, const std::string& path, const std::string& token) {
   HttpReply r = http_get(url, path, token);
   EXPECT_EQ(r.status, 200) << path << ": " << r.body;
   return nlohmann::json::parse(r.body);
@@ -44,6 +41,32 @@ std::unique_ptr<Child> start_held_llama(const std::string& dir) {
       std::map<std::string, std::string>{});
   EXPECT_TRUE(sim->expect_line("holding for 60 s", 30000)) << "ttmem sim did not get to its hold";
   return sim;
+}
+
+std::string status_differs(const nlohmann::json& status, const nlohmann::json& truth) {
+  static const std::pair<const char*, const char*> kFields[] = {{"requested_bytes", "requested"},
+                                                                {"reserved_bytes", "reserved"},
+                                                                {"buffers", "count"},
+                                                                {"total_allocs", "allocs"},
+                                                                {"total_frees", "frees"}};
+  for (auto& [dev, kinds] : truth.at("devices").items()) {
+    uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
+    const nlohmann::json* d = nullptr;
+    for (const auto& x : status.at("devices")) {
+      if (x.at("chip_id").get<uint64_t>() == chip) d = &x;
+    }
+    if (d == nullptr) return "device " + dev + " missing";
+    for (const char* kind : kKindNames) {
+      for (const auto& [api, want] : kFields) {
+        if (d->at("kinds").at(kind).at(api) != kinds.at(kind).at(want)) {
+          return "device " + dev + " " + kind + " " + api + ": got " +
+                 d->at("kinds").at(kind).at(api).dump() + ", want " +
+                 kinds.at(kind).at(want).dump();
+        }
+      }
+    }
+  }
+  return "";
 }
 
 int free_port() {
@@ -74,6 +97,8 @@ Ttmemd::Ttmemd(const std::string& dir, std::vector<std::string> extra) {
   url_ = line->substr(prefix.size());
 }
 
-int Ttmemd::port() const { return std::stoi(url_.substr(url_.rfind(':') + 1)); }
+int Ttmemd::port() const {
+  return std::stoi(url_.substr(url_.rfind(':') + 1));
+}
 
 }  // namespace ttmem::test

@@ -1,5 +1,6 @@
 // ttmemd across real processes: tracked programs (ttmem_testload) with exact ground truth, the
 // real daemon on a loopback port, and the real Prometheus server scraping two daemons.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,8 +13,6 @@
 #include <set>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "daemon_harness.h"
 
 namespace ttmem::test {
@@ -21,8 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr const char* kKindNames[] = {"DRAM", "L1", "SYSTEM_MEMORY", "L1_SMALL", "TRACE", "CB"};
 
 std::unique_ptr<Child> start_testload(const std::string& dir, const std::string& truth,
                                       uint64_t seed, uint32_t devices = 8) {
@@ -33,31 +30,6 @@ std::unique_ptr<Child> start_testload(const std::string& dir, const std::string&
       std::map<std::string, std::string>{{"TTMEM_DIR", dir}});
   EXPECT_TRUE(c->expect_line("done"));
   return c;
-}
-
-// "" when every (device, kind) of the status JSON equals the truth, else the first difference.
-std::string status_differs(const json& status, const json& truth) {
-  static const std::pair<const char*, const char*> kFields[] = {
-      {"requested_bytes", "requested"}, {"reserved_bytes", "reserved"}, {"buffers", "count"},
-      {"total_allocs", "allocs"},       {"total_frees", "frees"}};
-  for (auto& [dev, kinds] : truth.at("devices").items()) {
-    uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
-    const json* d = nullptr;
-    for (const auto& x : status.at("devices")) {
-      if (x.at("chip_id").get<uint64_t>() == chip) d = &x;
-    }
-    if (d == nullptr) return "device " + dev + " missing";
-    for (const char* kind : kKindNames) {
-      for (const auto& [api, want] : kFields) {
-        if (d->at("kinds").at(kind).at(api) != kinds.at(kind).at(want)) {
-          return "device " + dev + " " + kind + " " + api + ": got " +
-                 d->at("kinds").at(kind).at(api).dump() + ", want " +
-                 kinds.at(kind).at(want).dump();
-        }
-      }
-    }
-  }
-  return "";
 }
 
 TEST(DaemonApi, ServesTheModelExactly) {
@@ -193,7 +165,8 @@ struct Sample {
 };
 
 // Parses the exposition text, failing the test on any line that is not valid.
-std::vector<Sample> parse_exposition(const std::string& text, std::map<std::string, std::string>* types) {
+std::vector<Sample> parse_exposition(const std::string& text,
+                                     std::map<std::string, std::string>* types) {
   static const std::regex kSample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+]+)$)");
   static const std::regex kLabel(R"re(([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)")re");
   std::vector<Sample> out;
@@ -287,9 +260,9 @@ TEST(DaemonMetrics, FollowPrometheusNamingAndStayMonotonic) {
                 if (s.name == "ttmem_tracked_processes") processes_gone = s.value == 0;
               }
               if (!processes_gone) return std::string("process still tracked");
-              return allocs >= allocs_before ? std::string()
-                                             : "allocations_total went down to " +
-                                                   std::to_string(allocs);
+              return allocs >= allocs_before
+                         ? std::string()
+                         : "allocations_total went down to " + std::to_string(allocs);
             }),
             "");
 
@@ -316,10 +289,9 @@ class Prometheus {
     url_ = "http://127.0.0.1:" + std::to_string(port);
     targets_ = targets.size();
     child_ = std::make_unique<Child>(
-        std::vector<std::string>{kPath, "--config.file=" + config,
-                                 "--storage.tsdb.path=" + work_dir + "/tsdb",
-                                 "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                 "--log.level=warn"},
+        std::vector<std::string>{
+            kPath, "--config.file=" + config, "--storage.tsdb.path=" + work_dir + "/tsdb",
+            "--web.listen-address=127.0.0.1:" + std::to_string(port), "--log.level=warn"},
         std::map<std::string, std::string>{});
   }
   ~Prometheus() {
@@ -367,9 +339,9 @@ class Prometheus {
   size_t targets_ = 0;
 };
 
-#define ASSERT_PROMETHEUS_INSTALLED()                                                       \
-  ASSERT_EQ(::access(Prometheus::kPath, X_OK), 0)                                           \
-      << "the Prometheus server is not installed (" << Prometheus::kPath                    \
+#define ASSERT_PROMETHEUS_INSTALLED()                                    \
+  ASSERT_EQ(::access(Prometheus::kPath, X_OK), 0)                        \
+      << "the Prometheus server is not installed (" << Prometheus::kPath \
       << "): run scripts/install-deps.sh (Debian package 'prometheus')"
 
 // Both targets up, then Prometheus's sums per kind equal the truth (once a scrape after the
@@ -377,10 +349,10 @@ class Prometheus {
 void expect_prometheus_sums(const Prometheus& prom, const std::map<std::string, uint64_t>& reserved,
                             const std::map<std::string, uint64_t>& requested) {
   EXPECT_EQ(eventually([&] { return prom.targets_down(); }, 30), "");
-  EXPECT_EQ(eventually(
-                [&] { return prom.sum_by_kind_differs("ttmem_device_reserved_bytes", reserved); },
-                20),
-            "");
+  EXPECT_EQ(
+      eventually([&] { return prom.sum_by_kind_differs("ttmem_device_reserved_bytes", reserved); },
+                 20),
+      "");
   EXPECT_EQ(prom.sum_by_kind_differs("ttmem_device_allocated_bytes", requested), "");
 }
 

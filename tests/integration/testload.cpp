@@ -19,13 +19,13 @@
 #include <thread>
 #include <vector>
 
+#include "test_device.h"
 #include "ttmem/ttmem.hpp"
 
 namespace {
 
-constexpr uint32_t kL1PerCore = 1499136;
-constexpr uint32_t kUnreservedBase = 102400;
-constexpr uint32_t kCores = 64;
+using ttmem::test::kUnreservedBase;
+using ttmem::test::test_device_desc;
 
 struct Options {
   uint32_t devices = 8;
@@ -57,29 +57,9 @@ struct Truth {
   std::vector<std::vector<uint64_t>> cbs;  // reserved bytes of each live CB, per device
 };
 
-ttmem_device_desc device_desc(uint32_t id) {
-  ttmem_device_desc d = ttmem::make_device_desc();
-  d.logical_id = id;
-  d.chip_id = 0x7000 + id;
-  d.arch = TTMEM_ARCH_WORMHOLE_B0;
-  d.grid_x = 8;
-  d.grid_y = 8;
-  d.l1_per_core = kL1PerCore;
-  d.unreserved_base = kUnreservedBase;
-  d.trace_region_size = 50'000'000;
-  d.l1_small_size = 65536;
-  d.board = "testload";
-  const uint64_t l1_bank = kL1PerCore - kUnreservedBase - 65536;
-  d.kinds[TTMEM_KIND_DRAM] = {12ull * 1'023'741'824, 1'023'741'824, 0, 12, 32};
-  d.kinds[TTMEM_KIND_TRACE] = {12ull * 50'000'000, 50'000'000, 1'023'741'824, 12, 32};
-  d.kinds[TTMEM_KIND_L1] = {kCores * l1_bank, l1_bank, kUnreservedBase, kCores, 16};
-  d.kinds[TTMEM_KIND_L1_SMALL] = {kCores * 65536ull, 65536, kL1PerCore - 65536, kCores, 16};
-  d.kinds[TTMEM_KIND_CB] = {kCores * l1_bank, l1_bank, kUnreservedBase, kCores, 32};
-  d.kinds[TTMEM_KIND_SYSTEM_MEMORY] = {1ull << 30, 0, 0, 0, 0};
-  return d;
+uint64_t div_ceil(uint64_t a, uint64_t b) {
+  return (a + b - 1) / b;
 }
-
-uint64_t div_ceil(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 class Worker {
  public:
@@ -125,12 +105,12 @@ class Worker {
   uint64_t uniform(uint64_t n) { return rng_() % n; }
 
   void alloc() {
-    static constexpr uint32_t kKinds[] = {TTMEM_KIND_DRAM, TTMEM_KIND_DRAM, TTMEM_KIND_L1,
-                                          TTMEM_KIND_L1, TTMEM_KIND_L1_SMALL, TTMEM_KIND_TRACE,
-                                          TTMEM_KIND_SYSTEM_MEMORY};
+    static constexpr uint32_t kKinds[] = {
+        TTMEM_KIND_DRAM,     TTMEM_KIND_DRAM,  TTMEM_KIND_L1,           TTMEM_KIND_L1,
+        TTMEM_KIND_L1_SMALL, TTMEM_KIND_TRACE, TTMEM_KIND_SYSTEM_MEMORY};
     uint32_t device = uint32_t(uniform(o_.devices));
     uint32_t kind = kKinds[uniform(std::size(kKinds))];
-    ttmem_device_desc geo = device_desc(device);
+    ttmem_device_desc geo = test_device_desc(device);
     const ttmem_kind_geometry& g = geo.kinds[kind];
     uint64_t id = (uint64_t(index_ + 1) << 40) | next_id_++;
     static constexpr uint64_t kPages[] = {2048, 4096, 1088, 576, 32};
@@ -229,22 +209,24 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, Truth& cb
   t.tallies.resize(o.devices);
   t.events.resize(o.devices, 0);
   for (const auto& w : workers) w.merge_into(t);
-  static const char* kNames[] = {"DRAM", "L1", "SYSTEM_MEMORY", "L1_SMALL", "TRACE", "CB"};
   nlohmann::json j;
   for (uint32_t d = 0; d < o.devices; ++d) {
     nlohmann::json dev;
     for (uint32_t k = 0; k < TTMEM_KIND_COUNT; ++k) {
       const Tally& x = t.tallies[d][k];
-      dev[kNames[k]] = {{"requested", x.requested}, {"reserved", x.reserved},
-                        {"count", x.count},         {"allocs", x.allocs},
-                        {"frees", x.frees}};
+      dev[ttmem::test::kKindNames[k]] = {{"requested", x.requested},
+                                         {"reserved", x.reserved},
+                                         {"count", x.count},
+                                         {"allocs", x.allocs},
+                                         {"frees", x.frees}};
     }
     j["devices"][std::to_string(d)] = dev;
     j["events"][std::to_string(d)] = t.events[d];
-    j["chip_id"][std::to_string(d)] = 0x7000 + d;
+    j["chip_id"][std::to_string(d)] = ttmem::test::kChipIdBase + d;
   }
   j["live"] = nlohmann::json::array();
-  for (const Live& l : t.live) j["live"].push_back({l.device, kNames[l.kind], l.id});
+  for (const Live& l : t.live)
+    j["live"].push_back({l.device, ttmem::test::kKindNames[l.kind], l.id});
   (void)cb_owner;
   std::string path = o.truth + "." + std::to_string(phase) + ".json";
   std::ofstream(path + ".tmp") << j.dump() << "\n";
@@ -255,14 +237,22 @@ bool parse(int argc, char** argv, Options& o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--devices") o.devices = uint32_t(std::atoi(v));
-    else if (k == "--threads") o.threads = uint32_t(std::atoi(v));
-    else if (k == "--ops") o.ops = uint32_t(std::atoi(v));
-    else if (k == "--phases") o.phases = uint32_t(std::atoi(v));
-    else if (k == "--cb-every") o.cb_every = uint32_t(std::atoi(v));
-    else if (k == "--seed") o.seed = std::strtoull(v, nullptr, 10);
-    else if (k == "--truth") o.truth = v;
-    else return false;
+    if (k == "--devices")
+      o.devices = uint32_t(std::atoi(v));
+    else if (k == "--threads")
+      o.threads = uint32_t(std::atoi(v));
+    else if (k == "--ops")
+      o.ops = uint32_t(std::atoi(v));
+    else if (k == "--phases")
+      o.phases = uint32_t(std::atoi(v));
+    else if (k == "--cb-every")
+      o.cb_every = uint32_t(std::atoi(v));
+    else if (k == "--seed")
+      o.seed = std::strtoull(v, nullptr, 10);
+    else if (k == "--truth")
+      o.truth = v;
+    else
+      return false;
   }
   return o.devices >= 1 && o.devices <= TTMEM_MAX_DEVICES && o.threads >= 1;
 }
@@ -272,12 +262,13 @@ bool parse(int argc, char** argv, Options& o) {
 int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, o)) {
-    std::fprintf(stderr, "usage: ttmem_testload [--devices N] [--threads T] [--ops K] "
-                         "[--phases P] [--cb-every C] [--seed S] [--truth PREFIX]\n");
+    std::fprintf(stderr,
+                 "usage: ttmem_testload [--devices N] [--threads T] [--ops K] "
+                 "[--phases P] [--cb-every C] [--seed S] [--truth PREFIX]\n");
     return 2;
   }
   for (uint32_t d = 0; d < o.devices; ++d) {
-    ttmem_device_desc desc = device_desc(d);
+    ttmem_device_desc desc = test_device_desc(d);
     ttmem::register_device(desc);
   }
   Truth cb_owner;
