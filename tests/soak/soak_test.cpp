@@ -147,15 +147,19 @@ Flatness flatness(const std::string& name, const std::vector<RssSampler::Sample>
   return f;
 }
 
-// Every sample, as CSV (seconds, process, bytes), to the file named by TTMEM_SOAK_RSS_CSV if set:
-// for plotting a run or finding where growth started.
+// Every sample, as CSV (test, seconds, process, bytes), appended to the file named by
+// TTMEM_SOAK_RSS_CSV if set: for plotting a run or finding where growth started.
 void write_csv(const RssSampler& sampler) {
   const char* path = std::getenv("TTMEM_SOAK_RSS_CSV");
   if (path == nullptr || *path == '\0') return;
-  std::ofstream out(path);
-  out << "seconds,process,rss_bytes\n";
+  const bool fresh = !fs::exists(path) || fs::file_size(path) == 0;
+  std::ofstream out(path, std::ios::app);
+  if (fresh) out << "test,seconds,process,rss_bytes\n";
+  const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
   for (const auto& [name, samples] : sampler.series()) {
-    for (const auto& s : samples) out << fmt::format("{:.2f},{},{}\n", s.seconds, name, s.rss);
+    for (const auto& s : samples) {
+      out << fmt::format("{},{:.2f},{},{}\n", test, s.seconds, name, s.rss);
+    }
   }
 }
 
