@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo bench asan tsan fuzz install clean format
+.PHONY: all deps configure build test demo bench soak asan tsan fuzz install clean format
 
 all: build
 
@@ -32,6 +32,14 @@ bench: build
 	  --benchmark_repetitions=$(BENCH_REPETITIONS) --benchmark_report_aggregates_only=true \
 	  --benchmark_out=bench/results.json --benchmark_out_format=json
 	@/usr/bin/python3 scripts/bench_summary.py bench/results.json
+
+# The soak (docs/reliability.md#soak): sims in a loop against ttmemd for SOAK_SECONDS with a
+# long-lived client and collector, asserting flat RSS and exact totals; then an hour's worth of
+# allocation churn. `make test` runs a short version.
+SOAK_SECONDS ?= 600
+soak: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target ttmem_soak_tests
+	@TTMEM_SOAK_SECONDS=$(SOAK_SECONDS) $(BUILD_DIR)/tests/soak/ttmem_soak_tests
 
 # The whole test suite under sanitizers, each in its own build directory. The Python tests are
 # left out: the interpreter itself is not instrumented.

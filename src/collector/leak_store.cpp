@@ -1,6 +1,7 @@
 #include "collector/leak_store.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "collector/json.h"
 
@@ -26,8 +25,7 @@ constexpr const char* kLeakSuffix = ".leaks.json";
 bool is_leak_file(const fs::directory_entry& e) {
   const std::string name = e.path().filename().string();
   return name.size() > std::strlen(kLeakSuffix) &&
-         name.compare(name.size() - std::strlen(kLeakSuffix), std::string::npos, kLeakSuffix) ==
-             0;
+         name.compare(name.size() - std::strlen(kLeakSuffix), std::string::npos, kLeakSuffix) == 0;
 }
 
 std::vector<fs::directory_entry> leak_files(const std::string& dir) {
@@ -57,6 +55,28 @@ mode_t group_read_of_parent(const std::string& dir) {
 
 }  // namespace
 
+LeakStore::Parsed LeakStore::parse_file(const std::string& path, uint64_t size,
+                                        std::error_code size_error) {
+  Parsed parsed;
+  parsed.size = size;
+  if (size_error || size > kMaxFileBytes) {
+    parsed.error = "leak file too large or unreadable; remove it";
+    return parsed;
+  }
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  try {
+    auto doc = nlohmann::json::parse(buf.str());
+    for (const auto& j : doc.at("leaks")) parsed.records.push_back(leak_from_json(j));
+  } catch (const nlohmann::json::exception& e) {
+    parsed.records.clear();
+    parsed.error = fmt::format("malformed leak file ({}); remove it", e.what());
+  }
+  parsed.count = parsed.records.size();
+  return parsed;
+}
+
 std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
   if (leaks.empty()) return {};
   const mode_t group_read = group_read_of_parent(dir_);
@@ -66,8 +86,8 @@ std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
   }
   nlohmann::json doc = {{"version", 1}, {"leaks", nlohmann::json::array()}};
   for (const auto& l : leaks) doc["leaks"].push_back(to_json(l));
-  std::string name = fmt::format("ttmem-{}-{}{}", leaks[0].pid, leaks[0].process_start_time,
-                                 kLeakSuffix);
+  std::string name =
+      fmt::format("ttmem-{}-{}{}", leaks[0].pid, leaks[0].process_start_time, kLeakSuffix);
   std::string path = dir_ + "/" + name;
   std::string tmp = path + ".tmp";
   {
@@ -84,53 +104,72 @@ std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
     ::unlink(tmp.c_str());
     return fmt::format("cannot rename {}: {}", tmp, std::strerror(errno));
   }
-  auto files = leak_files(dir_);
-  for (size_t i = 0; i + kMaxFiles < files.size(); ++i) {
+  for (const std::string& beyond : scan()) {
     std::error_code ec;
-    fs::remove(files[i].path(), ec);
+    fs::remove(beyond, ec);
   }
   return {};
 }
 
-std::vector<LeakRecord> LeakStore::load(std::vector<SegmentProblem>* problems) const {
-  std::vector<LeakRecord> out;
+std::vector<std::string> LeakStore::scan() const {
+  const auto files = leak_files(dir_);
   std::map<std::string, Parsed> seen;
-  for (const auto& f : leak_files(dir_)) {
-    const std::string path = f.path().string();
+  std::vector<std::string> beyond;
+  retained_.clear();
+  size_t records = 0;
+  for (auto f = files.rbegin(); f != files.rend(); ++f) {
+    const std::string path = f->path().string();
+    const bool full =
+        !retained_.empty() && (retained_.size() == kMaxFiles || records >= kMaxRecords);
+    if (full) {
+      beyond.push_back(path);
+      continue;
+    }
     std::error_code ec1, ec2;
-    uint64_t size = f.file_size(ec1);
-    int64_t mtime = f.last_write_time(ec2).time_since_epoch().count();
+    uint64_t size = f->file_size(ec1);
+    int64_t mtime = f->last_write_time(ec2).time_since_epoch().count();
     Parsed parsed;
     auto cached = cache_.find(path);
-    if (cached != cache_.end() && !ec1 && !ec2 && cached->second.size == size &&
-        cached->second.mtime_ns == mtime) {
+    bool usable = cached != cache_.end() && !ec1 && !ec2 && cached->second.size == size &&
+                  cached->second.mtime_ns == mtime;
+    if (usable && cached->second.records.size() != cached->second.count) {
+      // Only its count was kept (it was beyond the bounds): enough while it still is.
+      usable = !retained_.empty() && records + cached->second.count > kMaxRecords;
+    }
+    if (usable) {
       parsed = std::move(cached->second);
     } else {
-      parsed.size = size;
+      parsed = parse_file(path, size, ec1);
       parsed.mtime_ns = mtime;
-      if (ec1 || size > kMaxFileBytes) {
-        parsed.error = "leak file too large or unreadable; remove it";
-      } else {
-        std::ifstream in(path);
-        std::stringstream buf;
-        buf << in.rdbuf();
-        try {
-          auto doc = nlohmann::json::parse(buf.str());
-          for (const auto& j : doc.at("leaks")) parsed.records.push_back(leak_from_json(j));
-        } catch (const nlohmann::json::exception& e) {
-          parsed.records.clear();
-          parsed.error = fmt::format("malformed leak file ({}); remove it", e.what());
-        }
-      }
     }
+    if (!retained_.empty() && records + parsed.count > kMaxRecords) {
+      // The first file that does not fit: every older one is beyond the bounds too. Its count
+      // stays cached, so a reader that does not prune does not parse it again.
+      records = kMaxRecords;
+      parsed.records = std::vector<LeakRecord>();  // frees them, as clear() would not
+      beyond.push_back(path);
+    } else {
+      records += parsed.count;
+      retained_.push_back(path);
+    }
+    seen.emplace(path, std::move(parsed));
+  }
+  std::reverse(retained_.begin(), retained_.end());
+  cache_ = std::move(seen);  // files that are gone, or beyond the bounds, leave the cache
+  return beyond;
+}
+
+std::vector<LeakRecord> LeakStore::load(std::vector<SegmentProblem>* problems) const {
+  scan();
+  std::vector<LeakRecord> out;
+  for (const std::string& path : retained_) {
+    const Parsed& parsed = cache_.at(path);
     if (!parsed.error.empty()) {
       problems->push_back({path, parsed.error});
     } else {
       out.insert(out.end(), parsed.records.begin(), parsed.records.end());
     }
-    seen.emplace(path, std::move(parsed));
   }
-  cache_ = std::move(seen);  // files that are gone leave the cache
   return out;
 }
 

@@ -5,13 +5,13 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "harness.h"
+#include "test_device.h"
 
 namespace ttmem::test {
 
@@ -21,8 +21,7 @@ struct HttpReply {
 };
 
 // GET url+path (url like http://127.0.0.1:1234), with an optional bearer token.
-HttpReply http_get(const std::string& url, const std::string& path,
-                   const std::string& token = "");
+HttpReply http_get(const std::string& url, const std::string& path, const std::string& token = "");
 
 // Any other method, without a body (the API must refuse all but GET).
 HttpReply http_request(const std::string& method, const std::string& url, const std::string& path);
@@ -30,11 +29,6 @@ HttpReply http_request(const std::string& method, const std::string& url, const 
 // GET that must answer 200 with JSON.
 nlohmann::json get_json(const std::string& url, const std::string& path,
                         const std::string& token = "");
-
-// "" when every (device, kind) of a ttmemd status JSON equals the truth (the JSON that
-// ttmem_testload writes: devices.<id>.<KIND>.{requested, reserved, count, allocs, frees} and
-// chip_id.<id>), else the first difference.
-std::string status_differs(const nlohmann::json& status, const nlohmann::json& truth);
 
 // Polls until `check` returns "" (success) or the deadline passes; returns the last complaint.
 template <class Check>
@@ -53,10 +47,16 @@ std::string eventually(Check check, int seconds = 15) {
 // returned once it holds its final state; a test failure if it does not get there.
 std::unique_ptr<Child> start_held_llama(const std::string& dir);
 
+// "" when every (device, kind) of a status document (`ttmem status --json`, /api/v1/status)
+// equals a tracked program's truth file (ttmem_testload, ttmem_soak_client), else the first
+// difference.
+std::string status_differs(const nlohmann::json& status, const nlohmann::json& truth);
+
 // A loopback TCP port that was free a moment ago.
 int free_port();
 
-// ttmemd on 127.0.0.1, port 0 (unless extra has --listen), with `dir` as its segment directory, plus extra arguments.
+// ttmemd on 127.0.0.1, port 0 (unless extra has --listen), with `dir` as its segment directory,
+// plus extra arguments.
 class Ttmemd {
  public:
   Ttmemd(const std::string& dir, std::vector<std::string> extra = {});

@@ -1,5 +1,6 @@
 // ttmemd across real processes: tracked programs (ttmem_testload) with exact ground truth, the
 // real daemon on a loopback port, and the real Prometheus server scraping two daemons.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,8 +12,6 @@
 #include <regex>
 #include <set>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "daemon_harness.h"
 
@@ -172,7 +171,8 @@ struct Sample {
 };
 
 // Parses the exposition text, failing the test on any line that is not valid.
-std::vector<Sample> parse_exposition(const std::string& text, std::map<std::string, std::string>* types) {
+std::vector<Sample> parse_exposition(const std::string& text,
+                                     std::map<std::string, std::string>* types) {
   static const std::regex kSample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+]+)$)");
   static const std::regex kLabel(R"re(([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)")re");
   std::vector<Sample> out;
@@ -266,9 +266,9 @@ TEST(DaemonMetrics, FollowPrometheusNamingAndStayMonotonic) {
                 if (s.name == "ttmem_tracked_processes") processes_gone = s.value == 0;
               }
               if (!processes_gone) return std::string("process still tracked");
-              return allocs >= allocs_before ? std::string()
-                                             : "allocations_total went down to " +
-                                                   std::to_string(allocs);
+              return allocs >= allocs_before
+                         ? std::string()
+                         : "allocations_total went down to " + std::to_string(allocs);
             }),
             "");
 
@@ -295,10 +295,9 @@ class Prometheus {
     url_ = "http://127.0.0.1:" + std::to_string(port);
     targets_ = targets.size();
     child_ = std::make_unique<Child>(
-        std::vector<std::string>{kPath, "--config.file=" + config,
-                                 "--storage.tsdb.path=" + work_dir + "/tsdb",
-                                 "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                 "--log.level=warn"},
+        std::vector<std::string>{
+            kPath, "--config.file=" + config, "--storage.tsdb.path=" + work_dir + "/tsdb",
+            "--web.listen-address=127.0.0.1:" + std::to_string(port), "--log.level=warn"},
         std::map<std::string, std::string>{});
   }
   ~Prometheus() {
@@ -346,9 +345,9 @@ class Prometheus {
   size_t targets_ = 0;
 };
 
-#define ASSERT_PROMETHEUS_INSTALLED()                                                       \
-  ASSERT_EQ(::access(Prometheus::kPath, X_OK), 0)                                           \
-      << "the Prometheus server is not installed (" << Prometheus::kPath                    \
+#define ASSERT_PROMETHEUS_INSTALLED()                                    \
+  ASSERT_EQ(::access(Prometheus::kPath, X_OK), 0)                        \
+      << "the Prometheus server is not installed (" << Prometheus::kPath \
       << "): run scripts/install-deps.sh (Debian package 'prometheus')"
 
 // Both targets up, then Prometheus's sums per kind equal the truth (once a scrape after the
@@ -356,10 +355,10 @@ class Prometheus {
 void expect_prometheus_sums(const Prometheus& prom, const std::map<std::string, uint64_t>& reserved,
                             const std::map<std::string, uint64_t>& requested) {
   EXPECT_EQ(eventually([&] { return prom.targets_down(); }, 30), "");
-  EXPECT_EQ(eventually(
-                [&] { return prom.sum_by_kind_differs("ttmem_device_reserved_bytes", reserved); },
-                20),
-            "");
+  EXPECT_EQ(
+      eventually([&] { return prom.sum_by_kind_differs("ttmem_device_reserved_bytes", reserved); },
+                 20),
+      "");
   EXPECT_EQ(prom.sum_by_kind_differs("ttmem_device_allocated_bytes", requested), "");
 }
 

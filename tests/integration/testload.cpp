@@ -24,7 +24,7 @@
 
 namespace {
 
-using ttmem::test::kTestUnreservedBase;
+using ttmem::test::kUnreservedBase;
 
 struct Options {
   uint32_t devices = 8;
@@ -181,7 +181,7 @@ class Worker {
     uint16_t x1 = uint16_t(uniform(8)), y1 = uint16_t(uniform(8));
     uint64_t size = 32 * (1 + uniform(2048));
     uint64_t cores = uint64_t(x1 + 1) * (y1 + 1);
-    ttmem::cb_alloc(device, {{0, 0, x1, y1}}, kTestUnreservedBase, size, next_id_);
+    ttmem::cb_alloc(device, {{0, 0, x1, y1}}, kUnreservedBase, size, next_id_);
     cbs.push_back(size * cores);
     t.requested += size * cores;
     t.reserved += size * cores;

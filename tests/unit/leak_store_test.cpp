@@ -2,10 +2,11 @@
 // viewer that loads many times sees every change to the directory.
 #include "collector/leak_store.h"
 
+#include <gtest/gtest.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace ttmem {
 namespace {
@@ -63,6 +64,48 @@ TEST_F(LeakStoreTest, SavedRecordsLoadBackAndChangesAreSeen) {
 
   EXPECT_EQ(store.clear(), 2u);
   EXPECT_TRUE(store.load(&problems).empty());
+}
+
+std::vector<LeakRecord> leaks_of(pid_t pid, size_t n) {
+  std::vector<LeakRecord> out;
+  for (size_t i = 0; i < n; ++i) out.push_back(leak(pid, i + 1, 4096));
+  return out;
+}
+
+// Collectors hold every retained record in memory, so retention is bounded in records as well as
+// files: the oldest files go first, and the newest file is kept whole even when it alone is over.
+TEST_F(LeakStoreTest, RetentionIsBoundedInRecordsNewestKept) {
+  LeakStore store(dir_);
+  const size_t third = LeakStore::kMaxRecords * 2 / 5;  // two fit, three do not
+  std::vector<SegmentProblem> problems;
+  // Increasing pids: files saved within one clock tick are ordered by name.
+  ASSERT_EQ(store.save(leaks_of(101, third)), "");
+  ASSERT_EQ(store.save(leaks_of(102, third)), "");
+  EXPECT_EQ(store.load(&problems).size(), 2 * third);
+  ASSERT_EQ(store.save(leaks_of(103, third)), "");
+  auto loaded = store.load(&problems);
+  ASSERT_EQ(loaded.size(), 2 * third);
+  EXPECT_EQ(loaded.front().pid, 102);
+  EXPECT_EQ(loaded.back().pid, 103);
+  EXPECT_FALSE(fs::exists(dir_ + "/ttmem-101-42.leaks.json"));
+
+  // A file over the bound by itself: it is kept, every older one goes.
+  ASSERT_EQ(store.save(leaks_of(104, LeakStore::kMaxRecords + 1)), "");
+  loaded = store.load(&problems);
+  ASSERT_EQ(loaded.size(), LeakStore::kMaxRecords + 1);
+  EXPECT_EQ(loaded.front().pid, 104);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+
+  // An older file written behind the store's back: a reader leaves it alone but does not hold it.
+  const fs::path older = dir_ + "/ttmem-100-42.leaks.json";
+  fs::copy_file(dir_ + "/ttmem-104-42.leaks.json", older);
+  fs::last_write_time(older, fs::last_write_time(older) - std::chrono::hours(1));
+  LeakStore reader(dir_);
+  loaded = reader.load(&problems);
+  ASSERT_EQ(loaded.size(), LeakStore::kMaxRecords + 1);
+  EXPECT_EQ(loaded.front().pid, 104);
+  EXPECT_TRUE(fs::exists(older));
+  EXPECT_TRUE(problems.empty());
 }
 
 }  // namespace
