@@ -102,7 +102,13 @@ void Collector::track(const std::string& path, const SegmentName& name) {
   int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
   if (known != problems_.end() && known->second.inode == st.st_ino &&
       known->second.size == uint64_t(st.st_size) && known->second.mtime_ns == mtime) {
-    return;  // same bad file as before: still reported, not re-parsed
+    // Same bad file as before: still reported, not re-parsed. Except a segment refused because
+    // its process did not hold it: an exiting process closes and unmaps its segment a moment
+    // before it stops being alive, so once it has ended the segment is judged again (as the
+    // segment of a process that ended before it could be checked).
+    bool ended = known->second.rejected == kRejectedNotHeld &&
+                 process_liveness(name.pid, name.start_time) != Liveness::Alive;
+    if (!ended) return;
   }
   auto remember_problem = [&](std::string error) {
     problems_[path] = Problem{std::move(error), st.st_ino, uint64_t(st.st_size), mtime};
