@@ -168,7 +168,7 @@ void expect_flat(const RssSampler& sampler, double warm_up_seconds) {
   for (const auto& [name, samples] : sampler.series()) {
     Flatness f = flatness(name, samples, warm_up_seconds);
     std::printf("rss %s\n", f.row().c_str());
-    EXPECT_TRUE(f.flat()) << f.row();
+    if (kResidentMemoryIsMeaningful) EXPECT_TRUE(f.flat()) << f.row();
   }
 }
 
