@@ -15,10 +15,6 @@ constexpr uint32_t kCores = 64;
 // Chip ids are 0x7000 + logical id, so a status document maps back to the logical id.
 constexpr uint64_t kChipIdBase = 0x7000;
 
-// The names the status JSON and the truth files give the kinds, in protocol order.
-inline constexpr const char* kKindNames[] = {"DRAM",     "L1",    "SYSTEM_MEMORY",
-                                             "L1_SMALL", "TRACE", "CB"};
-
 inline ttmem_device_desc test_device_desc(uint32_t id) {
   ttmem_device_desc d = ttmem::make_device_desc();
   d.logical_id = id;

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/kinds.h"
 #include "test_device.h"
 #include "ttmem/ttmem.hpp"
 
@@ -206,13 +207,12 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, Truth& cb
   t.tallies.resize(o.devices);
   t.events.resize(o.devices, 0);
   for (const auto& w : workers) w.merge_into(t);
-  static const char* kNames[] = {"DRAM", "L1", "SYSTEM_MEMORY", "L1_SMALL", "TRACE", "CB"};
   nlohmann::json j;
   for (uint32_t d = 0; d < o.devices; ++d) {
     nlohmann::json dev;
     for (uint32_t k = 0; k < TTMEM_KIND_COUNT; ++k) {
       const Tally& x = t.tallies[d][k];
-      dev[kNames[k]] = {{"requested", x.requested}, {"reserved", x.reserved},
+      dev[std::string(ttmem::kKindNames[k])] = {{"requested", x.requested}, {"reserved", x.reserved},
                         {"count", x.count},         {"allocs", x.allocs},
                         {"frees", x.frees}};
     }
@@ -223,7 +223,7 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, Truth& cb
   const char* setup = ttmem_setup_message();
   j["setup_message"] = setup != nullptr ? setup : "";
   j["live"] = nlohmann::json::array();
-  for (const Live& l : t.live) j["live"].push_back({l.device, kNames[l.kind], l.id});
+  for (const Live& l : t.live) j["live"].push_back({l.device, std::string(ttmem::kKindNames[l.kind]), l.id});
   (void)cb_owner;
   std::string path = o.truth + "." + std::to_string(phase) + ".json";
   std::ofstream(path + ".tmp") << j.dump() << "\n";

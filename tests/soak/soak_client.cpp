@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/kinds.h"
 #include "test_device.h"
 #include "ttmem/ttmem.hpp"
 
@@ -128,7 +129,7 @@ class SoakClient {
       nlohmann::json kinds;
       for (uint32_t k = 0; k < TTMEM_KIND_COUNT; ++k) {
         const Tally& t = tallies_[d][k];
-        kinds[ttmem::test::kKindNames[k]] = {{"requested", t.requested},
+        kinds[std::string(ttmem::kKindNames[k])] = {{"requested", t.requested},
                                              {"reserved", t.reserved},
                                              {"count", t.count},
                                              {"allocs", t.allocs},
