@@ -6,6 +6,7 @@
   recording/   a recording made by `ttmem record` around ttmem_testload
   legacy/      AllocMessage streams in the 72-, 112- and 144-byte forms
   http_query/  request targets for every API endpoint and parameter
+The http_response/ seeds (answers a server might send `ttmem --server`) are written by hand.
 
     fuzz/make_corpus.py BUILD_DIR      (a normal build with the tests: make build)
 """

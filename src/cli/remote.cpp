@@ -1,13 +1,12 @@
 #include "cli/remote.h"
 
-#include <httplib.h>
-
 #include <cctype>
 #include <cstdlib>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/http_client.h"
 #include "collector/json.h"
 #include "common/token.h"
 
@@ -61,35 +60,35 @@ Token find_token(const GlobalOptions& global) {
   return t;
 }
 
-json get_json(httplib::Client& client, const ServerAddress& server, const std::string& path,
-              const Token& token) {
-  httplib::Headers headers;
-  if (!token.value.empty()) headers.emplace("Authorization", "Bearer " + token.value);
-  std::string body;
-  bool too_big = false;
-  auto res = client.Get(
-      path, headers, [](const httplib::Response&) { return true; },
-      [&](const char* data, size_t n) {
-        if (body.size() + n > kMaxBodyBytes) {
-          too_big = true;
-          return false;
-        }
-        body.append(data, n);
-        return true;
-      });
-  if (too_big) {
-    throw CliError(fmt::format("ttmemd at {} sent more than 1 GiB for GET {}; is that URL a ttmemd?",
-                               server.url, path));
+json get_json(const ServerAddress& server, const std::string& path, const Token& token) {
+  HttpGet request;
+  // An IPv6 address is written in brackets in a URL, and resolved without them.
+  request.host = server.host.front() == '[' ? server.host.substr(1, server.host.size() - 2)
+                                            : server.host;
+  request.port = server.port;
+  request.target = path;
+  if (!token.value.empty()) request.headers.emplace_back("Authorization", "Bearer " + token.value);
+  request.max_response_bytes = kMaxBodyBytes;
+  HttpResult got = http_get(request);
+  switch (got.failure) {
+    case HttpFailure::None:
+      break;
+    case HttpFailure::Connect:
+      throw CliError(fmt::format("cannot reach ttmemd at {} ({}): check that ttmemd runs there "
+                                 "and listens on that address (ttmemd --listen HOST:PORT)",
+                                 server.url, got.detail));
+    case HttpFailure::TooLarge:
+      throw CliError(fmt::format("ttmemd at {} sent more than 1 GiB for GET {}; is that URL a "
+                                 "ttmemd?",
+                                 server.url, path));
+    case HttpFailure::Transfer:
+    case HttpFailure::Malformed:
+      throw CliError(fmt::format("GET {} from {} failed ({}): is that URL a ttmemd, and is it "
+                                 "still running?",
+                                 path, server.url, printable(got.detail)));
   }
-  if (!res) {
-    throw CliError(fmt::format("cannot reach ttmemd at {} ({}): check that ttmemd runs there and "
-                               "listens on that address (ttmemd --listen HOST:PORT)",
-                               server.url,
-                               res.error() == httplib::Error::Connection
-                                   ? "connection refused or timed out"
-                                   : httplib::to_string(res.error())));
-  }
-  if (res->status == 401) {
+  const HttpResponse& res = got.response;
+  if (res.status == 401) {
     if (token.value.empty()) {
       throw CliError(fmt::format("ttmemd at {} needs a token: pass --token-file FILE (the token "
                                  "on its first line) or set TTMEM_TOKEN",
@@ -99,14 +98,14 @@ json get_json(httplib::Client& client, const ServerAddress& server, const std::s
                                "ttmemd's --token-file",
                                server.url, token.source));
   }
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (res->status != 200) {
+  json j = json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+  if (res.status != 200) {
     std::string says = "no error message";
     if (j.is_object() && j.contains("error") && j["error"].is_string()) {
       says = printable(j["error"].get<std::string>());
     }
     throw CliError(fmt::format("ttmemd at {} answered HTTP {} to GET {}: {}", server.url,
-                               res->status, path, says));
+                               res.status, path, says));
   }
   if (j.is_discarded()) {
     throw CliError(fmt::format("{} sent malformed JSON for GET {}: is that URL a ttmemd? (its "
@@ -163,15 +162,9 @@ ServerAddress parse_server_url(const std::string& text) {
 Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers) {
   ServerAddress server = parse_server_url(global.server);
   Token token = find_token(global);
-  // httplib resolves an IPv6 address without its brackets.
-  std::string host = server.host;
-  if (host.front() == '[') host = host.substr(1, host.size() - 2);
-  httplib::Client client(host, server.port);
-  client.set_connection_timeout(5);
-  client.set_read_timeout(30);
-  json status = get_json(client, server, "/api/v1/status", token);
-  json buffers = list_buffers ? get_json(client, server, "/api/v1/buffers?limit=0", token) : json();
-  json leaks = get_json(client, server, "/api/v1/leaks", token);
+  json status = get_json(server, "/api/v1/status", token);
+  json buffers = list_buffers ? get_json(server, "/api/v1/buffers?limit=0", token) : json();
+  json leaks = get_json(server, "/api/v1/leaks", token);
   try {
     return snapshot_from_json(status, buffers, leaks);
   } catch (const json::exception& e) {
