@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <vector>
 
 #include "segment_file.h"
 
@@ -70,6 +71,61 @@ TEST(SegmentReader, HostileRecordsAreCountedNotTrusted) {
   EXPECT_EQ(st.records[0].tag, 4000u);
   EXPECT_EQ(reader->tag(4000), "");
   EXPECT_EQ(st.corrupt_records, 3u);
+}
+
+// The scan in place visits exactly what read() copies, with the same counts, and finds a device
+// or tag registered after the rest of the segment was read.
+TEST(SegmentReader, VisitingInPlaceSeesWhatReadCopies) {
+  SegmentFile f;
+  for (uint32_t slot = 0; slot < 40; ++slot) {
+    pr::BufferRecord r{};
+    r.kind = uint8_t(slot % pr::kNumKinds);
+    r.buffer_id = slot;
+    r.address = slot * 4096;
+    r.size_per_bank = 4096;
+    if (slot % 7 == 3) r.kind = 99;    // corrupt
+    if (slot % 11 == 5) r.device = 3;  // unregistered: corrupt
+    if (slot % 4 == 1) continue;       // free slot
+    f.put(slot, r);
+  }
+  std::string err;
+  auto reader = SegmentReader::open(f.path(), &err);
+  ASSERT_TRUE(reader) << err;
+  SegmentState copied;
+  ASSERT_TRUE(reader->read(&copied, &err)) << err;
+  ASSERT_GT(copied.corrupt_records, 0u);
+
+  SegmentState in_place;
+  ASSERT_TRUE(reader->read_without_records(&in_place, &err)) << err;
+  EXPECT_TRUE(in_place.records.empty());
+  // Registered after the device slots and strings were read, before the records are.
+  pr::DeviceSlot late = *f.devices();
+  late.logical_id = 2;
+  late.chip_id = 78;
+  pr::seqlock_write32(&f.devices()[2], late);
+  pr::StringSlot tag{};
+  std::strcpy(tag.text, "ttnn::late");
+  tag.len = uint8_t(std::strlen(tag.text));
+  f.strings()[1] = tag;
+  f.header()->string_count = 2;
+  pr::BufferRecord on_late{};
+  on_late.device = 2;
+  on_late.tag = 1;
+  on_late.buffer_id = 1000;
+  f.put(40, on_late);
+
+  std::vector<pr::BufferRecord> visited;
+  reader->for_each_live_record(&in_place, [&](const pr::BufferRecord& r) { visited.push_back(r); });
+  ASSERT_EQ(visited.size(), copied.records.size() + 1);
+  for (size_t i = 0; i < copied.records.size(); ++i) {
+    EXPECT_EQ(std::memcmp(&visited[i], &copied.records[i], sizeof(pr::BufferRecord)), 0) << i;
+  }
+  EXPECT_EQ(visited.back().buffer_id, 1000u);
+  ASSERT_TRUE(in_place.devices[2]);
+  EXPECT_EQ(in_place.devices[2]->chip_id, 78u);
+  EXPECT_EQ(reader->tag(1), "ttnn::late");
+  EXPECT_EQ(in_place.corrupt_records, copied.corrupt_records);
+  EXPECT_EQ(in_place.torn_records, copied.torn_records);
 }
 
 // Command lines, tags and board names are whatever bytes the writer put there; what the reader
