@@ -415,6 +415,7 @@ void Collector::build_snapshot() {
         v.logical_ids.push_back(d);
       }
       for (uint32_t k = 0; k < kNumKinds; ++k) {
+        if (k == uint32_t(pr::Kind::Cb)) continue;  // CBs take no ranges in the map
         uint64_t room = std::min<uint64_t>(st.counters[d][k].live_count, unreserved_ranges);
         unreserved_ranges -= room;
         auto& kind_ranges = ranges[it->second][k];

@@ -213,6 +213,7 @@ bool SegmentReader::read_without_records(SegmentState* out, std::string* error) 
 
   uint32_t high = pr::load_u32(&h->slab_high_water, std::memory_order_acquire);
   out->record_slots = std::min(high, header_.slab_capacity);
+  // Nothing is known of the records until they are scanned.
   out->records.clear();
   out->torn_records = 0;
   out->corrupt_records = 0;
