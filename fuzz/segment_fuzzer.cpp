@@ -64,6 +64,19 @@ void read_and_check(ttmem::SegmentReader& reader) {
     check_text(reader.tag(r.tag));
     FUZZ_CHECK(r.address <= UINT64_MAX - r.size_per_bank);
   }
+  // Scanning in place (what a collector that only aggregates does) visits exactly the records
+  // read() copied, and counts the same rejects.
+  ttmem::SegmentState in_place;
+  FUZZ_CHECK(reader.read_without_records(&in_place, &error));
+  size_t visited = 0;
+  reader.for_each_live_record(&in_place, [&](const pr::BufferRecord& r) {
+    FUZZ_CHECK(visited < state.records.size() &&
+               std::memcmp(&r, &state.records[visited], sizeof r) == 0);
+    ++visited;
+  });
+  FUZZ_CHECK(visited == state.records.size());
+  FUZZ_CHECK(in_place.corrupt_records == state.corrupt_records &&
+             in_place.torn_records == state.torn_records);
   for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
     if (!state.devices[d]) continue;
     FUZZ_CHECK(state.devices[d]->logical_id == d);

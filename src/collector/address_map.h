@@ -21,4 +21,8 @@ struct FreeSpace {
 // only their parts inside [region_begin, region_end) count. `used` is sorted in place.
 FreeSpace free_space(std::vector<AddressRange>& used, uint64_t region_begin, uint64_t region_end);
 
+// Sorts by `begin` (ranges with equal begins in no set order), as free_space() does: a radix sort
+// over the bytes in which the begins differ, std::sort below a few hundred ranges.
+void sort_by_begin(std::vector<AddressRange>& ranges);
+
 }  // namespace ttmem

@@ -314,7 +314,11 @@ void Collector::refresh() {
     bool dead = is_dead(t);
     std::string error;
     t.stamp = t.reader->change_stamp();  // before the read: a change during it shows next time
-    t.read_ok = t.reader->read(&t.state, &error);
+    // Records are copied only where they are needed one by one: to list buffers, or to turn a
+    // dead process's into leak records. Otherwise build_snapshot() folds them in place.
+    t.records_copied = options_.list_buffers || (dead && options_.reap);
+    t.read_ok = t.records_copied ? t.reader->read(&t.state, &error)
+                                 : t.reader->read_without_records(&t.state, &error);
     if (!t.read_ok) {
       problems_[it->first] = Problem{error};
       if (t.pidfd >= 0) ::close(t.pidfd);
@@ -361,9 +365,9 @@ void Collector::build_snapshot() {
   for (const auto& [path, t] : segments_) total_records += t.state.records.size();
   if (options_.list_buffers) s.buffers.reserve(total_records);
 
-  for (const auto& [path, t] : segments_) {
-    const SegmentReader& r = *t.reader;
-    const SegmentState& st = t.state;
+  for (auto& [path, t] : segments_) {
+    SegmentReader& r = *t.reader;
+    SegmentState& st = t.state;
     ProcessView p;
     p.pid = r.pid();
     p.start_time = r.start_time();
@@ -373,14 +377,16 @@ void Collector::build_snapshot() {
     p.segment_check = t.check;
     p.exited = st.process_state == pr::kStateExited;
     p.counters = st.process_counters;
-    p.torn_records = st.torn_records;
-    p.corrupt_records = st.corrupt_records;
 
-    // Devices of this process, mapped to the model's devices by chip id.
+    // Devices of this process, mapped to the model's devices by chip id on first use: records
+    // folded in place may name a device the reader found only while scanning them.
     std::array<int, pr::kMaxDevices> local_to_model;
     local_to_model.fill(-1);
-    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
-      if (!st.devices[d]) continue;
+    // Room for this process's ranges up front. The live counters are not trusted: together they
+    // are held to the records there are (or, before the scan, the slots it will visit).
+    uint64_t unreserved_ranges = t.records_copied ? st.records.size() : st.record_slots;
+    auto model_device = [&](uint32_t d) -> size_t {
+      if (local_to_model[d] >= 0) return size_t(local_to_model[d]);
       const pr::DeviceSlot& slot = *st.devices[d];
       auto [it, inserted] = device_index.emplace(slot.chip_id, s.devices.size());
       if (inserted) {
@@ -408,29 +414,15 @@ void Collector::build_snapshot() {
       if (std::find(v.logical_ids.begin(), v.logical_ids.end(), d) == v.logical_ids.end()) {
         v.logical_ids.push_back(d);
       }
-      ProcessDeviceTotals totals;
-      totals.chip_id = slot.chip_id;
       for (uint32_t k = 0; k < kNumKinds; ++k) {
-        const pr::KindCounters& c = st.counters[d][k];
-        v.kinds[k].peak += c.peak_reserved;
-        v.kinds[k].total_allocs += c.total_allocs;
-        v.kinds[k].total_frees += c.total_frees;
-        totals.allocs[k] = c.total_allocs;
-        totals.frees[k] = c.total_frees;
-        // Room for this process's ranges up front (clamped: the counter is not trusted).
+        if (k == uint32_t(pr::Kind::Cb)) continue;  // CBs take no ranges in the map
+        uint64_t room = std::min<uint64_t>(st.counters[d][k].live_count, unreserved_ranges);
+        unreserved_ranges -= room;
         auto& kind_ranges = ranges[it->second][k];
-        kind_ranges.reserve(kind_ranges.size() +
-                            std::min<uint64_t>(c.live_count, st.records.size()));
+        kind_ranges.reserve(kind_ranges.size() + room);
       }
-      uint64_t head = st.ring_heads[d];
-      uint64_t lost = options_.drain_events
-                          ? r.dropped(d)
-                          : (head > r.ring_capacity() ? head - r.ring_capacity() : 0);
-      v.dropped_events += lost;
-      p.dropped_events += lost;
-      totals.dropped_events = lost;
-      p.device_totals.push_back(totals);
-    }
+      return it->second;
+    };
 
     // Tag ids are small per-segment integers: resolve each to its TagUsage once.
     std::vector<int> tag_of_id;
@@ -446,11 +438,11 @@ void Collector::build_snapshot() {
       return s.tags[size_t(tag_of_id[id])];
     };
 
-    for (const auto& rec : st.records) {
-      int m = local_to_model[rec.device];
-      if (m < 0) continue;
+    // Every record is folded here, whether it was copied by the read or is visited in place.
+    auto fold = [&](const pr::BufferRecord& rec) {
+      const size_t m = model_device(rec.device);
       const pr::DeviceSlot& slot = *st.devices[rec.device];
-      DeviceView& v = s.devices[size_t(m)];
+      DeviceView& v = s.devices[m];
       const uint64_t reserved = reserved_of(rec, slot);
       const bool is_cb = rec.kind == uint8_t(pr::Kind::Cb);
       const uint64_t requested = is_cb ? reserved : rec.size;
@@ -464,7 +456,7 @@ void Collector::build_snapshot() {
       if (is_cb) {
         v.cb_region_end = std::max(v.cb_region_end, rec.address + rec.size);
       } else {
-        ranges[size_t(m)][rec.kind].push_back({rec.address, rec.address + rec.size_per_bank});
+        ranges[m][rec.kind].push_back({rec.address, rec.address + rec.size_per_bank});
         if (rec.kind == uint8_t(pr::Kind::L1)) {
           v.lowest_l1_address =
               v.has_l1_buffers ? std::min(v.lowest_l1_address, rec.address) : rec.address;
@@ -474,7 +466,7 @@ void Collector::build_snapshot() {
       TagUsage& tag = tag_usage(rec.tag);
       tag.reserved[rec.kind] += reserved;
       tag.buffers += 1;
-      if (!options_.list_buffers) continue;
+      if (!options_.list_buffers) return;
       BufferView& b = s.buffers.emplace_back();
       b.pid = p.pid;
       b.process_start_time = p.start_time;
@@ -493,6 +485,37 @@ void Collector::build_snapshot() {
       for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
       b.tag = r.tag(rec.tag);
       b.time_ns = rec.time_ns;
+    };
+    if (t.records_copied) {
+      for (const auto& rec : st.records) fold(rec);
+    } else {
+      r.for_each_live_record(&st, fold);
+    }
+    p.torn_records = st.torn_records;
+    p.corrupt_records = st.corrupt_records;
+
+    // After the records: the scan may have found devices the read had not.
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+      if (!st.devices[d]) continue;
+      DeviceView& v = s.devices[model_device(d)];
+      ProcessDeviceTotals totals;
+      totals.chip_id = st.devices[d]->chip_id;
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        const pr::KindCounters& c = st.counters[d][k];
+        v.kinds[k].peak += c.peak_reserved;
+        v.kinds[k].total_allocs += c.total_allocs;
+        v.kinds[k].total_frees += c.total_frees;
+        totals.allocs[k] = c.total_allocs;
+        totals.frees[k] = c.total_frees;
+      }
+      uint64_t head = st.ring_heads[d];
+      uint64_t lost = options_.drain_events
+                          ? r.dropped(d)
+                          : (head > r.ring_capacity() ? head - r.ring_capacity() : 0);
+      v.dropped_events += lost;
+      p.dropped_events += lost;
+      totals.dropped_events = lost;
+      p.device_totals.push_back(totals);
     }
     s.dropped_events += p.dropped_events;
     s.processes.push_back(std::move(p));

@@ -59,7 +59,8 @@ class Collector {
 
   // The reader and latest state of a tracked process, or nullopt once it has left the model: for
   // event-sink consumers (the recorder) that need its device descriptors and tag strings. Valid
-  // until the next refresh(); callable from inside the sink.
+  // until the next refresh(); callable from inside the sink. state->records is filled only when
+  // the collector lists buffers: otherwise records are folded in place, never copied.
   struct ProcessAccess {
     const SegmentReader* reader;
     const SegmentState* state;
@@ -80,6 +81,7 @@ class Collector {
     int pidfd = -1;
     SegmentState state;
     bool read_ok = false;
+    bool records_copied = false;  // state.records holds the records; else fold them in place
     uint64_t stamp = 0;  // change_stamp() taken just before the last read
   };
   struct Problem {

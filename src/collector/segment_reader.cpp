@@ -198,7 +198,7 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
 }
 
-bool SegmentReader::read(SegmentState* out, std::string* error) {
+bool SegmentReader::read_without_records(SegmentState* out, std::string* error) {
   struct stat st;
   if (::fstat(fd_, &st) != 0 || uint64_t(st.st_size) != size_) {
     *error = "segment was resized after it was opened";
@@ -212,12 +212,20 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
   for (uint32_t d = 0; d < pr::kMaxDevices; ++d) read_device(d, out);
 
   uint32_t high = pr::load_u32(&h->slab_high_water, std::memory_order_acquire);
-  high = std::min(high, header_.slab_capacity);
-  const auto* records = at<pr::BufferRecord>(base_, header_.slab_offset);
+  out->record_slots = std::min(high, header_.slab_capacity);
+  // Nothing is known of the records until they are scanned.
   out->records.clear();
+  out->torn_records = 0;
+  out->corrupt_records = 0;
+  return true;
+}
+
+bool SegmentReader::read(SegmentState* out, std::string* error) {
+  if (!read_without_records(out, error)) return false;
   // The counters say how many records are live: reserving that (plus headroom for allocations
   // made while we scan) avoids regrowth copies, which at 100,000 buffers cost more than the scan.
   // The counters are hostile input like the rest, so the guess is clamped to the slots scanned.
+  const uint32_t high = out->record_slots;
   uint64_t live = 0;
   for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
     if (!out->devices[d]) continue;
@@ -230,34 +238,31 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
     out->records.reserve(wanted);
     advise_huge_pages(out->records.data(), out->records.capacity() * sizeof(pr::BufferRecord));
   }
-  out->torn_records = 0;
-  out->corrupt_records = 0;
-  for (uint32_t i = 0; i < high; ++i) {
-    // Cheap pre-check: most free slots are skipped without a full copy.
-    // A record with an odd sequence is an allocation still being written: not acknowledged to
-    // its caller yet, so not live (and, if its writer died there, never live).
-    uint64_t w0 = pr::load_word(reinterpret_cast<const uint64_t*>(&records[i]));
-    if (!((w0 >> 56) & pr::kRecordLive) || (w0 & 1)) continue;
-    pr::BufferRecord r;
-    bool ok = false;
-    for (int t = 0; t < kReadRetries && !ok; ++t) ok = pr::seqlock_read32(&records[i], &r);
-    if (!ok) {
-      uint64_t again = pr::load_word(reinterpret_cast<const uint64_t*>(&records[i]));
-      if (!(again & 1)) ++out->torn_records;  // still changing under us, not merely in progress
-      continue;
-    }
-    if (!(r.flags & pr::kRecordLive)) continue;
-    // A tag interned after this read began: strings are published before the records that
-    // use them, so reading the table again finds it.
-    if (r.tag >= strings_.size()) refresh_strings();
-    // Likewise a device registered after the device slots were read: the client registers a
-    // device before it writes any record on it, so reading its slot again finds it.
-    if (r.device < pr::kMaxDevices && !out->devices[r.device]) read_device(r.device, out);
-    if (!valid_record(r, *out)) {
-      ++out->corrupt_records;
-      continue;
-    }
-    out->records.push_back(r);
+  for_each_live_record(out, [out](const pr::BufferRecord& r) { out->records.push_back(r); });
+  return true;
+}
+
+bool SegmentReader::read_live_record(const pr::BufferRecord& slot, SegmentState* st,
+                                     pr::BufferRecord* record) {
+  bool ok = false;
+  for (int t = 0; t < kReadRetries && !ok; ++t) ok = pr::seqlock_read32(&slot, record);
+  if (!ok) {
+    uint64_t again = pr::load_word(reinterpret_cast<const uint64_t*>(&slot));
+    if (!(again & 1)) ++st->torn_records;  // still changing under us, not merely in progress
+    return false;
+  }
+  if (!(record->flags & pr::kRecordLive)) return false;
+  // A tag interned after this read began: strings are published before the records that
+  // use them, so reading the table again finds it.
+  if (record->tag >= strings_.size()) refresh_strings();
+  // Likewise a device registered after the device slots were read: the client registers a
+  // device before it writes any record on it, so reading its slot again finds it.
+  if (record->device < pr::kMaxDevices && !st->devices[record->device]) {
+    read_device(record->device, st);
+  }
+  if (!valid_record(*record, *st)) {
+    ++st->corrupt_records;
+    return false;
   }
   return true;
 }

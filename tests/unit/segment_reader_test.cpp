@@ -2,94 +2,23 @@
 // and hostile records are counted, never trusted.
 #include "collector/segment_reader.h"
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <functional>
+#include <vector>
+
+#include "segment_file.h"
 
 namespace ttmem {
 namespace {
 
 namespace pr = protocol;
 
-constexpr uint32_t kSlab = 1024;
-constexpr uint32_t kRing = 16;
-
-// A valid, empty segment file with one registered device, editable through a mapping.
-class SegmentFile {
- public:
-  SegmentFile() {
-    char tmpl[] = "/tmp/ttmem-unit-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    path_ = dir_ + "/ttmem-1-1.seg";
-    layout_ = pr::compute_layout(kSlab, kRing);
-    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT, 0600);
-    EXPECT_EQ(::ftruncate(fd, off_t(layout_.segment_size)), 0);
-    base_ = static_cast<uint8_t*>(
-        ::mmap(nullptr, layout_.segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
-    ::close(fd);
-    auto* h = header();
-    h->magic = pr::kSegmentMagic;
-    h->version = pr::kSegmentVersion;
-    h->header_size = sizeof(pr::SegmentHeader);
-    h->segment_size = layout_.segment_size;
-    h->pid = 1;
-    h->start_time = 1;
-    h->max_devices = pr::kMaxDevices;
-    h->num_kinds = pr::kNumKinds;
-    h->string_capacity = pr::kStringCapacity;
-    h->slab_capacity = kSlab;
-    h->ring_capacity = kRing;
-    h->device_slot_size = sizeof(pr::DeviceSlot);
-    h->record_size = sizeof(pr::BufferRecord);
-    h->event_size = sizeof(pr::EventRecord);
-    h->string_slot_size = sizeof(pr::StringSlot);
-    h->devices_offset = layout_.devices_offset;
-    h->counters_offset = layout_.counters_offset;
-    h->ring_heads_offset = layout_.ring_heads_offset;
-    h->strings_offset = layout_.strings_offset;
-    h->slab_offset = layout_.slab_offset;
-    h->rings_offset = layout_.rings_offset;
-    h->state = pr::kStateActive;
-    h->string_count = 1;
-    h->slab_high_water = kSlab;
-    pr::DeviceSlot d{};
-    d.flags = pr::kDeviceRegistered;
-    d.logical_id = 0;
-    d.chip_id = 77;
-    d.kinds[0] = {12 << 20, 1 << 20, 0, 12, 32};
-    pr::seqlock_write32(devices(), d);
-  }
-  ~SegmentFile() {
-    ::munmap(base_, layout_.segment_size);
-    std::filesystem::remove_all(dir_);
-  }
-  pr::SegmentHeader* header() { return reinterpret_cast<pr::SegmentHeader*>(base_); }
-  pr::DeviceSlot* devices() {
-    return reinterpret_cast<pr::DeviceSlot*>(base_ + layout_.devices_offset);
-  }
-  pr::StringSlot* strings() {
-    return reinterpret_cast<pr::StringSlot*>(base_ + layout_.strings_offset);
-  }
-  pr::BufferRecord* slab() {
-    return reinterpret_cast<pr::BufferRecord*>(base_ + layout_.slab_offset);
-  }
-  void put(uint32_t slot, pr::BufferRecord r) {
-    r.flags = pr::kRecordLive;
-    pr::seqlock_write32(&slab()[slot], r);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string dir_, path_;
-  pr::Layout layout_;
-  uint8_t* base_ = nullptr;
-};
+using test::SegmentFile;
+constexpr uint32_t kRing = SegmentFile::kRing;
 
 TEST(SegmentReader, ReadsValidRecords) {
   SegmentFile f;
@@ -142,6 +71,61 @@ TEST(SegmentReader, HostileRecordsAreCountedNotTrusted) {
   EXPECT_EQ(st.records[0].tag, 4000u);
   EXPECT_EQ(reader->tag(4000), "");
   EXPECT_EQ(st.corrupt_records, 3u);
+}
+
+// The scan in place visits exactly what read() copies, with the same counts, and finds a device
+// or tag registered after the rest of the segment was read.
+TEST(SegmentReader, VisitingInPlaceSeesWhatReadCopies) {
+  SegmentFile f;
+  for (uint32_t slot = 0; slot < 40; ++slot) {
+    pr::BufferRecord r{};
+    r.kind = uint8_t(slot % pr::kNumKinds);
+    r.buffer_id = slot;
+    r.address = slot * 4096;
+    r.size_per_bank = 4096;
+    if (slot % 7 == 3) r.kind = 99;    // corrupt
+    if (slot % 11 == 5) r.device = 3;  // unregistered: corrupt
+    if (slot % 4 == 1) continue;       // free slot
+    f.put(slot, r);
+  }
+  std::string err;
+  auto reader = SegmentReader::open(f.path(), &err);
+  ASSERT_TRUE(reader) << err;
+  SegmentState copied;
+  ASSERT_TRUE(reader->read(&copied, &err)) << err;
+  ASSERT_GT(copied.corrupt_records, 0u);
+
+  SegmentState in_place;
+  ASSERT_TRUE(reader->read_without_records(&in_place, &err)) << err;
+  EXPECT_TRUE(in_place.records.empty());
+  // Registered after the device slots and strings were read, before the records are.
+  pr::DeviceSlot late = *f.devices();
+  late.logical_id = 2;
+  late.chip_id = 78;
+  pr::seqlock_write32(&f.devices()[2], late);
+  pr::StringSlot tag{};
+  std::strcpy(tag.text, "ttnn::late");
+  tag.len = uint8_t(std::strlen(tag.text));
+  f.strings()[1] = tag;
+  f.header()->string_count = 2;
+  pr::BufferRecord on_late{};
+  on_late.device = 2;
+  on_late.tag = 1;
+  on_late.buffer_id = 1000;
+  f.put(40, on_late);
+
+  std::vector<pr::BufferRecord> visited;
+  reader->for_each_live_record(&in_place, [&](const pr::BufferRecord& r) { visited.push_back(r); });
+  ASSERT_EQ(visited.size(), copied.records.size() + 1);
+  for (size_t i = 0; i < copied.records.size(); ++i) {
+    EXPECT_EQ(std::memcmp(&visited[i], &copied.records[i], sizeof(pr::BufferRecord)), 0) << i;
+  }
+  EXPECT_EQ(visited.back().buffer_id, 1000u);
+  ASSERT_TRUE(in_place.devices[2]);
+  EXPECT_EQ(in_place.devices[2]->chip_id, 78u);
+  EXPECT_EQ(reader->tag(1), "ttnn::late");
+  EXPECT_EQ(in_place.corrupt_records, copied.corrupt_records);
+  EXPECT_EQ(in_place.torn_records, copied.torn_records);
 }
 
 // Command lines, tags and board names are whatever bytes the writer put there; what the reader
