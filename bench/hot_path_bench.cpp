@@ -267,7 +267,9 @@ void BM_StatusSnapshotInProcess(benchmark::State& state) {
   populate_live_buffers(100000);
   size_t bytes = 0, buffers = 0;
   for (auto _ : state) {
-    ttmem::Collector c(ttmem::CollectorOptions{g_dir, false, false, false});
+    // As `ttmem status` does it.
+    ttmem::Collector c(ttmem::CollectorOptions{
+        .dir = g_dir, .reap = false, .list_buffers = false, .watch = false});
     c.refresh();
     std::string out = ttmem::status_json(c.snapshot()).dump(2);
     bytes = out.size();

@@ -48,7 +48,7 @@ py::object to_python(const nlohmann::json& j) {
 // std::runtime_error (RuntimeError in Python) when the directory cannot be used.
 ttmem::Snapshot take_snapshot(const std::string& dir, bool reap, bool list_buffers) {
   py::gil_scoped_release unlocked;
-  ttmem::Collector c({.dir = dir, .reap = reap, .list_buffers = list_buffers});
+  ttmem::Collector c({.dir = dir, .reap = reap, .list_buffers = list_buffers, .watch = false});
   c.refresh();
   return c.snapshot();
 }

@@ -21,6 +21,7 @@ Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers) {
   try {
     CollectorOptions o = collector_options(global);
     o.list_buffers = list_buffers;
+    o.watch = false;  // one refresh, then exit
     Collector c(o);
     c.refresh();
     return c.snapshot();

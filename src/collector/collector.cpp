@@ -61,7 +61,7 @@ Collector::Collector(CollectorOptions options)
         options_.dir, std::strerror(errno)));
   }
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (options_.watch) inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd_ >= 0) {
     ::inotify_add_watch(inotify_fd_, options_.dir.c_str(),
                         IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_CLOSE_WRITE);

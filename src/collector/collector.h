@@ -23,6 +23,10 @@ struct CollectorOptions {
   bool reap = true;           // turn dead processes into leak records and remove their segments
   bool drain_events = false;  // read the event rings (for history and recording)
   bool list_buffers = true;   // fill Snapshot::buffers (aggregates are always computed)
+  // Watch the directory so wait() and fd() wake when a segment appears or goes. A reader that
+  // refreshes once and exits turns this off: tearing the inotify watch down when the process
+  // ends can take the kernel tens of milliseconds, which would be most of `ttmem status`.
+  bool watch = true;
 };
 
 // Identifies the process an event came from.
@@ -47,7 +51,8 @@ class Collector {
   void refresh();
 
   // Sleeps until a segment appears or goes, a tracked process dies, or timeout_ms passes; then
-  // refresh(). Returns true when woken by an event rather than the timeout.
+  // refresh(). Returns true when woken by an event rather than the timeout. Without
+  // CollectorOptions::watch only a process death wakes it early.
   bool wait(int timeout_ms);
 
   const Snapshot& snapshot() const { return snapshot_; }

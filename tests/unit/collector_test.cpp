@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <tuple>
 
@@ -186,6 +188,35 @@ TEST(Collector, AFoldingCollectorStillReapsEveryBuffer) {
   EXPECT_EQ(c.snapshot().leaks.size(), buffers);
   EXPECT_TRUE(c.snapshot().processes.empty());
   EXPECT_FALSE(std::filesystem::exists(f.path()));
+}
+
+// Open inotify instances of this process.
+int inotify_fds() {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(e.path(), ec).string() == "anon_inode:inotify") ++n;
+  }
+  return n;
+}
+
+// A watching collector wakes from wait() when a segment appears; a one-shot one (`ttmem status`)
+// holds no inotify watch, whose teardown at exit can cost tens of milliseconds of wall time.
+TEST(Collector, OnlyAWatchingCollectorHoldsAnInotifyWatch) {
+  SegmentFile f(kEndedPid);
+  const int before = inotify_fds();
+  {
+    Collector once(CollectorOptions{.dir = f.dir(), .reap = false, .watch = false});
+    once.refresh();
+    EXPECT_EQ(inotify_fds(), before);
+  }
+  Collector watching(CollectorOptions{.dir = f.dir(), .reap = false});
+  EXPECT_EQ(inotify_fds(), before + 1);
+  watching.refresh();
+  const auto start = std::chrono::steady_clock::now();
+  std::ofstream(f.dir() + "/appeared") << "x";
+  EXPECT_TRUE(watching.wait(10'000));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 }  // namespace
