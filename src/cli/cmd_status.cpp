@@ -92,7 +92,7 @@ void print_footer(const Snapshot& s) {
   }
   if (!s.leaks.empty()) {
     std::printf("\n%zu leaked buffers from exited processes: see `ttmem leaks`.\n",
-                s.leaks.size());
+                size_t(s.leaks.count()));
   }
   for (const auto& p : s.problems) {
     std::fprintf(stderr, "skipped %s: %s\n", p.path.c_str(), p.error.c_str());

@@ -24,7 +24,7 @@ nlohmann::json status_json(const Snapshot& s);
 nlohmann::json buffers_json(const BufferSelection& selection);
 
 // {"leaks":[...]}: `ttmem leaks --json` and GET /api/v1/leaks.
-nlohmann::json leaks_json(const std::vector<LeakRecord>& leaks);
+nlohmann::json leaks_json(const LeakList& leaks);
 
 // The inverses below check everything: a missing field, a wrong type, a number out of its
 // field's range or an unknown name throws nlohmann::json::exception saying which. They take

@@ -114,13 +114,12 @@ std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
 std::vector<std::string> LeakStore::scan() const {
   const auto files = leak_files(dir_);
   std::map<std::string, Parsed> seen;
-  std::vector<std::string> beyond;
-  retained_.clear();
+  std::vector<std::string> beyond, retained;
+  bool retained_file_parsed = false;
   size_t records = 0;
   for (auto f = files.rbegin(); f != files.rend(); ++f) {
     const std::string path = f->path().string();
-    const bool full =
-        !retained_.empty() && (retained_.size() == kMaxFiles || records >= kMaxRecords);
+    const bool full = !retained.empty() && (retained.size() == kMaxFiles || records >= kMaxRecords);
     if (full) {
       beyond.push_back(path);
       continue;
@@ -134,7 +133,7 @@ std::vector<std::string> LeakStore::scan() const {
                   cached->second.mtime_ns == mtime;
     if (usable && cached->second.records.size() != cached->second.count) {
       // Only its count was kept (it was beyond the bounds): enough while it still is.
-      usable = !retained_.empty() && records + cached->second.count > kMaxRecords;
+      usable = !retained.empty() && records + cached->second.count > kMaxRecords;
     }
     if (usable) {
       parsed = std::move(cached->second);
@@ -142,7 +141,7 @@ std::vector<std::string> LeakStore::scan() const {
       parsed = parse_file(path, size, ec1);
       parsed.mtime_ns = mtime;
     }
-    if (!retained_.empty() && records + parsed.count > kMaxRecords) {
+    if (!retained.empty() && records + parsed.count > kMaxRecords) {
       // The first file that does not fit: every older one is beyond the bounds too. Its count
       // stays cached, so a reader that does not prune does not parse it again.
       records = kMaxRecords;
@@ -150,27 +149,34 @@ std::vector<std::string> LeakStore::scan() const {
       beyond.push_back(path);
     } else {
       records += parsed.count;
-      retained_.push_back(path);
+      retained.push_back(path);
+      retained_file_parsed |= !usable;
     }
     seen.emplace(path, std::move(parsed));
   }
-  std::reverse(retained_.begin(), retained_.end());
+  std::reverse(retained.begin(), retained.end());
+  list_stale_ |= retained_file_parsed || retained != retained_;
+  retained_ = std::move(retained);
   cache_ = std::move(seen);  // files that are gone, or beyond the bounds, leave the cache
   return beyond;
 }
 
-std::vector<LeakRecord> LeakStore::load(std::vector<SegmentProblem>* problems) const {
+LeakList LeakStore::load(std::vector<SegmentProblem>* problems) const {
   scan();
-  std::vector<LeakRecord> out;
+  if (list_stale_) {
+    std::vector<LeakRecord> records;
+    for (const std::string& path : retained_) {
+      const Parsed& parsed = cache_.at(path);
+      records.insert(records.end(), parsed.records.begin(), parsed.records.end());
+    }
+    list_ = LeakList(std::move(records));
+    list_stale_ = false;
+  }
   for (const std::string& path : retained_) {
     const Parsed& parsed = cache_.at(path);
-    if (!parsed.error.empty()) {
-      problems->push_back({path, parsed.error});
-    } else {
-      out.insert(out.end(), parsed.records.begin(), parsed.records.end());
-    }
+    if (!parsed.error.empty()) problems->push_back({path, parsed.error});
   }
-  return out;
+  return list_;
 }
 
 size_t LeakStore::clear() {

@@ -3,9 +3,9 @@
 // process, written atomically) so any later `ttmem leaks` still sees them.
 //
 // Retention is bounded in files and in records, newest kept: every collector holds the records
-// in memory (and the daemon copies them into each publication), so a bound on files alone would
-// let a few crashed large runs (a failed Llama decode on a T3K leaves ~2,400 records) grow every
-// collector by hundreds of MiB. The newest file is always kept whole.
+// in memory, so a bound on files alone would let a few crashed large runs (a failed Llama decode
+// on a T3K leaves ~2,400 records) grow every collector by hundreds of MiB. The newest file is
+// always kept whole.
 #pragma once
 
 #include <cstdint>
@@ -32,10 +32,10 @@ class LeakStore {
   std::string save(const std::vector<LeakRecord>& leaks);
 
   // Every retained record, oldest process first (files beyond the bounds are left out, as if
-  // already pruned). Unreadable files are reported in *problems. A file is parsed once: a
-  // long-running viewer refreshing many times a second re-reads only files whose size or
-  // modification time changed.
-  std::vector<LeakRecord> load(std::vector<SegmentProblem>* problems) const;
+  // already pruned). Unreadable files are reported in *problems. A file is parsed once, and the
+  // list is built again only when a retained file changed or the retained set did: a
+  // long-running viewer refreshing many times a second gets the same shared list every time.
+  LeakList load(std::vector<SegmentProblem>* problems) const;
 
   // Deletes every stored record; returns how many files were removed.
   size_t clear();
@@ -52,12 +52,15 @@ class LeakStore {
   static Parsed parse_file(const std::string& path, uint64_t size, std::error_code size_error);
 
   // Brings the cache up to date with the directory, newest file first, within the bounds;
-  // returns the paths of the older files beyond them.
+  // returns the paths of the older files beyond them. Marks the list stale when the retained
+  // records changed.
   std::vector<std::string> scan() const;
 
   std::string dir_;
   mutable std::map<std::string, Parsed> cache_;  // by path
   mutable std::vector<std::string> retained_;    // paths within the bounds, oldest first
+  mutable LeakList list_;                        // the records of retained_ when not stale
+  mutable bool list_stale_ = true;
 };
 
 }  // namespace ttmem

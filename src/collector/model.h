@@ -1,12 +1,14 @@
 // The collector's model: what every viewer (CLI, TUI, daemon, Python) reads. A Snapshot is a
-// plain value built from all segments at one instant; it owns its data and can be kept, diffed
-// and serialised without touching shared memory again.
+// plain value built from all segments at one instant; it owns its data (the leak records shared,
+// immutable, with other snapshots) and can be kept, diffed and serialised without touching shared
+// memory again.
 #pragma once
 
 #include <sys/types.h>
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -123,6 +125,32 @@ struct LeakRecord {
   uint64_t time_ns = 0;
 };
 
+// The leak records of a snapshot, shared and immutable: a viewer refreshes many times a second
+// and ttmemd keeps several publications, all holding the same up to LeakStore::kMaxRecords
+// records until a leak file changes, so copying a Snapshot must not copy them.
+class LeakList {
+ public:
+  LeakList() = default;
+  explicit LeakList(std::vector<LeakRecord> records)
+      : records_(std::make_shared<const std::vector<LeakRecord>>(std::move(records))),
+        count_(records_->size()) {}
+
+  uint64_t count() const { return count_; }
+  bool empty() const { return count_ == 0; }
+
+  // The records, oldest process first.
+  const std::vector<LeakRecord>& records() const {
+    static const std::vector<LeakRecord> kNone;
+    return records_ ? *records_ : kNone;
+  }
+  auto begin() const { return records().begin(); }
+  auto end() const { return records().end(); }
+
+ private:
+  std::shared_ptr<const std::vector<LeakRecord>> records_;
+  uint64_t count_ = 0;
+};
+
 // A segment the collector would not use, and why.
 // Why a well-formed segment was not believed (SegmentProblem::rejected); docs/security.md.
 inline constexpr const char* kRejectedWrongOwner = "wrong_owner";     // owner is not its user
@@ -151,7 +179,7 @@ struct Snapshot {
   std::vector<ProcessView> processes;
   std::vector<BufferView> buffers;  // live buffers and CBs of live processes
   std::vector<TagUsage> tags;       // sorted by total reserved, descending
-  std::vector<LeakRecord> leaks;
+  LeakList leaks;
   std::vector<SegmentProblem> problems;
   uint64_t dropped_events = 0;
 };
