@@ -23,6 +23,7 @@ struct CollectorOptions {
   bool reap = true;           // turn dead processes into leak records and remove their segments
   bool drain_events = false;  // read the event rings (for history and recording)
   bool list_buffers = true;   // fill Snapshot::buffers (aggregates are always computed)
+  bool leak_records = true;   // load every leak record; false: only their count (leak headers)
 };
 
 // Identifies the process an event came from.

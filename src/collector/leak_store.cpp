@@ -10,7 +10,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
 
 #include "collector/json.h"
 
@@ -53,29 +55,167 @@ mode_t group_read_of_parent(const std::string& dir) {
   return (st.st_mode & S_ISGID) && (st.st_mode & S_IRGRP) ? S_IRGRP : 0;
 }
 
-}  // namespace
+// A leak file that cannot be used; what() is the problem to report.
+class UnusableLeakFile : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
-LeakStore::Parsed LeakStore::parse_file(const std::string& path, uint64_t size,
-                                        std::error_code size_error) {
-  Parsed parsed;
-  parsed.size = size;
-  if (size_error || size > kMaxFileBytes) {
-    parsed.error = "leak file too large or unreadable; remove it";
-    return parsed;
-  }
-  std::ifstream in(path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  try {
-    auto doc = nlohmann::json::parse(buf.str());
-    for (const auto& j : doc.at("leaks")) parsed.records.push_back(leak_from_json(j));
-  } catch (const nlohmann::json::exception& e) {
-    parsed.records.clear();
-    parsed.error = fmt::format("malformed leak file ({}); remove it", e.what());
-  }
-  parsed.count = parsed.records.size();
-  return parsed;
+std::string malformed_problem(std::string_view why) {
+  return fmt::format("malformed leak file ({}); remove it", why);
 }
+
+[[noreturn]] void malformed(std::string_view why) {
+  throw UnusableLeakFile(malformed_problem(why));
+}
+
+constexpr int kFormatVersion = 2;
+// Where a reader stops looking for the end of the header line (~100 bytes as written).
+constexpr size_t kMaxHeaderBytes = 4096;
+
+// The fewest bytes a record line can take: leak_from_json requires every field, so no record is
+// shorter than the one with zero numbers, empty strings and the shortest kind name. Bounds the
+// count a header may claim for the bytes that follow it.
+uint64_t min_record_line_bytes() {
+  static const uint64_t bytes = [] {
+    size_t fewest = SIZE_MAX;
+    for (uint32_t kind = 0; kind < kNumKinds; ++kind) {
+      LeakRecord shortest;
+      shortest.kind = kind;
+      fewest = std::min(fewest, to_json(shortest).dump().size());
+    }
+    return uint64_t(fewest) + 1;  // its newline
+  }();
+  return bytes;
+}
+
+struct Header {
+  uint64_t count = 0;
+  size_t length = 0;  // of the header line, its newline included
+};
+
+// The version-2 header at the start of a file of file_size bytes, checked against that size;
+// nullopt when the file does not start with one (version 1, or no leak file at all). Throws
+// UnusableLeakFile when the header cannot be believed.
+std::optional<Header> parse_header(std::string_view start, uint64_t file_size) {
+  const size_t newline = start.substr(0, kMaxHeaderBytes).find('\n');
+  if (newline == std::string_view::npos) return std::nullopt;
+  const nlohmann::json header = nlohmann::json::parse(start.data(), start.data() + newline, nullptr,
+                                                      /*allow_exceptions=*/false);
+  if (!header.is_object() || !header.contains("version")) return std::nullopt;
+  const nlohmann::json& version = header["version"];
+  if (version == 1) return std::nullopt;
+  if (version != kFormatVersion) {
+    malformed(fmt::format("version {} is not one this ttmem reads", version.dump().substr(0, 32)));
+  }
+  const auto whole_number = [&](const char* key) {
+    auto it = header.find(key);
+    if (it == header.end() || !it->is_number_unsigned()) {
+      malformed(fmt::format("the header's '{}' must be a whole number", key));
+    }
+    return it->get<uint64_t>();
+  };
+  Header h;
+  h.count = whole_number("count");
+  h.length = newline + 1;
+  const uint64_t bytes = whole_number("bytes");
+  if (bytes != file_size - h.length) {
+    malformed(fmt::format("the header says {} bytes of records follow it, the file has {}", bytes,
+                          file_size - h.length));
+  }
+  if (h.count > bytes / min_record_line_bytes()) {
+    malformed(fmt::format("{} records cannot fit in {} bytes", h.count, bytes));
+  }
+  return h;
+}
+
+// A leak file opened for reading, with its size checked.
+class LeakFile {
+ public:
+  explicit LeakFile(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    struct stat st;
+    if (fd_ < 0 || ::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) ||
+        uint64_t(st.st_size) > LeakStore::kMaxFileBytes) {
+      if (fd_ >= 0) ::close(fd_);
+      throw UnusableLeakFile("leak file too large or unreadable; remove it");
+    }
+    size_ = uint64_t(st.st_size);
+  }
+  ~LeakFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LeakFile(const LeakFile&) = delete;
+  LeakFile& operator=(const LeakFile&) = delete;
+
+  uint64_t size() const { return size_; }
+
+  // Its first min(max_bytes, size) bytes (fewer if it shrank since it was opened).
+  std::string read(uint64_t max_bytes) const {
+    std::string text(std::min(max_bytes, size_), '\0');
+    size_t got = 0;
+    while (got < text.size()) {
+      ssize_t n = ::pread(fd_, text.data() + got, text.size() - got, off_t(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += size_t(n);
+    }
+    text.resize(got);
+    return text;
+  }
+
+ private:
+  int fd_;
+  uint64_t size_ = 0;
+};
+
+// Every record of a file, whatever its version; throws UnusableLeakFile or
+// nlohmann::json::exception.
+std::vector<LeakRecord> parse_records(const LeakFile& file) {
+  const std::string text = file.read(file.size());
+  std::vector<LeakRecord> records;
+  const std::optional<Header> header = parse_header(text, text.size());
+  if (!header) {
+    const nlohmann::json document = nlohmann::json::parse(text);
+    for (const auto& j : document.at("leaks")) records.push_back(leak_from_json(j));
+    return records;
+  }
+  records.reserve(header->count);  // bounded by the file's size (parse_header)
+  for (size_t line = header->length; line < text.size();) {
+    const size_t newline = text.find('\n', line);
+    if (newline == std::string::npos) malformed("its last record has no newline");
+    if (records.size() == header->count) {
+      malformed(fmt::format("more records than the header's count of {}", header->count));
+    }
+    records.push_back(
+        leak_from_json(nlohmann::json::parse(text.data() + line, text.data() + newline)));
+    line = newline + 1;
+  }
+  if (records.size() != header->count) {
+    malformed(fmt::format("{} records where the header says {}", records.size(), header->count));
+  }
+  return records;
+}
+
+// The number of records in a file: from its header, or by parsing a version-1 file.
+uint64_t count_records(const LeakFile& file) {
+  if (auto header = parse_header(file.read(kMaxHeaderBytes), file.size())) return header->count;
+  return parse_records(file).size();
+}
+
+// Runs `read` on the file at `path`; returns "" or the problem that makes the file unusable.
+template <class Read>
+std::string read_leak_file(const std::string& path, Read&& read) {
+  try {
+    read(LeakFile(path));
+    return {};
+  } catch (const UnusableLeakFile& e) {
+    return e.what();
+  } catch (const nlohmann::json::exception& e) {
+    return malformed_problem(e.what());
+  }
+}
+
+}  // namespace
 
 std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
   if (leaks.empty()) return {};
@@ -84,15 +224,25 @@ std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
   if (::mkdir(dir_.c_str(), dir_mode) != 0 && errno != EEXIST) {
     return fmt::format("cannot create {}: {}", dir_, std::strerror(errno));
   }
-  nlohmann::json doc = {{"version", 1}, {"leaks", nlohmann::json::array()}};
-  for (const auto& l : leaks) doc["leaks"].push_back(to_json(l));
+  // One record a line: dump() escapes every control character in a string, so a record never
+  // holds a newline of its own.
+  std::string records;
+  for (const auto& l : leaks) {
+    records += to_json(l).dump();
+    records += '\n';
+  }
+  const nlohmann::json header = {{"version", kFormatVersion},
+                                 {"count", leaks.size()},
+                                 {"bytes", records.size()},
+                                 {"pid", leaks[0].pid},
+                                 {"process_start_time", leaks[0].process_start_time}};
   std::string name =
       fmt::format("ttmem-{}-{}{}", leaks[0].pid, leaks[0].process_start_time, kLeakSuffix);
   std::string path = dir_ + "/" + name;
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << doc.dump() << '\n';
+    out << header.dump() << '\n' << records;
     out.flush();
     if (!out) {
       ::unlink(tmp.c_str());
@@ -113,9 +263,9 @@ std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
 
 std::vector<std::string> LeakStore::scan() const {
   const auto files = leak_files(dir_);
-  std::map<std::string, Parsed> seen;
+  std::map<std::string, CachedFile> seen;
   std::vector<std::string> beyond, retained;
-  bool retained_file_parsed = false;
+  bool retained_file_read = false;
   size_t records = 0;
   for (auto f = files.rbegin(); f != files.rend(); ++f) {
     const std::string path = f->path().string();
@@ -127,56 +277,94 @@ std::vector<std::string> LeakStore::scan() const {
     std::error_code ec1, ec2;
     uint64_t size = f->file_size(ec1);
     int64_t mtime = f->last_write_time(ec2).time_since_epoch().count();
-    Parsed parsed;
     auto cached = cache_.find(path);
-    bool usable = cached != cache_.end() && !ec1 && !ec2 && cached->second.size == size &&
-                  cached->second.mtime_ns == mtime;
-    if (usable && cached->second.records.size() != cached->second.count) {
-      // Only its count was kept (it was beyond the bounds): enough while it still is.
-      usable = !retained.empty() && records + cached->second.count > kMaxRecords;
-    }
-    if (usable) {
-      parsed = std::move(cached->second);
+    const bool unchanged = cached != cache_.end() && !ec1 && !ec2 && cached->second.size == size &&
+                           cached->second.mtime_ns == mtime;
+    CachedFile file;
+    if (unchanged) {
+      file = std::move(cached->second);
     } else {
-      parsed = parse_file(path, size, ec1);
-      parsed.mtime_ns = mtime;
+      file.size = size;
+      file.mtime_ns = mtime;
+      file.error = read_leak_file(
+          path, [&](const LeakFile& leak_file) { file.count = count_records(leak_file); });
     }
-    if (!retained.empty() && records + parsed.count > kMaxRecords) {
-      // The first file that does not fit: every older one is beyond the bounds too. Its count
-      // stays cached, so a reader that does not prune does not parse it again.
+    if (!retained.empty() && records + file.count > kMaxRecords) {
+      // The first file that does not fit: every older one is beyond the bounds too. It stays
+      // cached, so a reader that does not prune does not read it again.
       records = kMaxRecords;
-      parsed.records = std::vector<LeakRecord>();  // frees them, as clear() would not
       beyond.push_back(path);
     } else {
-      records += parsed.count;
+      records += file.count;
       retained.push_back(path);
-      retained_file_parsed |= !usable;
+      retained_file_read |= !unchanged;
     }
-    seen.emplace(path, std::move(parsed));
+    seen.emplace(path, std::move(file));
   }
   std::reverse(retained.begin(), retained.end());
-  list_stale_ |= retained_file_parsed || retained != retained_;
+  list_stale_ |= retained_file_read || retained != retained_;
   retained_ = std::move(retained);
   cache_ = std::move(seen);  // files that are gone, or beyond the bounds, leave the cache
   return beyond;
 }
 
+void LeakStore::rebuild_list() const {
+  uint64_t total = 0;
+  for (const std::string& path : retained_) total += cache_.at(path).count;
+  std::vector<LeakRecord> records;
+  records.reserve(total);
+  const std::vector<LeakRecord>& previous = list_.records();
+  std::vector<std::pair<CachedFile*, size_t>> listed;  // where each file's records start now
+  for (const std::string& path : retained_) {
+    CachedFile& file = cache_.at(path);
+    if (!file.error.empty()) continue;
+    const size_t offset = records.size();
+    if (file.list_offset != kNotListed) {
+      const auto first = previous.begin() + ptrdiff_t(file.list_offset);
+      records.insert(records.end(), first, first + ptrdiff_t(file.count));
+    } else {
+      file.error = read_leak_file(path, [&](const LeakFile& leak_file) {
+        std::vector<LeakRecord> parsed = parse_records(leak_file);
+        file.count = parsed.size();  // the file may have been replaced since its header was read
+        records.insert(records.end(), std::make_move_iterator(parsed.begin()),
+                       std::make_move_iterator(parsed.end()));
+      });
+      if (!file.error.empty()) {
+        file.count = 0;
+        continue;
+      }
+    }
+    listed.emplace_back(&file, offset);
+  }
+  for (auto& [path, file] : cache_) file.list_offset = kNotListed;
+  for (auto [file, offset] : listed) file->list_offset = offset;
+  list_ = LeakList(std::move(records));
+  list_stale_ = false;
+}
+
+void LeakStore::report_problems(std::vector<SegmentProblem>* problems) const {
+  for (const std::string& path : retained_) {
+    const CachedFile& file = cache_.at(path);
+    if (!file.error.empty()) problems->push_back({path, file.error});
+  }
+}
+
 LeakList LeakStore::load(std::vector<SegmentProblem>* problems) const {
   scan();
-  if (list_stale_) {
-    std::vector<LeakRecord> records;
-    for (const std::string& path : retained_) {
-      const Parsed& parsed = cache_.at(path);
-      records.insert(records.end(), parsed.records.begin(), parsed.records.end());
-    }
-    list_ = LeakList(std::move(records));
-    list_stale_ = false;
-  }
-  for (const std::string& path : retained_) {
-    const Parsed& parsed = cache_.at(path);
-    if (!parsed.error.empty()) problems->push_back({path, parsed.error});
-  }
+  if (list_stale_) rebuild_list();
+  report_problems(problems);
   return list_;
+}
+
+LeakList LeakStore::load_count(std::vector<SegmentProblem>* problems) const {
+  scan();
+  uint64_t count = 0;
+  for (const std::string& path : retained_) {
+    const CachedFile& file = cache_.at(path);
+    if (file.error.empty()) count += file.count;
+  }
+  report_problems(problems);
+  return LeakList::counted_only(count);
 }
 
 size_t LeakStore::clear() {

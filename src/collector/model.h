@@ -127,18 +127,26 @@ struct LeakRecord {
 
 // The leak records of a snapshot, shared and immutable: a viewer refreshes many times a second
 // and ttmemd keeps several publications, all holding the same up to LeakStore::kMaxRecords
-// records until a leak file changes, so copying a Snapshot must not copy them.
+// records until a leak file changes, so copying a Snapshot must not copy them. A list made from
+// counts alone (CollectorOptions::leak_records false) knows how many buffers leaked and holds no
+// records.
 class LeakList {
  public:
   LeakList() = default;
   explicit LeakList(std::vector<LeakRecord> records)
       : records_(std::make_shared<const std::vector<LeakRecord>>(std::move(records))),
         count_(records_->size()) {}
+  static LeakList counted_only(uint64_t count) {
+    LeakList list;
+    list.count_ = count;
+    return list;
+  }
 
+  // Leaked buffers, whether or not their records were loaded.
   uint64_t count() const { return count_; }
   bool empty() const { return count_ == 0; }
 
-  // The records, oldest process first.
+  // The records, oldest process first; none when only counted.
   const std::vector<LeakRecord>& records() const {
     static const std::vector<LeakRecord> kNone;
     return records_ ? *records_ : kNone;

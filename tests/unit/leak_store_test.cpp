@@ -1,13 +1,19 @@
-// The leak store: records survive as files, bad files are reported with what to do, and a
-// viewer that loads many times sees every change to the directory and otherwise gets the same
-// shared list.
+// The leak store: records survive as files, bad files are reported with what to do, a viewer
+// that loads many times sees every change to the directory and otherwise gets the same shared
+// list, and a count-only load trusts a file's header only as far as its size allows.
 #include "collector/leak_store.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "collector/json.h"
+#include "common/kinds.h"
 
 namespace ttmem {
 namespace {
@@ -108,6 +114,190 @@ TEST_F(LeakStoreTest, RetentionIsBoundedInRecordsNewestKept) {
   EXPECT_EQ(loaded.records().front().pid, 104);
   EXPECT_TRUE(fs::exists(older));
   EXPECT_TRUE(problems.empty());
+  EXPECT_EQ(reader.load_count(&problems).count(), LeakStore::kMaxRecords + 1);
+  EXPECT_TRUE(problems.empty());
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::trunc) << text;
+}
+
+std::string record_lines(const std::vector<LeakRecord>& records) {
+  std::string lines;
+  for (const auto& l : records) lines += to_json(l).dump() + "\n";
+  return lines;
+}
+
+// A version-2 file: `header` as its first line, then `records`.
+std::string leak_file(const nlohmann::json& header, const std::string& records) {
+  return header.dump() + "\n" + records;
+}
+
+// Both loads of a fresh store (the cache keys files by size and modification time, which a
+// rewrite within one clock tick may not change).
+struct BothLoads {
+  LeakList counted, loaded;
+  std::vector<SegmentProblem> count_problems, load_problems;
+};
+BothLoads load_both(const std::string& dir) {
+  BothLoads b;
+  b.counted = LeakStore(dir).load_count(&b.count_problems);
+  b.loaded = LeakStore(dir).load(&b.load_problems);
+  return b;
+}
+
+// `ttmem status` counts leaks from the files' headers; the count is the full load's.
+TEST_F(LeakStoreTest, CountOnlyLoadCountsWhatAFullLoadHolds) {
+  LeakStore store(dir_);
+  const size_t third = LeakStore::kMaxRecords * 2 / 5;
+  ASSERT_EQ(store.save(leaks_of(101, 3)), "");
+  ASSERT_EQ(store.save(leaks_of(102, third)), "");
+  ASSERT_EQ(store.save(leaks_of(103, third)), "");
+  ASSERT_EQ(store.save(leaks_of(104, third)), "");  // 101 and 102 are beyond the bounds now
+  BothLoads b = load_both(dir_);
+  EXPECT_EQ(b.counted.count(), 2 * third);
+  EXPECT_TRUE(b.counted.records().empty());
+  EXPECT_EQ(b.loaded.count(), b.counted.count());
+  EXPECT_EQ(b.loaded.records().size(), b.counted.count());
+  EXPECT_TRUE(b.count_problems.empty());
+  EXPECT_TRUE(b.load_problems.empty());
+
+  // The first line is the header; the records follow, one a line.
+  std::istringstream file(read_file(dir_ + "/ttmem-103-42.leaks.json"));
+  std::string first;
+  std::getline(file, first);
+  const nlohmann::json header = nlohmann::json::parse(first);
+  EXPECT_EQ(header.at("version"), 2);
+  EXPECT_EQ(header.at("count"), third);
+  EXPECT_EQ(header.at("pid"), 103);
+  EXPECT_EQ(header.at("process_start_time"), 42);
+  std::string rest(std::istreambuf_iterator<char>(file), {});
+  EXPECT_EQ(header.at("bytes"), rest.size());
+  EXPECT_EQ(std::count(rest.begin(), rest.end(), '\n'), std::ptrdiff_t(third));
+}
+
+// The header's count is bounded by the bytes that follow it, with each record at its shortest:
+// records of that size must fit.
+TEST_F(LeakStoreTest, TheShortestRecordsFitTheirCount) {
+  std::vector<LeakRecord> shortest(50);
+  for (auto& l : shortest) l.kind = *parse_kind("L1");
+  ASSERT_EQ(LeakStore(dir_).save(shortest), "");
+  BothLoads b = load_both(dir_);
+  EXPECT_EQ(b.counted.count(), 50u);
+  EXPECT_EQ(b.loaded.count(), 50u);
+  EXPECT_TRUE(b.count_problems.empty()) << b.count_problems[0].error;
+  EXPECT_TRUE(b.load_problems.empty());
+}
+
+// A leak file is input from anyone who can write the directory: a header that cannot be
+// believed is a problem saying to remove the file, in either load, and nothing is counted from
+// it; the other files still load.
+TEST_F(LeakStoreTest, HostileHeadersAreReportedNotBelieved) {
+  ASSERT_EQ(LeakStore(dir_).save(leaks_of(10, 2)), "");
+  const std::string one = record_lines({leak(99, 1, 4096)});
+  const std::string three = record_lines(leaks_of(99, 3));
+  const auto header = [](const nlohmann::json& count, size_t bytes) {
+    return nlohmann::json{{"version", 2}, {"count", count}, {"bytes", bytes}};
+  };
+  const std::string good_three = leak_file(header(3, three.size()), three);
+  struct Case {
+    std::string name, text, says;
+  };
+  const Case cases[] = {
+      {"count larger than the file could hold", leak_file(header(1000, one.size()), one),
+       "1000 records cannot fit in"},
+      {"count at the largest whole number", leak_file(header(UINT64_MAX, one.size()), one),
+       "cannot fit"},
+      {"negative count", leak_file(header(-1, one.size()), one),
+       "the header's 'count' must be a whole number"},
+      {"count not a number", leak_file(header("1", one.size()), one), "'count' must be"},
+      {"count not whole", leak_file(header(1.5, one.size()), one), "'count' must be"},
+      {"no count", leak_file({{"version", 2}, {"bytes", one.size()}}, one), "'count' must be"},
+      {"negative bytes", leak_file({{"version", 2}, {"count", 1}, {"bytes", -5}}, one),
+       "the header's 'bytes' must be a whole number"},
+      {"truncated in the records", good_three.substr(0, good_three.size() - 10),
+       "bytes of records follow it, the file has"},
+      {"longer than its header says", good_three + one, "bytes of records follow it"},
+      {"truncated in the header", good_three.substr(0, 12), "parse_error"},
+      {"empty", "", "parse_error"},
+      {"unknown version", leak_file({{"version", 3}, {"count", 1}, {"bytes", one.size()}}, one),
+       "version 3 is not one this ttmem reads"},
+      {"header line beyond 4 KiB",
+       leak_file({{"version", 2},
+                  {"count", 1},
+                  {"bytes", one.size()},
+                  {"padding", std::string(5000, 'x')}},
+                 one),
+       "parse_error"},
+  };
+  const std::string bad = dir_ + "/ttmem-99-1.leaks.json";
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    write_file(bad, c.text);
+    BothLoads b = load_both(dir_);
+    for (const auto* problems : {&b.count_problems, &b.load_problems}) {
+      ASSERT_EQ(problems->size(), 1u);
+      EXPECT_EQ((*problems)[0].path, bad);
+      const std::string& error = (*problems)[0].error;
+      EXPECT_EQ(error.rfind("malformed leak file (", 0), 0u) << error;
+      EXPECT_NE(error.find(c.says), std::string::npos) << error;
+      EXPECT_TRUE(error.ends_with("; remove it")) << error;
+    }
+    EXPECT_EQ(b.counted.count(), 2u);
+    EXPECT_EQ(b.loaded.count(), 2u);
+  }
+}
+
+// A count-only load reads headers, not records: a header that fits its file is believed, while
+// the full load checks every record against it.
+TEST_F(LeakStoreTest, CountOnlyReadsNoRecordFullLoadChecksThemAll) {
+  fs::create_directories(dir_);
+  const std::string three = record_lines(leaks_of(99, 3));
+  const std::string bad = dir_ + "/ttmem-99-1.leaks.json";
+  struct Case {
+    std::string name, records, says;
+    uint64_t count;
+  };
+  const Case cases[] = {
+      {"records that are not JSON", std::string(400, 'x') + "\n", "parse_error", 1},
+      {"more records than counted", three, "more records than the header's count of 2", 2},
+      {"a record without its newline", three.substr(0, three.size() - 1),
+       "its last record has no newline", 3},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    write_file(bad, leak_file({{"version", 2}, {"count", c.count}, {"bytes", c.records.size()}},
+                              c.records));
+    BothLoads b = load_both(dir_);
+    EXPECT_EQ(b.counted.count(), c.count);
+    EXPECT_TRUE(b.count_problems.empty());
+    EXPECT_EQ(b.loaded.count(), 0u);
+    ASSERT_EQ(b.load_problems.size(), 1u);
+    EXPECT_NE(b.load_problems[0].error.find(c.says), std::string::npos) << b.load_problems[0].error;
+  }
+}
+
+// Files written before the header (version 1: one JSON document) still load, and are counted by
+// parsing them.
+TEST_F(LeakStoreTest, VersionOneFilesStillLoad) {
+  fs::create_directories(dir_);
+  for (size_t n : {2, 100}) {  // a document under and over the 4 KiB a header is looked for in
+    SCOPED_TRACE(n);
+    nlohmann::json doc = {{"version", 1}, {"leaks", nlohmann::json::array()}};
+    for (const auto& l : leaks_of(7, n)) doc["leaks"].push_back(to_json(l));
+    write_file(dir_ + "/ttmem-7-42.leaks.json", doc.dump() + "\n");
+    BothLoads b = load_both(dir_);
+    EXPECT_EQ(b.counted.count(), n);
+    ASSERT_EQ(b.loaded.records().size(), n);
+    EXPECT_EQ(b.loaded.records().back().buffer_id, n);
+    EXPECT_TRUE(b.count_problems.empty());
+    EXPECT_TRUE(b.load_problems.empty());
+  }
 }
 
 // A viewer refreshing many times a second gets the same list, not a copy, until a retained file
@@ -135,6 +325,23 @@ TEST_F(LeakStoreTest, TheListIsSharedUntilAFileChanges) {
   EXPECT_EQ(third.records()[0].pid, 11);
   EXPECT_EQ(third.records()[2].buffer_id, 3u);
   EXPECT_EQ(&store.load(&problems).records(), &third.records());
+  EXPECT_TRUE(problems.empty());
+}
+
+// The retention bounds need only each file's count: a file beyond them is pruned on its header
+// alone, its records never parsed (and so never reported, however broken).
+TEST_F(LeakStoreTest, RetentionReadsOnlyHeaders) {
+  fs::create_directories(dir_);
+  const std::string older = dir_ + "/ttmem-100-42.leaks.json";
+  const std::string garbage = std::string(400, 'x') + "\n" + std::string(400, 'x') + "\n";
+  write_file(older, leak_file({{"version", 2}, {"count", 2}, {"bytes", garbage.size()}}, garbage));
+  fs::last_write_time(older, fs::last_write_time(older) - std::chrono::hours(1));
+  LeakStore store(dir_);
+  // One record short of the bound: the older file's two do not fit.
+  ASSERT_EQ(store.save(leaks_of(101, LeakStore::kMaxRecords - 1)), "");
+  EXPECT_FALSE(fs::exists(older));
+  std::vector<SegmentProblem> problems;
+  EXPECT_EQ(store.load(&problems).count(), LeakStore::kMaxRecords - 1);
   EXPECT_TRUE(problems.empty());
 }
 
