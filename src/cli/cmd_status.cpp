@@ -106,7 +106,7 @@ void add_status_command(CLI::App& app, GlobalOptions& global) {
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([&global, json] {
-    Snapshot s = take_snapshot(global, /*list_buffers=*/false);
+    Snapshot s = take_snapshot(global, /*list_buffers=*/false, /*leak_records=*/false);
     if (*json) {
       print_json(status_json(s));
       return;

@@ -382,9 +382,13 @@ Snapshot snapshot_from_json(const json& status, const json& buffers, const json&
   if (!buffers.is_null()) {
     for (const json& b : array_field(buffers, "buffers")) s.buffers.push_back(buffer_from_json(b));
   }
-  std::vector<LeakRecord> records;
-  for (const json& l : array_field(leaks, "leaks")) records.push_back(leak_from_json(l));
-  s.leaks = LeakList(std::move(records));
+  if (leaks.is_null()) {
+    s.leaks = LeakList::counted_only(integer_field<uint64_t>(status, "leaked_buffers"));
+  } else {
+    std::vector<LeakRecord> records;
+    for (const json& l : array_field(leaks, "leaks")) records.push_back(leak_from_json(l));
+    s.leaks = LeakList(std::move(records));
+  }
   return s;
 }
 
