@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string_view>
+#include <tuple>
 
 #include "collector/json.h"
 
@@ -30,17 +31,29 @@ bool is_leak_file(const fs::directory_entry& e) {
          name.compare(name.size() - std::strlen(kLeakSuffix), std::string::npos, kLeakSuffix) == 0;
 }
 
-std::vector<fs::directory_entry> leak_files(const std::string& dir) {
-  std::vector<fs::directory_entry> files;
+struct LeakFileEntry {
+  std::string path;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
+// The leak files of `dir`, oldest first (names break ties, so the order is stable). Each is
+// stat'ed once, before sorting: another collector prunes and writes files meanwhile, and a
+// comparison that looked again could see another time, or none, from one call to the next,
+// which std::sort does not survive (it ran off the vector and crashed the soak's collector).
+std::vector<LeakFileEntry> leak_files(const std::string& dir) {
+  std::vector<LeakFileEntry> files;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file(ec) && is_leak_file(*it)) files.push_back(*it);
+    struct stat st;
+    if (!is_leak_file(*it) || ::stat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      continue;  // not a leak file, or gone already
+    }
+    files.push_back({it->path().string(), uint64_t(st.st_size),
+                     int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec});
   }
-  // Oldest first; names break ties so the order is stable.
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
-    std::error_code e1, e2;
-    auto ta = a.last_write_time(e1), tb = b.last_write_time(e2);
-    return ta != tb ? ta < tb : a.path() < b.path();
+  std::sort(files.begin(), files.end(), [](const LeakFileEntry& a, const LeakFileEntry& b) {
+    return std::tie(a.mtime_ns, a.path) < std::tie(b.mtime_ns, b.path);
   });
   return files;
 }
@@ -268,24 +281,21 @@ std::vector<std::string> LeakStore::scan() const {
   bool retained_file_read = false;
   size_t records = 0;
   for (auto f = files.rbegin(); f != files.rend(); ++f) {
-    const std::string path = f->path().string();
+    const std::string& path = f->path;
     const bool full = !retained.empty() && (retained.size() == kMaxFiles || records >= kMaxRecords);
     if (full) {
       beyond.push_back(path);
       continue;
     }
-    std::error_code ec1, ec2;
-    uint64_t size = f->file_size(ec1);
-    int64_t mtime = f->last_write_time(ec2).time_since_epoch().count();
     auto cached = cache_.find(path);
-    const bool unchanged = cached != cache_.end() && !ec1 && !ec2 && cached->second.size == size &&
-                           cached->second.mtime_ns == mtime;
+    const bool unchanged = cached != cache_.end() && cached->second.size == f->size &&
+                           cached->second.mtime_ns == f->mtime_ns;
     CachedFile file;
     if (unchanged) {
       file = std::move(cached->second);
     } else {
-      file.size = size;
-      file.mtime_ns = mtime;
+      file.size = f->size;
+      file.mtime_ns = f->mtime_ns;
       file.error = read_leak_file(
           path, [&](const LeakFile& leak_file) { file.count = count_records(leak_file); });
     }
@@ -371,7 +381,7 @@ size_t LeakStore::clear() {
   size_t n = 0;
   for (const auto& f : leak_files(dir_)) {
     std::error_code ec;
-    if (fs::remove(f.path(), ec)) ++n;
+    if (fs::remove(f.path, ec)) ++n;
   }
   return n;
 }

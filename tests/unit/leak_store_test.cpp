@@ -5,12 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <sstream>
+#include <thread>
 
 #include "collector/json.h"
 #include "common/kinds.h"
@@ -343,6 +346,32 @@ TEST_F(LeakStoreTest, RetentionReadsOnlyHeaders) {
   std::vector<SegmentProblem> problems;
   EXPECT_EQ(store.load(&problems).count(), LeakStore::kMaxRecords - 1);
   EXPECT_TRUE(problems.empty());
+}
+
+// Collectors save and prune files while others load: a load must order the files by times that
+// do not change under it (std::sort with a comparison that stats each time ran off its vector).
+TEST_F(LeakStoreTest, LoadSurvivesFilesChangingWhileItSorts) {
+  constexpr pid_t kFiles = 300;
+  LeakStore store(dir_);
+  for (pid_t pid = 1; pid <= kFiles; ++pid) ASSERT_EQ(store.save(leaks_of(pid, 1)), "");
+  std::atomic<bool> stop = false;
+  std::thread toucher([&] {
+    std::mt19937 random(1);
+    const auto now = fs::file_time_type::clock::now();
+    while (!stop) {
+      for (pid_t pid = 1; pid <= kFiles; ++pid) {
+        std::error_code ec;
+        fs::last_write_time(dir_ + "/ttmem-" + std::to_string(pid) + "-42.leaks.json",
+                            now - std::chrono::seconds(random() % 1000), ec);
+      }
+    }
+  });
+  for (int i = 0; i < 300; ++i) {
+    std::vector<SegmentProblem> problems;
+    EXPECT_EQ(LeakStore(dir_).load_count(&problems).count(), uint64_t(kFiles));
+  }
+  stop = true;
+  toucher.join();
 }
 
 }  // namespace
