@@ -301,8 +301,10 @@ std::vector<std::string> LeakStore::scan() const {
     }
     if (!retained.empty() && records + file.count > kMaxRecords) {
       // The first file that does not fit: every older one is beyond the bounds too. It stays
-      // cached, so a reader that does not prune does not read it again.
+      // cached (its count, not its records), so a reader that does not prune does not read it
+      // again.
       records = kMaxRecords;
+      file.records.reset();
       beyond.push_back(path);
     } else {
       records += file.count;
@@ -319,36 +321,20 @@ std::vector<std::string> LeakStore::scan() const {
 }
 
 void LeakStore::rebuild_list() const {
-  uint64_t total = 0;
-  for (const std::string& path : retained_) total += cache_.at(path).count;
-  std::vector<LeakRecord> records;
-  records.reserve(total);
-  const std::vector<LeakRecord>& previous = list_.records();
-  std::vector<std::pair<CachedFile*, size_t>> listed;  // where each file's records start now
+  LeakList::Files files;
+  files.reserve(retained_.size());
   for (const std::string& path : retained_) {
     CachedFile& file = cache_.at(path);
-    if (!file.error.empty()) continue;
-    const size_t offset = records.size();
-    if (file.list_offset != kNotListed) {
-      const auto first = previous.begin() + ptrdiff_t(file.list_offset);
-      records.insert(records.end(), first, first + ptrdiff_t(file.count));
-    } else {
+    if (!file.records && file.error.empty()) {
       file.error = read_leak_file(path, [&](const LeakFile& leak_file) {
-        std::vector<LeakRecord> parsed = parse_records(leak_file);
-        file.count = parsed.size();  // the file may have been replaced since its header was read
-        records.insert(records.end(), std::make_move_iterator(parsed.begin()),
-                       std::make_move_iterator(parsed.end()));
+        file.records = std::make_shared<const LeakList::Records>(parse_records(leak_file));
       });
-      if (!file.error.empty()) {
-        file.count = 0;
-        continue;
-      }
+      // The file may have been replaced since its header was read; what was parsed counts.
+      file.count = file.records ? file.records->size() : 0;
     }
-    listed.emplace_back(&file, offset);
+    if (file.records) files.push_back(file.records);
   }
-  for (auto& [path, file] : cache_) file.list_offset = kNotListed;
-  for (auto [file, offset] : listed) file->list_offset = offset;
-  list_ = LeakList(std::move(records));
+  list_ = LeakList(std::move(files));
   list_stale_ = false;
 }
 

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,17 +54,15 @@ class LeakStore {
   size_t clear();
 
  private:
-  static constexpr size_t kNotListed = SIZE_MAX;
-
   // What is known of one file; kept while its size and modification time stay the same.
   struct CachedFile {
     uint64_t size = 0;
     int64_t mtime_ns = 0;
     uint64_t count = 0;  // records in the file: its header's count (version 1: parsed)
     std::string error;   // set when the file could not be used
-    // Where its records start in list_, when they are there: a rebuilt list copies them from
-    // the previous one instead of parsing the file again, so records are held only once.
-    size_t list_offset = kNotListed;
+    // Its records once a load parsed them, shared with every list that holds the file; dropped
+    // when the file falls beyond the bounds.
+    std::shared_ptr<const LeakList::Records> records;
   };
 
   // Brings the cache up to date with the directory, newest file first, within the bounds;
@@ -71,7 +70,7 @@ class LeakStore {
   // not seen (or that changed) and marks the list stale when the retained records changed.
   std::vector<std::string> scan() const;
 
-  // list_ from the retained files, parsing those whose records it does not hold yet.
+  // list_ from the retained files, parsing those whose records are not cached yet.
   void rebuild_list() const;
 
   void report_problems(std::vector<SegmentProblem>* problems) const;

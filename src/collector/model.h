@@ -7,7 +7,9 @@
 #include <sys/types.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -127,15 +129,22 @@ struct LeakRecord {
 
 // The leak records of a snapshot, shared and immutable: a viewer refreshes many times a second
 // and ttmemd keeps several publications, all holding the same up to LeakStore::kMaxRecords
-// records until a leak file changes, so copying a Snapshot must not copy them. A list made from
-// counts alone (CollectorOptions::leak_records false) knows how many buffers leaked and holds no
-// records.
+// records, so copying a Snapshot must not copy them. They are kept per leak file, each file's
+// records in one immutable vector that every list holding the file shares: while processes keep
+// leaving leak files (the soak leaves one every 50 ms), a new list costs a vector of pointers,
+// not a copy of every record. A list made from counts alone (CollectorOptions::leak_records
+// false) knows how many buffers leaked and holds no records.
 class LeakList {
  public:
+  using Records = std::vector<LeakRecord>;
+  using Files = std::vector<std::shared_ptr<const Records>>;  // records of each file, in order
+
   LeakList() = default;
-  explicit LeakList(std::vector<LeakRecord> records)
-      : records_(std::make_shared<const std::vector<LeakRecord>>(std::move(records))),
-        count_(records_->size()) {}
+  explicit LeakList(Files files) : files_(std::make_shared<const Files>(std::move(files))) {
+    for (const auto& f : *files_) count_ += f->size();
+  }
+  explicit LeakList(Records records)
+      : LeakList(Files{std::make_shared<const Records>(std::move(records))}) {}
   static LeakList counted_only(uint64_t count) {
     LeakList list;
     list.count_ = count;
@@ -146,16 +155,56 @@ class LeakList {
   uint64_t count() const { return count_; }
   bool empty() const { return count_ == 0; }
 
-  // The records, oldest process first; none when only counted.
-  const std::vector<LeakRecord>& records() const {
-    static const std::vector<LeakRecord> kNone;
-    return records_ ? *records_ : kNone;
+  // True when both hold the very same list, as the lists of refreshes that changed nothing do.
+  bool same_list_as(const LeakList& other) const { return files_ == other.files_; }
+
+  // Walks the records, oldest process first; none when only counted.
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = LeakRecord;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const LeakRecord*;
+    using reference = const LeakRecord&;
+
+    const_iterator() = default;
+    reference operator*() const { return (**file_)[index_]; }
+    pointer operator->() const { return &**this; }
+    const_iterator& operator++() {
+      if (++index_ == (*file_)->size()) {
+        ++file_;
+        index_ = 0;
+        skip_empty_files();
+      }
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator before = *this;
+      ++*this;
+      return before;
+    }
+    bool operator==(const const_iterator&) const = default;
+
+   private:
+    friend class LeakList;
+    const_iterator(Files::const_iterator file, Files::const_iterator end) : file_(file), end_(end) {
+      skip_empty_files();
+    }
+    void skip_empty_files() {
+      while (file_ != end_ && (*file_)->empty()) ++file_;
+    }
+    Files::const_iterator file_, end_;
+    size_t index_ = 0;
+  };
+  const_iterator begin() const {
+    return files_ ? const_iterator(files_->begin(), files_->end()) : const_iterator();
   }
-  auto begin() const { return records().begin(); }
-  auto end() const { return records().end(); }
+  const_iterator end() const {
+    return files_ ? const_iterator(files_->end(), files_->end()) : const_iterator();
+  }
 
  private:
-  std::shared_ptr<const std::vector<LeakRecord>> records_;
+  std::shared_ptr<const Files> files_;
   uint64_t count_ = 0;
 };
 

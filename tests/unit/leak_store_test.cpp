@@ -35,6 +35,10 @@ LeakRecord leak(pid_t pid, uint64_t id, uint64_t size) {
   return l;
 }
 
+std::vector<LeakRecord> records_of(const LeakList& list) {
+  return {list.begin(), list.end()};
+}
+
 class LeakStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -51,9 +55,9 @@ TEST_F(LeakStoreTest, SavedRecordsLoadBackAndChangesAreSeen) {
   std::vector<SegmentProblem> problems;
   auto loaded = store.load(&problems);
   ASSERT_EQ(loaded.count(), 2u);
-  ASSERT_EQ(loaded.records().size(), 2u);
-  EXPECT_EQ(loaded.records()[1].size, 8192u);
-  EXPECT_EQ(loaded.records()[0].tag, "ttnn::linear");
+  ASSERT_EQ(records_of(loaded).size(), 2u);
+  EXPECT_EQ(records_of(loaded)[1].size, 8192u);
+  EXPECT_EQ(records_of(loaded)[0].tag, "ttnn::linear");
   EXPECT_TRUE(problems.empty());
 
   // Another process's report appears; the first is rewritten with different content.
@@ -95,16 +99,16 @@ TEST_F(LeakStoreTest, RetentionIsBoundedInRecordsNewestKept) {
   EXPECT_EQ(store.load(&problems).count(), 2 * third);
   ASSERT_EQ(store.save(leaks_of(103, third)), "");
   auto loaded = store.load(&problems);
-  ASSERT_EQ(loaded.records().size(), 2 * third);
-  EXPECT_EQ(loaded.records().front().pid, 102);
-  EXPECT_EQ(loaded.records().back().pid, 103);
+  ASSERT_EQ(records_of(loaded).size(), 2 * third);
+  EXPECT_EQ(records_of(loaded).front().pid, 102);
+  EXPECT_EQ(records_of(loaded).back().pid, 103);
   EXPECT_FALSE(fs::exists(dir_ + "/ttmem-101-42.leaks.json"));
 
   // A file over the bound by itself: it is kept, every older one goes.
   ASSERT_EQ(store.save(leaks_of(104, LeakStore::kMaxRecords + 1)), "");
   loaded = store.load(&problems);
-  ASSERT_EQ(loaded.records().size(), LeakStore::kMaxRecords + 1);
-  EXPECT_EQ(loaded.records().front().pid, 104);
+  ASSERT_EQ(records_of(loaded).size(), LeakStore::kMaxRecords + 1);
+  EXPECT_EQ(records_of(loaded).front().pid, 104);
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
 
   // An older file written behind the store's back: a reader leaves it alone but does not hold it.
@@ -113,8 +117,8 @@ TEST_F(LeakStoreTest, RetentionIsBoundedInRecordsNewestKept) {
   fs::last_write_time(older, fs::last_write_time(older) - std::chrono::hours(1));
   LeakStore reader(dir_);
   loaded = reader.load(&problems);
-  ASSERT_EQ(loaded.records().size(), LeakStore::kMaxRecords + 1);
-  EXPECT_EQ(loaded.records().front().pid, 104);
+  ASSERT_EQ(records_of(loaded).size(), LeakStore::kMaxRecords + 1);
+  EXPECT_EQ(records_of(loaded).front().pid, 104);
   EXPECT_TRUE(fs::exists(older));
   EXPECT_TRUE(problems.empty());
   EXPECT_EQ(reader.load_count(&problems).count(), LeakStore::kMaxRecords + 1);
@@ -164,9 +168,9 @@ TEST_F(LeakStoreTest, CountOnlyLoadCountsWhatAFullLoadHolds) {
   ASSERT_EQ(store.save(leaks_of(104, third)), "");  // 101 and 102 are beyond the bounds now
   BothLoads b = load_both(dir_);
   EXPECT_EQ(b.counted.count(), 2 * third);
-  EXPECT_TRUE(b.counted.records().empty());
+  EXPECT_EQ(b.counted.begin(), b.counted.end());
   EXPECT_EQ(b.loaded.count(), b.counted.count());
-  EXPECT_EQ(b.loaded.records().size(), b.counted.count());
+  EXPECT_EQ(records_of(b.loaded).size(), b.counted.count());
   EXPECT_TRUE(b.count_problems.empty());
   EXPECT_TRUE(b.load_problems.empty());
 
@@ -296,8 +300,8 @@ TEST_F(LeakStoreTest, VersionOneFilesStillLoad) {
     write_file(dir_ + "/ttmem-7-42.leaks.json", doc.dump() + "\n");
     BothLoads b = load_both(dir_);
     EXPECT_EQ(b.counted.count(), n);
-    ASSERT_EQ(b.loaded.records().size(), n);
-    EXPECT_EQ(b.loaded.records().back().buffer_id, n);
+    ASSERT_EQ(records_of(b.loaded).size(), n);
+    EXPECT_EQ(records_of(b.loaded).back().buffer_id, n);
     EXPECT_TRUE(b.count_problems.empty());
     EXPECT_TRUE(b.load_problems.empty());
   }
@@ -310,25 +314,48 @@ TEST_F(LeakStoreTest, TheListIsSharedUntilAFileChanges) {
   std::vector<SegmentProblem> problems;
   ASSERT_EQ(store.save(leaks_of(10, 2)), "");
   const LeakList first = store.load(&problems);
-  EXPECT_EQ(&store.load(&problems).records(), &first.records());
+  EXPECT_TRUE(store.load(&problems).same_list_as(first));
 
   ASSERT_EQ(store.save(leaks_of(11, 3)), "");
   const LeakList second = store.load(&problems);
-  EXPECT_NE(&second.records(), &first.records());
+  EXPECT_FALSE(second.same_list_as(first));
   EXPECT_EQ(first.count(), 2u);
-  ASSERT_EQ(second.records().size(), 5u);
-  EXPECT_EQ(second.records()[1].pid, 10);
-  EXPECT_EQ(second.records()[2].pid, 11);
-  EXPECT_EQ(&store.load(&problems).records(), &second.records());
+  ASSERT_EQ(records_of(second).size(), 5u);
+  EXPECT_EQ(records_of(second)[1].pid, 10);
+  EXPECT_EQ(records_of(second)[2].pid, 11);
+  EXPECT_EQ(&*second.begin(), &*first.begin()) << "the unchanged file's records were copied";
+  EXPECT_TRUE(store.load(&problems).same_list_as(second));
 
   // A file removed behind the store's back: the list is rebuilt from the files still there.
   fs::remove(dir_ + "/ttmem-10-42.leaks.json");
   const LeakList third = store.load(&problems);
-  ASSERT_EQ(third.records().size(), 3u);
-  EXPECT_EQ(third.records()[0].pid, 11);
-  EXPECT_EQ(third.records()[2].buffer_id, 3u);
-  EXPECT_EQ(&store.load(&problems).records(), &third.records());
+  ASSERT_EQ(records_of(third).size(), 3u);
+  EXPECT_EQ(records_of(third)[0].pid, 11);
+  EXPECT_EQ(records_of(third)[2].buffer_id, 3u);
+  EXPECT_EQ(&*third.begin(), &*std::next(second.begin(), 2));
+  EXPECT_TRUE(store.load(&problems).same_list_as(third));
   EXPECT_TRUE(problems.empty());
+}
+
+// A list walks the records of its files in order, passing over files without any.
+TEST(LeakList, WalksTheRecordsOfEveryFileInOrder) {
+  const auto file = [](std::vector<uint64_t> ids) {
+    LeakList::Records records;
+    for (uint64_t id : ids) records.push_back(leak(1, id, 4096));
+    return std::make_shared<const LeakList::Records>(std::move(records));
+  };
+  const LeakList list(LeakList::Files{file({}), file({1, 2}), file({}), file({3}), file({})});
+  EXPECT_EQ(list.count(), 3u);
+  std::vector<uint64_t> walked;
+  for (const LeakRecord& l : list) walked.push_back(l.buffer_id);
+  EXPECT_EQ(walked, (std::vector<uint64_t>{1, 2, 3}));
+  const LeakList only_empty_files(LeakList::Files{file({}), file({})});
+  EXPECT_EQ(only_empty_files.begin(), only_empty_files.end());
+  const LeakList none;
+  EXPECT_EQ(none.begin(), none.end());
+  const LeakList counted = LeakList::counted_only(5);
+  EXPECT_EQ(counted.count(), 5u);
+  EXPECT_EQ(counted.begin(), counted.end());
 }
 
 // The retention bounds need only each file's count: a file beyond them is pruned on its header
