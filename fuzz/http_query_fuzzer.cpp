@@ -60,7 +60,7 @@ ttmem::Snapshot make_snapshot(uint64_t now_ns) {
   leak.pid = 300;
   leak.command = "crashed.py";
   leak.size = leak.reserved = 8192;
-  s.leaks.push_back(leak);
+  s.leaks = ttmem::LeakList({leak});
   return s;
 }
 

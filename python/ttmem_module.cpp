@@ -44,21 +44,24 @@ py::object to_python(const nlohmann::json& j) {
   }
 }
 
-// One collector pass over `dir` ("" = $TTMEM_DIR, else /dev/shm/ttmem-<uid>). Throws
+// One collector pass over options.dir ("" = $TTMEM_DIR, else /dev/shm/ttmem-<uid>). Throws
 // std::runtime_error (RuntimeError in Python) when the directory cannot be used.
-ttmem::Snapshot take_snapshot(const std::string& dir, bool reap, bool list_buffers) {
+ttmem::Snapshot take_snapshot(const ttmem::CollectorOptions& options) {
   py::gil_scoped_release unlocked;
-  ttmem::Collector c({.dir = dir, .reap = reap, .list_buffers = list_buffers, .watch = false});
+  ttmem::CollectorOptions one_shot = options;
+  one_shot.watch = false;  // one refresh, then the collector goes
+  ttmem::Collector c(one_shot);
   c.refresh();
   return c.snapshot();
 }
 
 py::dict status(const std::string& dir) {
-  return to_python(ttmem::status_json(take_snapshot(dir, true, false)));
+  return to_python(ttmem::status_json(
+      take_snapshot({.dir = dir, .list_buffers = false, .leak_records = false})));
 }
 
 py::list buffers(const std::string& dir, std::optional<int> pid, bool reap) {
-  const ttmem::Snapshot s = take_snapshot(dir, reap, true);
+  const ttmem::Snapshot s = take_snapshot({.dir = dir, .reap = reap, .leak_records = false});
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& b : s.buffers) {
     if (!pid || b.pid == *pid) arr.push_back(ttmem::to_json(b));
@@ -67,7 +70,7 @@ py::list buffers(const std::string& dir, std::optional<int> pid, bool reap) {
 }
 
 py::list leaks(const std::string& dir) {
-  const ttmem::Snapshot s = take_snapshot(dir, true, false);
+  const ttmem::Snapshot s = take_snapshot({.dir = dir, .list_buffers = false});
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& l : s.leaks) arr.push_back(ttmem::to_json(l));
   return to_python(arr);

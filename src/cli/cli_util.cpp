@@ -16,11 +16,12 @@ CollectorOptions collector_options(const GlobalOptions& global) {
   return o;
 }
 
-Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers) {
-  if (!global.server.empty()) return fetch_snapshot(global, list_buffers);
+Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers, bool leak_records) {
+  if (!global.server.empty()) return fetch_snapshot(global, list_buffers, leak_records);
   try {
     CollectorOptions o = collector_options(global);
     o.list_buffers = list_buffers;
+    o.leak_records = leak_records;
     o.watch = false;  // one refresh, then exit
     Collector c(o);
     c.refresh();

@@ -16,8 +16,10 @@ CollectorOptions collector_options(const GlobalOptions& global);
 
 // One snapshot of the chosen directory, or of the ttmemd at --server. Throws CliError if the
 // collector cannot start or the daemon cannot be read. Without list_buffers only the aggregates
-// are built (faster with many live buffers).
-Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers = true);
+// are built (faster with many live buffers); without leak_records only the leaks are counted
+// (faster with large leak files).
+Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers = true,
+                       bool leak_records = true);
 
 // Throws a usage error (exit 2) naming `what` when --server is set: for commands that work on
 // the local segment directory itself.

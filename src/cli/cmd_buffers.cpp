@@ -33,7 +33,7 @@ std::string format_age(uint64_t now_ns, uint64_t then_ns) {
 }
 
 void run(const GlobalOptions& global, const BuffersArgs& a) {
-  Snapshot s = take_snapshot(global);
+  Snapshot s = take_snapshot(global, /*list_buffers=*/true, /*leak_records=*/false);
   std::optional<uint64_t> chip;
   if (a.device) chip = resolve_device(s, *a.device);
   std::optional<uint32_t> kind;

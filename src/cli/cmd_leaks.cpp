@@ -28,7 +28,7 @@ void print_text(const Snapshot& s) {
   }
   t.print();
   std::printf("\n%zu leaked buffers, %s reserved. `ttmem leaks --clear` forgets them.\n",
-              s.leaks.size(), format_bytes(total).c_str());
+              size_t(s.leaks.count()), format_bytes(total).c_str());
 }
 
 }  // namespace

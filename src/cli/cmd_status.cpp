@@ -92,7 +92,7 @@ void print_footer(const Snapshot& s) {
   }
   if (!s.leaks.empty()) {
     std::printf("\n%zu leaked buffers from exited processes: see `ttmem leaks`.\n",
-                s.leaks.size());
+                size_t(s.leaks.count()));
   }
   for (const auto& p : s.problems) {
     std::fprintf(stderr, "skipped %s: %s\n", p.path.c_str(), p.error.c_str());
@@ -106,7 +106,7 @@ void add_status_command(CLI::App& app, GlobalOptions& global) {
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([&global, json] {
-    Snapshot s = take_snapshot(global, /*list_buffers=*/false);
+    Snapshot s = take_snapshot(global, /*list_buffers=*/false, /*leak_records=*/false);
     if (*json) {
       print_json(status_json(s));
       return;

@@ -159,12 +159,12 @@ ServerAddress parse_server_url(const std::string& text) {
   return a;
 }
 
-Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers) {
+Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers, bool leak_records) {
   ServerAddress server = parse_server_url(global.server);
   Token token = find_token(global);
   json status = get_json(server, "/api/v1/status", token);
   json buffers = list_buffers ? get_json(server, "/api/v1/buffers?limit=0", token) : json();
-  json leaks = get_json(server, "/api/v1/leaks", token);
+  json leaks = leak_records ? get_json(server, "/api/v1/leaks", token) : json();
   try {
     return snapshot_from_json(status, buffers, leaks);
   } catch (const json::exception& e) {

@@ -18,10 +18,11 @@ struct ServerAddress {
 // Accepts only http://HOST:PORT with an optional trailing '/'; throws CliError saying the form.
 ServerAddress parse_server_url(const std::string& text);
 
-// GET /api/v1/status, /api/v1/leaks and (with list_buffers) /api/v1/buffers?limit=0 from the
-// daemon at global.server, with the token of global.token_file or $TTMEM_TOKEN. Throws CliError
-// (one line saying what to do) when the URL is invalid, the daemon is unreachable, answers an
-// HTTP error or 401, or sends anything that is not the JSON it should.
-Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers);
+// GET /api/v1/status, (with list_buffers) /api/v1/buffers?limit=0 and (with leak_records)
+// /api/v1/leaks from the daemon at global.server, with the token of global.token_file or
+// $TTMEM_TOKEN; without leak_records the leaks are only counted, from the status. Throws
+// CliError (one line saying what to do) when the URL is invalid, the daemon is unreachable,
+// answers an HTTP error or 401, or sends anything that is not the JSON it should.
+Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers, bool leak_records);
 
 }  // namespace ttmem::cli

@@ -554,7 +554,7 @@ void Collector::build_snapshot() {
   std::sort(s.processes.begin(), s.processes.end(),
             [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
 
-  s.leaks = leaks_.load(&s.problems);
+  s.leaks = options_.leak_records ? leaks_.load(&s.problems) : leaks_.load_count(&s.problems);
   for (const auto& [path, problem] : problems_) {
     s.problems.push_back({path, problem.error, problem.rejected});
   }

@@ -23,6 +23,7 @@ struct CollectorOptions {
   bool reap = true;           // turn dead processes into leak records and remove their segments
   bool drain_events = false;  // read the event rings (for history and recording)
   bool list_buffers = true;   // fill Snapshot::buffers (aggregates are always computed)
+  bool leak_records = true;   // load every leak record; false: only their count (leak headers)
   // Watch the directory so wait() and fd() wake when a segment appears or goes. A reader that
   // refreshes once and exits turns this off: tearing the inotify watch down when the process
   // ends can take the kernel tens of milliseconds, which would be most of `ttmem status`.

@@ -139,7 +139,7 @@ json status_json(const Snapshot& s) {
           {"devices", devices},
           {"processes", processes},
           {"dropped_events", s.dropped_events},
-          {"leaked_buffers", s.leaks.size()},
+          {"leaked_buffers", s.leaks.count()},
           {"problems", problems}};
 }
 
@@ -149,7 +149,7 @@ json buffers_json(const BufferSelection& selection) {
   return {{"total", selection.total}, {"buffers", arr}};
 }
 
-json leaks_json(const std::vector<LeakRecord>& leaks) {
+json leaks_json(const LeakList& leaks) {
   json arr = json::array();
   for (const auto& l : leaks) arr.push_back(to_json(l));
   return {{"leaks", arr}};
@@ -382,7 +382,13 @@ Snapshot snapshot_from_json(const json& status, const json& buffers, const json&
   if (!buffers.is_null()) {
     for (const json& b : array_field(buffers, "buffers")) s.buffers.push_back(buffer_from_json(b));
   }
-  for (const json& l : array_field(leaks, "leaks")) s.leaks.push_back(leak_from_json(l));
+  if (leaks.is_null()) {
+    s.leaks = LeakList::counted_only(integer_field<uint64_t>(status, "leaked_buffers"));
+  } else {
+    std::vector<LeakRecord> records;
+    for (const json& l : array_field(leaks, "leaks")) records.push_back(leak_from_json(l));
+    s.leaks = LeakList(std::move(records));
+  }
   return s;
 }
 

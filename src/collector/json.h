@@ -24,7 +24,7 @@ nlohmann::json status_json(const Snapshot& s);
 nlohmann::json buffers_json(const BufferSelection& selection);
 
 // {"leaks":[...]}: `ttmem leaks --json` and GET /api/v1/leaks.
-nlohmann::json leaks_json(const std::vector<LeakRecord>& leaks);
+nlohmann::json leaks_json(const LeakList& leaks);
 
 // The inverses below check everything: a missing field, a wrong type, a number out of its
 // field's range or an unknown name throws nlohmann::json::exception saying which. They take
@@ -34,8 +34,8 @@ LeakRecord leak_from_json(const nlohmann::json& j);
 // Inverse of status_json, buffers_json and leaks_json: the Snapshot a ttmemd serves, so
 // `ttmem --server` prints through the same code as the local commands. `buffers` may be null
 // (no buffer list); its rows keep the order they came in. Leaks come from `leaks`, not from
-// status's leaked_buffers count. Not carried by the JSON, so left zero: process start times
-// of buffers, per-process device totals, tags.
+// status's leaked_buffers count; `leaks` may be null (the count alone, no records). Not carried
+// by the JSON, so left zero: process start times of buffers, per-process device totals, tags.
 Snapshot snapshot_from_json(const nlohmann::json& status, const nlohmann::json& buffers,
                             const nlohmann::json& leaks);
 

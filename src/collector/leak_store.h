@@ -1,17 +1,25 @@
 // Leak records outlive the processes and segments they came from: when a collector reaps a dead
-// process with outstanding buffers, it writes them to <segment dir>/leaks/ (one JSON file per
-// process, written atomically) so any later `ttmem leaks` still sees them.
+// process with outstanding buffers, it writes them to <segment dir>/leaks/ (one file per process,
+// written atomically) so any later `ttmem leaks` still sees them.
 //
-// Retention is bounded in files and in records, newest kept: every collector holds the records
-// in memory (and the daemon copies them into each publication), so a bound on files alone would
-// let a few crashed large runs (a failed Llama decode on a T3K leaves ~2,400 records) grow every
-// collector by hundreds of MiB. The newest file is always kept whole.
+// Retention is bounded in files and in records, newest kept: every collector that loads the
+// records holds them in memory, so a bound on files alone would let a few crashed large runs (a
+// failed Llama decode on a T3K leaves ~2,400 records) grow every collector by hundreds of MiB.
+// The newest file is always kept whole.
+//
+// A file (version 2) is JSON Lines: a header line {"bytes":B,"count":N,"pid":P,
+// "process_start_time":S,"version":2}, then one record per line, B bytes in all after the
+// header. The header gives the count without parsing the records, which is all `ttmem status`
+// and the retention bounds need; it is checked against the file's size, since a leak file is
+// input from whoever can write the directory. Files of version 1 ({"leaks":[...],"version":1},
+// one document) still load.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "collector/model.h"
@@ -32,32 +40,46 @@ class LeakStore {
   std::string save(const std::vector<LeakRecord>& leaks);
 
   // Every retained record, oldest process first (files beyond the bounds are left out, as if
-  // already pruned). Unreadable files are reported in *problems. A file is parsed once: a
-  // long-running viewer refreshing many times a second re-reads only files whose size or
-  // modification time changed.
-  std::vector<LeakRecord> load(std::vector<SegmentProblem>* problems) const;
+  // already pruned). Unreadable files are reported in *problems. A file is parsed once, and the
+  // list is built again only when a retained file changed or the retained set did: a
+  // long-running viewer refreshing many times a second gets the same shared list every time.
+  LeakList load(std::vector<SegmentProblem>* problems) const;
+
+  // The number of retained records, from the files' headers, without parsing any record of a
+  // version-2 file (a version-1 file is parsed to be counted). Bad headers are reported in
+  // *problems.
+  LeakList load_count(std::vector<SegmentProblem>* problems) const;
 
   // Deletes every stored record; returns how many files were removed.
   size_t clear();
 
  private:
-  struct Parsed {
+  // What is known of one file; kept while its size and modification time stay the same.
+  struct CachedFile {
     uint64_t size = 0;
     int64_t mtime_ns = 0;
-    size_t count = 0;                 // records in the file, kept when `records` is not
-    std::vector<LeakRecord> records;  // empty for a file beyond the bounds
-    std::string error;                // set when the file could not be used
+    uint64_t count = 0;  // records in the file: its header's count (version 1: parsed)
+    std::string error;   // set when the file could not be used
+    // Its records once a load parsed them, shared with every list that holds the file; dropped
+    // when the file falls beyond the bounds.
+    std::shared_ptr<const LeakList::Records> records;
   };
 
-  static Parsed parse_file(const std::string& path, uint64_t size, std::error_code size_error);
-
   // Brings the cache up to date with the directory, newest file first, within the bounds;
-  // returns the paths of the older files beyond them.
+  // returns the paths of the older files beyond them. Reads only the headers of files it has
+  // not seen (or that changed) and marks the list stale when the retained records changed.
   std::vector<std::string> scan() const;
 
+  // list_ from the retained files, parsing those whose records are not cached yet.
+  void rebuild_list() const;
+
+  void report_problems(std::vector<SegmentProblem>* problems) const;
+
   std::string dir_;
-  mutable std::map<std::string, Parsed> cache_;  // by path
-  mutable std::vector<std::string> retained_;    // paths within the bounds, oldest first
+  mutable std::map<std::string, CachedFile> cache_;  // by path
+  mutable std::vector<std::string> retained_;        // paths within the bounds, oldest first
+  mutable LeakList list_;                            // the records of retained_ when not stale
+  mutable bool list_stale_ = true;
 };
 
 }  // namespace ttmem

@@ -1,12 +1,16 @@
 // The collector's model: what every viewer (CLI, TUI, daemon, Python) reads. A Snapshot is a
-// plain value built from all segments at one instant; it owns its data and can be kept, diffed
-// and serialised without touching shared memory again.
+// plain value built from all segments at one instant; it owns its data (the leak records shared,
+// immutable, with other snapshots) and can be kept, diffed and serialised without touching shared
+// memory again.
 #pragma once
 
 #include <sys/types.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -123,6 +127,87 @@ struct LeakRecord {
   uint64_t time_ns = 0;
 };
 
+// The leak records of a snapshot, shared and immutable: a viewer refreshes many times a second
+// and ttmemd keeps several publications, all holding the same up to LeakStore::kMaxRecords
+// records, so copying a Snapshot must not copy them. They are kept per leak file, each file's
+// records in one immutable vector that every list holding the file shares: while processes keep
+// leaving leak files (the soak leaves one every 50 ms), a new list costs a vector of pointers,
+// not a copy of every record. A list made from counts alone (CollectorOptions::leak_records
+// false) knows how many buffers leaked and holds no records.
+class LeakList {
+ public:
+  using Records = std::vector<LeakRecord>;
+  using Files = std::vector<std::shared_ptr<const Records>>;  // records of each file, in order
+
+  LeakList() = default;
+  explicit LeakList(Files files) : files_(std::make_shared<const Files>(std::move(files))) {
+    for (const auto& f : *files_) count_ += f->size();
+  }
+  explicit LeakList(Records records)
+      : LeakList(Files{std::make_shared<const Records>(std::move(records))}) {}
+  static LeakList counted_only(uint64_t count) {
+    LeakList list;
+    list.count_ = count;
+    return list;
+  }
+
+  // Leaked buffers, whether or not their records were loaded.
+  uint64_t count() const { return count_; }
+  bool empty() const { return count_ == 0; }
+
+  // True when both hold the very same list, as the lists of refreshes that changed nothing do.
+  bool same_list_as(const LeakList& other) const { return files_ == other.files_; }
+
+  // Walks the records, oldest process first; none when only counted.
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = LeakRecord;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const LeakRecord*;
+    using reference = const LeakRecord&;
+
+    const_iterator() = default;
+    reference operator*() const { return (**file_)[index_]; }
+    pointer operator->() const { return &**this; }
+    const_iterator& operator++() {
+      if (++index_ == (*file_)->size()) {
+        ++file_;
+        index_ = 0;
+        skip_empty_files();
+      }
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator before = *this;
+      ++*this;
+      return before;
+    }
+    bool operator==(const const_iterator&) const = default;
+
+   private:
+    friend class LeakList;
+    const_iterator(Files::const_iterator file, Files::const_iterator end) : file_(file), end_(end) {
+      skip_empty_files();
+    }
+    void skip_empty_files() {
+      while (file_ != end_ && (*file_)->empty()) ++file_;
+    }
+    Files::const_iterator file_, end_;
+    size_t index_ = 0;
+  };
+  const_iterator begin() const {
+    return files_ ? const_iterator(files_->begin(), files_->end()) : const_iterator();
+  }
+  const_iterator end() const {
+    return files_ ? const_iterator(files_->end(), files_->end()) : const_iterator();
+  }
+
+ private:
+  std::shared_ptr<const Files> files_;
+  uint64_t count_ = 0;
+};
+
 // A segment the collector would not use, and why.
 // Why a well-formed segment was not believed (SegmentProblem::rejected); docs/security.md.
 inline constexpr const char* kRejectedWrongOwner = "wrong_owner";     // owner is not its user
@@ -151,7 +236,7 @@ struct Snapshot {
   std::vector<ProcessView> processes;
   std::vector<BufferView> buffers;  // live buffers and CBs of live processes
   std::vector<TagUsage> tags;       // sorted by total reserved, descending
-  std::vector<LeakRecord> leaks;
+  LeakList leaks;
   std::vector<SegmentProblem> problems;
   uint64_t dropped_events = 0;
 };

@@ -189,7 +189,7 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
   w.family("ttmem_tracked_processes", "gauge", "Processes in the model (segments and legacy).");
   w.sample("ttmem_tracked_processes", "", uint64_t(s.processes.size()));
   w.family("ttmem_leaked_buffers", "gauge", "Leak records of processes that ended.");
-  w.sample("ttmem_leaked_buffers", "", uint64_t(s.leaks.size()));
+  w.sample("ttmem_leaked_buffers", "", s.leaks.count());
   w.family("ttmem_segment_problems", "gauge", "Segment files skipped because they failed checks.");
   w.sample("ttmem_segment_problems", "", uint64_t(s.problems.size()));
   w.family("ttmem_segments_rejected", "gauge",

@@ -88,7 +88,7 @@ TEST(ClientKill, RandomKillsNeverShowATornRecordAndLeaveExactlyTheAcknowledgedLe
     for (const ProcessView& p : s.processes) {
       EXPECT_NE(p.pid, client->pid()) << "the dead process is still in the model";
     }
-    expect_leaks_are_acknowledged(s.leaks, client->pid(), ack.table());
+    expect_leaks_are_acknowledged({s.leaks.begin(), s.leaks.end()}, client->pid(), ack.table());
     EXPECT_EQ(leftover_files(dir.path()), std::vector<std::string>{})
         << "the dead process left files behind";
     collector.leak_store().clear();

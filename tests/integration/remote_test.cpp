@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <regex>
+#include <string_view>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -230,7 +231,9 @@ TEST(RemoteCli, GarbageFromTheServerIsAnErrorNotACrash) {
     fake.answer("/api/v1/leaks", {200, R"({"leaks":[]})"});
     fake.answer("/api/v1/buffers", {200, R"({"total":0,"buffers":[]})"});
     fake.answer(c.path, c.answer);
-    expect_clean_error(ttmem({"--server", fake.url(), "buffers"}), c.says,
+    // `buffers` reads the status and the buffer list, `leaks` the status and the leak list.
+    const char* command = std::string_view(c.path) == "/api/v1/leaks" ? "leaks" : "buffers";
+    expect_clean_error(ttmem({"--server", fake.url(), command}), c.says,
                        std::string(c.path) + " " + c.answer.body.substr(0, 40));
   }
   // The server's error text reaches the terminal without its control characters.
@@ -260,6 +263,11 @@ TEST(SnapshotFromJson, RoundTripsAndRejectsEveryMutilatedField) {
   json back = status_json(s);
   back["leaked_buffers"] = status["leaked_buffers"];  // the count comes from the leak list
   EXPECT_EQ(back, status);
+  // Without the leak list (`ttmem status`) the count is the status document's own.
+  EXPECT_EQ(status_json(snapshot_from_json(status, buffers, json())), status);
+  json bad_count = status;
+  bad_count["leaked_buffers"] = -1;
+  EXPECT_THROW(snapshot_from_json(bad_count, buffers, json()), json::exception);
   BufferSelection all{{}, s.buffers.size()};
   for (const auto& b : s.buffers) all.rows.push_back(&b);
   EXPECT_EQ(buffers_json(all), buffers);

@@ -185,7 +185,7 @@ TEST(Collector, AFoldingCollectorStillReapsEveryBuffer) {
   const size_t buffers = fill_segment(f);
   Collector c(CollectorOptions{.dir = f.dir(), .reap = true, .list_buffers = false});
   c.refresh();
-  EXPECT_EQ(c.snapshot().leaks.size(), buffers);
+  EXPECT_EQ(c.snapshot().leaks.count(), buffers);
   EXPECT_TRUE(c.snapshot().processes.empty());
   EXPECT_FALSE(std::filesystem::exists(f.path()));
 }

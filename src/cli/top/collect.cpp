@@ -230,7 +230,7 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
   vm.taken_realtime_ns = s.taken_realtime_ns;
   vm.samples = history.samples();
   vm.dropped_events = s.dropped_events;
-  vm.leaks = s.leaks.size();
+  vm.leaks = s.leaks.count();
   for (const auto& p : s.problems) vm.problems.push_back(p.path + ": " + p.error);
 
   std::vector<const DeviceView*> shown_devices;

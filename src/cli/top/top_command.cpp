@@ -275,7 +275,9 @@ void run_top(const cli::GlobalOptions& global, const TopArgs& a) {
   install_signal_handlers();
   std::unique_ptr<Collector> c;
   try {
-    c = std::make_unique<Collector>(cli::collector_options(global));
+    CollectorOptions options = cli::collector_options(global);
+    options.leak_records = false;  // top shows only how many buffers leaked
+    c = std::make_unique<Collector>(options);
   } catch (const std::runtime_error& e) {
     throw cli::CliError(e.what());
   }
