@@ -105,11 +105,11 @@ class RssSampler {
 // Flatness: a leak is a trend, so the time after the warm-up is cut into quarters and the
 // high-water mark of the last quarter may exceed that of the first by at most max(4 MiB, 5%).
 // High-water marks, because RSS swings with the workload and the allocator keeps pages it has
-// used: a collector rebuilds its list of up to LeakStore::kMaxRecords leak records (~5 MiB a
-// copy) on every refresh and parses each new leak file (a failed T3K run leaves 2,400 records,
-// ~4 MiB as a JSON tree), so single samples differ by ~10 MiB while each quarter sees many such
-// peaks. 4 MiB is less than one extra copy of the leak list, or a byte leaked per report over
-// the 10-minute run; 5% scales the bound for a larger working set.
+// used: a collector parses each new leak file (a failed T3K run leaves 2,400 records) and ttmemd
+// builds a snapshot of every sim's buffers every 100 ms, so single samples differ by 6 to 9 MiB
+// while each quarter sees many such peaks. 4 MiB is less than one extra copy of the leak list
+// (LeakStore::kMaxRecords records, ~5 MiB), or a byte leaked per report over the 10-minute run;
+// 5% scales the bound for a larger working set.
 struct Flatness {
   std::string name;
   uint64_t warm_up_high = 0, first_quarter_high = 0, last_quarter_high = 0, last = 0;
