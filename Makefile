@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo bench soak asan tsan fuzz install clean format
+.PHONY: all deps configure build test demo bench soak asan tsan fuzz install clean format conformance
 
 all: build
 
@@ -70,6 +70,16 @@ fuzz: deps
 	  -DTTMEM_BUILD_TESTS=OFF -DTTMEM_BUILD_BENCH=OFF >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
 	@fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Compiles integrations/tt-metal/src/adapter.cpp (syntax only, -Werror) against a real tt-metal
+# source tree and the third-party headers that tree pins, checked out of git mirrors. Not part of
+# `make test`: it needs the tree and the mirrors. TT_METAL_SRC is a checked-out tree, or a git
+# directory with TT_METAL_COMMIT (default HEAD). See scripts/conformance.sh --help.
+TT_METAL_COMMIT ?= HEAD
+TT_METAL_DEPS ?= build-conformance/deps
+conformance:
+	@test -n "$(TT_METAL_SRC)" || { echo "usage: make conformance TT_METAL_SRC=<tt-metal tree or git dir> [TT_METAL_COMMIT=rev]"; exit 2; }
+	@scripts/conformance.sh --src "$(TT_METAL_SRC)" --commit "$(TT_METAL_COMMIT)" --deps "$(TT_METAL_DEPS)"
 
 install: build
 	@cmake --install $(BUILD_DIR)
