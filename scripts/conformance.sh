@@ -30,7 +30,7 @@
 # (older ones), and the tt_metal/third_party/umd submodule commit. Each is checked out from a
 # mirror when the mirror has the pinned tag or commit; when it has not, the newest tag of the same
 # major version (else the mirror's HEAD) is used and a NOTE says so. Fetch missing mirrors first
-# (see integrations/tt-metal/README.md or docs/conformance.md).
+# (see docs/conformance.md).
 #
 # Include order: the project's own dirs (-I) first, then every dependency and the tt-metal API as
 # -isystem, all of which GCC searches before /usr/include, so Debian's fmt 9 (/usr/include/fmt)
@@ -255,7 +255,8 @@ esac
 # ---------------------------------------------------------------------------------------------
 # 5. Feature probes, as integrations/tt-metal/CMakeLists.txt runs them (no -Werror there either).
 # ---------------------------------------------------------------------------------------------
-probe() {  # probe NAME CODE: adds -DNAME=1 or -DNAME=0
+probe() {  # probe NAME CODE: adds -DNAME=1 or -DNAME=0, unless CONFORMANCE_CXXFLAGS sets NAME
+  if [[ " ${EXTRA[*]} " == *" -D$1="* ]]; then return; fi
   if printf '%s\n' "$2" | "$CXX" "${BASE[@]}" -x c++ -fsyntax-only - >/dev/null 2>&1; then
     PROBES+=("-D$1=1")
   else
