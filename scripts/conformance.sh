@@ -7,7 +7,8 @@
 # Usage:
 #   scripts/conformance.sh [options] [--file PROBE.cpp ...]
 #
-#   --src PATH       tt-metal source: either a checked-out tree (a directory with tt_metal/api),
+#   --src PATH       tt-metal source: either a checked-out tree (a directory with tt_metal/api;
+#                    its umd submodule is used if checked out, else TT_UMD_COMMIT or the tree's git),
 #                    or a git directory (bare or mirror, e.g. /work/.mirror/<owner>+tt-metal/repo),
 #                    from which --commit is exported. Default: $TT_METAL_SRC.
 #   --commit REV     commit to export when --src is a git directory. Default: $TT_METAL_COMMIT or HEAD.
@@ -74,10 +75,16 @@ DEPS=$(realpath "$DEPS")
 # 1. The tt-metal tree: a checked-out directory as is, or one commit exported from a git dir.
 # ---------------------------------------------------------------------------------------------
 UMD_COMMIT=${TT_UMD_COMMIT:-}
+UMD_INCLUDE=""
 if [[ -d "$SRC/tt_metal/api" ]]; then
   TREE=$(realpath "$SRC")
   TREE_LABEL="$TREE"
-  if [[ -z "$UMD_COMMIT" ]] && git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1; then
+  # umd: a checked-out submodule is used as is; otherwise its pinned commit comes from a mirror.
+  if [[ -d "$TREE/tt_metal/third_party/umd/device/api" ]]; then
+    UMD_INCLUDE="$TREE/tt_metal/third_party/umd/device/api"
+  elif [[ -z "$UMD_COMMIT" && -f "$TREE/.umd-commit" ]]; then
+    UMD_COMMIT=$(cat "$TREE/.umd-commit")
+  elif [[ -z "$UMD_COMMIT" ]] && git -C "$TREE" rev-parse --git-dir >/dev/null 2>&1; then
     UMD_COMMIT=$(git -C "$TREE" ls-tree HEAD tt_metal/third_party/umd | awk '{print $3}')
   fi
 elif git --git-dir="$SRC" rev-parse --verify -q "$COMMIT^{commit}" >/dev/null; then
@@ -163,6 +170,11 @@ resolve() {
 for row in "${DEP_TABLE[@]}"; do
   IFS='|' read -r name mirrors incdir kind <<<"$row"
   if [[ $kind == submodule ]]; then
+    if [[ -n "$UMD_INCLUDE" ]]; then
+      ISYSTEM+=("$UMD_INCLUDE")
+      SUMMARY+=("$(printf '%-14s %-40s %s' "$name" "(checked-out submodule)" "$UMD_INCLUDE")")
+      continue
+    fi
     tag=$UMD_COMMIT ver=-
     [[ -n "$tag" ]] || die "no umd commit known: set TT_UMD_COMMIT, or check out the umd submodule"
   else
@@ -219,7 +231,9 @@ if [[ $INTERNAL == 1 ]]; then ISYSTEM+=("$TREE/tt_metal" "$TREE"); fi
 
 # The definitions the installed targets carry: fmt::fmt-header-only, spdlog::spdlog_header_only
 # with SPDLOG_FMT_EXTERNAL_HO, and reflect's NTEST where the tree sets it.
-DEFINES=(-DFMT_HEADER_ONLY=1 -DSPDLOG_HEADER_ONLY -DSPDLOG_FMT_EXTERNAL)
+# TTMEM_CONFORMANCE=1 lets the adapter add checks that only make sense against real headers
+# (e.g. static_assert that a requires-expression it relies on holds).
+DEFINES=(-DFMT_HEADER_ONLY=1 -DSPDLOG_HEADER_ONLY -DSPDLOG_FMT_EXTERNAL -DTTMEM_CONFORMANCE=1)
 if grep -q 'NTEST' "${pin_files[@]}"; then DEFINES+=(-DNTEST); fi
 
 PROJECT_INCLUDES=(-I"$ROOT/include" -I"$ROOT/integrations/tt-metal/include" -I"$ROOT/src")
