@@ -138,6 +138,7 @@ PYBIND11_MODULE(_ttmem, m) {
   m.def("buffer_alloc", &buffer_alloc);
   m.def("buffer_free", &ttmem_buffer_free);
   m.def("cb_alloc", &cb_alloc);
+  m.def("cb_free_program", &ttmem_cb_free_program);
   m.def("cb_free_all", &ttmem_cb_free_all);
   m.def("op_push", [](const std::string& name) { return ttmem_op_push(name.c_str()); });
   m.def("op_pop", &ttmem_op_pop);

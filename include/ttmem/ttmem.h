@@ -142,11 +142,18 @@ TTMEM_EXPORT int ttmem_buffer_alloc(const ttmem_buffer_desc* desc);
 TTMEM_EXPORT int ttmem_buffer_free(uint32_t device, uint64_t buffer_id);
 
 /* A program's circular buffer was allocated at `address` with `size_per_core` bytes on every core
- * of the core-range set. */
+ * of the core-range set. A device holds the CB sets of every live program at once (tt-metal keeps
+ * each cached program's CBs allocated); the sets overlap in address space, so readers show the
+ * highest CB end among them, not their sum. Calls with the same `program_id` build one set. */
 TTMEM_EXPORT int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_ranges,
                                 uint64_t address, uint64_t size_per_core, uint64_t program_id);
 
-/* Every circular buffer of the device is gone (tt-metal's track_deallocate_cb). */
+/* One program's CB set on the device is gone (tt-metal: the program was destroyed). Returns
+ * TTMEM_ENOENT when the program has no CBs on the device. */
+TTMEM_EXPORT int ttmem_cb_free_program(uint32_t device, uint64_t program_id);
+
+/* Every program's CB set on the device is gone (the device closed, or its program cache was
+ * cleared). */
 TTMEM_EXPORT int ttmem_cb_free_all(uint32_t device);
 
 /* Per-thread op stack: the innermost op names what this thread allocates when no tag is given. */

@@ -48,6 +48,9 @@ inline int cb_alloc(uint32_t device, std::initializer_list<ttmem_core_range> ran
   return ttmem_cb_alloc(device, ranges.begin(), ranges.size(), address, size_per_core,
                         program_id);
 }
+inline int cb_free_program(uint32_t device, uint64_t program_id) {
+  return ttmem_cb_free_program(device, program_id);
+}
 inline int cb_free_all(uint32_t device) { return ttmem_cb_free_all(device); }
 inline bool enabled() { return ttmem_enabled() != 0; }
 

@@ -4,7 +4,7 @@ Two halves:
 
 * The client API reports what this process allocates, into its own shared-memory segment
   (``libttmem.so``): :func:`register_device`, :func:`alloc`, :func:`free`, :func:`cb_alloc`,
-  :func:`cb_free_all` and the :func:`op` context manager that tags what is allocated inside it.
+  :func:`cb_free_program`, :func:`cb_free_all` and the :func:`op` context manager that tags what is allocated inside it.
 * The read API folds every tracked process (this one included) into one picture, returned as
   plain dicts and lists with the fields of ``ttmem status --json``, ``ttmem buffers --json`` and
   ``ttmem leaks --json``: :func:`status`, :func:`buffers`, :func:`leaks`.
@@ -23,7 +23,7 @@ from . import _ttmem
 
 __all__ = [
     "KINDS", "LAYOUTS", "ARCHS", "Error",
-    "register_device", "alloc", "free", "cb_alloc", "cb_free_all", "op",
+    "register_device", "alloc", "free", "cb_alloc", "cb_free_program", "cb_free_all", "op",
     "enabled", "segment_path",
     "status", "buffers", "leaks",
 ]
@@ -178,9 +178,17 @@ def cb_alloc(device: int, ranges: Iterable[Sequence[int]], address: int, size_pe
                                   int(program_id)), f"cb_alloc(device={device})")
 
 
+def cb_free_program(device: int, program_id: int) -> bool:
+    """Reports that one program's circular buffers on the device are gone (the program was
+    destroyed: tt-metal's ``track_deallocate_cb``, once per program and chip). Every live
+    program keeps its own CB set; sets overlap from the same base and are never added."""
+    return _check(_ttmem.cb_free_program(int(device), int(program_id)),
+                  f"cb_free_program(device={device}, program_id={program_id})")
+
+
 def cb_free_all(device: int) -> bool:
-    """Reports that every circular buffer of the device is gone (tt-metal's
-    ``track_deallocate_cb``)."""
+    """Reports that every program's circular buffers on the device are gone (the device
+    closed, or its program cache was cleared)."""
     return _check(_ttmem.cb_free_all(int(device)), f"cb_free_all(device={device})")
 
 

@@ -23,6 +23,7 @@ struct BuffersArgs {
   std::string sort = "size";
   size_t limit = 0;
   bool json = false;
+  bool programs = false;
 };
 
 std::string format_age(uint64_t now_ns, uint64_t then_ns) {
@@ -30,6 +31,33 @@ std::string format_age(uint64_t now_ns, uint64_t then_ns) {
   if (s < 60) return fmt::format("{:.1f}s", s);
   if (s < 3600) return fmt::format("{:.1f}m", s / 60);
   return fmt::format("{:.1f}h", s / 3600);
+}
+
+// One row per program CB set. The sets of different programs overlap in L1 (each starts at the
+// unreserved base), so the BYTES column is never summed: `ttmem status` shows what they cover.
+void print_programs(const Snapshot& s, BufferFilter filter, bool json) {
+  if (filter.kind && *filter.kind != uint32_t(protocol::Kind::Cb)) {
+    throw CliError("--programs lists CB sets; drop --kind or use --kind CB");
+  }
+  std::vector<ProgramCbSet> programs = select_programs(s, filter);
+  if (json) {
+    print_json(programs_json(programs));
+    return;
+  }
+  if (programs.empty()) {
+    std::printf("No program holds circular buffers.\n");
+    return;
+  }
+  Table t({"PID", "DEV", "PROGRAM", "CBS", "CB BYTES", "REGION END", "TAG"},
+          {true, true, true, true, true, true, false});
+  for (const ProgramCbSet& p : programs) {
+    t.add({std::to_string(p.pid), std::to_string(p.device), std::to_string(p.program_id),
+           std::to_string(p.records), format_bytes(p.bytes), fmt::format("{:#x}", p.region_end),
+           p.tag});
+  }
+  t.print();
+  std::printf("CB BYTES: the program's own CBs over all their cores. Programs overlap from the "
+              "same base,\nso these do not add up: `ttmem status` shows the L1 they cover.\n");
 }
 
 void run(const GlobalOptions& global, const BuffersArgs& a) {
@@ -42,6 +70,7 @@ void run(const GlobalOptions& global, const BuffersArgs& a) {
   if (a.pid && !has_process(s, *a.pid, &error)) throw CliError(error);
   BufferFilter filter{chip, kind, a.pid, a.sort == "size" ? BufferSort::Size : BufferSort::Age,
                       a.limit};
+  if (a.programs) return print_programs(s, filter, a.json);
   BufferSelection selection = select_buffers(s, filter);
   const auto& rows = selection.rows;
   size_t total = selection.total;
@@ -79,6 +108,8 @@ void add_buffers_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--sort,-s", a->sort, "Order: size (largest first) or age (oldest first)")
       ->check(CLI::IsMember({"size", "age"}));
   cmd->add_option("--limit,-n", a->limit, "Show at most N buffers (0: all)");
+  cmd->add_flag("--programs", a->programs,
+                "One row per program's CB set: its CB bytes and where its region ends");
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->callback([&global, a] { run(global, *a); });
 }

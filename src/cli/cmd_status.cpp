@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "cli/cli_util.h"
 #include "cli/table.h"
 #include "collector/json.h"
@@ -38,13 +40,18 @@ void print_devices(const Snapshot& s) {
   }
   t.print();
   std::printf("\n");
-  Table c({"DEV", "CB REGION END", "LOWEST L1 BUFFER", "CLASH MARGIN", "DROPPED EVENTS"},
-          {true, true, true, true, true});
+  // CB: the USED row above is the L1 every live program's CB set covers (sets overlap, so they
+  // are not added); here the region per core, which binds L1 and sets the clash margin.
+  Table c({"DEV", "CB PROGRAMS", "CB REGION/CORE", "CB REGION END", "LOWEST L1 BUFFER",
+           "CLASH MARGIN", "DROPPED EVENTS"},
+          {true, true, true, true, true, true, true});
   for (const auto& d : s.devices) {
     std::string margin = d.clash_margin < 0
                              ? fmt::format("-{} (CLASH)", format_bytes(uint64_t(-d.clash_margin)))
                              : format_bytes(uint64_t(d.clash_margin));
-    c.add({join_ids(d.logical_ids), fmt::format("{:#x}", d.cb_region_end),
+    c.add({join_ids(d.logical_ids), std::to_string(d.cb_programs),
+           format_bytes(d.cb_region_end - std::min(d.cb_region_end, d.unreserved_base)),
+           fmt::format("{:#x}", d.cb_region_end),
            d.has_l1_buffers ? fmt::format("{:#x}", d.lowest_l1_address) : "-", margin,
            std::to_string(d.dropped_events)});
   }

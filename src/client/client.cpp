@@ -71,7 +71,6 @@ enum Mode : int { kUninitialized = 0, kActive = 1, kDisabled = 2, kForkedChild =
 constexpr uint32_t kLocalFreeSlots = 128;   // per-device cache of free slab slots
 constexpr uint32_t kSlotBatch = 64;         // slots moved between a device and the global pool
 constexpr uint32_t kSlabChunk = 1024;       // slab records made usable (fallocated) at a time
-constexpr uint32_t kMaxCbsPerDevice = 4096;
 constexpr uint32_t kOpStackDepth = 64;
 constexpr uint32_t kInternCapacity = 2 * pr::kStringCapacity;
 
@@ -84,8 +83,9 @@ struct alignas(64) DeviceState {
   SlotIndex index;
   uint32_t local_free[kLocalFreeSlots] = {};
   uint32_t local_free_count = 0;
-  uint32_t cb_slots[kMaxCbsPerDevice] = {};
-  uint32_t cb_count = 0;
+  // Program id -> slot of the program's newest CB record on this device; the program's other
+  // records follow through State::cb_next. Freeing one program's set costs O(its CBs).
+  SlotIndex cb_programs;
   // This device's counters and ring in the segment, resolved once when the device is installed
   // so the hot path does no offset arithmetic. `ring` stays null when its pages could not be
   // reserved: the device then has totals and records but no history.
@@ -121,6 +121,9 @@ struct State {
   uint32_t* pool = nullptr;  // capacity slab_capacity, anonymous mapping
   uint32_t pool_count = 0;
   uint32_t slab_used = 0;    // records ever made usable (multiple of kSlabChunk)
+  // For a CB record's slot, the slot of the next older CB record of the same program and device
+  // (UINT32_MAX ends the chain). Same capacity and mapping as `pool`.
+  uint32_t* cb_next = nullptr;
 
   // Interned strings: private open-addressing table from hash to id; text in the segment.
   SpinLock intern_lock;
@@ -202,6 +205,21 @@ void release_segment_mapping() {
   g_state.base = nullptr;
   g_state.header = nullptr;
   g_state.fd = -1;
+}
+
+// A private array of one u32 per slab slot; pages are touched only as slots are used.
+uint32_t* map_slot_array(uint32_t slots) {
+  void* p = ::mmap(nullptr, size_t(slots) * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<uint32_t*>(p);
+}
+
+void release_slot_arrays() {
+  State& s = g_state;
+  for (uint32_t** a : {&s.pool, &s.cb_next}) {
+    if (*a != nullptr) ::munmap(*a, size_t(s.slab_capacity) * sizeof(uint32_t));
+    *a = nullptr;
+  }
 }
 
 // The start of every message that means the process runs untracked, and the usual remedy.
@@ -310,12 +328,11 @@ bool create_segment() {
     return false;
   }
   s.base = static_cast<uint8_t*>(p);
-  s.pool = static_cast<uint32_t*>(::mmap(nullptr, size_t(s.slab_capacity) * sizeof(uint32_t),
-                                         PROT_READ | PROT_WRITE,
-                                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
-  if (s.pool == MAP_FAILED) {
+  s.pool = map_slot_array(s.slab_capacity);
+  s.cb_next = map_slot_array(s.slab_capacity);
+  if (s.pool == nullptr || s.cb_next == nullptr) {
     setup_failed(dir, "map the slot pool");
-    s.pool = nullptr;
+    release_slot_arrays();
     release_segment_mapping();
     ::unlink(tmp.c_str());
     return false;
@@ -423,13 +440,12 @@ bool reinitialize_after_fork() {
     dev.registered.store(false, std::memory_order_relaxed);
     dev.index.release();
     dev.local_free_count = 0;
-    dev.cb_count = 0;
+    dev.cb_programs.release();
     dev.ring = nullptr;
     dev.ring_head = 0;
   }
   release_segment_mapping();  // unmaps the parent's segment in this process only
-  if (s.pool != nullptr) ::munmap(s.pool, size_t(s.slab_capacity) * sizeof(uint32_t));
-  s.pool = nullptr;
+  release_slot_arrays();
   bool ok = create_segment();
   if (ok) {
     for (uint32_t i = 1; i < strings; ++i) {
@@ -652,6 +668,7 @@ bool install_device(uint32_t id, const pr::DeviceSlot& slot) {
   DeviceState& dev = s.devices[id];
   Guard g(dev.lock);
   if (!dev.index.ready() && !dev.index.reserve(s.slab_capacity)) return false;
+  if (!dev.cb_programs.ready() && !dev.cb_programs.reserve(s.slab_capacity)) return false;
   dev.kind_counters = counters(id, 0);
   dev.shared_head = ring_head(id);
   if (dev.ring == nullptr) {
@@ -684,6 +701,52 @@ int reject(int status) {
 }
 
 uint64_t div_ceil(uint64_t a, uint64_t b) { return b == 0 ? 0 : (a + b - 1) / b; }
+
+// ---------------------------------------------------------------------------------------------
+// Circular buffers: one record per (CB, core range), chained per program.
+
+// More ranges than any core grid can hold distinct rectangles is a caller's bug.
+constexpr size_t kMaxCbRanges = 4096;
+
+pr::BufferRecord cb_record(uint32_t device, const ttmem_core_range& cores, uint64_t address,
+                           uint64_t size_per_core, uint64_t program_id) {
+  auto byte = [](uint16_t v) { return uint32_t(std::min<uint16_t>(v, 255)); };
+  const uint64_t count = uint64_t(cores.x1 - cores.x0 + 1) * uint64_t(cores.y1 - cores.y0 + 1);
+  pr::BufferRecord r{};
+  r.device = uint8_t(device);
+  r.kind = uint8_t(pr::Kind::Cb);
+  r.buffer_id = program_id;
+  r.address = address;
+  r.size = size_per_core;
+  r.size_per_bank = size_per_core;
+  r.num_banks = uint16_t(std::min<uint64_t>(count, UINT16_MAX));
+  r.num_cores = r.num_banks;
+  r.aux = byte(cores.x0) | byte(cores.y0) << 8 | byte(cores.x1) << 16 | byte(cores.y1) << 24;
+  return r;
+}
+
+struct CbFreed {
+  uint64_t bytes = 0;
+  uint64_t records = 0;
+};
+
+// Frees a program's chain of CB records, newest first. Caller holds dev.lock and has already
+// removed the program from cb_programs.
+CbFreed free_cb_chain(DeviceState& dev, uint32_t newest) {
+  CbFreed freed;
+  for (uint32_t slot = newest; slot != UINT32_MAX;) {
+    const uint32_t next = g_state.cb_next[slot];
+    pr::BufferRecord r = read_own_record(slot);
+    const uint64_t reserved = reserved_of(dev, r);
+    clear_record(slot);
+    count_free(dev, r.kind, reserved, reserved);
+    give_slot(dev, slot);
+    freed.bytes += reserved;
+    ++freed.records;
+    slot = next;
+  }
+  return freed;
+}
 
 }  // namespace
 }  // namespace ttmem::client
@@ -794,50 +857,60 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
 int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_ranges,
                    uint64_t address, uint64_t size_per_core, uint64_t program_id) {
   if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
-  if (ranges == nullptr || num_ranges == 0) return reject(TTMEM_EINVAL);
+  if (ranges == nullptr || num_ranges == 0 || num_ranges > kMaxCbRanges) return reject(TTMEM_EINVAL);
+  for (size_t i = 0; i < num_ranges; ++i) {
+    if (ranges[i].x1 < ranges[i].x0 || ranges[i].y1 < ranges[i].y0) return reject(TTMEM_EINVAL);
+  }
   DeviceState* dev = registered_device(device);
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
-  uint64_t cores = 0;
-  uint16_t x0 = UINT16_MAX, y0 = UINT16_MAX, x1 = 0, y1 = 0;
-  for (size_t i = 0; i < num_ranges; ++i) {
-    const ttmem_core_range& cr = ranges[i];
-    if (cr.x1 < cr.x0 || cr.y1 < cr.y0) return reject(TTMEM_EINVAL);
-    cores += uint64_t(cr.x1 - cr.x0 + 1) * uint64_t(cr.y1 - cr.y0 + 1);
-    x0 = std::min(x0, cr.x0);
-    y0 = std::min(y0, cr.y0);
-    x1 = std::max(x1, cr.x1);
-    y1 = std::max(y1, cr.y1);
-  }
-  auto byte = [](uint16_t v) { return uint32_t(std::min<uint16_t>(v, 255)); };
-  pr::BufferRecord r{};
-  r.device = uint8_t(device);
-  r.kind = uint8_t(pr::Kind::Cb);
-  r.buffer_id = program_id;
-  r.address = address;
-  r.size = size_per_core;
-  r.size_per_bank = size_per_core;
-  r.num_banks = uint16_t(std::min<uint64_t>(cores, UINT16_MAX));
-  r.num_cores = r.num_banks;
-  r.aux = byte(x0) | byte(y0) << 8 | byte(x1) << 16 | byte(y1) << 24;
-  r.tag = current_op();
-  r.time_ns = FastClock::now();
-  // From the record, as readers compute it, so the counters and every reader agree.
-  uint64_t reserved = reserved_of(*dev, r);
+  const uint32_t tag = current_op();
+  const uint64_t now = FastClock::now();
 
   Guard g(dev->lock);
-  if (dev->cb_count == kMaxCbsPerDevice) [[unlikely]] {
-    bump(&g_state.header->counters.cb_overflow);
-    return TTMEM_EFULL;
+  // One record per core range, so readers know exactly which cores a CB covers.
+  for (size_t i = 0; i < num_ranges; ++i) {
+    pr::BufferRecord r = cb_record(device, ranges[i], address, size_per_core, program_id);
+    r.tag = tag;
+    r.time_ns = now;
+    uint32_t slot = take_slot(*dev);
+    if (slot == UINT32_MAX) [[unlikely]] {
+      bump(&g_state.header->counters.slab_overflow);
+      return TTMEM_EFULL;
+    }
+    const uint32_t programs = dev->cb_programs.size();
+    const uint32_t older = dev->cb_programs.exchange(program_id, slot);
+    if (older == SlotIndex::kNotFound && dev->cb_programs.size() == programs) [[unlikely]] {
+      give_slot(*dev, slot);  // the program table could not grow
+      bump(&g_state.header->counters.cb_overflow);
+      return TTMEM_EFULL;
+    }
+    g_state.cb_next[slot] = older == SlotIndex::kNotFound ? UINT32_MAX : older;
+    write_record(slot, r);
+    // From the record, as readers compute it, so the counters and every reader agree.
+    const uint64_t reserved = reserved_of(*dev, r);
+    count_alloc(*dev, r.kind, reserved, reserved);
+    push_event(*dev, event_from(pr::EventType::CbAlloc, r));
   }
-  uint32_t slot = take_slot(*dev);
-  if (slot == UINT32_MAX) [[unlikely]] {
-    bump(&g_state.header->counters.slab_overflow);
-    return TTMEM_EFULL;
-  }
-  write_record(slot, r);
-  dev->cb_slots[dev->cb_count++] = slot;
-  count_alloc(*dev, r.kind, reserved, reserved);
-  push_event(*dev, event_from(pr::EventType::CbAlloc, r));
+  return TTMEM_OK;
+}
+
+int ttmem_cb_free_program(uint32_t device, uint64_t program_id) {
+  if (int st = enter(); st != TTMEM_OK) [[unlikely]] return st;
+  DeviceState* dev = registered_device(device);
+  if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
+  const uint64_t now = FastClock::now();
+  Guard g(dev->lock);
+  const uint32_t newest = dev->cb_programs.erase(program_id);
+  if (newest == SlotIndex::kNotFound) return TTMEM_ENOENT;  // no CBs: nothing to free
+  const CbFreed freed = free_cb_chain(*dev, newest);
+  pr::EventRecord ev{};
+  ev.type = uint8_t(pr::EventType::CbFreeProgram);
+  ev.kind = uint8_t(pr::Kind::Cb);
+  ev.buffer_id = program_id;
+  ev.size = freed.bytes;
+  ev.size_per_bank = freed.records;
+  ev.time_ns = now;
+  push_event(*dev, ev);
   return TTMEM_OK;
 }
 
@@ -847,25 +920,21 @@ int ttmem_cb_free_all(uint32_t device) {
   if (dev == nullptr) [[unlikely]] return reject(TTMEM_ENODEV);
   uint64_t now = FastClock::now();
   Guard g(dev->lock);
-  if (dev->cb_count == 0) return TTMEM_OK;
-  uint64_t bytes = 0;
-  for (uint32_t i = 0; i < dev->cb_count; ++i) {
-    uint32_t slot = dev->cb_slots[i];
-    pr::BufferRecord r = read_own_record(slot);
-    uint64_t reserved = reserved_of(*dev, r);
-    clear_record(slot);
-    count_free(*dev, r.kind, reserved, reserved);
-    give_slot(*dev, slot);
-    bytes += reserved;
-  }
+  if (dev->cb_programs.size() == 0) return TTMEM_OK;
+  CbFreed freed;
+  dev->cb_programs.for_each([&](uint64_t, uint32_t newest) {
+    const CbFreed one = free_cb_chain(*dev, newest);
+    freed.bytes += one.bytes;
+    freed.records += one.records;
+  });
+  dev->cb_programs.clear();
   pr::EventRecord ev{};
   ev.type = uint8_t(pr::EventType::CbFreeAll);
   ev.kind = uint8_t(pr::Kind::Cb);
-  ev.buffer_id = dev->cb_count;
-  ev.size = bytes;
+  ev.buffer_id = freed.records;
+  ev.size = freed.bytes;
   ev.time_ns = now;
   push_event(*dev, ev);
-  dev->cb_count = 0;
   return TTMEM_OK;
 }
 

@@ -34,6 +34,11 @@ void SlotIndex::release() {
   size_ = 0;
 }
 
+void SlotIndex::clear() {
+  if (entries_ != nullptr) std::fill(entries_, entries_ + capacity_, Entry{});
+  size_ = 0;
+}
+
 bool SlotIndex::grow() {
   if (capacity_ >= max_capacity_) return false;
   size_t bigger = capacity_ * 2;

@@ -41,6 +41,16 @@ class SlotIndex {
   uint32_t size() const { return size_; }
   size_t capacity() const { return capacity_; }
 
+  // Calls fn(key, slot) for every entry, in table order; the table must not change meanwhile.
+  template <class Fn>
+  void for_each(Fn&& fn) const {
+    for (size_t i = 0; i < capacity_; ++i) {
+      if (entries_[i].value != 0) fn(entries_[i].key, entries_[i].value - 1);
+    }
+  }
+  // Removes every entry; keeps the table's size.
+  void clear();
+
  private:
   // value == 0 marks an empty entry; stored values are slot + 1.
   struct Entry {

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "collector/address_map.h"
+#include "collector/cb_coverage.h"
 #include "collector/query.h"
 #include "common/clock.h"
 #include "common/proc.h"
@@ -360,6 +361,8 @@ void Collector::build_snapshot() {
   std::unordered_map<uint64_t, size_t> device_index;  // chip id -> index in s.devices
   // Per device and kind, the per-bank ranges for the address map.
   std::vector<std::array<std::vector<AddressRange>, kNumKinds>> ranges;
+  // Per device, the L1 the CB sets of every process cover (docs/architecture.md, CBs).
+  std::vector<CbCoverage> device_cbs;
   std::unordered_map<std::string, size_t> tag_index;
   size_t total_records = 0;
   for (const auto& [path, t] : segments_) total_records += t.state.records.size();
@@ -408,6 +411,7 @@ void Collector::build_snapshot() {
         }
         s.devices.push_back(std::move(v));
         ranges.emplace_back();
+        device_cbs.emplace_back();
       }
       DeviceView& v = s.devices[it->second];
       local_to_model[d] = int(it->second);
@@ -438,6 +442,10 @@ void Collector::build_snapshot() {
       return s.tags[size_t(tag_of_id[id])];
     };
 
+    // This process's CB sets: the L1 they cover per model device, and which programs own them.
+    std::unordered_map<size_t, CbCoverage> process_cbs;
+    std::vector<std::pair<size_t, uint64_t>> cb_programs;  // (model device, program id)
+
     // Every record is folded here, whether it was copied by the read or is visited in place.
     auto fold = [&](const pr::BufferRecord& rec) {
       const size_t m = model_device(rec.device);
@@ -445,17 +453,20 @@ void Collector::build_snapshot() {
       DeviceView& v = s.devices[m];
       const uint64_t reserved = reserved_of(rec, slot);
       const bool is_cb = rec.kind == uint8_t(pr::Kind::Cb);
-      const uint64_t requested = is_cb ? reserved : rec.size;
       KindUsage& ku = v.kinds[rec.kind];
-      ku.requested += requested;
-      ku.reserved += reserved;
       ku.count += 1;
-      p.reserved[rec.kind] += reserved;
-      p.requested[rec.kind] += requested;
       (is_cb ? p.cbs : p.buffers) += 1;
       if (is_cb) {
-        v.cb_region_end = std::max(v.cb_region_end, rec.address + rec.size);
+        // CB sets overlap: their bytes are not added, the covered L1 is computed below.
+        process_cbs[m].add(core_rect_of(rec.aux), rec.address + rec.size);
+        if (cb_programs.empty() || cb_programs.back() != std::pair{m, rec.buffer_id}) {
+          cb_programs.emplace_back(m, rec.buffer_id);
+        }
       } else {
+        ku.requested += rec.size;
+        ku.reserved += reserved;
+        p.reserved[rec.kind] += reserved;
+        p.requested[rec.kind] += rec.size;
         ranges[m][rec.kind].push_back({rec.address, rec.address + rec.size_per_bank});
         if (rec.kind == uint8_t(pr::Kind::L1)) {
           v.lowest_l1_address =
@@ -493,6 +504,17 @@ void Collector::build_snapshot() {
     }
     p.torn_records = st.torn_records;
     p.corrupt_records = st.corrupt_records;
+    constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
+    for (const auto& [m, cbs] : process_cbs) {
+      const uint64_t covered = cbs.covered_bytes(s.devices[m].unreserved_base);
+      p.reserved[kCb] += covered;
+      p.requested[kCb] += covered;
+      device_cbs[m].merge(cbs);
+    }
+    std::sort(cb_programs.begin(), cb_programs.end());
+    cb_programs.erase(std::unique(cb_programs.begin(), cb_programs.end()), cb_programs.end());
+    for (const auto& [m, program] : cb_programs) s.devices[m].cb_programs += 1;
+    p.cb_programs = cb_programs.size();
 
     // After the records: the scan may have found devices the read had not.
     for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
@@ -502,7 +524,8 @@ void Collector::build_snapshot() {
       totals.chip_id = st.devices[d]->chip_id;
       for (uint32_t k = 0; k < kNumKinds; ++k) {
         const pr::KindCounters& c = st.counters[d][k];
-        v.kinds[k].peak += c.peak_reserved;
+        // A process's CB counters add overlapping sets: the CB peak is the collector's own.
+        if (k != uint32_t(pr::Kind::Cb)) v.kinds[k].peak += c.peak_reserved;
         v.kinds[k].total_allocs += c.total_allocs;
         v.kinds[k].total_frees += c.total_frees;
         totals.allocs[k] = c.total_allocs;
@@ -523,6 +546,11 @@ void Collector::build_snapshot() {
 
   for (size_t i = 0; i < s.devices.size(); ++i) {
     DeviceView& v = s.devices[i];
+    KindUsage& cb = v.kinds[uint32_t(pr::Kind::Cb)];
+    cb.reserved = cb.requested = device_cbs[i].covered_bytes(v.unreserved_base);
+    uint64_t& cb_peak = cb_peaks_[v.chip_id];
+    cb_peak = std::max(cb_peak, cb.reserved);
+    cb.peak = cb_peak;
     for (uint32_t k = 0; k < kNumKinds; ++k) {
       KindUsage& ku = v.kinds[k];
       ku.peak = std::max(ku.peak, ku.reserved);
@@ -535,10 +563,9 @@ void Collector::build_snapshot() {
     }
     // The CB region grows up from the unreserved base toward the lowest L1 buffer.
     const KindUsage& l1 = v.kinds[uint32_t(pr::Kind::L1)];
-    v.cb_region_end = std::max(v.cb_region_end, v.unreserved_base);
+    v.cb_region_end = device_cbs[i].region_end(v.unreserved_base);
     if (!v.has_l1_buffers) v.lowest_l1_address = l1.bank_base + l1.bank_size;
     v.clash_margin = int64_t(v.lowest_l1_address) - int64_t(v.cb_region_end);
-    KindUsage& cb = v.kinds[uint32_t(pr::Kind::Cb)];
     cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;
     std::sort(v.logical_ids.begin(), v.logical_ids.end());
   }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "collector/leak_store.h"
 #include "collector/model.h"
@@ -120,6 +121,9 @@ class Collector {
   std::set<std::string> reaped_;  // paths already reported, in case unlink failed
   ProcessEventSink sink_;
   Snapshot snapshot_;
+  // Highest CB coverage seen per chip id: the CB peak (a process's own CB counters add
+  // overlapping sets, so they cannot give it).
+  std::unordered_map<uint64_t, uint64_t> cb_peaks_;
 };
 
 }  // namespace ttmem

@@ -1,5 +1,6 @@
 #include "collector/json.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -52,6 +53,8 @@ json to_json(const DeviceView& d) {
           {"l1_small_size_bytes", d.l1_small_size},
           {"kinds", kinds},
           {"cb_region_end", d.cb_region_end},
+          {"cb_region_in_use_bytes", d.cb_region_end - std::min(d.cb_region_end, d.unreserved_base)},
+          {"cb_programs", d.cb_programs},
           {"lowest_l1_address", d.lowest_l1_address},
           {"has_l1_buffers", d.has_l1_buffers},
           {"clash_margin_bytes", d.clash_margin},
@@ -70,6 +73,7 @@ json to_json(const ProcessView& p) {
           {"requested_bytes", per_kind(p.requested)},
           {"buffers", p.buffers},
           {"cbs", p.cbs},
+          {"cb_programs", p.cb_programs},
           {"dropped_events", p.dropped_events},
           {"slab_overflow", p.counters.slab_overflow},
           {"unknown_frees", p.counters.unknown_frees},
@@ -147,6 +151,23 @@ json buffers_json(const BufferSelection& selection) {
   json arr = json::array();
   for (const BufferView* b : selection.rows) arr.push_back(to_json(*b));
   return {{"total", selection.total}, {"buffers", arr}};
+}
+
+json to_json(const ProgramCbSet& p) {
+  return {{"pid", p.pid},
+          {"chip_id", p.chip_id},
+          {"device", p.device},
+          {"program_id", p.program_id},
+          {"cb_bytes", p.bytes},
+          {"region_end", p.region_end},
+          {"records", p.records},
+          {"tag", p.tag}};
+}
+
+json programs_json(const std::vector<ProgramCbSet>& programs) {
+  json arr = json::array();
+  for (const ProgramCbSet& p : programs) arr.push_back(to_json(p));
+  return {{"programs", arr}};
 }
 
 json leaks_json(const LeakList& leaks) {
@@ -287,6 +308,7 @@ DeviceView device_from_json(const json& j) {
     d.kinds[k] = kind_usage_from_json(field(kinds, std::string(kind_name(k)).c_str()));
   }
   d.cb_region_end = integer_field<uint64_t>(j, "cb_region_end");
+  d.cb_programs = integer_field<uint64_t>(j, "cb_programs");
   d.lowest_l1_address = integer_field<uint64_t>(j, "lowest_l1_address");
   d.has_l1_buffers = bool_field(j, "has_l1_buffers");
   d.clash_margin = integer_field<int64_t>(j, "clash_margin_bytes");
@@ -307,6 +329,7 @@ ProcessView process_from_json(const json& j) {
   per_kind_field(j, "requested_bytes", p.requested);
   p.buffers = integer_field<uint64_t>(j, "buffers");
   p.cbs = integer_field<uint64_t>(j, "cbs");
+  p.cb_programs = integer_field<uint64_t>(j, "cb_programs");
   p.dropped_events = integer_field<uint64_t>(j, "dropped_events");
   p.counters.slab_overflow = integer_field<uint64_t>(j, "slab_overflow");
   p.counters.unknown_frees = integer_field<uint64_t>(j, "unknown_frees");

@@ -23,6 +23,11 @@ nlohmann::json status_json(const Snapshot& s);
 // {"total":N,"buffers":[...]}: `ttmem buffers --json` and GET /api/v1/buffers.
 nlohmann::json buffers_json(const BufferSelection& selection);
 
+// {"programs":[...]}: one row per program CB set; `ttmem buffers --programs --json` and
+// GET /api/v1/programs.
+nlohmann::json to_json(const ProgramCbSet& p);
+nlohmann::json programs_json(const std::vector<ProgramCbSet>& programs);
+
 // {"leaks":[...]}: `ttmem leaks --json` and GET /api/v1/leaks.
 nlohmann::json leaks_json(const LeakList& leaks);
 

@@ -72,7 +72,12 @@ struct DeviceView {
   std::array<KindUsage, kNumKinds> kinds{};
   // Clash margin: the CB region grows up from unreserved_base, L1 buffers grow down. The margin
   // is lowest_l1_address - cb_region_end; negative means they overlap (tt-metal's CB clash).
+  // CBs: every live (cached) program keeps its CB set allocated, and the sets overlap from the
+  // same base. kinds[CB] holds the L1 they cover (per core, the highest CB end minus the base,
+  // summed over cores), never the sum of the sets. cb_region_end - unreserved_base is the CB
+  // region in use per core: what binds L1 and what the clash margin uses.
   uint64_t cb_region_end = 0;       // highest CB end on any core; unreserved_base if none
+  uint64_t cb_programs = 0;         // programs with a CB set on this chip (over all processes)
   uint64_t lowest_l1_address = 0;   // lowest L1 buffer start; L1 top if none
   bool has_l1_buffers = false;
   int64_t clash_margin = 0;
@@ -99,10 +104,11 @@ struct ProcessView {
   // user, or ended first and the file is the collector's own), "" (legacy: not a segment).
   std::string segment_check;
   bool exited = false;  // exited normally, segment waiting to be reported
-  std::array<uint64_t, kNumKinds> reserved{};  // bytes per kind over its devices
+  std::array<uint64_t, kNumKinds> reserved{};  // bytes per kind over its devices (CB: covered)
   std::array<uint64_t, kNumKinds> requested{};
   uint64_t buffers = 0;  // live buffers (CBs excluded)
-  uint64_t cbs = 0;
+  uint64_t cbs = 0;          // CB records (one per CB and core range)
+  uint64_t cb_programs = 0;  // programs with a CB set, counted per device
   uint64_t dropped_events = 0;
   protocol::ProcessCounters counters{};  // reports the client could not record
   uint64_t torn_records = 0;             // records that kept changing while read

@@ -1,6 +1,8 @@
 #include "collector/query.h"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -61,6 +63,53 @@ BufferSelection select_buffers(const Snapshot& s, const BufferFilter& f) {
   }
   out.total = out.rows.size();
   if (f.limit != 0 && out.rows.size() > f.limit) out.rows.resize(f.limit);
+  return out;
+}
+
+std::vector<ProgramCbSet> select_programs(const Snapshot& s, const BufferFilter& f) {
+  struct Key {
+    pid_t pid;
+    uint64_t chip_id;
+    uint64_t program_id;
+    bool operator<(const Key& o) const {
+      return std::tie(pid, chip_id, program_id) < std::tie(o.pid, o.chip_id, o.program_id);
+    }
+  };
+  std::map<Key, ProgramCbSet> sets;
+  std::map<Key, uint64_t> oldest;
+  for (const auto& b : s.buffers) {
+    if (b.kind != uint32_t(protocol::Kind::Cb)) continue;
+    if (f.chip_id && b.chip_id != *f.chip_id) continue;
+    if (f.pid && b.pid != *f.pid) continue;
+    const Key key{b.pid, b.chip_id, b.buffer_id};
+    auto [it, fresh] = sets.try_emplace(key);
+    ProgramCbSet& p = it->second;
+    if (fresh) {
+      p.pid = b.pid;
+      p.chip_id = b.chip_id;
+      p.device = b.device;
+      p.program_id = b.buffer_id;
+      p.tag = b.tag;
+      oldest[key] = b.time_ns;
+    }
+    p.bytes += b.reserved;
+    p.region_end = std::max(p.region_end, b.address + b.size);
+    p.records += 1;
+    oldest[key] = std::min(oldest[key], b.time_ns);
+  }
+  std::vector<std::pair<uint64_t, ProgramCbSet>> rows;
+  for (auto& [key, p] : sets) rows.emplace_back(oldest[key], std::move(p));
+  if (f.sort == BufferSort::Size) {
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const auto& x, const auto& y) { return x.second.bytes > y.second.bytes; });
+  } else {
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
+  }
+  if (f.limit != 0 && rows.size() > f.limit) rows.resize(f.limit);
+  std::vector<ProgramCbSet> out;
+  out.reserve(rows.size());
+  for (auto& r : rows) out.push_back(std::move(r.second));
   return out;
 }
 

@@ -39,6 +39,24 @@ struct BufferSelection {
 
 BufferSelection select_buffers(const Snapshot& s, const BufferFilter& f);
 
+// One program's CB set on one chip: the CB bytes of the program (its own L1 footprint; sets of
+// different programs overlap, so these are never added into a device figure) and where its CB
+// region ends.
+struct ProgramCbSet {
+  pid_t pid = 0;
+  uint64_t chip_id = 0;
+  uint32_t device = 0;  // the process's logical id
+  uint64_t program_id = 0;
+  uint64_t bytes = 0;       // sum over its CBs of bytes per core x cores
+  uint64_t region_end = 0;  // highest CB end on any core
+  uint32_t records = 0;     // CB records (one per CB and core range)
+  std::string tag;          // the op that allocated them
+};
+
+// The program CB sets among the snapshot's CB rows that pass the filter (its kind is ignored),
+// largest first, or oldest first when sorted by age. Needs a snapshot with buffers listed.
+std::vector<ProgramCbSet> select_programs(const Snapshot& s, const BufferFilter& f);
+
 // The logical ids of a device as "0" or "0,4".
 std::string join_ids(const std::vector<uint32_t>& ids);
 

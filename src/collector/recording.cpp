@@ -349,7 +349,8 @@ std::optional<Recording> read_recording(const std::string& path, std::string* er
         if (!exact(sizeof(rf::EventEntry))) return fail("EVENT record of a wrong size");
         auto e = b.take<rf::EventEntry>();
         if (!known_process(e.process) || e.device >= pr::kMaxDevices ||
-            e.event.kind >= pr::kNumKinds || e.event.type < 1 || e.event.type > 4 ||
+            e.event.kind >= pr::kNumKinds || e.event.type < 1 ||
+            e.event.type > uint8_t(pr::EventType::CbFreeProgram) ||
             e.event.tag >= r.strings.size()) {
           return fail("EVENT record with an unknown process, device, kind, type or tag");
         }
@@ -496,6 +497,15 @@ struct Replay {
         list.clear();
         break;
       }
+      case pr::EventType::CbFreeProgram: {
+        auto& list = cbs[{e.process, e.device}];
+        std::erase_if(list, [&](const RecordedBuffer& b) {
+          if (b.record.buffer_id != ev.buffer_id) return false;
+          end(b, e.time_ns);
+          return true;
+        });
+        break;
+      }
     }
   }
 
@@ -509,10 +519,14 @@ struct Replay {
 
 void ignore(const RecordedBuffer&, uint64_t) {}
 
-// Reserved bytes an event adds or removes; CB_FREE_ALL carries the freed bytes in `size`.
+// Reserved bytes an event adds or removes; CB_FREE_ALL and CB_FREE_PROGRAM carry the freed
+// bytes in `size`.
 uint64_t event_reserved(const Recording& r, const Recording::Event& e) {
   const auto& ev = e.event;
-  if (ev.type == uint8_t(pr::EventType::CbFreeAll)) return ev.size;
+  if (ev.type == uint8_t(pr::EventType::CbFreeAll) ||
+      ev.type == uint8_t(pr::EventType::CbFreeProgram)) {
+    return ev.size;
+  }
   return r.reserved_of(e.process, e.device, ev.kind, ev.size, ev.size_per_bank, ev.num_cores);
 }
 
@@ -645,6 +659,7 @@ const char* event_name(uint8_t type) {
     case pr::EventType::Free: return "free";
     case pr::EventType::CbAlloc: return "cb_alloc";
     case pr::EventType::CbFreeAll: return "cb_free_all";
+    case pr::EventType::CbFreeProgram: return "cb_free_program";
   }
   return "?";
 }

@@ -120,8 +120,10 @@ json history_json(const Snapshot& s, const HistoryStore& history, const ApiParam
           {"series", series}};
 }
 
-json buffers_query(const Snapshot& s, const ApiParams& req) {
-  check_params(req, {"device", "kind", "pid", "sort", "limit"});
+// The filter of /api/v1/buffers and /api/v1/programs; `kind` only where listed in `allowed`.
+BufferFilter buffer_filter(const Snapshot& s, const ApiParams& req,
+                           std::initializer_list<const char*> allowed) {
+  check_params(req, allowed);
   BufferFilter f;
   if (auto d = param(req, "device")) f.chip_id = device_param(s, *d);
   if (auto k = param(req, "kind")) f.kind = kind_param(*k);
@@ -140,7 +142,7 @@ json buffers_query(const Snapshot& s, const ApiParams& req) {
     }
   }
   if (auto l = param(req, "limit")) f.limit = size_t(parse_uint("limit", *l, 1u << 24));
-  return buffers_json(select_buffers(s, f));
+  return f;
 }
 
 struct ApiEndpoint {
@@ -168,8 +170,18 @@ const ApiEndpoint kEndpoints[] = {
        for (const auto& x : p.snapshot.processes) arr.push_back(to_json(x));
        return json{{"processes", arr}};
      }},
-    {"/api/v1/buffers", [](const Published& p, const HistoryStore&,
-                           const ApiParams& params) { return buffers_query(p.snapshot, params); }},
+    {"/api/v1/buffers",
+     [](const Published& p, const HistoryStore&, const ApiParams& params) {
+       const Snapshot& s = p.snapshot;
+       return buffers_json(
+           select_buffers(s, buffer_filter(s, params, {"device", "kind", "pid", "sort", "limit"})));
+     }},
+    {"/api/v1/programs",
+     [](const Published& p, const HistoryStore&, const ApiParams& params) {
+       const Snapshot& s = p.snapshot;
+       return programs_json(
+           select_programs(s, buffer_filter(s, params, {"device", "pid", "sort", "limit"})));
+     }},
     {"/api/v1/leaks",
      [](const Published& p, const HistoryStore&, const ApiParams& params) {
        check_params(params, {});
@@ -248,7 +260,7 @@ void install_routes(httplib::Server& server, const SnapshotBoard& board,
     if (res.status == 404 && res.body.empty()) {
       reply_error(res, 404,
                   fmt::format("no endpoint {}; try /api/v1/status, /api/v1/devices, "
-                              "/api/v1/processes, /api/v1/buffers, /api/v1/leaks, "
+                              "/api/v1/processes, /api/v1/buffers, /api/v1/programs, /api/v1/leaks, "
                               "/api/v1/history or /metrics",
                               req.path.substr(0, 128)));
     }

@@ -119,17 +119,20 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
     uint64_t KindUsage::*field;
   };
   static const KindGauge kGauges[] = {
-      {"ttmem_device_allocated_bytes", "Bytes held by live buffers (requested sizes).",
+      {"ttmem_device_allocated_bytes",
+       "Bytes held by live buffers (requested sizes); CB kind: the L1 that every live program's "
+       "CB set covers, overlapping sets counted once.",
        &KindUsage::requested},
       {"ttmem_device_reserved_bytes",
-       "Bytes of address range the lock-step allocator reserved over all banks.",
+       "Bytes of address range the lock-step allocator reserved over all banks; CB kind: the L1 "
+       "that every live program's CB set covers, overlapping sets counted once.",
        &KindUsage::reserved},
       {"ttmem_device_capacity_bytes", "Allocatable bytes over all banks.", &KindUsage::capacity},
       {"ttmem_device_peak_reserved_bytes", "Highest reserved bytes seen.", &KindUsage::peak},
       {"ttmem_device_largest_free_block_bytes",
        "Largest contiguous free range in one bank: the biggest per-bank buffer that still fits.",
        &KindUsage::largest_free_block},
-      {"ttmem_device_buffers", "Live buffers (CB kind: live circular buffers).",
+      {"ttmem_device_buffers", "Live buffers (CB kind: CB records, one per CB and core range).",
        &KindUsage::count},
   };
   for (const auto& g : kGauges) {
@@ -146,6 +149,18 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
         w.sample(g.name, fmt::format("{},kind=\"{}\"", base, kind_name(k)), u.*(g.field));
       }
     }
+  }
+
+  w.family("ttmem_device_cb_region_bytes", "gauge",
+           "CB region in use per core: the highest CB end among live programs minus the L1 "
+           "unreserved base. What binds L1.");
+  for (const auto& d : s.devices) {
+    w.sample("ttmem_device_cb_region_bytes", device_labels(d),
+             d.cb_region_end - std::min(d.cb_region_end, d.unreserved_base));
+  }
+  w.family("ttmem_device_cb_programs", "gauge", "Programs holding a CB set on the chip.");
+  for (const auto& d : s.devices) {
+    w.sample("ttmem_device_cb_programs", device_labels(d), d.cb_programs);
   }
 
   w.family("ttmem_device_clash_margin_bytes", "gauge",

@@ -53,7 +53,9 @@ MemoryView Chip::memory_view(BufferType type) const {
 
 uint64_t Chip::cb_region_end() const {
   uint64_t end = geometry().l1_unreserved_base;
-  for (const PlacedCircularBuffer& cb : cbs_) end = std::max(end, cb.address + cb.size);
+  for (const auto& [program, cbs] : program_cbs_) {
+    for (const PlacedCircularBuffer& cb : cbs) end = std::max(end, cb.address + cb.size);
+  }
   return end;
 }
 
@@ -164,12 +166,10 @@ void MeshDevice::launch_members(std::span<const uint32_t> members, const Program
   const CbLayout layout = place_circular_buffers(program, geometry());
   for (uint32_t m : members) {
     Chip& chip = *chips_[m];
-    if (!chip.cbs_.empty() && observer_) observer_->on_circular_buffers_freed(chip);
-    chip.cbs_ = layout.cbs;
-    if (observer_) {
-      for (const PlacedCircularBuffer& cb : chip.cbs_) {
-        observer_->on_circular_buffer(chip, cb, program.id());
-      }
+    auto [it, first_launch] = chip.program_cbs_.try_emplace(program.id(), layout.cbs);
+    if (!first_launch || observer_ == nullptr) continue;  // a cache hit reports nothing
+    for (const PlacedCircularBuffer& cb : it->second) {
+      observer_->on_circular_buffer(chip, cb, program.id());
     }
   }
   for (uint32_t m : members) {
@@ -219,10 +219,20 @@ void MeshDevice::close() {
   release_circular_buffers();
 }
 
+void MeshDevice::release_program(uint64_t program_id) {
+  for (auto& chip : chips_) {
+    if (chip->program_cbs_.erase(program_id) != 0 && observer_) {
+      observer_->on_program_circular_buffers_freed(*chip, program_id);
+    }
+  }
+}
+
 void MeshDevice::release_circular_buffers() {
   for (auto& chip : chips_) {
-    if (!chip->cbs_.empty() && observer_) observer_->on_circular_buffers_freed(*chip);
-    chip->cbs_.clear();
+    for (const auto& [program, cbs] : chip->program_cbs_) {
+      if (observer_) observer_->on_program_circular_buffers_freed(*chip, program);
+    }
+    chip->program_cbs_.clear();
   }
 }
 

@@ -303,6 +303,7 @@ PlanResult run_plan(const Plan& plan) {
                       where(i), s.name));
     }
   };
+  std::optional<uint64_t> last_program;
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     const PlanStep& s = plan.steps[i];
     StepResult result{.step = &s};
@@ -325,6 +326,10 @@ PlanResult run_plan(const Plan& plan) {
           }
           result.program_id = program.id();
           r.steps.push_back(result);  // recorded before launch: a failed check names it
+          // A plan's program is destroyed when the next one is built, as a plain tt-metal
+          // program that runs once: only the last program's CBs stay allocated.
+          if (last_program) mesh->release_program(*last_program);
+          last_program = program.id();
           if (s.chip) {
             mesh->launch_on(*s.chip, program);
           } else {

@@ -209,7 +209,7 @@ struct alignas(8) StringSlot {
 static_assert(sizeof(StringSlot) == 128);
 
 // ---------------------------------------------------------------------------------------------
-// BufferRecord (64 B): one live buffer or CB in the slab.
+// BufferRecord (64 B): one live buffer, or one CB of a program on one core range, in the slab.
 //
 // word 0 is the seqlock and the liveness flag in one 8-byte word, so a free is one atomic store:
 //   0 seq u32 | 4 device u8 | 5 kind u8 | 6 layout u8 | 7 flags u8 (bit0 live)
@@ -219,7 +219,7 @@ static_assert(sizeof(StringSlot) == 128);
 //  32 size_per_bank u64 (CB: bytes per core)
 //  40 page_size u32 | 44 tag u32 (string id)
 //  48 num_banks u16 (banks or shards; CB: cores) | 50 num_cores u16 | 52 aux u32
-//     (CB: bounding core range x0,y0,x1,y1 as bytes)
+//     (CB: its core range x0,y0,x1,y1 as bytes, inclusive)
 //  56 time_ns u64 (CLOCK_MONOTONIC at allocation)
 //
 // Writer (alloc): word0 <- seq+1 (odd, not live); fields; word0 <- seq+2 with live (release).
@@ -270,9 +270,12 @@ static_assert(offsetof(BufferRecord, time_ns) == 56);
 //
 // The ring overwrites: a writer never waits. A reader that falls more than ring_capacity events
 // behind (or starts late) finds newer sequence numbers and counts the gap as dropped events.
-// CB_FREE_ALL carries the freed CB bytes (over all cores) in `size` and the count in buffer_id.
+// CB_ALLOC is one record of a program's CB on one core range (buffer_id: the program id).
+// CB_FREE_ALL carries the freed CB bytes (over all cores) in `size` and the count of records in
+// buffer_id. CB_FREE_PROGRAM frees one program's set on the device: buffer_id is the program id,
+// `size` the freed bytes and size_per_bank the count of records.
 // ---------------------------------------------------------------------------------------------
-enum class EventType : uint8_t { Alloc = 1, Free = 2, CbAlloc = 3, CbFreeAll = 4 };
+enum class EventType : uint8_t { Alloc = 1, Free = 2, CbAlloc = 3, CbFreeAll = 4, CbFreeProgram = 5 };
 
 struct EventRecord {
   uint64_t seq;

@@ -64,8 +64,9 @@ void ClientReporter::on_circular_buffer(const model::Chip& chip,
   ttmem_cb_alloc(chip.logical_id(), ranges.data(), ranges.size(), cb.address, cb.size, program_id);
 }
 
-void ClientReporter::on_circular_buffers_freed(const model::Chip& chip) {
-  ttmem_cb_free_all(chip.logical_id());
+void ClientReporter::on_program_circular_buffers_freed(const model::Chip& chip,
+                                                       uint64_t program_id) {
+  ttmem_cb_free_program(chip.logical_id(), program_id);
 }
 
 }  // namespace ttmem::sim

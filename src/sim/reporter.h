@@ -15,7 +15,7 @@ class ClientReporter final : public model::AllocationObserver {
   void on_deallocate(const model::Chip& chip, const model::Buffer& buffer) override;
   void on_circular_buffer(const model::Chip& chip, const model::PlacedCircularBuffer& cb,
                           uint64_t program_id) override;
-  void on_circular_buffers_freed(const model::Chip& chip) override;
+  void on_program_circular_buffers_freed(const model::Chip& chip, uint64_t program_id) override;
 };
 
 }  // namespace ttmem::sim

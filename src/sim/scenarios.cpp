@@ -241,7 +241,7 @@ void leak(Context& ctx) {
     ctx.pacer.pause(0.4);
   }
   // Tearing down clears the program cache, so no CB outlives the suite; the buffers do.
-  mesh->release_circular_buffers();
+  w.clear_program_cache();
   ctx.out << fmt::format("{} tests passed; {} buffers ({} B) were never freed\n", tests, leaked,
                          leaked_bytes);
   if (ctx.options.hold_seconds > 0) Pacer::hold(ctx.options.hold_seconds);

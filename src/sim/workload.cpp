@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "ttmem/ttmem.hpp"
 
 namespace ttmem::sim {
@@ -55,11 +58,16 @@ std::vector<uint64_t> Workload::run(const OpCall& call) {
                                 : mesh_.allocate(config).id);
   }
   if (call.cores > 0) {
-    model::Program program{std::string(call.name)};
     const model::ChipGeometry& g = mesh_.geometry();
-    const model::CoreRangeSet cores =
-        model::row_major_cores(std::min(call.cores, g.num_cores()), g.grid_x);
-    for (uint64_t bytes : call.cbs) program.add_circular_buffer(cores, bytes);
+    const uint32_t cores_used = std::min(call.cores, g.num_cores());
+    std::string key = fmt::format("{}/{}/{}/{}", call.name, cores_used,
+                                  call.chip ? int64_t(*call.chip) : -1, fmt::join(call.cbs, ","));
+    auto [it, fresh] = programs_.try_emplace(std::move(key), std::string(call.name));
+    model::Program& program = it->second;
+    if (fresh) {
+      const model::CoreRangeSet cores = model::row_major_cores(cores_used, g.grid_x);
+      for (uint64_t bytes : call.cbs) program.add_circular_buffer(cores, bytes);
+    }
     if (call.chip) {
       mesh_.launch_on(*call.chip, program);
     } else {
@@ -74,6 +82,11 @@ std::vector<uint64_t> Workload::run(const OpCall& call) {
 void Workload::free(uint64_t buffer_id) {
   OpScope scope("ttnn::deallocate");
   mesh_.deallocate(buffer_id);
+}
+
+void Workload::clear_program_cache() {
+  for (const auto& [key, program] : programs_) mesh_.release_program(program.id());
+  programs_.clear();
 }
 
 void Workload::begin_capture() {

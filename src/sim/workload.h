@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +70,10 @@ class Workload {
   // Runs one op; returns its outputs' buffer ids.
   std::vector<uint64_t> run(const OpCall& call);
   void free(uint64_t buffer_id);  // ttnn::deallocate
+  // Destroys every cached program, freeing its CB set on every chip (ttnn's
+  // clear_program_cache, or closing the device).
+  void clear_program_cache();
+  size_t cached_programs() const { return programs_.size(); }
 
   // Ops run between the two become the trace; end_capture() allocates the trace buffer.
   void begin_capture();
@@ -78,6 +83,9 @@ class Workload {
  private:
   model::MeshDevice& mesh_;
   const Pacer& pacer_;
+  // ttnn's program cache: an op with the same name, grid and CBs reuses its program, so its CB
+  // set is allocated (and reported) once and stays until the cache is cleared.
+  std::map<std::string, model::Program> programs_;
   bool capturing_ = false;
   uint64_t captured_bytes_ = 0;
 };

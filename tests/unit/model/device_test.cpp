@@ -29,8 +29,8 @@ struct Recorder : AllocationObserver {
                           uint64_t program) override {
     events.push_back({'C', c.logical_id(), program, cb.address});
   }
-  void on_circular_buffers_freed(const Chip& c) override {
-    events.push_back({'F', c.logical_id(), 0, 0});
+  void on_program_circular_buffers_freed(const Chip& c, uint64_t program) override {
+    events.push_back({'F', c.logical_id(), program, 0});
   }
   size_t count(char what) const {
     size_t n = 0;
@@ -85,7 +85,7 @@ TEST(MeshDevice, RejectsMeshesLargerThanTheProduct) {
   EXPECT_THROW(MeshDevice(*find_board("n300"), {.mesh = MeshShape{2, 2}}), ModelError);
 }
 
-TEST(MeshDevice, TheNextProgramFreesThePreviousCbs) {
+TEST(MeshDevice, ProgramsKeepTheirCbsUntilReleasedAndCacheHitsReportNothing) {
   Recorder recorder;
   MeshDevice mesh(*find_board("n300"), {}, &recorder);
   Program first;
@@ -93,15 +93,23 @@ TEST(MeshDevice, TheNextProgramFreesThePreviousCbs) {
   Program second;
   second.add_circular_buffer({{{0, 0}, {3, 3}}}, 2048);
   mesh.launch(first);
+  EXPECT_EQ(recorder.count('C'), 4u);  // two CBs on each of two chips
+  mesh.launch(first);                  // a program-cache hit: tt-metal reports nothing
   EXPECT_EQ(recorder.count('C'), 4u);
-  EXPECT_EQ(recorder.count('F'), 0u);
   mesh.launch_on(1, second);
-  EXPECT_EQ(recorder.count('F'), 1u);  // only chip 1 ran a new program
-  EXPECT_EQ(mesh.chip(0).circular_buffers().size(), 2u);
-  EXPECT_EQ(mesh.chip(1).circular_buffers().size(), 1u);
+  EXPECT_EQ(recorder.count('C'), 5u);
+  EXPECT_EQ(recorder.count('F'), 0u);  // launching a program frees no other program's CBs
+  EXPECT_EQ(mesh.chip(0).program_cbs().size(), 1u);
+  EXPECT_EQ(mesh.chip(1).program_cbs().size(), 2u);
+  // The sets overlap from the base: chip 1's region ends where the larger program's does.
+  const uint64_t base = mesh.geometry().l1_unreserved_base;
+  EXPECT_EQ(mesh.chip(1).cb_region_end(), base + 8192 + 4096);
+  mesh.release_program(first.id());
+  EXPECT_EQ(recorder.count('F'), 2u);  // one per chip that held it
+  EXPECT_EQ(mesh.chip(1).cb_region_end(), base + 2048);
   mesh.close();
   EXPECT_EQ(recorder.count('F'), 3u);
-  EXPECT_TRUE(mesh.chip(0).circular_buffers().empty());
+  EXPECT_TRUE(mesh.chip(1).program_cbs().empty());
 }
 
 TEST(MeshDevice, TraceCaptureFillsTheTraceRegionTopDown) {
