@@ -267,23 +267,10 @@ case "$fmt_seen" in
 esac
 
 # ---------------------------------------------------------------------------------------------
-# 5. Feature probes, as integrations/tt-metal/CMakeLists.txt runs them (no -Werror there either).
+# 5. The files: the adapter probes tt-metal's declarations itself (requires-expressions), so
+#    nothing is defined here beyond TTMEM_CONFORMANCE.
 # ---------------------------------------------------------------------------------------------
-probe() {  # probe NAME CODE: adds -DNAME=1 or -DNAME=0, unless CONFORMANCE_CXXFLAGS sets NAME
-  if [[ " ${EXTRA[*]} " == *" -D$1="* ]]; then return; fi
-  if printf '%s\n' "$2" | "$CXX" "${BASE[@]}" -x c++ -fsyntax-only - >/dev/null 2>&1; then
-    PROBES+=("-D$1=1")
-  else
-    PROBES+=("-D$1=0")
-  fi
-}
-PROBES=()
 if [[ ${#FILES[@]} -eq 0 ]]; then
-  probe TTMEM_TT_METAL_HAS_TRACKED_ARGUMENT '#include <tt-metalium/graph_tracking.hpp>
-int main() { tt::tt_metal::TrackedArgument a{}; (void)a; }'
-  probe TTMEM_TT_METAL_HAS_OBSERVER '#include <impl/memory_tracking/buffer_allocation_observer.hpp>
-int main() { return &tt::tt_metal::register_buffer_allocation_observer_once != nullptr ? 0 : 1; }'
-  echo "probes: ${PROBES[*]}"
   FILES=("$ROOT/scripts/conformance/headers_probe.cpp" "$ROOT/integrations/tt-metal/src/adapter.cpp")
 fi
 
@@ -293,7 +280,7 @@ fi
 failed=0
 for f in "${FILES[@]}"; do
   log="$LOGS/$(basename "$f").log"
-  if "$CXX" "${BASE[@]}" "${WARNINGS[@]}" "${PROBES[@]}" "${EXTRA[@]}" -fsyntax-only "$f" >"$log" 2>&1; then
+  if "$CXX" "${BASE[@]}" "${WARNINGS[@]}" "${EXTRA[@]}" -fsyntax-only "$f" >"$log" 2>&1; then
     echo "PASS  $f"
   else
     failed=1

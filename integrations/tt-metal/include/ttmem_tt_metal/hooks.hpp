@@ -1,25 +1,26 @@
-// tt-metal hook classes over the mapping (mapping.hpp), for every hook vintage.
+// The tt-metal hook class over the mapping (mapping.hpp), for every hook vintage.
 //
 // GraphProcessor<Base, Traits> derives from tt-metal's IGraphProcessor (Base) and declares the
 // hook signatures of every vintage. Exactly those that match a virtual function of Base override
 // it (a non-template member function with a base virtual's name and signature overrides it
 // without the `override` keyword); the others are ordinary overloads nothing calls. So one class
 // serves every tt-metal version without version macros:
-//   track_allocate_cb(const CoreRange&, addr, size)                                  vintage 1
-//   track_allocate_cb(const CoreRangeSet&, addr, size)                               vintage 2
-//   track_allocate_cb(const CoreRangeSet&, addr, size, bool is_globally_allocated)   vintage 3
-//   track_allocate_cb(const CoreRangeSet&, addr, size, bool, const IDevice*)         vintage 4
+//   track_allocate_cb(const CoreRange&, addr, size)                                  before 2025
+//   track_allocate_cb(const CoreRangeSet&, addr, size)                               before 2025
+//   track_allocate_cb(const CoreRangeSet&, addr, size, bool is_globally_allocated)   before 2025
+//   track_allocate_cb(const CoreRangeSet&, addr, size, bool, const IDevice*)         2025 on
+//   track_allocate_dataflow_buffer(const CoreRangeSet&, addr, size, bool borrows_memory,
+//                                  const IDevice*)                                   2026 main
+//   track_allocate_scratchpad(const CoreRangeSet&, addr, size, const IDevice*)       2026 main
 //   track_program(Program*) and track_program(Program*, const IDevice*)
-//   track_function_end() and track_function_end(const std::any&)
-//   is_capture_processor() const → false (newer tt-metal: a background processor that does not
-//   switch ttnn into graph-capture mode)
-//
-// AllocationObserver<Base, Traits> derives from tt-metal's process-wide BufferAllocationObserver
-// and implements both spellings of its two notifications.
+//   track_function_start(std::string_view, FunctionArgs), track_function_end() and
+//   track_function_end(const std::any&)
+//   is_capture_processor() const → false (tt-metal PR #42649: a background processor that does
+//   not make GraphTracker::is_enabled() true, so ttnn graph capture is undisturbed)
 //
 // Traits adds to mapping.hpp's requirements: Buffer, CoreRange, CoreRangeSet, Program and
-// FunctionArgs (the second parameter of track_function_start: std::span<TrackedArgument> in
-// current tt-metal, std::span<std::any> before).
+// FunctionArgs (the second parameter of track_function_start: std::span<TrackedArgument> from
+// 2026, std::span<std::any> before).
 #pragma once
 
 #include <any>
@@ -62,6 +63,14 @@ class GraphProcessor : public Base {
                          bool is_globally_allocated, const Device* device) {
     mapper_.cb_allocated(ranges, addr, size, placement(is_globally_allocated), device);
   }
+  void track_allocate_dataflow_buffer(const CoreRangeSet& ranges, uint64_t addr, uint64_t size,
+                                      bool borrows_memory, const Device* device) {
+    mapper_.dataflow_buffer_allocated(ranges, addr, size, borrows_memory, device);
+  }
+  void track_allocate_scratchpad(const CoreRangeSet& ranges, uint64_t addr, uint64_t size,
+                                 const Device* device) {
+    mapper_.scratch_allocated(ranges, addr, size, device);
+  }
   void track_deallocate_cb(const Device* device) { mapper_.cb_deallocated(device); }
   void track_deallocate_cb() { mapper_.cb_deallocated(nullptr); }
 
@@ -79,22 +88,6 @@ class GraphProcessor : public Base {
     return global ? CbPlacement::kGlobal : CbPlacement::kLocal;
   }
 
-  Mapper<Traits, Sink>& mapper_;
-};
-
-template <class Base, class Traits, class Sink = ClientSink>
-class AllocationObserver : public Base {
- public:
-  using Buffer = typename Traits::Buffer;
-
-  explicit AllocationObserver(Mapper<Traits, Sink>& mapper) : mapper_(mapper) {}
-
-  void notify_buffer_allocated(const Buffer* buffer) { mapper_.buffer_allocated(buffer); }
-  void notify_buffer_deallocated(Buffer* buffer) { mapper_.buffer_deallocated(buffer); }
-  void track_allocate(const Buffer* buffer) { mapper_.buffer_allocated(buffer); }
-  void track_deallocate(Buffer* buffer) { mapper_.buffer_deallocated(buffer); }
-
- private:
   Mapper<Traits, Sink>& mapper_;
 };
 // NOLINTEND(readability-identifier-naming)
