@@ -9,13 +9,13 @@
 #
 #   --src PATH       tt-metal source: either a checked-out tree (a directory with tt_metal/api;
 #                    its umd submodule is used if checked out, else TT_UMD_COMMIT or the tree's git),
-#                    or a git directory (bare or mirror, e.g. /work/.mirror/<owner>+tt-metal/repo),
+#                    or a git directory (bare or mirror, e.g. $TT_METAL_MIRRORS/<owner>+tt-metal/repo),
 #                    from which --commit is exported. Default: $TT_METAL_SRC.
 #   --commit REV     commit to export when --src is a git directory. Default: $TT_METAL_COMMIT or HEAD.
 #   --deps DIR       where each dependency's headers are checked out, one directory per
 #                    <name>@<commit>. Default: $TT_METAL_DEPS or build-conformance/deps.
 #   --mirrors DIR    where the dependency git mirrors are: DIR/<owner>+<name>/repo.
-#                    Default: $TT_METAL_MIRRORS or /work/.mirror.
+#                    Default: $TT_METAL_MIRRORS, else ~/.cache/ttmem/mirrors.
 #   --file F         compile F (a probe translation unit) instead of the default set; repeatable.
 #                    The default set is scripts/conformance/headers_probe.cpp and adapter.cpp.
 #   --internal       also put the tree's non-installed headers on the path (tt_metal/, the tree
@@ -44,7 +44,7 @@ BUILD="$ROOT/build-conformance"
 SRC=${TT_METAL_SRC:-}
 COMMIT=${TT_METAL_COMMIT:-HEAD}
 DEPS=${TT_METAL_DEPS:-$BUILD/deps}
-MIRRORS=${TT_METAL_MIRRORS:-/work/.mirror}
+MIRRORS=${TT_METAL_MIRRORS:-${XDG_CACHE_HOME:-$HOME/.cache}/ttmem/mirrors}
 CXX=${CXX:-g++}
 FILES=()
 INTERNAL=0
@@ -89,7 +89,7 @@ if [[ -d "$SRC/tt_metal/api" ]]; then
   fi
 elif git --git-dir="$SRC" rev-parse --verify -q "$COMMIT^{commit}" >/dev/null; then
   sha=$(git --git-dir="$SRC" rev-parse "$COMMIT^{commit}")
-  owner_name=$(basename "$(dirname "$(realpath "$SRC")")")  # <owner>+<name> for /work/.mirror
+  owner_name=$(basename "$(dirname "$(realpath "$SRC")")")  # <owner>+<name> in a mirror directory
   TREE="$BUILD/trees/$owner_name-${sha:0:12}"
   TREE_LABEL="$SRC @ ${sha:0:12} ($(git --git-dir="$SRC" log -1 --format=%ci "$sha"))"
   if [[ ! -f "$TREE/.exported" ]]; then
