@@ -1,4 +1,4 @@
-// Benchmarks of the client hot path, against the lineage's design measured in the same run, and
+// Benchmarks of the client hot path, against a socket-server design measured in the same run, and
 // of the collector's ingest and status query. `make bench` runs them and writes
 // bench/results.json; bench/README.md records the figures.
 //
@@ -107,8 +107,9 @@ void BM_ClientAllocFreeWithLiveSet(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Baseline: the lineage's design. A mutex-protected unordered_map insert/erase plus a blocking
-// send() of a 72-byte message on a Unix stream socket per event, drained by a server thread.
+// Baseline: the design of tt-metal's allocation-server prototype (memory_utilization_monitor). A
+// mutex-protected unordered_map insert/erase plus a blocking send() of a 72-byte message on a
+// Unix stream socket per event, drained by a server thread.
 
 struct LegacyMessage {  // the 72-byte AllocMessage
   uint8_t type;

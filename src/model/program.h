@@ -1,4 +1,5 @@
-// Programs and their statically allocated circular buffers (FACTS.md §2, CBs).
+// Programs and their statically allocated circular buffers (tt-metal's
+// tt_metal/impl/program/program.cpp; docs/model.md, Sources).
 //
 // A program's CBs stack bottom-up from the L1 unreserved base, per core: a CB starts at the
 // highest CB end so far on any core of its core-range set (rounded to the DRAM alignment), and

@@ -1,4 +1,4 @@
-// Llama-3.1-8B decode, tensor parallel over the chips of a mesh (FACTS.md §5).
+// Llama-3.1-8B decode, tensor parallel over the chips of a mesh (docs/model.md, Sources).
 #pragma once
 
 #include <cstdint>

@@ -35,7 +35,7 @@ constexpr std::array<ScenarioInfo, 5> kScenarios = {{
     {"trace-too-small", "t3k", "a decode trace capture larger than the trace region"},
 }};
 
-// What every scenario gets: the product, its mesh, the seed's generator, pacing and output.
+// What every scenario gets: the product, its mesh, the generator seeded by --seed, pacing and output.
 struct Context {
   const ScenarioInfo& info;
   const model::BoardSpec& board;
