@@ -1,6 +1,5 @@
 #include "collector/json.h"
 
-#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -53,7 +52,7 @@ json to_json(const DeviceView& d) {
           {"l1_small_size_bytes", d.l1_small_size},
           {"kinds", kinds},
           {"cb_region_end", d.cb_region_end},
-          {"cb_region_in_use_bytes", d.cb_region_end - std::min(d.cb_region_end, d.unreserved_base)},
+          {"cb_region_in_use_bytes", d.cb_region_in_use()},
           {"cb_programs", d.cb_programs},
           {"lowest_l1_address", d.lowest_l1_address},
           {"has_l1_buffers", d.has_l1_buffers},
@@ -309,6 +308,11 @@ DeviceView device_from_json(const json& j) {
   }
   d.cb_region_end = integer_field<uint64_t>(j, "cb_region_end");
   d.cb_programs = integer_field<uint64_t>(j, "cb_programs");
+  // Derived from the two fields above; a document where it disagrees was not written by ttmem.
+  if (integer_field<uint64_t>(j, "cb_region_in_use_bytes") != d.cb_region_in_use()) {
+    malformed(field(j, "cb_region_in_use_bytes"),
+              "'cb_region_in_use_bytes' must be cb_region_end - unreserved_base");
+  }
   d.lowest_l1_address = integer_field<uint64_t>(j, "lowest_l1_address");
   d.has_l1_buffers = bool_field(j, "has_l1_buffers");
   d.clash_margin = integer_field<int64_t>(j, "clash_margin_bytes");

@@ -82,6 +82,11 @@ struct DeviceView {
   bool has_l1_buffers = false;
   int64_t clash_margin = 0;
   uint64_t dropped_events = 0;      // history events lost for this device (all processes)
+
+  // The CB region in use per core: bytes from the unreserved base to the highest CB end.
+  uint64_t cb_region_in_use() const {
+    return cb_region_end > unreserved_base ? cb_region_end - unreserved_base : 0;
+  }
 };
 
 // A process's lifetime counters on one device: what cumulative metrics (Prometheus counters) need

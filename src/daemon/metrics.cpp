@@ -156,7 +156,7 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
            "unreserved base. What binds L1.");
   for (const auto& d : s.devices) {
     w.sample("ttmem_device_cb_region_bytes", device_labels(d),
-             d.cb_region_end - std::min(d.cb_region_end, d.unreserved_base));
+             d.cb_region_in_use());
   }
   w.family("ttmem_device_cb_programs", "gauge", "Programs holding a CB set on the chip.");
   for (const auto& d : s.devices) {
