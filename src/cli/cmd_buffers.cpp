@@ -101,6 +101,11 @@ void run(const GlobalOptions& global, const BuffersArgs& a) {
 
 void add_buffers_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("buffers", "Live buffers and CBs, filtered and sorted");
+  cmd->footer(
+      "CB rows: one per CB and core range (BUFFER ID is the program id; RESERVED is bytes per\n"
+      "core x cores). --programs adds them up per program: the program's own CB bytes. Programs'\n"
+      "sets overlap from the same base, so these never add up to a device figure: ttmem status\n"
+      "shows the L1 they cover.");
   auto a = std::make_shared<BuffersArgs>();
   cmd->add_option("--device,-d", a->device, "Only this device (logical id)");
   cmd->add_option("--kind,-k", a->kind, "Only this kind: DRAM, L1, SYSTEM_MEMORY, L1_SMALL, TRACE, CB");

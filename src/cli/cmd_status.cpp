@@ -3,8 +3,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-
 #include "cli/cli_util.h"
 #include "cli/table.h"
 #include "collector/json.h"
@@ -50,7 +48,7 @@ void print_devices(const Snapshot& s) {
                              ? fmt::format("-{} (CLASH)", format_bytes(uint64_t(-d.clash_margin)))
                              : format_bytes(uint64_t(d.clash_margin));
     c.add({join_ids(d.logical_ids), std::to_string(d.cb_programs),
-           format_bytes(d.cb_region_end - std::min(d.cb_region_end, d.unreserved_base)),
+           format_bytes(d.cb_region_in_use()),
            fmt::format("{:#x}", d.cb_region_end),
            d.has_l1_buffers ? fmt::format("{:#x}", d.lowest_l1_address) : "-", margin,
            std::to_string(d.dropped_events)});
@@ -110,6 +108,11 @@ void print_footer(const Snapshot& s) {
 
 void add_status_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("status", "Devices with per-kind usage, processes, drops");
+  cmd->footer(
+      "CB figures: the CB row's USED and REQUESTED are the L1 the CB sets of every live program\n"
+      "cover (per core, highest CB end minus the unreserved base, summed over cores; sets overlap\n"
+      "and are never added). CB REGION/CORE is that per-core figure on the fullest core: what\n"
+      "binds L1 and sets the clash margin. Each program's own CB bytes: ttmem buffers --programs.");
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([&global, json] {
