@@ -72,6 +72,12 @@ std::string status_differs(const nlohmann::json& status, const nlohmann::json& t
         }
       }
     }
+    for (const char* field : {"cb_region_end", "cb_programs"}) {
+      if (d->at(field) != truth.at(field).at(dev)) {
+        return "device " + dev + " " + field + ": got " + d->at(field).dump() + ", want " +
+               truth.at(field).at(dev).dump();
+      }
+    }
   }
   return "";
 }

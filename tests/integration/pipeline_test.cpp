@@ -19,6 +19,7 @@
 #include "collector/collector.h"
 #include "common/kinds.h"
 #include "harness.h"
+#include "test_device.h"
 #include "protocol/segment.h"
 #include "ttmem/ttmem.hpp"
 
@@ -63,6 +64,12 @@ void expect_status_matches_truth(const json& status, const json& truth) {
       EXPECT_EQ(got.at("total_frees"), want.at("frees"));
       EXPECT_GE(got.at("peak_bytes").get<uint64_t>(), want.at("reserved").get<uint64_t>());
     }
+    // CB sets of live programs overlap: the region ends at the highest CB end among them.
+    SCOPED_TRACE(std::string("device ") + dev);
+    const uint64_t region_end = truth.at("cb_region_end").at(dev).get<uint64_t>();
+    EXPECT_EQ(d->at("cb_region_end").get<uint64_t>(), region_end);
+    EXPECT_EQ(d->at("cb_region_in_use_bytes").get<uint64_t>(), region_end - kUnreservedBase);
+    EXPECT_EQ(d->at("cb_programs"), truth.at("cb_programs").at(dev));
   }
 }
 
@@ -80,6 +87,8 @@ void expect_snapshot_matches_truth(const Snapshot& s, const json& truth) {
       EXPECT_EQ(it->kinds[k].reserved, want.at("reserved").get<uint64_t>());
       EXPECT_EQ(it->kinds[k].count, want.at("count").get<uint64_t>());
     }
+    EXPECT_EQ(it->cb_region_end, truth.at("cb_region_end").at(dev).get<uint64_t>());
+    EXPECT_EQ(it->cb_programs, truth.at("cb_programs").at(dev).get<uint64_t>());
   }
 }
 
@@ -101,7 +110,18 @@ TEST(Pipeline, StatusTotalsEqualGroundTruthAcrossProcessesAndThreads) {
     json status = ttmem_json(dir.path(), {"status", "--json"});
     expect_status_matches_truth(status, t);
     ASSERT_EQ(status.at("processes").size(), 1u);
-    EXPECT_EQ(status.at("processes")[0].at("pid").get<pid_t>(), load.pid());
+    const json& process = status.at("processes")[0];
+    EXPECT_EQ(process.at("pid").get<pid_t>(), load.pid());
+    // The only process: its CB bytes are what its sets cover on every device, and it holds every
+    // program's set.
+    uint64_t covered = 0, programs = 0;
+    for (auto& [dev, kinds] : t.at("devices").items()) {
+      covered += kinds.at("CB").at("reserved").get<uint64_t>();
+      programs += t.at("cb_programs").at(dev).get<uint64_t>();
+    }
+    ASSERT_GT(programs, 0u);
+    EXPECT_EQ(process.at("reserved_bytes").at("CB").get<uint64_t>(), covered);
+    EXPECT_EQ(process.at("cb_programs").get<uint64_t>(), programs);
     EXPECT_TRUE(status.at("problems").empty()) << status.at("problems").dump();
     // The buffer list agrees with the totals: every live buffer of the truth is listed once.
     json buffers = ttmem_json(dir.path(), {"buffers", "--json"});

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,13 +50,50 @@ struct Tally {
   uint64_t requested = 0, reserved = 0, count = 0, allocs = 0, frees = 0;
 };
 
+// One live CB record: a CB of a program on one core range, ending (address + size) at `end`.
+struct CbRecord {
+  uint64_t program;
+  ttmem_core_range cores;
+  uint64_t end;
+};
+
 // Ground truth, merged from the threads at the end of each phase.
 struct Truth {
   std::vector<std::array<Tally, TTMEM_KIND_COUNT>> tallies;
   std::vector<uint64_t> events;  // ring events per device
   std::vector<Live> live;
-  std::vector<std::vector<uint64_t>> cbs;  // reserved bytes of each live CB, per device
+  std::vector<std::vector<CbRecord>> cbs;  // live CB records, per device
 };
+
+// The L1 that live CB sets cover, worked out core by core, independently of the collector: each
+// core of the 8x8 grid takes the highest end of the CBs on it, minus the unreserved base. Sets of
+// different programs overlap, so their bytes are never added.
+uint64_t covered_cb_bytes(const std::vector<CbRecord>& cbs) {
+  uint64_t covered = 0;
+  for (uint16_t y = 0; y < 8; ++y) {
+    for (uint16_t x = 0; x < 8; ++x) {
+      uint64_t highest = kUnreservedBase;
+      for (const CbRecord& r : cbs) {
+        const bool on_core = r.cores.x0 <= x && x <= r.cores.x1 && r.cores.y0 <= y && y <= r.cores.y1;
+        if (on_core) highest = std::max(highest, r.end);
+      }
+      covered += highest - kUnreservedBase;
+    }
+  }
+  return covered;
+}
+
+uint64_t cb_region_end(const std::vector<CbRecord>& cbs) {
+  uint64_t end = kUnreservedBase;
+  for (const CbRecord& r : cbs) end = std::max(end, r.end);
+  return end;
+}
+
+size_t cb_programs(const std::vector<CbRecord>& cbs) {
+  std::set<uint64_t> programs;
+  for (const CbRecord& r : cbs) programs.insert(r.program);
+  return programs.size();
+}
 
 uint64_t div_ceil(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
@@ -162,33 +200,60 @@ class Worker {
     events_[l.device] += 1;
   }
 
-  // Thread 0 alone reports CBs, so the per-device CB truth has one writer.
+  // Thread 0 alone reports CBs, so the per-device CB truth has one writer. Like tt-metal, each
+  // program's CBs stack up from the unreserved base on a few core ranges, the sets of live
+  // programs overlap, and a program's set is freed whole (or every set of the device at once).
   void cb_op() {
     uint32_t device = uint32_t(uniform(o_.devices));
-    auto& cbs = cb_truth_.cbs[device];
-    Tally& t = tallies_[device][TTMEM_KIND_CB];
-    if (uniform(3) == 0) {
+    std::vector<CbRecord>& cbs = cb_truth_.cbs[device];
+    const uint64_t choice = uniform(6);
+    if (choice == 0) {
       ttmem::cb_free_all(device);
       if (!cbs.empty()) events_[device] += 1;
-      for (uint64_t r : cbs) {
-        t.requested -= r;
-        t.reserved -= r;
-        t.count -= 1;
-        t.frees += 1;
-      }
-      cbs.clear();
+      forget_cbs(device, [](const CbRecord&) { return true; });
       return;
     }
-    uint16_t x1 = uint16_t(uniform(8)), y1 = uint16_t(uniform(8));
-    uint64_t size = 32 * (1 + uniform(2048));
-    uint64_t cores = uint64_t(x1 + 1) * (y1 + 1);
-    ttmem::cb_alloc(device, {{0, 0, x1, y1}}, kUnreservedBase, size, next_id_);
-    cbs.push_back(size * cores);
-    t.requested += size * cores;
-    t.reserved += size * cores;
-    t.count += 1;
-    t.allocs += 1;
-    events_[device] += 1;
+    if (choice == 1 && !cbs.empty()) {
+      const uint64_t program = cbs[uniform(cbs.size())].program;
+      if (ttmem::cb_free_program(device, program) != TTMEM_OK) {
+        std::fprintf(stderr, "cb_free_program failed\n");
+        std::exit(2);
+      }
+      events_[device] += 1;
+      forget_cbs(device, [program](const CbRecord& r) { return r.program == program; });
+      return;
+    }
+    const uint64_t program = next_program_++;
+    uint64_t address = kUnreservedBase;
+    for (uint64_t cb = 0, n = 1 + uniform(3); cb < n; ++cb) {
+      const uint64_t size = 32 * (1 + uniform(2048));
+      std::vector<ttmem_core_range> ranges;
+      for (uint64_t r = 0, m = 1 + uniform(2); r < m; ++r) {
+        const uint16_t x0 = uint16_t(uniform(8)), y0 = uint16_t(uniform(8));
+        ranges.push_back({x0, y0, uint16_t(x0 + uniform(8 - x0)), uint16_t(y0 + uniform(8 - y0))});
+      }
+      ttmem_cb_alloc(device, ranges.data(), ranges.size(), address, size, program);
+      Tally& t = tallies_[device][TTMEM_KIND_CB];
+      for (const ttmem_core_range& r : ranges) {
+        cbs.push_back({program, r, address + size});
+        t.count += 1;
+        t.allocs += 1;
+        events_[device] += 1;
+      }
+      address += size;
+    }
+  }
+
+  // Drops the device's CB records that `freed` selects from the truth, counting their frees.
+  template <class Pred>
+  void forget_cbs(uint32_t device, Pred freed) {
+    Tally& t = tallies_[device][TTMEM_KIND_CB];
+    std::erase_if(cb_truth_.cbs[device], [&](const CbRecord& r) {
+      if (!freed(r)) return false;
+      t.count -= 1;
+      t.frees += 1;
+      return true;
+    });
   }
 
   const Options& o_;
@@ -196,12 +261,16 @@ class Worker {
   std::mt19937_64 rng_;
   Truth& cb_truth_;
   uint64_t next_id_ = 1;
+  uint64_t next_program_ = 1;
   std::vector<std::array<Tally, TTMEM_KIND_COUNT>> tallies_;
   std::vector<uint64_t> events_;
   std::vector<Live> live_;
 };
 
-void write_truth(const Options& o, const std::vector<Worker>& workers, Truth& cb_owner,
+// The truth document: per device and kind the exact figures a collector must show (CB:
+// requested and reserved are the covered L1), the CB region end and programs per device, ring
+// events per device, and the live buffers.
+void write_truth(const Options& o, const std::vector<Worker>& workers, const Truth& cb_owner,
                  uint32_t phase) {
   Truth t;
   t.tallies.resize(o.devices);
@@ -209,6 +278,8 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, Truth& cb
   for (const auto& w : workers) w.merge_into(t);
   nlohmann::json j;
   for (uint32_t d = 0; d < o.devices; ++d) {
+    Tally& cb = t.tallies[d][TTMEM_KIND_CB];
+    cb.requested = cb.reserved = covered_cb_bytes(cb_owner.cbs[d]);
     nlohmann::json dev;
     for (uint32_t k = 0; k < TTMEM_KIND_COUNT; ++k) {
       const Tally& x = t.tallies[d][k];
@@ -216,15 +287,17 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, Truth& cb
                         {"count", x.count},         {"allocs", x.allocs},
                         {"frees", x.frees}};
     }
-    j["devices"][std::to_string(d)] = dev;
-    j["events"][std::to_string(d)] = t.events[d];
-    j["chip_id"][std::to_string(d)] = 0x7000 + d;
+    const std::string id = std::to_string(d);
+    j["devices"][id] = dev;
+    j["events"][id] = t.events[d];
+    j["chip_id"][id] = 0x7000 + d;
+    j["cb_region_end"][id] = cb_region_end(cb_owner.cbs[d]);
+    j["cb_programs"][id] = cb_programs(cb_owner.cbs[d]);
   }
   const char* setup = ttmem_setup_message();
   j["setup_message"] = setup != nullptr ? setup : "";
   j["live"] = nlohmann::json::array();
   for (const Live& l : t.live) j["live"].push_back({l.device, std::string(ttmem::kKindNames[l.kind]), l.id});
-  (void)cb_owner;
   std::string path = o.truth + "." + std::to_string(phase) + ".json";
   std::ofstream(path + ".tmp") << j.dump() << "\n";
   std::rename((path + ".tmp").c_str(), path.c_str());

@@ -137,6 +137,9 @@ class SoakClient {
       }
       j["devices"][std::to_string(d)] = kinds;
       j["chip_id"][std::to_string(d)] = ttmem::test::kChipIdBase + d;
+      // Every step frees its CBs: no program holds a CB set between steps.
+      j["cb_region_end"][std::to_string(d)] = kUnreservedBase;
+      j["cb_programs"][std::to_string(d)] = 0;
     }
     std::ofstream(o_.truth + ".tmp") << j.dump() << "\n";
     std::rename((o_.truth + ".tmp").c_str(), o_.truth.c_str());
