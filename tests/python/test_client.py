@@ -94,18 +94,43 @@ def test_op_scope_pops_on_exception(device):
     assert mine(device=device)[0]["tag"] == ""
 
 
+def _cb_figures(device):
+    """The device's CB kind (the L1 CB sets cover), CB region in use per core, and programs."""
+    (dev,) = [d for d in ttmem.status()["devices"] if d["chip_id"] == 0xC0DE00 + device]
+    cb = dev["kinds"]["CB"]
+    assert cb["requested_bytes"] == cb["reserved_bytes"]
+    return cb["reserved_bytes"], dev["cb_region_in_use_bytes"], dev["cb_programs"]
+
+
 def test_circular_buffers(device):
+    # Program 42: a CB of 8192 B per core on two core ranges, then one of 2048 B above it on core
+    # (0, 0): one record per CB and core range.
     ttmem.cb_alloc(device, [(0, 0, 3, 3), (4, 0, 7, 0)], 102_400, 8192, program_id=42)
     ttmem.cb_alloc(device, [(0, 0, 0, 0)], 110_592, 2048, program_id=42)
     cbs = mine(device=device, kind="CB")
-    assert len(cbs) == 2
-    big = max(cbs, key=lambda b: b["reserved_bytes"])
-    assert big["program_id"] == 42
-    assert big["cores"] == 20
-    assert big["reserved_bytes"] == 8192 * 20
-    assert big["core_range"] == [0, 0, 7, 3]
+    assert sorted((b["core_range"], b["cores"], b["reserved_bytes"]) for b in cbs) == [
+        ([0, 0, 0, 0], 1, 2048),
+        ([0, 0, 3, 3], 16, 8192 * 16),
+        ([4, 0, 7, 0], 4, 8192 * 4),
+    ]
+    assert {b["program_id"] for b in cbs} == {42}
+    # Core (0, 0) reaches 102400 + 10240; the 19 other cores of the program 102400 + 8192.
+    assert _cb_figures(device) == (10240 + 19 * 8192, 10240, 1)
+
+    # Program 43 stacks from the same base on every core: the sets overlap and are not added.
+    ttmem.cb_alloc(device, [(0, 0, 7, 7)], 102_400, 4096, program_id=43)
+    assert _cb_figures(device) == (10240 + 19 * 8192 + 44 * 4096, 10240, 2)
+
+    # Destroying program 42 frees its set only.
+    assert ttmem.cb_free_program(device, 42)
+    assert {b["program_id"] for b in mine(device=device, kind="CB")} == {43}
+    assert _cb_figures(device) == (64 * 4096, 4096, 1)
+    with pytest.raises(ttmem.Error) as gone:
+        ttmem.cb_free_program(device, 42)
+    assert gone.value.status == -4  # TTMEM_ENOENT: the program holds no CBs here
     assert ttmem.cb_free_all(device)
     assert mine(device=device, kind="CB") == []
+    assert _cb_figures(device) == (0, 0, 0)
 
 
 def test_refused_reports_raise(device):
