@@ -175,6 +175,14 @@ const ApiEndpoint kEndpoints[] = {
        check_params(params, {});
        return leaks_json(p.snapshot.leaks);
      }},
+    {"/api/v1/legacy",
+     [](const Published& p, const HistoryStore&, const ApiParams& params) {
+       check_params(params, {});
+       if (p.legacy.is_null()) {
+         throw BadRequest{404, "this ttmemd has no legacy socket: start it with --legacy"};
+       }
+       return p.legacy;
+     }},
     {"/api/v1/history",
      [](const Published& p, const HistoryStore& history, const ApiParams& params) {
        return history_json(p.snapshot, history, params);
@@ -249,7 +257,7 @@ void install_routes(httplib::Server& server, const SnapshotBoard& board,
       reply_error(res, 404,
                   fmt::format("no endpoint {}; try /api/v1/status, /api/v1/devices, "
                               "/api/v1/processes, /api/v1/buffers, /api/v1/leaks, "
-                              "/api/v1/history or /metrics",
+                              "/api/v1/legacy, /api/v1/history or /metrics",
                               req.path.substr(0, 128)));
     }
   });

@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "collector/history.h"
 #include "collector/model.h"
 #include "daemon/metrics.h"
@@ -28,6 +30,7 @@ struct Published {
   std::map<uint64_t, ChipTotals> totals;
   uint64_t legacy_connections = 0;
   uint64_t legacy_rejected_bytes = 0;
+  nlohmann::json legacy;  // /api/v1/legacy (LegacyIngest::report()); null without legacy ingest
 };
 
 class SnapshotBoard {
