@@ -508,5 +508,39 @@ TEST_F(LegacyIngest, DumpsAndDeviceInfo) {
   EXPECT_EQ(f[0], 2u);  // device 0 (segment) and 5 (legacy)
 }
 
+// Item 10: the monitor under its old name, and `ttmem top`, show what ttmemd holds.
+TEST_F(LegacyIngest, TheMonitorFindsTtmemdThroughTheSocket) {
+  ScriptClient c(sock);
+  int conn = c.connect(72);
+  c.send(conn, T::Alloc, 0, 3u << 20, kDram, 0x1000);
+  EXPECT_EQ(c.say("url " + std::to_string(conn)), "url " + d.url());
+  c.query(conn, 0);
+  sleep_ms(300);
+  auto dram_shown = [&](const std::vector<std::string>& argv) -> std::string {
+    RunResult r = run(argv, {{"TTMEM_DIR", ""}});
+    if (r.exit_code != 0) return "exit " + std::to_string(r.exit_code) + ": " + r.err;
+    json j = json::parse(r.out, nullptr, false);
+    if (j.is_discarded()) return "not JSON: " + r.out.substr(0, 200);
+    uint64_t dram = device_figure(j, 0, "DRAM");
+    return dram == (3u << 20) ? "" : "DRAM shown: " + std::to_string(dram);
+  };
+  // Found through the socket, as the prototype's monitor found its server.
+  EXPECT_EQ(dram_shown({TTMEM_MONITOR, "--legacy-socket", sock, "--once", "--json"}), "");
+  EXPECT_EQ(dram_shown({TTMEM_CLI, "top", "--legacy-socket", sock, "--once", "--json"}), "");
+  // Named with --server.
+  EXPECT_EQ(dram_shown({TTMEM_MONITOR, "--server", d.url(), "--once", "--json"}), "");
+  EXPECT_EQ(dram_shown({TTMEM_CLI, "--server", d.url(), "top", "--once", "--json"}), "");
+  // With --dir the local directory is shown, not the daemon.
+  RunResult local = run({TTMEM_MONITOR, "--dir", dir.path(), "--legacy-socket", sock, "--once",
+                         "--json"});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_EQ(device_figure(json::parse(local.out), 0, "DRAM"), 0u);
+  // Text output shows the buffer too.
+  RunResult text = run({TTMEM_MONITOR, "-d", "0", "--legacy-socket", sock, "--once"},
+                       {{"TTMEM_DIR", ""}});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("3.00 MiB"), std::string::npos) << text.out;
+}
+
 }  // namespace
 }  // namespace ttmem::test
