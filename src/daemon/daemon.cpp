@@ -182,6 +182,7 @@ void Daemon::publish() {
     pub->legacy_connections = legacy_->connections();
     pub->legacy_rejected_bytes = legacy_->rejected_bytes();
     pub->legacy = legacy_->report();
+    pub->legacy_kernel_bytes = legacy_->kernel_bytes();
   }
   ledger_.update(pub->snapshot);
   pub->totals = ledger_.totals();

@@ -239,7 +239,8 @@ void install_routes(httplib::Server& server, const SnapshotBoard& board,
   server.Get("/metrics", [&board, metrics](const httplib::Request&, httplib::Response& res) {
     auto pub = board.current();
     MetricsInput in{&pub->snapshot, &pub->totals, pub->legacy_connections,
-                    pub->legacy_rejected_bytes};
+                    pub->legacy_rejected_bytes,
+                    pub->legacy.is_null() ? nullptr : &pub->legacy_kernel_bytes};
     res.set_content(render_metrics(in, metrics), "text/plain; version=0.0.4; charset=utf-8");
   });
 

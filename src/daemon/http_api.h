@@ -31,6 +31,7 @@ struct Published {
   uint64_t legacy_connections = 0;
   uint64_t legacy_rejected_bytes = 0;
   nlohmann::json legacy;  // /api/v1/legacy (LegacyIngest::report()); null without legacy ingest
+  std::map<uint32_t, uint64_t> legacy_kernel_bytes;  // by logical device, where not zero
 };
 
 class SnapshotBoard {

@@ -61,6 +61,8 @@ bool LegacyDecoder::decode(bool quiet, const MessageSink& sink) {
     used += form;
   }
   in_.erase(in_.begin(), in_.begin() + ptrdiff_t(used));
+  // A burst may have grown the buffer to a few hundred KiB; an idle connection keeps little.
+  if (in_.capacity() > kIdleCapacity && in_.size() <= kIdleCapacity / 2) in_.shrink_to_fit();
   return true;
 }
 
@@ -895,6 +897,14 @@ std::vector<ExternalProcess> LegacyIngest::processes() const {
       }
     }
     out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::map<uint32_t, uint64_t> LegacyIngest::kernel_bytes() const {
+  std::map<uint32_t, uint64_t> out;
+  for (uint32_t id = 0; id < protocol::kMaxDevices; ++id) {
+    if (totals_.devices[id].kernel_bytes != 0) out[id] = totals_.devices[id].kernel_bytes;
   }
   return out;
 }

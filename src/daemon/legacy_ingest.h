@@ -27,13 +27,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "collector/external.h"
 #include "collector/model.h"
@@ -69,6 +68,7 @@ class LegacyDecoder {
   uint64_t rejected_bytes() const { return rejected_bytes_; }
 
  private:
+  static constexpr size_t kIdleCapacity = 4096;
   int form_;
   std::vector<uint8_t> in_;
   uint64_t rejected_bytes_ = 0;
@@ -169,8 +169,8 @@ class LegacyLedger {
 
 struct LegacyOptions {
   std::string path;
-  uint32_t form = 0;             // 0 detect, or 72/112/144
-  std::optional<gid_t> group;    // group that may connect (0660); owner only (0600) without it
+  uint32_t form = 0;           // 0 detect, or 72/112/144
+  std::optional<gid_t> group;  // group that may connect (0660); owner only (0600) without it
   size_t max_records = LegacyTotals::kDefaultMaxRecords;
 };
 
@@ -244,6 +244,8 @@ class LegacyIngest {
   size_t connections() const { return conns_.size(); }
   uint64_t rejected_bytes() const { return rejected_bytes_; }
   const LegacyTotals& totals() const { return totals_; }
+  // Kernel bytes all legacy clients hold loaded, per device where not zero.
+  std::map<uint32_t, uint64_t> kernel_bytes() const;
 
  private:
   struct ProcessKey {
@@ -295,8 +297,8 @@ class LegacyIngest {
   ino_t socket_inode_ = 0;  // the socket file this ingest created: only it is removed at exit
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
-  bool accepting_ = true;          // false while out of file descriptors or at kMaxConnections
-  uint64_t accept_retry_ns_ = 0;   // when to try accepting again
+  bool accepting_ = true;         // false while out of file descriptors or at kMaxConnections
+  uint64_t accept_retry_ns_ = 0;  // when to try accepting again
   uint64_t rejected_bytes_ = 0;
   LegacyTotals totals_;
   LegacyLimits limits_{};

@@ -158,8 +158,8 @@ struct Message {
 };
 
 // A request or report as a client sends it; every other field zero.
-inline Message request(MessageType type, int32_t device, uint64_t size = 0,
-                       uint8_t buffer_type = 0, uint64_t address = 0, int32_t process_id = 0) {
+inline Message request(MessageType type, int32_t device, uint64_t size = 0, uint8_t buffer_type = 0,
+                       uint64_t address = 0, int32_t process_id = 0) {
   Message m;
   m.head.type = uint8_t(type);
   m.head.device_id = device;

@@ -52,8 +52,7 @@ TEST(LegacySigterm, ExitsCleanlyRemovesTheSocketAndLosesNoLeakRecord) {
   d.child().kill(SIGTERM);
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(d.child().wait(), 0);
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("ttmemd stopped %.3f s after SIGTERM\n", seconds);
   EXPECT_LT(seconds, 10.0);
   struct stat st;

@@ -111,8 +111,7 @@ int main(int argc, char** argv) {
       sockaddr_un a{};
       a.sun_family = AF_UNIX;
       std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-      if (!lg::is_form(form) ||
-          ::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      if (!lg::is_form(form) || ::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
         say(std::string("error ") + std::strerror(errno));
         ::close(c.fd);
         continue;
@@ -143,9 +142,9 @@ int main(int argc, char** argv) {
       for (uint64_t i = 0; i < count && ok; ++i) {
         size_t at = batch.size();
         batch.resize(at + c.form);
-        lg::encode(message(uint8_t(lg::MessageType::Alloc), dev, size, uint8_t(btype),
-                           base + i * size),
-                   c.form, batch.data() + at);
+        lg::encode(
+            message(uint8_t(lg::MessageType::Alloc), dev, size, uint8_t(btype), base + i * size),
+            c.form, batch.data() + at);
         if (batch.size() >= (1u << 20) || i + 1 == count) {
           ok = write_all(c.fd, batch.data(), batch.size());
           batch.clear();

@@ -3,6 +3,9 @@
 // to a real tracked process; replies, the HTTP model, leak files and the monitor must all agree.
 // ScriptClient runs each legacy client as a process of its own, so ownership, deaths and
 // SIGPIPE are real.
+#include "protocol/legacy.h"
+
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,11 +18,8 @@
 #include <set>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "daemon_harness.h"
 #include "legacy_client.h"
-#include "protocol/legacy.h"
 
 namespace ttmem::test {
 namespace {
@@ -31,7 +31,9 @@ namespace fs = std::filesystem;
 constexpr uint8_t kDram = 0, kL1 = 1, kSystemMemory = 2, kTrace = 4;
 constexpr size_t kForms[] = {72, 112, 144};
 
-void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+void sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
 
 // A device's kind figure in a status document (0 when the device is not there).
 uint64_t device_figure(const json& status, uint32_t logical_id, const std::string& kind,
@@ -123,24 +125,24 @@ TEST_F(LegacyIngest, ClientsOfEveryFormJoinTheModelOfATrackedProcess) {
     EXPECT_EQ(c.query(conn, 0)[0], seg_dram0);
     // The HTTP model shows the same process with its buffers and its unknown free.
     pid_t pid = c.child().pid();
-    EXPECT_EQ(eventually([&]() -> std::string {
-                json status = get_json(d.url(), "/api/v1/status");
-                if (device_figure(status, 1, "TRACE") != seg_trace1 + 5000) return "TRACE";
-                for (const auto& p : status["processes"]) {
-                  if (p["pid"] != pid) continue;
-                  if (p["segment"].get<std::string>() != "legacy:" + sock + "#" +
-                                                            std::to_string(pid)) {
-                    return "segment " + p["segment"].dump();
-                  }
-                  if (p["unknown_frees"] != 1) return "unknown_frees " + p["unknown_frees"].dump();
-                  if (p["requested_bytes"]["L1"] != 200) return "L1";
-                  return "";
-                }
-                return "process missing";
-              }),
-              "");
-    json buffers = get_json(d.url(), "/api/v1/buffers?device=1&kind=TRACE&pid=" +
-                                         std::to_string(pid));
+    EXPECT_EQ(
+        eventually([&]() -> std::string {
+          json status = get_json(d.url(), "/api/v1/status");
+          if (device_figure(status, 1, "TRACE") != seg_trace1 + 5000) return "TRACE";
+          for (const auto& p : status["processes"]) {
+            if (p["pid"] != pid) continue;
+            if (p["segment"].get<std::string>() != "legacy:" + sock + "#" + std::to_string(pid)) {
+              return "segment " + p["segment"].dump();
+            }
+            if (p["unknown_frees"] != 1) return "unknown_frees " + p["unknown_frees"].dump();
+            if (p["requested_bytes"]["L1"] != 200) return "L1";
+            return "";
+          }
+          return "process missing";
+        }),
+        "");
+    json buffers =
+        get_json(d.url(), "/api/v1/buffers?device=1&kind=TRACE&pid=" + std::to_string(pid));
     EXPECT_EQ(buffers["total"], 1);
     EXPECT_EQ(c.say("exit"), "(no answer)");
   }
@@ -250,27 +252,28 @@ TEST_F(LegacyIngest, ImpossibleSizesAreRefusedAndMoveNoOtherClientsTotals) {
   good.send(g, T::Alloc, 0, 4096, kDram, 0x1000);
   EXPECT_EQ(good.query(g, 0)[0], 4096u);
   int b = bad.connect(112);
-  bad.send(b, T::Alloc, 0, ~0ull, kDram, 0x2000);           // 2^64 - 1
-  bad.send(b, T::Alloc, 0, 1ull << 63, kDram, 0x3000);      // two of 2^63 would wrap to 0
+  bad.send(b, T::Alloc, 0, ~0ull, kDram, 0x2000);       // 2^64 - 1
+  bad.send(b, T::Alloc, 0, 1ull << 63, kDram, 0x3000);  // two of 2^63 would wrap to 0
   bad.send(b, T::Alloc, 0, 1ull << 63, kDram, 0x4000);
-  bad.send(b, T::Alloc, 0, uint64_t(-4096), kDram, 0x5000);  // -4096
-  bad.send(b, T::Alloc, 0, 0, kDram, 0x6000);               // 0
+  bad.send(b, T::Alloc, 0, uint64_t(-4096), kDram, 0x5000);     // -4096
+  bad.send(b, T::Alloc, 0, 0, kDram, 0x6000);                   // 0
   bad.send(b, T::Alloc, 0, (100ull << 30) + 1, kDram, 0x7000);  // beyond 100 GiB
-  bad.send(b, T::CbFree, 0, 1ull << 40);                    // a CB_FREE of nothing
+  bad.send(b, T::CbFree, 0, 1ull << 40);                        // a CB_FREE of nothing
   EXPECT_EQ(bad.query(b, 0)[0], 4096u);
   EXPECT_EQ(good.query(g, 0)[0], 4096u);
-  EXPECT_EQ(eventually([&]() -> std::string {
-              json status = get_json(d.url(), "/api/v1/status");
-              if (device_figure(status, 0, "DRAM") != 4096) return "DRAM requested";
-              if (device_figure(status, 0, "DRAM", "buffers") != 1) return "DRAM buffers";
-              std::string metrics = http_get(d.url(), "/metrics").body;
-              if (metrics.find("ttmem_device_allocated_bytes{device=\"0\",chip_id=\"0xee00000000000000\","
-                               "kind=\"DRAM\"} 4096\n") == std::string::npos) {
-                return "metrics: " + metrics.substr(0, 2000);
-              }
-              return "";
-            }),
-            "");
+  EXPECT_EQ(
+      eventually([&]() -> std::string {
+        json status = get_json(d.url(), "/api/v1/status");
+        if (device_figure(status, 0, "DRAM") != 4096) return "DRAM requested";
+        if (device_figure(status, 0, "DRAM", "buffers") != 1) return "DRAM buffers";
+        std::string metrics = http_get(d.url(), "/metrics").body;
+        if (metrics.find("ttmem_device_allocated_bytes{device=\"0\",chip_id=\"0xee00000000000000\","
+                         "kind=\"DRAM\"} 4096\n") == std::string::npos) {
+          return "metrics: " + metrics.substr(0, 2000);
+        }
+        return "";
+      }),
+      "");
   pid_t bad_pid = bad.child().pid();
   EXPECT_EQ(eventually([&] { return legacy_counter_is(d.url(), bad_pid, "invalid_calls", 6); }),
             "");
@@ -306,9 +309,9 @@ TEST_F(LegacyIngest, ALargeLiveSetIsCheapAndQueriesStayFast) {
   constexpr uint64_t kBuffers = 300'000;
   ScriptClient big(sock);
   int c = big.connect(72);
-  EXPECT_EQ(big.say("many " + std::to_string(c) + " 0 " + std::to_string(kBuffers) +
-                    " 4096 0 4096"),
-            "ok");
+  EXPECT_EQ(
+      big.say("many " + std::to_string(c) + " 0 " + std::to_string(kBuffers) + " 4096 0 4096"),
+      "ok");
   EXPECT_EQ(big.query(c, 0)[0], kBuffers * 4096);  // every ALLOC read before the reply
   // QUERY from another client while the live set is large: answered from running totals.
   ScriptClient asker(sock);
@@ -317,8 +320,7 @@ TEST_F(LegacyIngest, ALargeLiveSetIsCheapAndQueriesStayFast) {
   for (int i = 0; i < 100; ++i) {
     auto start = std::chrono::steady_clock::now();
     EXPECT_EQ(asker.query(a, 0)[0], kBuffers * 4096);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                           start)
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                      .count());
   }
   std::sort(ms.begin(), ms.end());
@@ -349,10 +351,9 @@ TEST_F(LegacyIngest, ALargeLiveSetIsCheapAndQueriesStayFast) {
   EXPECT_EQ(over.say("many " + std::to_string(o) + " 1 1500 64 1 65536"), "ok");
   EXPECT_EQ(over.query(o, 1)[1], 1000u * 64);
   pid_t over_pid = over.child().pid();
-  EXPECT_EQ(eventually([&] {
-              return legacy_counter_is(bounded.url(), over_pid, "slab_overflow", 500);
-            }),
-            "");
+  EXPECT_EQ(
+      eventually([&] { return legacy_counter_is(bounded.url(), over_pid, "slab_overflow", 500); }),
+      "");
 }
 
 // Bug 6: a file squatting on the socket path stops only the legacy listener, with a clear reason.
@@ -453,6 +454,8 @@ TEST_F(LegacyIngest, CountsAsThePrototypeServerDid) {
       << p.dump();
   EXPECT_EQ(p["devices"][0]["kernels"], 1);
   EXPECT_EQ(p["duplicate_allocs"], 1);
+  const std::string metrics = http_get(d.url(), "/metrics").body;
+  EXPECT_NE(metrics.find("ttmem_legacy_kernel_bytes{device=\"0\"} 8192\n"), std::string::npos);
 }
 
 // Item 9: dumps in the log and the API; DEVICE_INFO as the prototype's monitor expects it.
@@ -497,10 +500,10 @@ TEST_F(LegacyIngest, DumpsAndDeviceInfo) {
   info0 >> word;
   for (auto& x : f) info0 >> x;
   EXPECT_EQ(f[1], 1u);
-  EXPECT_EQ(f[3], 12u);                           // DRAM channels
-  EXPECT_EQ(f[6], f[3] * f[4]);                   // total_dram = channels × size per channel
-  EXPECT_EQ(f[5], 1499136u);                      // l1_size_per_core
-  EXPECT_EQ(f[7] % f[5], 0u);                     // total_l1 = l1 per core × cores
+  EXPECT_EQ(f[3], 12u);          // DRAM channels
+  EXPECT_EQ(f[6], f[3] * f[4]);  // total_dram = channels × size per channel
+  EXPECT_EQ(f[5], 1499136u);     // l1_size_per_core
+  EXPECT_EQ(f[7] % f[5], 0u);    // total_l1 = l1 per core × cores
   EXPECT_EQ(f[7] / f[5], 64u);
   std::istringstream all(c.say("info " + std::to_string(conn) + " -1"));
   all >> word;
@@ -531,13 +534,13 @@ TEST_F(LegacyIngest, TheMonitorFindsTtmemdThroughTheSocket) {
   EXPECT_EQ(dram_shown({TTMEM_MONITOR, "--server", d.url(), "--once", "--json"}), "");
   EXPECT_EQ(dram_shown({TTMEM_CLI, "--server", d.url(), "top", "--once", "--json"}), "");
   // With --dir the local directory is shown, not the daemon.
-  RunResult local = run({TTMEM_MONITOR, "--dir", dir.path(), "--legacy-socket", sock, "--once",
-                         "--json"});
+  RunResult local =
+      run({TTMEM_MONITOR, "--dir", dir.path(), "--legacy-socket", sock, "--once", "--json"});
   ASSERT_EQ(local.exit_code, 0) << local.err;
   EXPECT_EQ(device_figure(json::parse(local.out), 0, "DRAM"), 0u);
   // Text output shows the buffer too.
-  RunResult text = run({TTMEM_MONITOR, "-d", "0", "--legacy-socket", sock, "--once"},
-                       {{"TTMEM_DIR", ""}});
+  RunResult text =
+      run({TTMEM_MONITOR, "-d", "0", "--legacy-socket", sock, "--once"}, {{"TTMEM_DIR", ""}});
   EXPECT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("3.00 MiB"), std::string::npos) << text.out;
 }

@@ -67,11 +67,11 @@ TEST(LegacyLedger, ReportsItCannotApplyAreCountedNotKept) {
   LegacyTotals totals;
   LegacyLedger ledger(totals);
   const LegacyLimits none{};
-  EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 64, 4096), none));     // beyond the last device
-  EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 0, 4096, 9), none));   // not a BufferType
-  EXPECT_FALSE(ledger.apply(lg::request(T::Response, 0, 0), none));      // only a server sends it
-  EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 0, 0), none));         // size 0
-  EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 0, ~0ull), none));     // 2^64 - 1
+  EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 64, 4096), none));    // beyond the last device
+  EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 0, 4096, 9), none));  // not a BufferType
+  EXPECT_FALSE(ledger.apply(lg::request(T::Response, 0, 0), none));     // only a server sends it
+  EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 0, 0), none));        // size 0
+  EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 0, ~0ull), none));    // 2^64 - 1
   EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 0, uint64_t(-4096)), none));
   EXPECT_FALSE(ledger.apply(lg::request(T::Alloc, 0, (100ull << 30) + 1), none));  // > 100 GiB
   EXPECT_FALSE(ledger.apply(lg::request(T::Free, 0, 0, 0, 0x40), none));

@@ -84,8 +84,8 @@ std::optional<std::string> find_ttmemd(const std::string& path, int timeout_ms) 
   // The 144-byte form: the longest URL fits.
   constexpr size_t kForm = sizeof(lg::Message144);
   uint8_t buf[kForm];
-  lg::encode(lg::request(lg::MessageType::ServerUrlQuery, -1, 0, 0, 0, int32_t(::getpid())),
-             kForm, buf);
+  lg::encode(lg::request(lg::MessageType::ServerUrlQuery, -1, 0, 0, 0, int32_t(::getpid())), kForm,
+             buf);
   const uint64_t deadline = monotonic_ns() + uint64_t(timeout_ms) * 1'000'000;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
       ::send(fd, buf, kForm, MSG_NOSIGNAL) == ssize_t(kForm) &&
