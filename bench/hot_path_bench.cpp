@@ -1,5 +1,6 @@
-// Benchmarks of the client hot path, against the lineage's design measured in the same run, and
-// of the collector's ingest and status query. `make bench` runs them and writes
+// Benchmarks of the client hot path, against the design of tt-metal's allocation-server
+// prototype (a socket message per event) measured in the same run, and of the collector's
+// ingest and status query. `make bench` runs them and writes
 // bench/results.json; bench/README.md records the figures.
 //
 // The client library initialises once per process and reads TTMEM_DIR then, so main() points it
@@ -107,8 +108,9 @@ void BM_ClientAllocFreeWithLiveSet(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Baseline: the lineage's design. A mutex-protected unordered_map insert/erase plus a blocking
-// send() of a 72-byte message on a Unix stream socket per event, drained by a server thread.
+// Baseline: the allocation-server prototype's design. A mutex-protected unordered_map
+// insert/erase plus a blocking send() of a 72-byte message on a Unix stream socket per event,
+// drained by a server thread.
 
 struct LegacyMessage {  // the 72-byte AllocMessage
   uint8_t type;

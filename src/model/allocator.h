@@ -1,4 +1,4 @@
-// One chip's allocator: a banked, lock-step bank manager per buffer type (FACTS.md §2).
+// One chip's allocator: a banked, lock-step bank manager per buffer type, as tt-metal's.
 //
 // Every bank of a buffer type reserves the same per-bank size at the same relative address,
 // including banks that hold no page of the buffer. A mesh allocates in lock-step over several

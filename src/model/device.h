@@ -38,7 +38,8 @@ struct Buffer {
 
 class Chip;
 
-// The hooks tt-metal offers a tracker (FACTS.md §1), reduced to what the model produces.
+// The hooks tt-metal offers a tracker (tt-metalium/graph_tracking.hpp), reduced to what the
+// model produces.
 class AllocationObserver {
  public:
   virtual ~AllocationObserver() = default;

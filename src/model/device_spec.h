@@ -1,4 +1,4 @@
-// Tenstorrent products and the device-open parameters that shape their memory (FACTS.md §2-3).
+// Tenstorrent products and the device-open parameters that shape their memory, from tt-metal's.
 //
 // A BoardSpec says what the hardware is; DeviceParams say how tt-metal opened it; ChipGeometry is
 // what follows from both: per memory kind, the relative address range every bank allocates in.

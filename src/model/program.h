@@ -1,4 +1,4 @@
-// Programs and their statically allocated circular buffers (FACTS.md §2, CBs).
+// Programs and their statically allocated circular buffers (tt-metal's ProgramImpl CB placement).
 //
 // A program's CBs stack bottom-up from the L1 unreserved base, per core: a CB starts at the
 // highest CB end so far on any core of its core-range set (rounded to the DRAM alignment), and

@@ -1,4 +1,5 @@
-// Llama-3.1-8B decode, tensor parallel over the chips of a mesh (FACTS.md §5).
+// Llama-3.1-8B decode, tensor parallel over the chips of a mesh (as tt-metal's Llama demo runs
+// it on a T3K).
 #pragma once
 
 #include <cstdint>
