@@ -89,6 +89,9 @@ class LegacyIngest : public ::testing::Test {
   Ttmemd d{dir.path(), {"--legacy-socket", sock}};
 };
 
+// The same, for tests run once per message form: GetParam() is 72, 112 or 144.
+class LegacyIngestForm : public LegacyIngest, public ::testing::WithParamInterface<size_t> {};
+
 TEST_F(LegacyIngest, ClientsOfEveryFormJoinTheModelOfATrackedProcess) {
   ASSERT_FALSE(d.url().empty());
   // A tracked process (segment) on devices 0 and 1, with ground truth.
@@ -246,12 +249,12 @@ TEST_F(LegacyIngest, LeakRecordsAreKeptPerProcessAndNeverReplaced) {
 
 // Bug 2: sizes that cannot be true are refused, and one connection's bad message never changes
 // another's totals.
-TEST_F(LegacyIngest, ImpossibleSizesAreRefusedAndMoveNoOtherClientsTotals) {
+TEST_P(LegacyIngestForm, ImpossibleSizesAreRefusedAndMoveNoOtherClientsTotals) {
   ScriptClient good(sock), bad(sock);
   int g = good.connect(72);
   good.send(g, T::Alloc, 0, 4096, kDram, 0x1000);
   EXPECT_EQ(good.query(g, 0)[0], 4096u);
-  int b = bad.connect(112);
+  int b = bad.connect(GetParam());
   bad.send(b, T::Alloc, 0, ~0ull, kDram, 0x2000);       // 2^64 - 1
   bad.send(b, T::Alloc, 0, 1ull << 63, kDram, 0x3000);  // two of 2^63 would wrap to 0
   bad.send(b, T::Alloc, 0, 1ull << 63, kDram, 0x4000);
@@ -376,9 +379,9 @@ TEST_F(LegacyIngest, AFileAtTheSocketPathStopsOnlyThatListener) {
 
 // Item 7: ownership is per process: a FREE on another connection applies, and buffers stay
 // while the process lives, whatever its connections do.
-TEST_F(LegacyIngest, BuffersBelongToTheProcessNotTheConnection) {
+TEST_P(LegacyIngestForm, BuffersBelongToTheProcessNotTheConnection) {
   ScriptClient c(sock);
-  int first = c.connect(144), second = c.connect(72);
+  int first = c.connect(GetParam()), second = c.connect(GetParam() == 72 ? 144 : 72);
   c.send(first, T::Alloc, 0, 1u << 20, kDram, 0x100000);
   c.send(first, T::Alloc, 0, 2u << 20, kDram, 0x200000);
   c.query(first, 0);
@@ -403,9 +406,10 @@ TEST_F(LegacyIngest, BuffersBelongToTheProcessNotTheConnection) {
 }
 
 // Item 8: the prototype server's counting rules.
-TEST_F(LegacyIngest, CountsAsThePrototypeServerDid) {
+TEST_P(LegacyIngestForm, CountsAsThePrototypeServerDid) {
   ScriptClient c(sock);
-  int x = c.connect(144), y = c.connect(72);
+  // x speaks the 144-byte form, whose replies carry cb_allocated and kernel_allocated.
+  int x = c.connect(144), y = c.connect(GetParam());
   // Duplicate ALLOC: reference-counted, the first size kept.
   // Each connection is queried after its reports: messages on different connections have no
   // order between them, and a connection's first message waits until its form is known.
@@ -459,14 +463,17 @@ TEST_F(LegacyIngest, CountsAsThePrototypeServerDid) {
 }
 
 // Item 9: dumps in the log and the API; DEVICE_INFO as the prototype's monitor expects it.
-TEST_F(LegacyIngest, DumpsAndDeviceInfo) {
+// Only the 112- and 144-byte forms carry device information.
+class LegacyIngestInfoForm : public LegacyIngestForm {};
+
+TEST_P(LegacyIngestInfoForm, DumpsAndDeviceInfo) {
   Child load({TTMEM_TESTLOAD, "--devices", "1", "--threads", "1", "--ops", "50", "--truth",
               dir.path() + "/truth"},
              {{"TTMEM_DIR", dir.path()}});
   ASSERT_TRUE(load.expect_line("done"));
   sleep_ms(300);
   ScriptClient c(sock);
-  int conn = c.connect(112);
+  int conn = c.connect(GetParam());
   c.send(conn, T::Alloc, 5, 3u << 20, kDram, 0xabc000);
   c.send(conn, T::KernelLoad, 5, 2048, 0, 42);
   c.send(conn, T::DumpRemaining, 0, 0);
@@ -544,6 +551,9 @@ TEST_F(LegacyIngest, TheMonitorFindsTtmemdThroughTheSocket) {
   EXPECT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("3.00 MiB"), std::string::npos) << text.out;
 }
+
+INSTANTIATE_TEST_SUITE_P(Forms, LegacyIngestForm, ::testing::Values(72u, 112u, 144u));
+INSTANTIATE_TEST_SUITE_P(Forms, LegacyIngestInfoForm, ::testing::Values(112u, 144u));
 
 }  // namespace
 }  // namespace ttmem::test
