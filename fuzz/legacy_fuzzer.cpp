@@ -9,7 +9,6 @@
 // accepts or refuses the stream alike, as long as no pause falls inside it (a pause may
 // legitimately decide the form sooner); every live buffer the ledger keeps has a valid kind.
 #include <cstring>
-#include <tuple>
 #include <vector>
 
 #include "common/kinds.h"
@@ -44,7 +43,7 @@ Outcome feed(uint32_t form, const uint8_t* stream, size_t size, uint32_t seed, b
   LegacyDecoder decoder(form);
   auto sink = [&](const lg::Message& m) {
     FUZZ_CHECK(lg::plausible_head(reinterpret_cast<const uint8_t*>(&m.head)));
-    ledger.apply(m);
+    ledger.apply(m, ttmem::daemon::LegacyLimits{});
     out.messages.push_back(m);
   };
   uint32_t state = seed * 2654435761u + 1;  // xorshift32: deterministic pieces per seed
@@ -69,13 +68,19 @@ Outcome feed(uint32_t form, const uint8_t* stream, size_t size, uint32_t seed, b
   return out;
 }
 
-void check_ledger(const LegacyLedger& ledger) {
-  FUZZ_CHECK(ledger.live.size() <= LegacyLedger::kMaxLiveBuffers);
-  for (const auto& [key, live] : ledger.live) {
+void check_ledger(const LegacyLedger& ledger, const ttmem::daemon::LegacyTotals& totals) {
+  FUZZ_CHECK(totals.records <= totals.max_records);
+  FUZZ_CHECK(ledger.buffers().size() + ledger.kernels().size() == totals.records);
+  for (const auto& [key, live] : ledger.buffers()) {
     FUZZ_CHECK(live.kind < ttmem::kNumKinds);
-    FUZZ_CHECK(std::get<0>(key) >= 0 && std::get<0>(key) < int32_t(ttmem::protocol::kMaxDevices));
+    FUZZ_CHECK(live.size > 0 && live.size <= lg::kMaxSizeOfUnknownDevice);
+    FUZZ_CHECK(key.device < ttmem::protocol::kMaxDevices);
   }
-  for (const auto& [device, counts] : ledger.counts) FUZZ_CHECK(counts.device == device);
+  // The running totals a QUERY answers from agree with the ledger's own.
+  for (const auto& [device, d] : ledger.devices()) {
+    FUZZ_CHECK(d.bytes == totals.devices[device].bytes);
+    FUZZ_CHECK(d.kernel_bytes == totals.devices[device].kernel_bytes);
+  }
 }
 
 }  // namespace
@@ -88,7 +93,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ++data;
   --size;
 
-  LegacyLedger whole_ledger, split_ledger, paused_ledger;
+  ttmem::daemon::LegacyTotals whole_totals, split_totals, paused_totals;
+  LegacyLedger whole_ledger(whole_totals), split_ledger(split_totals),
+      paused_ledger(paused_totals);
   Outcome whole = feed(form, data, size, 0, false, whole_ledger);
   Outcome split = feed(form, data, size, seed + 1, false, split_ledger);
   FUZZ_CHECK(whole.accepted == split.accepted);
@@ -96,9 +103,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < whole.messages.size(); ++i) {
     FUZZ_CHECK(same_message(whole.messages[i], split.messages[i]));
   }
-  FUZZ_CHECK(whole_ledger.live.size() == split_ledger.live.size());
+  FUZZ_CHECK(whole_ledger.buffers().size() == split_ledger.buffers().size());
   feed(form, data, size, seed + 1, true, paused_ledger);
-  check_ledger(whole_ledger);
-  check_ledger(paused_ledger);
+  check_ledger(whole_ledger, whole_totals);
+  check_ledger(paused_ledger, paused_totals);
   return 0;
 }

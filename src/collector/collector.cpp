@@ -6,7 +6,6 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,16 +25,6 @@ namespace ttmem {
 namespace pr = protocol;
 
 namespace {
-
-int open_pidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return int(::syscall(SYS_pidfd_open, pid, 0));
-#else
-  (void)pid;
-  errno = ENOSYS;
-  return -1;
-#endif
-}
 
 uint64_t reserved_of(const pr::BufferRecord& r, const pr::DeviceSlot& d) {
   return pr::reserved_bytes(r.kind, r.size, r.size_per_bank, r.num_cores,

@@ -26,6 +26,26 @@ DeviceView& device_for(Snapshot& s, uint32_t logical_id) {
   return s.devices.back();
 }
 
+// Adds `count` buffers of one kind, `requested` and `reserved` bytes in all, to the device, the
+// process and the tag.
+void add_usage(Snapshot& s, ProcessView& p, DeviceView& d, uint32_t kind, uint64_t requested,
+               uint64_t reserved, uint64_t count, const std::string& tag) {
+  KindUsage& u = d.kinds[kind];
+  u.requested += requested;
+  u.reserved += reserved;
+  u.count += count;
+  u.peak = std::max(u.peak, u.reserved);
+  p.reserved[kind] += reserved;
+  p.requested[kind] += requested;
+  (kind == uint32_t(protocol::Kind::Cb) ? p.cbs : p.buffers) += count;
+  std::string tag_name = tag.empty() ? "(untagged)" : tag;
+  auto t = std::find_if(s.tags.begin(), s.tags.end(),
+                        [&](const TagUsage& x) { return x.tag == tag_name; });
+  if (t == s.tags.end()) t = s.tags.insert(s.tags.end(), TagUsage{tag_name, {}, 0});
+  t->reserved[kind] += reserved;
+  t->buffers += count;
+}
+
 }  // namespace
 
 uint64_t external_chip_id(const Snapshot& s, uint32_t logical_id) {
@@ -60,21 +80,12 @@ void merge_external(Snapshot& s, const std::vector<ExternalProcess>& processes) 
       b.chip_id = d.chip_id;
       b.pid = p.pid;
       b.process_start_time = p.start_time;
-      KindUsage& u = d.kinds[b.kind];
-      u.requested += b.size;
-      u.reserved += b.reserved;
-      u.count += 1;
-      u.peak = std::max(u.peak, u.reserved);
-      p.reserved[b.kind] += b.reserved;
-      p.requested[b.kind] += b.size;
-      (b.kind == uint32_t(protocol::Kind::Cb) ? p.cbs : p.buffers) += 1;
-      std::string tag_name = b.tag.empty() ? "(untagged)" : b.tag;
-      auto t = std::find_if(s.tags.begin(), s.tags.end(),
-                            [&](const TagUsage& x) { return x.tag == tag_name; });
-      if (t == s.tags.end()) t = s.tags.insert(s.tags.end(), TagUsage{tag_name, {}, 0});
-      t->reserved[b.kind] += b.reserved;
-      t->buffers += 1;
+      add_usage(s, p, d, b.kind, b.size, b.reserved, 1, b.tag);
       s.buffers.push_back(std::move(b));
+    }
+    for (const auto& u : ext.unlisted) {
+      if (u.kind >= kNumKinds) continue;
+      add_usage(s, p, device_for(s, u.device), u.kind, u.bytes, u.bytes, u.count, u.tag);
     }
     s.processes.push_back(std::move(p));
   }

@@ -27,6 +27,17 @@ struct ExternalProcess {
     std::array<uint64_t, kNumKinds> frees{};
   };
   std::vector<DeviceCounts> counts;
+  // Live bytes and buffers not in `buffers`, per (logical device, kind): a channel that holds
+  // more buffers than a snapshot should copy (or counts without records, such as the legacy
+  // protocol's CBs) reports them here. Requested = reserved; tagged like a listed buffer.
+  struct Unlisted {
+    uint32_t device = 0;
+    uint32_t kind = 0;
+    uint64_t bytes = 0;
+    uint64_t count = 0;
+    std::string tag;
+  };
+  std::vector<Unlisted> unlisted;
 };
 
 // The chip id an external process's logical device maps to in `s`: the device some segment

@@ -230,7 +230,7 @@ std::string read_leak_file(const std::string& path, Read&& read) {
 
 }  // namespace
 
-std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
+std::string LeakStore::save(const std::vector<LeakRecord>& leaks, std::string_view source) {
   if (leaks.empty()) return {};
   const mode_t group_read = group_read_of_parent(dir_);
   const mode_t dir_mode = 0700 | (group_read ? S_ISGID | S_IRGRP | S_IXGRP : 0);
@@ -249,8 +249,8 @@ std::string LeakStore::save(const std::vector<LeakRecord>& leaks) {
                                  {"bytes", records.size()},
                                  {"pid", leaks[0].pid},
                                  {"process_start_time", leaks[0].process_start_time}};
-  std::string name =
-      fmt::format("ttmem-{}-{}{}", leaks[0].pid, leaks[0].process_start_time, kLeakSuffix);
+  std::string name = fmt::format("ttmem-{}-{}{}{}{}", leaks[0].pid, leaks[0].process_start_time,
+                                 source.empty() ? "" : "-", source, kLeakSuffix);
   std::string path = dir_ + "/" + name;
   std::string tmp = path + ".tmp";
   {

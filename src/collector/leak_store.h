@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "collector/model.h"
@@ -36,8 +37,11 @@ class LeakStore {
 
   const std::string& dir() const { return dir_; }
 
-  // Writes the records of one process. Returns "" or what went wrong.
-  std::string save(const std::vector<LeakRecord>& leaks);
+  // Writes the records of one process: ttmem-<pid>-<start time>.leaks.json, or with a `source`
+  // (a channel other than the process's segment, such as "legacy") ttmem-<pid>-<start
+  // time>-<source>.leaks.json, so the two never replace each other's file. Returns "" or what
+  // went wrong.
+  std::string save(const std::vector<LeakRecord>& leaks, std::string_view source = {});
 
   // Every retained record, oldest process first (files beyond the bounds are left out, as if
   // already pruned). Unreadable files are reported in *problems. A file is parsed once, and the

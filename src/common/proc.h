@@ -33,6 +33,10 @@ std::optional<ProcessUids> process_uids(pid_t pid);
 enum class Holding { Held, NotHeld, Unreadable };
 Holding process_holds_file(pid_t pid, dev_t dev, ino_t ino);
 
+// A pidfd for PID (readable once the process has ended), or -1 with errno (ENOSYS on kernels
+// before 5.3). The caller checks the start time afterwards if PID may have been reused.
+int open_pidfd(pid_t pid);
+
 enum class Liveness { Alive, Dead };
 
 // Alive only if PID exists and its start time equals `start_time` (PID reuse is death).

@@ -74,6 +74,17 @@ std::pair<std::string, int> parse_listen(const std::string& listen) {
   return {host, port};
 }
 
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // A client that goes away mid-reply must not end the daemon (sends use MSG_NOSIGNAL too).
+  ::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
 struct Daemon::Http {
   httplib::Server server;
   std::thread thread;
@@ -94,8 +105,17 @@ Daemon::Daemon(DaemonOptions options)
   }
   host_ = host;
   if (!options_.legacy_socket.empty()) {
-    legacy_ = std::make_unique<LegacyIngest>(options_.legacy_socket, options_.legacy_form,
-                                             options_.legacy_group);
+    // One listener that cannot start must not take the others down: someone who can create a
+    // file at the socket path (a shared /tmp) could otherwise keep ttmemd from serving at all.
+    try {
+      legacy_ = std::make_unique<LegacyIngest>(
+          LegacyOptions{options_.legacy_socket, options_.legacy_form, options_.legacy_group,
+                        options_.legacy_max_records});
+      legacy_status_ = "legacy ingest on " + options_.legacy_socket;
+    } catch (const LegacySocketUnavailable& e) {
+      legacy_status_ = std::string("legacy ingest off: ") + e.what();
+      std::fprintf(stderr, "ttmemd: %s\n", legacy_status_.c_str());
+    }
   }
 
   ApiOptions api;
@@ -110,6 +130,8 @@ Daemon::Daemon(DaemonOptions options)
         "cannot listen on {}: the address is in use or not local; choose another with --listen",
         options_.listen));
   }
+
+  if (legacy_) legacy_->set_server_url(url());
 
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -159,11 +181,24 @@ void Daemon::publish() {
     merge_external(pub->snapshot, legacy_->processes());
     pub->legacy_connections = legacy_->connections();
     pub->legacy_rejected_bytes = legacy_->rejected_bytes();
+    pub->legacy = legacy_->report();
+    pub->legacy_kernel_bytes = legacy_->kernel_bytes();
   }
   ledger_.update(pub->snapshot);
   pub->totals = ledger_.totals();
   history_.sample(pub->snapshot);
   board_.publish(std::move(pub));
+}
+
+bool Daemon::save_legacy_leaks() {
+  auto processes = legacy_->take_leaks();
+  for (const auto& leaks : processes) {
+    if (std::string err = collector_.leak_store().save(leaks, "legacy"); !err.empty()) {
+      std::fprintf(stderr, "ttmemd: cannot save the leak records of legacy client %d: %s\n",
+                   int(leaks.front().pid), err.c_str());
+    }
+  }
+  return !processes.empty();
 }
 
 void Daemon::refresh_and_publish() {
@@ -174,11 +209,9 @@ void Daemon::refresh_and_publish() {
 int Daemon::run(bool handle_signals) {
   int signal_fd = -1;
   if (handle_signals) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    // Blocked already in main() before any thread started (block_stop_signals); blocking them
+    // again here keeps run() right for an embedder that did not.
+    const sigset_t set = block_stop_signals();
     signal_fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (signal_fd >= 0) epoll_add(epoll_fd_, signal_fd, kTagSignal);
   }
@@ -218,15 +251,7 @@ int Daemon::run(bool handle_signals) {
       }
     }
     if (legacy_ && legacy_->poll(collector_.snapshot())) dirty = true;
-    if (legacy_) {
-      if (auto leaks = legacy_->take_leaks(); !leaks.empty()) {
-        if (std::string err = collector_.leak_store().save(leaks); !err.empty()) {
-          std::fprintf(stderr, "ttmemd: cannot save leak report of a legacy client: %s\n",
-                       err.c_str());
-        }
-        refresh = true;  // the leak list changed
-      }
-    }
+    if (legacy_ && save_legacy_leaks()) refresh = true;  // the leak list changed
     if (!refresh && change_poll > 0 && monotonic_ns() >= next_early_refresh &&
         collector_.changed()) {
       refresh = true;
@@ -246,6 +271,12 @@ int Daemon::run(bool handle_signals) {
       dirty = false;
       last_publish = monotonic_ns();
     }
+  }
+  if (legacy_) {
+    // Processes that ended while the daemon was stopping leave their leak records before the
+    // legacy state, which lives only here, is gone.
+    legacy_->finish(collector_.snapshot());
+    save_legacy_leaks();
   }
   if (signal_fd >= 0) ::close(signal_fd);
   return 0;

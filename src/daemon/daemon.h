@@ -3,6 +3,7 @@
 // snapshot to the HTTP server's threads after each refresh.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -33,6 +34,7 @@ struct DaemonOptions {
   std::string legacy_socket;        // "" = no legacy ingest
   uint32_t legacy_form = 0;         // 0 = detect, else 72, 112 or 144
   std::optional<gid_t> legacy_group;  // group that may connect to the legacy socket, else owner
+  size_t legacy_max_records = size_t{1} << 20;  // buffers and kernels of all legacy clients
   bool reap = true;
 };
 
@@ -42,15 +44,27 @@ bool is_loopback(const std::string& host);
 // Splits "host:port" / "[v6]:port"; throws std::invalid_argument saying what is expected.
 std::pair<std::string, int> parse_listen(const std::string& listen);
 
+// Blocks SIGINT and SIGTERM in the calling thread, so every thread started after it inherits the
+// mask and Daemon::run() receives them through its signalfd. Call before the Daemon exists: a
+// thread started with the signals unblocked would take them and the default action would end
+// the process without cleaning up (exit 143, the legacy socket left behind). Also ignores
+// SIGPIPE. Returns the set of blocked signals.
+sigset_t block_stop_signals();
+
 class Daemon {
  public:
   // Validates the options, starts the collector, binds the HTTP port and the legacy socket.
-  // Throws std::runtime_error with what to do.
+  // Throws std::runtime_error with what to do. A legacy socket that cannot be served (its path
+  // taken by a file that is not a socket, or by a live server) does not stop the daemon: that
+  // listener stays off and legacy_status() says why.
   explicit Daemon(DaemonOptions options);
   ~Daemon();
 
   // The bound HTTP URL, e.g. http://127.0.0.1:9464.
   std::string url() const;
+
+  // "legacy ingest on PATH", "legacy ingest off: WHY", or "" when no legacy socket was asked for.
+  const std::string& legacy_status() const { return legacy_status_; }
 
   // Runs until stop() or SIGINT/SIGTERM (when handle_signals). Returns the exit code.
   int run(bool handle_signals);
@@ -59,6 +73,8 @@ class Daemon {
  private:
   void refresh_and_publish();
   void publish();
+  // Writes the leak records of legacy processes that ended, one file per process; true if any.
+  bool save_legacy_leaks();
 
   DaemonOptions options_;
   Collector collector_;
@@ -66,6 +82,7 @@ class Daemon {
   CounterLedger ledger_;
   SnapshotBoard board_;
   std::unique_ptr<LegacyIngest> legacy_;
+  std::string legacy_status_;
   struct Http;
   std::unique_ptr<Http> http_;
   std::string host_;

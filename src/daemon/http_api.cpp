@@ -187,6 +187,14 @@ const ApiEndpoint kEndpoints[] = {
        check_params(params, {});
        return leaks_json(p.snapshot.leaks);
      }},
+    {"/api/v1/legacy",
+     [](const Published& p, const HistoryStore&, const ApiParams& params) {
+       check_params(params, {});
+       if (p.legacy.is_null()) {
+         throw BadRequest{404, "this ttmemd has no legacy socket: start it with --legacy"};
+       }
+       return p.legacy;
+     }},
     {"/api/v1/history",
      [](const Published& p, const HistoryStore& history, const ApiParams& params) {
        return history_json(p.snapshot, history, params);
@@ -243,7 +251,8 @@ void install_routes(httplib::Server& server, const SnapshotBoard& board,
   server.Get("/metrics", [&board, metrics](const httplib::Request&, httplib::Response& res) {
     auto pub = board.current();
     MetricsInput in{&pub->snapshot, &pub->totals, pub->legacy_connections,
-                    pub->legacy_rejected_bytes};
+                    pub->legacy_rejected_bytes,
+                    pub->legacy.is_null() ? nullptr : &pub->legacy_kernel_bytes};
     res.set_content(render_metrics(in, metrics), "text/plain; version=0.0.4; charset=utf-8");
   });
 
@@ -260,8 +269,8 @@ void install_routes(httplib::Server& server, const SnapshotBoard& board,
     if (res.status == 404 && res.body.empty()) {
       reply_error(res, 404,
                   fmt::format("no endpoint {}; try /api/v1/status, /api/v1/devices, "
-                              "/api/v1/processes, /api/v1/buffers, /api/v1/programs, /api/v1/leaks, "
-                              "/api/v1/history or /metrics",
+                              "/api/v1/processes, /api/v1/buffers, /api/v1/programs, "
+                              "/api/v1/leaks, /api/v1/legacy, /api/v1/history or /metrics",
                               req.path.substr(0, 128)));
     }
   });

@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "collector/history.h"
 #include "collector/model.h"
 #include "daemon/metrics.h"
@@ -28,6 +30,8 @@ struct Published {
   std::map<uint64_t, ChipTotals> totals;
   uint64_t legacy_connections = 0;
   uint64_t legacy_rejected_bytes = 0;
+  nlohmann::json legacy;  // /api/v1/legacy (LegacyIngest::report()); null without legacy ingest
+  std::map<uint32_t, uint64_t> legacy_kernel_bytes;  // by logical device, where not zero
 };
 
 class SnapshotBoard {

@@ -1,25 +1,37 @@
-// Legacy ingest: a Unix-socket listener that speaks the lineage's AllocMessage protocol
-// (protocol/legacy.h), so existing clients and monitors work unchanged against ttmemd.
+// Legacy ingest: a Unix-socket listener that speaks the AllocMessage protocol of tt-metal's
+// allocation-server prototype (protocol/legacy.h), so its clients and its monitor work unchanged
+// against ttmemd.
 //
-// Each connection that reports allocations is a process in the model: its live buffers (keyed
-// by device + address within the connection, as the lineage keyed them) are handed to
-// merge_external() with every refresh. QUERY and DEVICE_INFO_QUERY are answered from the whole
-// model: segment processes and every legacy connection.
+// Ownership is per process, as in the prototype's server: every connection of a process (told
+// apart by the kernel's peer credentials, never by the message's process_id) reports into one
+// ledger, a FREE on any of them applies, and a connection that closes while its process lives
+// keeps the buffers until the process dies (a pidfd says when). Then they become leak records,
+// one file per process.
+//
+// Cost is bounded: a buffer costs about 80 bytes (one hash-table node), every QUERY is answered
+// from running totals in O(1), the live set of all legacy processes together is bounded
+// (max_records, refused with a clear message), and a publication lists buffers one by one only
+// while there are few of them (kMaxListedBuffers); above that it carries per-device totals.
 //
 // Input is hostile: the form is detected from the bytes (or fixed by option), every message
-// head is checked, partial messages wait for their remaining bytes, and a connection that sends
-// something that is not a message is closed and its bytes counted as rejected.
+// head is checked, partial messages wait for their remaining bytes, a connection that sends
+// something that is not a message is closed and its bytes counted as rejected, and a report
+// that cannot be true (size 0, larger than the device, a free of nothing) is counted in the
+// sending process's counters and changes nothing.
 #pragma once
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
-#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "collector/external.h"
@@ -56,99 +68,248 @@ class LegacyDecoder {
   uint64_t rejected_bytes() const { return rejected_bytes_; }
 
  private:
+  static constexpr size_t kIdleCapacity = 4096;
   int form_;
   std::vector<uint8_t> in_;
   uint64_t rejected_bytes_ = 0;
 };
 
-// What one connection has reported: its live buffers (keyed by device + address, as the
-// lineage keyed them), per-device counts and the reports it could not apply.
-struct LegacyLedger {
-  static constexpr size_t kMaxLiveBuffers = 1u << 20;
+// What every legacy process holds together: the running totals a QUERY answers from, and the
+// daemon-wide bound on held records (buffers and kernels).
+struct LegacyTotals {
+  static constexpr size_t kDefaultMaxRecords = size_t{1} << 20;
 
-  struct Live {
-    uint32_t kind;  // < kNumKinds
-    uint64_t size;
-    uint64_t time_ns;
+  struct Device {
+    std::array<uint64_t, kNumKinds> bytes{};  // requested bytes per kind (CB: CB_ALLOC − CB_FREE)
+    uint64_t kernel_bytes = 0;
   };
-  // (device, is_cb, address) -> buffer
-  std::map<std::tuple<int32_t, bool, uint64_t>, Live> live;
-  std::map<uint32_t, ExternalProcess::DeviceCounts> counts;  // by device
-  protocol::ProcessCounters counters{};
-  bool reported = false;  // has sent an allocation: a process in the model
+  std::array<Device, protocol::kMaxDevices> devices{};
+  size_t records = 0;  // buffers and kernels held by every ledger
+  size_t max_records = kDefaultMaxRecords;
+  bool bound_reported = false;  // the refusal was logged since the bound was last reached
+};
 
-  // Applies one message; returns whether the live set changed. Queries are accepted without
-  // change (the caller answers them); messages only a server sends are counted as invalid.
-  bool apply(const protocol::legacy::Message& m);
+// The most bytes one report may claim per device and kind: the capacity a segment process
+// registered for it, else protocol::legacy::kMaxSizeOfUnknownDevice (a 0 entry).
+using LegacyLimits = std::array<std::array<uint64_t, kNumKinds>, protocol::kMaxDevices>;
+
+// Where a legacy buffer or kernel lives: the prototype keyed both by (device, address or id).
+struct LegacyKey {
+  uint64_t address;
+  uint32_t device;
+  bool operator==(const LegacyKey&) const = default;
+};
+struct LegacyKeyHash {
+  size_t operator()(const LegacyKey& k) const noexcept {
+    return size_t((k.address ^ (uint64_t(k.device) << 56)) * 0x9E3779B97F4A7C15ull);
+  }
+};
+
+// What one process has reported over all its connections, counted as the prototype's server
+// counted it (docs/daemon.md, "Counting"). Keeps the shared LegacyTotals in step: every byte
+// added here is added there, and the destructor takes back what the ledger still holds.
+class LegacyLedger {
+ public:
+  struct Buffer {  // 24 bytes: with its key and the hash node, ~80 bytes a buffer
+    uint64_t size;
+    uint64_t time_ns;  // CLOCK_MONOTONIC of the first ALLOC
+    uint32_t refs;     // ALLOCs at this address not yet matched by a FREE
+    uint8_t kind;
+  };
+  struct Kernel {
+    uint64_t bytes;  // KERNEL_LOAD sizes less KERNEL_UNLOAD sizes of this id
+    uint32_t loads;
+  };
+  struct Device {
+    std::array<uint64_t, kNumKinds> bytes{};  // CB: CB_ALLOC sizes less CB_FREE sizes
+    std::array<uint64_t, kNumKinds> count{};  // live buffers; CB: CB_ALLOCs not yet freed
+    std::array<uint64_t, kNumKinds> allocs{};
+    std::array<uint64_t, kNumKinds> frees{};
+    uint64_t kernel_bytes = 0;
+    uint64_t kernels = 0;  // kernel ids loaded and not yet unloaded
+  };
+
+  explicit LegacyLedger(LegacyTotals& totals) : totals_(&totals) {}
+  ~LegacyLedger();
+  LegacyLedger(const LegacyLedger&) = delete;
+  LegacyLedger& operator=(const LegacyLedger&) = delete;
+
+  // Applies one message; returns whether the model changed. Requests (QUERY, DEVICE_INFO_QUERY,
+  // DUMP_*, SERVER_URL_QUERY) change nothing here (the ingest answers them); messages only a
+  // server sends, and reports that cannot be true, are counted in `counters` and change nothing.
+  bool apply(const protocol::legacy::Message& m, const LegacyLimits& limits);
+
+  const std::unordered_map<LegacyKey, Buffer, LegacyKeyHash>& buffers() const { return buffers_; }
+  const std::unordered_map<LegacyKey, Kernel, LegacyKeyHash>& kernels() const { return kernels_; }
+  const std::map<uint32_t, Device>& devices() const { return devices_; }
+  const protocol::ProcessCounters& counters() const { return counters_; }
+  bool reported() const { return reported_; }  // has reported memory: a process in the model
+
+ private:
+  bool alloc(const protocol::legacy::MessageHead& h, uint64_t limit);
+  bool free(const protocol::legacy::MessageHead& h);
+  bool cb_alloc(const protocol::legacy::MessageHead& h, uint64_t limit);
+  bool cb_free(const protocol::legacy::MessageHead& h);
+  bool kernel_load(const protocol::legacy::MessageHead& h, uint64_t limit);
+  bool kernel_unload(const protocol::legacy::MessageHead& h);
+  // Room for one more record under the daemon-wide bound; counts and logs a refusal otherwise.
+  bool take_record();
+  // One more (or one fewer) live buffer or CB of `bytes` on a device, in the process's figures
+  // and the daemon's totals alike.
+  void count_alloc(uint32_t device, uint32_t kind, uint64_t bytes);
+  void count_free(uint32_t device, uint32_t kind, uint64_t bytes);
+
+  LegacyTotals* totals_;
+  std::unordered_map<LegacyKey, Buffer, LegacyKeyHash> buffers_;
+  std::unordered_map<LegacyKey, Kernel, LegacyKeyHash> kernels_;
+  std::map<uint32_t, Device> devices_;
+  protocol::ProcessCounters counters_{};
+  bool reported_ = false;
+};
+
+struct LegacyOptions {
+  std::string path;
+  uint32_t form = 0;           // 0 detect, or 72/112/144
+  std::optional<gid_t> group;  // group that may connect (0660); owner only (0600) without it
+  size_t max_records = LegacyTotals::kDefaultMaxRecords;
+};
+
+// The socket path cannot be served (taken by a file that is not a socket or by a live server, or
+// not bindable): the daemon serves everything else without this listener.
+class LegacySocketUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 class LegacyIngest {
  public:
-  static constexpr size_t kMaxConnections = 256;
+  // New connections wait in the listen backlog beyond this many (their sends block, they are
+  // never closed unread): about 1 KiB each while idle.
+  static constexpr size_t kMaxConnections = 65536;
   static constexpr size_t kMaxPendingOutput = 64 * 1024;
   static constexpr int kQuietMs = 25;
+  // A publication lists legacy buffers one by one up to this many over all processes; above it,
+  // it carries each process's per-device totals instead, so a huge live set costs no copies.
+  static constexpr size_t kMaxListedBuffers = 10'000;
+  // DUMP_REMAINING and DUMP_KERNELS walk the live set: at most one of each a second is built,
+  // later requests within the second log nothing new.
+  static constexpr uint64_t kMinDumpIntervalNs = 1'000'000'000;
 
-  // Binds `path` (removing a stale socket file first) and listens. form: 0 detect, or 72/112/144.
-  // The socket is owner-only (0600), or 0660 with group `group`: only those may connect.
-  // Throws std::runtime_error with what to do.
-  LegacyIngest(std::string path, uint32_t form, std::optional<gid_t> group = std::nullopt);
+  // Binds the socket (removing a stale socket file first) and listens. Throws
+  // LegacySocketUnavailable saying what to do when the path is taken by a live server or by
+  // anything that is not a socket (never removed), or cannot be bound; std::runtime_error for
+  // options that cannot work (a bad form, a path too long, a group that cannot be given access).
+  explicit LegacyIngest(LegacyOptions options);
   ~LegacyIngest();
 
   // Readable when poll() has work: for the daemon's epoll.
   int fd() const { return epoll_fd_; }
 
-  // Accepts, reads, answers. `base` is the model without legacy connections (for replies).
-  // Returns true if the model changed.
+  // The URL a SERVER_URL_QUERY is answered with (ttmemd's HTTP address).
+  void set_server_url(std::string url) { server_url_ = std::move(url); }
+
+  // Accepts, reads, answers, notices processes that ended. `base` is the model without legacy
+  // processes (for replies and size limits). Returns true if the model changed.
   bool poll(const Snapshot& base);
 
-  // Milliseconds until poll() must run again without an fd event (form detection, pending
-  // output), or -1.
+  // Before the daemon exits: reads what the connections sent, and turns the buffers of every
+  // process that has ended into leak records (take_leaks()), so none is lost to a shutdown.
+  void finish(const Snapshot& base);
+
+  // Milliseconds until poll() must run again without an fd event, or -1.
   int next_timeout_ms() const;
 
-  // Connections that have reported allocations, as processes for merge_external().
+  // Processes that have reported memory, for merge_external().
   std::vector<ExternalProcess> processes() const;
 
-  // Buffers (not CBs) still live when their connection closed, since the last call, as leak
-  // records: the lineage's clients report nothing when they die.
-  std::vector<LeakRecord> take_leaks();
+  // Leak records of the processes that ended since the last call, one list per process (one
+  // leak file each): buffers still live when the process died. CBs and kernels are counts, not
+  // buffers, and leave no record.
+  std::vector<std::vector<LeakRecord>> take_leaks();
 
+  // Text of the last DUMP_REMAINING / DUMP_KERNELS ("" if none yet), as also logged on stderr.
+  struct Dump {
+    uint64_t realtime_ns = 0;
+    pid_t pid = 0;  // who asked
+    std::string text;
+  };
+  const Dump& remaining_dump() const { return remaining_dump_; }
+  const Dump& kernels_dump() const { return kernels_dump_; }
+
+  // /api/v1/legacy: per process and device, bytes and buffers per kind, CB and kernel bytes,
+  // kernels, the bound, and the last dumps. O(processes × devices + listed kernels).
+  nlohmann::json report() const;
+
+  const std::string& path() const { return options_.path; }
   size_t connections() const { return conns_.size(); }
   uint64_t rejected_bytes() const { return rejected_bytes_; }
+  const LegacyTotals& totals() const { return totals_; }
+  // Kernel bytes all legacy clients hold loaded, per device where not zero.
+  std::map<uint32_t, uint64_t> kernel_bytes() const;
 
  private:
+  struct ProcessKey {
+    pid_t pid;
+    uint64_t start_time;
+    auto operator<=>(const ProcessKey&) const = default;
+  };
+  struct Process {
+    explicit Process(LegacyTotals& totals) : ledger(totals) {}
+    ProcessKey key{};
+    std::string command;
+    uint32_t uid = 0;
+    int pidfd = -1;  // readable once the process has ended; -1 where pidfds are unavailable
+    size_t connections = 0;
+    LegacyLedger ledger;
+  };
   struct Connection {
     int fd = -1;
-    uint64_t serial = 0;
-    pid_t pid = 0;
-    uint64_t start_time = 0;
-    std::string command;
+    Process* process = nullptr;
     LegacyDecoder decoder{0};
     std::string out;
     uint64_t last_input_ns = 0;
-    LegacyLedger ledger;
   };
 
   void accept_all();
+  Process& process_for(pid_t pid);
   // Returns false when the connection must be closed.
   bool read_from(Connection& c, const Snapshot& base, bool* changed);
   void handle(Connection& c, const protocol::legacy::Message& m, const Snapshot& base,
               bool* changed);
   void reply(Connection& c, const protocol::legacy::Message& m);
   bool flush(Connection& c);
-  void close(int fd, const Snapshot& base);
+  void close_connection(int fd);
+  bool has_ended(const Process& p) const;
+  // Records the process's leaks and forgets it (its connections must be closed).
+  void retire(const ProcessKey& key, const Snapshot& base);
+  // Drains and closes the connections of processes that have ended, then retires them.
+  bool retire_ended(const Snapshot& base, bool check_all);
   protocol::legacy::Message query_reply(const protocol::legacy::Message& m,
                                         const Snapshot& base) const;
   protocol::legacy::Message device_info_reply(const protocol::legacy::Message& m,
                                               const Snapshot& base) const;
+  void dump(const protocol::legacy::Message& m, pid_t pid);
+  std::string remaining_text() const;
+  std::string kernels_text() const;
 
-  std::string path_;
-  uint32_t fixed_form_;
+  LegacyOptions options_;
+  std::string server_url_;
+  ino_t socket_inode_ = 0;  // the socket file this ingest created: only it is removed at exit
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
-  uint64_t next_serial_ = 1;
+  bool accepting_ = true;         // false while out of file descriptors or at kMaxConnections
+  uint64_t accept_retry_ns_ = 0;  // when to try accepting again
   uint64_t rejected_bytes_ = 0;
+  LegacyTotals totals_;
+  LegacyLimits limits_{};
+  std::map<ProcessKey, std::unique_ptr<Process>> processes_;
+  std::map<int, ProcessKey> pidfds_;  // pidfd -> process
   std::map<int, Connection> conns_;
-  std::vector<LeakRecord> leaks_;
+  std::vector<std::vector<LeakRecord>> leaks_;
+  Dump remaining_dump_, kernels_dump_;
 };
+
+// Per device and kind, the most bytes one legacy report may claim (see LegacyLimits).
+LegacyLimits legacy_limits(const Snapshot& base);
 
 }  // namespace ttmem::daemon

@@ -1,6 +1,8 @@
 // ttmemd: the collector plus an HTTP API, Prometheus /metrics and legacy socket ingest.
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include "common/access.h"
@@ -43,13 +45,19 @@ int main(int argc, char** argv) {
   app.add_flag("--no-process-metrics", no_process_metrics,
                "Leave the per-process families out of /metrics");
   app.add_flag("--legacy", legacy,
-               "Listen for the lineage's AllocMessage clients on the legacy socket");
+               "Listen for the AllocMessage clients of tt-metal's allocation-server prototype on "
+               "the legacy socket");
   app.add_option("--legacy-socket", o.legacy_socket,
                  std::string("Legacy socket path (implies --legacy; default ") +
                      ttmem::protocol::legacy::kDefaultSocketPath + ")");
   app.add_option("--legacy-message-size", o.legacy_form,
                  "Legacy message size: 72, 112 or 144 bytes; 0 detects it per connection")
       ->check(CLI::IsMember({0, 72, 112, 144}))
+      ->capture_default_str();
+  app.add_option("--legacy-max-buffers", o.legacy_max_records,
+                 "Buffers and kernels all legacy clients may hold together (about 80 bytes "
+                 "each); allocations beyond are refused and counted as slab_overflow")
+      ->check(CLI::Range(1, 1 << 26))
       ->capture_default_str();
   std::string legacy_group;
   app.add_option("--legacy-socket-group", legacy_group,
@@ -75,10 +83,19 @@ int main(int argc, char** argv) {
       o.legacy_group = ttmem::resolve_group(legacy_group, &error);
       if (!o.legacy_group) throw std::runtime_error("--legacy-socket-group: " + error);
     }
+    // Before the first thread exists (the HTTP server's, the collector's): see block_stop_signals.
+    block_stop_signals();
+    // Every legacy connection holds a descriptor: allow as many as the hard limit lets us, so
+    // the connection bound is memory (LegacyIngest::kMaxConnections), not the soft 1024.
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+      files.rlim_cur = files.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &files);
+    }
     Daemon d(o);
     // The first line on stdout is the URL, so scripts and tests can start ttmemd on port 0.
     std::printf("ttmemd listening on %s\n", d.url().c_str());
-    if (!o.legacy_socket.empty()) std::printf("legacy ingest on %s\n", o.legacy_socket.c_str());
+    if (!d.legacy_status().empty()) std::printf("%s\n", d.legacy_status().c_str());
     std::fflush(stdout);
     return d.run(/*handle_signals=*/true);
   } catch (const std::exception& e) {

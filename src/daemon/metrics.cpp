@@ -221,6 +221,15 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
   w.family("ttmem_legacy_rejected_bytes_total", "counter",
            "Bytes of legacy input that were not valid messages.");
   w.sample("ttmem_legacy_rejected_bytes_total", "", in.legacy_rejected_bytes);
+  if (in.legacy_kernel_bytes != nullptr) {
+    // Not a kind of the model (kernel binaries are not buffers): the prototype's clients report
+    // them apart, and here they stay apart.
+    w.family("ttmem_legacy_kernel_bytes", "gauge",
+             "Kernel binary bytes legacy clients hold loaded (KERNEL_LOAD less KERNEL_UNLOAD).");
+    for (const auto& [device, bytes] : *in.legacy_kernel_bytes) {
+      w.sample("ttmem_legacy_kernel_bytes", fmt::format("device=\"{}\"", device), bytes);
+    }
+  }
 
   if (options.per_process) {
     w.family("ttmem_process_reserved_bytes", "gauge", "Reserved bytes per process and kind.");

@@ -47,6 +47,8 @@ struct MetricsInput {
   const std::map<uint64_t, ChipTotals>* totals = nullptr;
   uint64_t legacy_connections = 0;
   uint64_t legacy_rejected_bytes = 0;
+  // Kernel bytes legacy clients hold loaded, per logical device (none without legacy ingest).
+  const std::map<uint32_t, uint64_t>* legacy_kernel_bytes = nullptr;
 };
 
 std::string render_metrics(const MetricsInput& in, const MetricsOptions& options);

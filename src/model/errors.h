@@ -1,4 +1,4 @@
-// The errors the model raises. Allocation failures carry tt-metal's exact texts (docs/model.md, Sources),
+// The errors the model raises. Allocation failures carry tt-metal's exact texts (its allocator),
 // built here and nowhere else, so the sim, `ttmem model` and the tests all print the same words.
 #pragma once
 

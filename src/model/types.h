@@ -1,5 +1,6 @@
 // Vocabulary of the tt-metal model: buffer types, layouts, data types, cores and core ranges.
-// Numbers follow tt-metal's enums (tt-metalium/buffer_types.hpp) so they can go on the wire unchanged.
+// Numbers follow tt-metal's enums (BufferType, TensorMemoryLayout) so they can go on the wire
+// unchanged.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +41,7 @@ inline bool is_sharded(Layout layout) {
 std::string_view data_type_name(DataType type);  // "bfloat16", "bfloat8_b", ...
 std::optional<DataType> parse_data_type(std::string_view text);
 
-// --- tiles (tt-metalium/tile.hpp) ----------------------------------------------------------
+// --- tiles (32×32) --------------------------------------------------------------------------
 inline constexpr uint64_t kTileRows = 32;
 inline constexpr uint64_t kTileCols = 32;
 

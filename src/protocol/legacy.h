@@ -1,5 +1,7 @@
-// The lineage's AllocMessage protocol, spoken by ttmemd's legacy ingest: the one definition of
-// its byte layouts (../shared facts, section 6; mirrored in docs/protocol.md).
+// The AllocMessage protocol of tt-metal's allocation-server prototype (its
+// `memory_utilization_monitor` programming example: allocation_server_poc, its clients and
+// allocation_monitor_client), spoken by ttmemd's legacy ingest: the one definition of its byte
+// layouts (mirrored in docs/protocol.md).
 //
 // A Unix stream socket (default /tmp/tt_allocation_server.sock) carries one fixed-size struct
 // per message, little-endian, no header and no length. Three generations of the struct exist,
@@ -7,9 +9,11 @@
 // aligned, so the structs need no packing; static_asserts pin every offset.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace ttmem::protocol::legacy {
 
@@ -28,9 +32,25 @@ enum class MessageType : uint8_t {
   KernelLoad = 10,
   KernelUnload = 11,
   DumpKernels = 12,
+  // ttmem's own request, numbered well away from the prototype's: "which ttmemd is this?". The
+  // reply (ServerUrlResponse, in the connection's form) carries the daemon's HTTP URL, NUL-padded,
+  // in the bytes after the head, so `ttmem top` can find a running ttmemd through the socket the
+  // way the prototype's monitor found its server. The prototype's server ignores unknown types:
+  // a probe must time out rather than wait for an answer.
+  ServerUrlQuery = 100,
+  ServerUrlResponse = 101,
 };
 inline constexpr uint8_t kMinType = 1;
 inline constexpr uint8_t kMaxType = 12;
+
+inline constexpr bool is_known_type(uint8_t type) {
+  return (type >= kMinType && type <= kMaxType) || type == uint8_t(MessageType::ServerUrlQuery) ||
+         type == uint8_t(MessageType::ServerUrlResponse);
+}
+
+// The prototype's server refused sizes above 100 GB; ttmemd refuses them too where it knows no
+// capacity for the device.
+inline constexpr uint64_t kMaxSizeOfUnknownDevice = 100ull << 30;
 
 // buffer_type follows tt-metal's BufferType: DRAM=0, L1=1, SYSTEM_MEMORY=2, L1_SMALL=3, TRACE=4.
 inline constexpr uint8_t kMaxBufferType = 4;
@@ -137,10 +157,23 @@ struct Message {
   uint32_t ringbuffer_total_size = 0, ringbuffer_used_bytes = 0, ringbuffer_num_programs = 0;
 };
 
+// A request or report as a client sends it; every other field zero.
+inline Message request(MessageType type, int32_t device, uint64_t size = 0, uint8_t buffer_type = 0,
+                       uint64_t address = 0, int32_t process_id = 0) {
+  Message m;
+  m.head.type = uint8_t(type);
+  m.head.device_id = device;
+  m.head.size = size;
+  m.head.buffer_type = buffer_type;
+  m.head.process_id = process_id;
+  m.head.buffer_id = address;
+  return m;
+}
+
 // Whether 4 bytes at `p` can start a message: a known type and zero padding. Decoding never
 // depends on it; it is what form detection and resynchronisation look at.
 inline bool plausible_head(const uint8_t* p) {
-  return p[0] >= kMinType && p[0] <= kMaxType && p[1] == 0 && p[2] == 0 && p[3] == 0;
+  return is_known_type(p[0]) && p[1] == 0 && p[2] == 0 && p[3] == 0;
 }
 
 // Decodes `form` bytes at `p` (the caller guarantees the length). Fields a form lacks are zero.
@@ -199,6 +232,22 @@ inline void encode(const Message& m, size_t form, uint8_t* out) {
   x.base.trace_allocated = m.trace;
   x.info = m.info;
   std::memcpy(out, &x, form == 112 ? sizeof(Message112) : sizeof(Message72));
+}
+
+// The URL a ServerUrlResponse carries: the bytes after the head of a `form`-byte message, up to
+// the first NUL. At most form - 40 - 1 bytes fit (31 in the 72-byte form, 103 in the 144-byte).
+inline constexpr size_t url_capacity(size_t form) { return form - sizeof(MessageHead) - 1; }
+
+inline void encode_url(const MessageHead& head, const char* url, size_t form, uint8_t* out) {
+  std::memset(out, 0, form);
+  std::memcpy(out, &head, sizeof head);
+  size_t n = std::min(std::strlen(url), url_capacity(form));
+  std::memcpy(out + sizeof head, url, n);
+}
+
+inline std::string decode_url(const uint8_t* p, size_t form) {
+  const char* text = reinterpret_cast<const char*>(p + sizeof(MessageHead));
+  return std::string(text, strnlen(text, form - sizeof(MessageHead)));
 }
 
 }  // namespace ttmem::protocol::legacy

@@ -136,7 +136,7 @@ TEST(DaemonKill, LegacyClientsSeeTheSocketCloseAndARestartTakesOverTheStaleSocke
   EXPECT_EQ(before.query(0).dram, 4096u);
 
   kill_daemon(daemon);
-  // The lineage's client writes and then waits for replies; with the server gone, a write fails
+  // The prototype's client writes and then waits for replies; with the server gone, a write fails
   // at once (EPIPE) and a read sees end of file: nothing hangs.
   auto t0 = Clock::now();
   EXPECT_FALSE(

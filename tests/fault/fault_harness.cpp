@@ -194,13 +194,4 @@ size_t open_fds(pid_t pid) {
   return n;
 }
 
-uint64_t rss_bytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
-  }
-  return 0;
-}
-
 }  // namespace ttmem::test::fault

@@ -70,8 +70,7 @@ uint64_t test_seed();
 // Names of the files left in a segment directory, leak reports excluded.
 std::vector<std::string> leftover_files(const std::string& dir);
 
-// Open file descriptors and resident memory of a process, from /proc.
+// Open file descriptors of a process, from /proc (resident memory: rss_bytes in harness.h).
 size_t open_fds(pid_t pid);
-uint64_t rss_bytes(pid_t pid);
 
 }  // namespace ttmem::test::fault

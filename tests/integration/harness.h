@@ -69,4 +69,7 @@ nlohmann::json ttmem_json(const std::string& dir, std::vector<std::string> args)
 
 nlohmann::json read_json_file(const std::string& path);
 
+// Resident memory of a process (VmRSS), from /proc; 0 if it is gone.
+uint64_t rss_bytes(pid_t pid);
+
 }  // namespace ttmem::test

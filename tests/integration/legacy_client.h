@@ -1,5 +1,8 @@
-// A client of the lineage's AllocMessage protocol (protocol/legacy.h) for tests of ttmemd's legacy
-// ingest: fixed-size messages of one form over the Unix stream socket.
+// Clients of the allocation-server prototype's AllocMessage protocol (protocol/legacy.h) for tests
+// of ttmemd's legacy ingest: LegacyClient speaks from the test process itself (fixed-size
+// messages of one form over the Unix stream socket); ScriptClient is a process of its own
+// (ttmem_legacy_client), with its own pid, that writes without MSG_NOSIGNAL as the prototype's
+// clients do.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,11 +11,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "harness.h"
 #include "protocol/legacy.h"
 
 namespace ttmem::test {
@@ -33,14 +39,7 @@ class LegacyClient {
 
   static lg::Message message(lg::MessageType type, int32_t device, uint64_t size = 0,
                              uint8_t buffer_type = 0, uint64_t address = 0) {
-    lg::Message m;
-    m.head.type = uint8_t(type);
-    m.head.device_id = device;
-    m.head.size = size;
-    m.head.buffer_type = buffer_type;
-    m.head.process_id = int32_t(::getpid());
-    m.head.buffer_id = address;
-    return m;
+    return lg::request(type, device, size, buffer_type, address, int32_t(::getpid()));
   }
   std::vector<uint8_t> bytes(const lg::Message& m) const {
     std::vector<uint8_t> b(form_);
@@ -88,5 +87,47 @@ class LegacyClient {
   int fd_ = -1;
   bool connected_ = false;
 };
+
+#ifdef TTMEM_LEGACY_CLIENT
+class ScriptClient {
+ public:
+  explicit ScriptClient(const std::string& socket_path)
+      : child_({TTMEM_LEGACY_CLIENT, socket_path}, {}) {}
+
+  // Runs one command of the script (tests/integration/legacy_script_client.cpp); its answer.
+  std::string say(const std::string& command) {
+    child_.write_line(command);
+    return child_.read_line(60000).value_or("(no answer)");
+  }
+  // A new connection of `form` bytes; its number.
+  int connect(size_t form) {
+    std::string r = say("connect " + std::to_string(form));
+    EXPECT_EQ(r.rfind("conn ", 0), 0u) << r;
+    return r.rfind("conn ", 0) == 0 ? std::stoi(r.substr(5)) : 0;
+  }
+  void send(int conn, lg::MessageType type, int32_t device, uint64_t size, uint8_t buffer_type = 0,
+            uint64_t address = 0) {
+    std::ostringstream cmd;
+    cmd << "send " << conn << ' ' << unsigned(type) << ' ' << device << ' ' << size << ' '
+        << unsigned(buffer_type) << ' ' << address;
+    EXPECT_EQ(say(cmd.str()), "ok") << cmd.str();
+  }
+  // QUERY: dram, l1, l1_small, trace, cb, kernel (zeros if no reply came).
+  std::array<uint64_t, 6> query(int conn, int32_t device) {
+    std::string r = say("query " + std::to_string(conn) + " " + std::to_string(device));
+    std::array<uint64_t, 6> v{};
+    std::istringstream in(r);
+    std::string word;
+    in >> word;
+    EXPECT_EQ(word, "reply") << r;
+    for (auto& x : v) in >> x;
+    return v;
+  }
+  Child& child() { return child_; }
+
+ private:
+  Child child_;
+};
+#endif
 
 }  // namespace ttmem::test

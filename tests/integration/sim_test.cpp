@@ -1,5 +1,5 @@
 // The simulator end to end: `ttmem sim` in its own process reports through the client library,
-// and `ttmem status` / `ttmem leaks` (other processes) see what FACTS.md says tt-metal would hold.
+// and `ttmem status` / `ttmem leaks` (other processes) see what tt-metal would hold.
 #include <signal.h>
 
 #include <regex>

@@ -42,16 +42,6 @@ double env_number(const char* name, double fallback) {
   return v != nullptr && *v != '\0' ? std::atof(v) : fallback;
 }
 
-// Resident set size from /proc/PID/status (VmRSS), in bytes; 0 once the process is gone.
-uint64_t rss_bytes(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
 // Calls `tick` every `period` on its own thread until destroyed, so that sampling and scraping
 // go on while the driver blocks on a sim.
 class Periodic {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "protocol/legacy.h"
 
 namespace ttmem::top {
 
@@ -24,6 +25,8 @@ struct TopArgs {
   int width = 0;     // text width; 0: the terminal's, else 120
   bool ascii = false;
   bool stable = false;
+  // Where to look for a running ttmemd when no source was named (see top/source.h).
+  std::string legacy_socket = protocol::legacy::kDefaultSocketPath;
 };
 
 // Adds the monitor's options to `app` (a subcommand or a program's own app).

@@ -20,6 +20,7 @@
 #include "cli/top/collect.h"
 #include "cli/top/draw.h"
 #include "cli/top/layout.h"
+#include "cli/top/source.h"
 #include "cli/top/text_render.h"
 #include "cli/top/top.h"
 #include "collector/json.h"
@@ -104,7 +105,7 @@ nlohmann::json json_snapshot(const Snapshot& s, const TopArgs& a) {
 }
 
 // Snapshots as text or JSON: --once, --count, --json, or a stdout that is not a terminal.
-void run_text(Collector& c, const TopArgs& a, bool unicode) {
+void run_text(SnapshotSource& c, const TopArgs& a, bool unicode) {
   History history;
   UiState ui;
   ui.view = parse_view(a.view);
@@ -189,7 +190,7 @@ bool handle_key(int ch, UiState& ui, const ViewModel& vm, size_t page) {
 }
 
 // The terminal UI: repaint on every refresh, key and resize; refresh on a fixed cadence.
-void run_live(Collector& c, const TopArgs& a, bool unicode) {
+void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
   Screen screen;
   History history;
   UiState ui;
@@ -265,22 +266,18 @@ void add_top_options(CLI::App& app, TopArgs& a) {
   app.add_flag("--ascii", a.ascii, "ASCII bars and sparklines even in a UTF-8 locale");
   app.add_flag("--stable", a.stable,
                "Mask pids, ages, times and the directory in text output (golden files)");
+  app.add_option("--legacy-socket", a.legacy_socket,
+                 "Without --server, --dir or $TTMEM_DIR: show what the ttmemd listening on this "
+                 "legacy socket serves, if one does")
+      ->capture_default_str();
 }
 
 void run_top(const cli::GlobalOptions& global, const TopArgs& a) {
-  cli::require_local(global, "ttmem top");
   std::setlocale(LC_ALL, "");
   const bool unicode = !a.ascii && utf8_locale();
   g_stop.store(false);
   install_signal_handlers();
-  std::unique_ptr<Collector> c;
-  try {
-    CollectorOptions options = cli::collector_options(global);
-    options.leak_records = false;  // top shows only how many buffers leaked
-    c = std::make_unique<Collector>(options);
-  } catch (const std::runtime_error& e) {
-    throw cli::CliError(e.what());
-  }
+  std::unique_ptr<SnapshotSource> c = open_source(global, a.legacy_socket);
   const bool text = a.once || a.json || a.count > 0 || a.stable || !::isatty(STDOUT_FILENO) ||
                     !::isatty(STDIN_FILENO);
   if (text) {

@@ -1,5 +1,5 @@
 // The banked, lock-step allocator: per-bank sizes, geometry and addresses, pinned against worked
-// examples computed by hand from FACTS.md §2-3.
+// examples computed by hand from tt-metal's allocator rules and device sizes.
 #include "model/allocator.h"
 
 #include <gtest/gtest.h>

@@ -1,0 +1,115 @@
+#include "cli/top/source.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "cli/cli_util.h"
+#include "cli/remote.h"
+#include "collector/collector.h"
+#include "common/clock.h"
+#include "protocol/legacy.h"
+
+namespace ttmem::top {
+namespace {
+
+class LocalSource : public SnapshotSource {
+ public:
+  explicit LocalSource(const cli::GlobalOptions& global) {
+    try {
+      CollectorOptions options = cli::collector_options(global);
+      options.leak_records = false;  // top shows only how many buffers leaked
+      collector_ = std::make_unique<Collector>(options);
+    } catch (const std::runtime_error& e) {
+      throw cli::CliError(e.what());
+    }
+  }
+  void refresh() override { collector_->refresh(); }
+  void wait(int timeout_ms) override { collector_->wait(timeout_ms); }
+  const Snapshot& snapshot() const override { return collector_->snapshot(); }
+
+ private:
+  std::unique_ptr<Collector> collector_;
+};
+
+class RemoteSource : public SnapshotSource {
+ public:
+  explicit RemoteSource(cli::GlobalOptions global) : global_(std::move(global)) {}
+  void refresh() override {
+    // Buffers listed (the buffers view and the L1 map need them); leaks only counted.
+    snapshot_ = cli::fetch_snapshot(global_, /*list_buffers=*/true, /*leak_records=*/false);
+  }
+  void wait(int timeout_ms) override {
+    // A signal (q, Ctrl-C) ends the sleep early: poll() is not restarted.
+    ::poll(nullptr, 0, timeout_ms);
+    refresh();
+  }
+  const Snapshot& snapshot() const override { return snapshot_; }
+
+ private:
+  cli::GlobalOptions global_;
+  Snapshot snapshot_;
+};
+
+// Reads exactly n bytes before the deadline (CLOCK_MONOTONIC ns); false on EOF or timeout.
+bool read_exactly(int fd, uint8_t* p, size_t n, uint64_t deadline_ns) {
+  while (n > 0) {
+    uint64_t now = monotonic_ns();
+    if (now >= deadline_ns) return false;
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, int((deadline_ns - now) / 1'000'000) + 1) <= 0) return false;
+    ssize_t got = ::recv(fd, p, n, 0);
+    if (got <= 0) return false;
+    p += got;
+    n -= size_t(got);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> find_ttmemd(const std::string& path, int timeout_ms) {
+  namespace lg = protocol::legacy;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return std::nullopt;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  std::optional<std::string> url;
+  // The 144-byte form: the longest URL fits.
+  constexpr size_t kForm = sizeof(lg::Message144);
+  uint8_t buf[kForm];
+  lg::encode(lg::request(lg::MessageType::ServerUrlQuery, -1, 0, 0, 0, int32_t(::getpid())), kForm,
+             buf);
+  const uint64_t deadline = monotonic_ns() + uint64_t(timeout_ms) * 1'000'000;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, buf, kForm, MSG_NOSIGNAL) == ssize_t(kForm) &&
+      read_exactly(fd, buf, kForm, deadline) &&
+      buf[0] == uint8_t(lg::MessageType::ServerUrlResponse)) {
+    std::string text = lg::decode_url(buf, kForm);
+    if (text.rfind("http://", 0) == 0) url = text;
+  }
+  ::close(fd);
+  return url;
+}
+
+std::unique_ptr<SnapshotSource> open_source(const cli::GlobalOptions& global,
+                                            const std::string& legacy_socket) {
+  if (!global.server.empty()) return std::make_unique<RemoteSource>(global);
+  const char* env_dir = std::getenv("TTMEM_DIR");
+  if (global.dir.empty() && (env_dir == nullptr || *env_dir == '\0')) {
+    if (auto url = find_ttmemd(legacy_socket)) {
+      cli::GlobalOptions remote = global;
+      remote.server = *url;
+      return std::make_unique<RemoteSource>(remote);
+    }
+  }
+  return std::make_unique<LocalSource>(global);
+}
+
+}  // namespace ttmem::top
