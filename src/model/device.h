@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -45,10 +46,12 @@ class AllocationObserver {
   virtual ~AllocationObserver() = default;
   virtual void on_allocate(const Chip& /*chip*/, const Buffer& /*buffer*/) {}
   virtual void on_deallocate(const Chip& /*chip*/, const Buffer& /*buffer*/) {}
+  // A program's CB, on the program's first launch on the chip (cache hits report nothing).
   virtual void on_circular_buffer(const Chip& /*chip*/, const PlacedCircularBuffer& /*cb*/,
                                   uint64_t /*program_id*/) {}
-  // Every CB of the chip is gone (track_deallocate_cb carries no address).
-  virtual void on_circular_buffers_freed(const Chip& /*chip*/) {}
+  // A program's CB set on the chip is gone: the program was destroyed (track_deallocate_cb,
+  // once per program and chip).
+  virtual void on_program_circular_buffers_freed(const Chip& /*chip*/, uint64_t /*program_id*/) {}
 };
 
 // detail::GetMemoryView for one buffer type of one chip.
@@ -74,15 +77,19 @@ class Chip {
   const Allocator& allocator() const { return allocator_; }
 
   MemoryView memory_view(BufferType type) const;
-  const std::vector<PlacedCircularBuffer>& circular_buffers() const { return cbs_; }
-  uint64_t cb_region_end() const;  // highest live CB end; the unreserved base if none
+  // The CB set of every live program launched here, by program id. The sets overlap: each
+  // stacks up from the unreserved base.
+  const std::map<uint64_t, std::vector<PlacedCircularBuffer>>& program_cbs() const {
+    return program_cbs_;
+  }
+  uint64_t cb_region_end() const;  // highest CB end among live programs; the base if none
 
  private:
   friend class MeshDevice;
   uint32_t logical_id_;
   uint64_t chip_id_;
   Allocator allocator_;
-  std::vector<PlacedCircularBuffer> cbs_;  // the CB set of the last program launched here
+  std::map<uint64_t, std::vector<PlacedCircularBuffer>> program_cbs_;
 };
 
 class MeshDevice {
@@ -110,11 +117,15 @@ class MeshDevice {
   const Buffer* find(uint64_t buffer_id) const;
   std::vector<const Buffer*> buffers() const;  // live buffers, by id
 
-  // Runs a program on every chip (or one): the previous program's CBs are freed, this one's are
-  // placed and reported, then validated. On a failed check the CBs stay reported, as in
-  // tt-metal, and ModelError is thrown.
+  // Runs a program on every chip (or one). On its first launch on a chip its CBs are placed and
+  // reported, and they stay allocated until the program is released (tt-metal keeps a live
+  // program's CBs; ttnn's program cache keeps programs live); later launches report nothing.
+  // Every launch validates the program's CB region. On a failed check the CBs stay reported, as
+  // in tt-metal, and ModelError is thrown.
   void launch(const Program& program);
   void launch_on(uint32_t chip, const Program& program);
+  // The program was destroyed: its CB set is freed on every chip that holds it.
+  void release_program(uint64_t program_id);
 
   // Ends a trace capture of `command_bytes` of dispatch commands: checks the trace budget and
   // allocates the trace buffer in the TRACE region of every chip. Returns the TRACE buffer.
@@ -122,7 +133,7 @@ class MeshDevice {
   void release_trace(uint64_t buffer_id);
   uint64_t trace_buffers_size() const { return trace_buffers_size_; }
 
-  // Drops every chip's live CB set, as clearing the program cache does.
+  // Releases every live program, as clearing the program cache does.
   void release_circular_buffers();
   // Frees every live buffer and CB, reporting each.
   void close();
