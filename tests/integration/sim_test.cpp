@@ -2,11 +2,15 @@
 // and `ttmem status` / `ttmem leaks` (other processes) see what tt-metal would hold.
 #include <signal.h>
 
+#include <map>
 #include <regex>
+#include <set>
 #include <string>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
+#include "cb_oracle.h"
 #include "harness.h"
 
 namespace ttmem::test {
@@ -20,12 +24,18 @@ uint64_t figure(const json& device, const char* kind, const char* field) {
   return device.at("kinds").at(kind).at(field).get<uint64_t>();
 }
 
+// `ttmem sim llama-decode` reporting into `dir`, to hold its final state for 30 s once it prints
+// "holding for 30 s".
+Child held_llama_decode(const TempDir& dir) {
+  return Child({TTMEM_CLI, "sim", "llama-decode", "--speed", "0", "--hold", "30"},
+               {{"TTMEM_DIR", dir.path()}});
+}
+
 // Llama-3.1-8B decode on T3K, TP 8: per chip, weights ≈ 0.69 GB, paged KV cache 32 layers × 2 ×
 // 4,456,448 B ≈ 0.29 GB, embedding 128256 × 512 bf16 ≈ 0.13 GB and LM head ≈ 0.07 GB: ≈ 1.1 GiB.
 TEST(Sim, LlamaDecodeOnT3kHoldsTheFactsFiguresOnAllEightChips) {
   TempDir dir;
-  Child sim({TTMEM_CLI, "sim", "llama-decode", "--speed", "0", "--hold", "30"},
-            {{"TTMEM_DIR", dir.path()}});
+  Child sim = held_llama_decode(dir);
   ASSERT_TRUE(sim.expect_line("holding for 30 s", 30000));
   json status = ttmem_json(dir.path(), {"status", "--json"});
   const json& devices = status.at("devices");
@@ -53,6 +63,59 @@ TEST(Sim, LlamaDecodeOnT3kHoldsTheFactsFiguresOnAllEightChips) {
   bool tagged = false;
   for (const json& b : buffers.at("buffers")) tagged |= b.at("tag").get<std::string>().rfind("ttnn::", 0) == 0;
   EXPECT_TRUE(tagged) << buffers.dump().substr(0, 2000);
+  sim.kill(SIGTERM);
+}
+
+// ttnn's program cache: an op with the same name, grid and CBs reuses its program, whose CB set
+// was reported on its first launch and stays allocated. A cache hit reports nothing, so every CB
+// record of a program is there once; the device's CB figure is what the cached sets cover.
+TEST(Sim, LlamaDecodeReportsEachCachedProgramsCbSetOnce) {
+  TempDir dir;
+  Child sim = held_llama_decode(dir);
+  ASSERT_TRUE(sim.expect_line("holding for 30 s", 30000));
+  json status = ttmem_json(dir.path(), {"status", "--json"});
+  json cbs = ttmem_json(dir.path(), {"buffers", "--json", "--kind", "CB"});
+  json programs = ttmem_json(dir.path(), {"buffers", "--json", "--programs"});
+
+  std::map<uint32_t, std::vector<CbExtent>> extents;          // per device
+  std::map<std::pair<uint32_t, uint64_t>, uint32_t> records;  // per (device, program)
+  std::set<std::tuple<uint32_t, uint64_t, uint64_t, std::string>> seen;
+  for (const json& b : cbs.at("buffers")) {
+    const uint32_t dev = b.at("device").get<uint32_t>();
+    const uint64_t program = b.at("program_id").get<uint64_t>();
+    const uint64_t address = b.at("address").get<uint64_t>();
+    const json& r = b.at("core_range");
+    EXPECT_TRUE(seen.emplace(dev, program, address, r.dump()).second)
+        << "program " << program << " reported the CB at " << address << " on " << r.dump()
+        << " twice on device " << dev;
+    extents[dev].push_back({{r[0].get<uint16_t>(), r[1].get<uint16_t>(), r[2].get<uint16_t>(),
+                             r[3].get<uint16_t>()},
+                            address + b.at("size_bytes").get<uint64_t>()});
+    records[{dev, program}] += 1;
+  }
+  std::map<uint32_t, uint64_t> program_rows, program_bytes;
+  for (const json& p : programs.at("programs")) {
+    const uint32_t dev = p.at("device").get<uint32_t>();
+    program_rows[dev] += 1;
+    program_bytes[dev] += p.at("cb_bytes").get<uint64_t>();
+    EXPECT_EQ(p.at("records").get<uint32_t>(),
+              (records[{dev, p.at("program_id").get<uint64_t>()}]));
+  }
+  ASSERT_EQ(status.at("devices").size(), 8u);
+  for (const json& d : status.at("devices")) {
+    const uint32_t dev = d.at("logical_ids")[0].get<uint32_t>();
+    SCOPED_TRACE("device " + std::to_string(dev));
+    const uint64_t base = d.at("unreserved_base").get<uint64_t>();
+    const CbGrid grid{d.at("grid")[0].get<uint16_t>(), d.at("grid")[1].get<uint16_t>(), base};
+    const uint64_t covered = covered_cb_bytes(extents[dev], grid);
+    EXPECT_GT(d.at("cb_programs").get<uint64_t>(), 1u);
+    EXPECT_EQ(d.at("cb_programs").get<uint64_t>(), program_rows[dev]);
+    EXPECT_EQ(d.at("kinds").at("CB").at("reserved_bytes").get<uint64_t>(), covered);
+    EXPECT_EQ(d.at("cb_region_end").get<uint64_t>(), cb_region_end(extents[dev], base));
+    // The cached programs' sets overlap from the same base: together they hold more bytes than
+    // the L1 they cover.
+    EXPECT_GT(program_bytes[dev], covered);
+  }
   sim.kill(SIGTERM);
 }
 

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "cb_oracle.h"
 #include "common/kinds.h"
 #include "test_device.h"
 #include "ttmem/ttmem.hpp"
@@ -50,11 +51,10 @@ struct Tally {
   uint64_t requested = 0, reserved = 0, count = 0, allocs = 0, frees = 0;
 };
 
-// One live CB record: a CB of a program on one core range, ending (address + size) at `end`.
+// One live CB record: a CB of a program on one core range.
 struct CbRecord {
   uint64_t program;
-  ttmem_core_range cores;
-  uint64_t end;
+  ttmem::test::CbExtent extent;
 };
 
 // Ground truth, merged from the threads at the end of each phase.
@@ -65,28 +65,10 @@ struct Truth {
   std::vector<std::vector<CbRecord>> cbs;  // live CB records, per device
 };
 
-// The L1 that live CB sets cover, worked out core by core, independently of the collector: each
-// core of the 8x8 grid takes the highest end of the CBs on it, minus the unreserved base. Sets of
-// different programs overlap, so their bytes are never added.
-uint64_t covered_cb_bytes(const std::vector<CbRecord>& cbs) {
-  uint64_t covered = 0;
-  for (uint16_t y = 0; y < 8; ++y) {
-    for (uint16_t x = 0; x < 8; ++x) {
-      uint64_t highest = kUnreservedBase;
-      for (const CbRecord& r : cbs) {
-        const bool on_core = r.cores.x0 <= x && x <= r.cores.x1 && r.cores.y0 <= y && y <= r.cores.y1;
-        if (on_core) highest = std::max(highest, r.end);
-      }
-      covered += highest - kUnreservedBase;
-    }
-  }
-  return covered;
-}
-
-uint64_t cb_region_end(const std::vector<CbRecord>& cbs) {
-  uint64_t end = kUnreservedBase;
-  for (const CbRecord& r : cbs) end = std::max(end, r.end);
-  return end;
+std::vector<ttmem::test::CbExtent> extents(const std::vector<CbRecord>& cbs) {
+  std::vector<ttmem::test::CbExtent> out;
+  for (const CbRecord& r : cbs) out.push_back(r.extent);
+  return out;
 }
 
 size_t cb_programs(const std::vector<CbRecord>& cbs) {
@@ -235,7 +217,7 @@ class Worker {
       ttmem_cb_alloc(device, ranges.data(), ranges.size(), address, size, program);
       Tally& t = tallies_[device][TTMEM_KIND_CB];
       for (const ttmem_core_range& r : ranges) {
-        cbs.push_back({program, r, address + size});
+        cbs.push_back({program, {r, address + size}});
         t.count += 1;
         t.allocs += 1;
         events_[device] += 1;
@@ -279,7 +261,9 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, const Tru
   nlohmann::json j;
   for (uint32_t d = 0; d < o.devices; ++d) {
     Tally& cb = t.tallies[d][TTMEM_KIND_CB];
-    cb.requested = cb.reserved = covered_cb_bytes(cb_owner.cbs[d]);
+    // The L1 the sets cover, worked out core by core without the collector's code.
+    const std::vector<ttmem::test::CbExtent> live_cbs = extents(cb_owner.cbs[d]);
+    cb.requested = cb.reserved = ttmem::test::covered_cb_bytes(live_cbs, {8, 8, kUnreservedBase});
     nlohmann::json dev;
     for (uint32_t k = 0; k < TTMEM_KIND_COUNT; ++k) {
       const Tally& x = t.tallies[d][k];
@@ -291,7 +275,7 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, const Tru
     j["devices"][id] = dev;
     j["events"][id] = t.events[d];
     j["chip_id"][id] = 0x7000 + d;
-    j["cb_region_end"][id] = cb_region_end(cb_owner.cbs[d]);
+    j["cb_region_end"][id] = ttmem::test::cb_region_end(live_cbs, kUnreservedBase);
     j["cb_programs"][id] = cb_programs(cb_owner.cbs[d]);
   }
   const char* setup = ttmem_setup_message();
