@@ -578,7 +578,10 @@ std::string export_perfetto(const Recording& r) {
   }
   std::map<std::pair<int, uint32_t>, uint64_t> reserved;  // (trace pid, kind)
   std::map<std::string, uint32_t> slice_serial;
-  std::map<std::tuple<uint32_t, uint32_t, uint64_t, uint64_t>, std::string> open_ids;
+  // Open slices by (process, device, buffer id, time): the records one ttmem_cb_alloc call
+  // writes for several core ranges share all four, and events do not carry the core range, so
+  // such slices are interchangeable and each end closes one of them.
+  std::map<std::tuple<uint32_t, uint32_t, uint64_t, uint64_t>, std::vector<std::string>> open_ids;
   auto counter = [&](int pid, uint32_t kind, uint64_t t) {
     events.push_back({{"ph", "C"}, {"name", std::string(kind_name(kind)) + " reserved"},
                       {"pid", pid}, {"ts", ts(t)},
@@ -593,7 +596,7 @@ std::string export_perfetto(const Recording& r) {
                                    b.record.kind == uint8_t(pr::Kind::Cb) ? "cb" : "b",
                                    b.record.buffer_id);
     std::string id = fmt::format("{}.{}", base, slice_serial[base]++);
-    open_ids[slice_key(b)] = id;
+    open_ids[slice_key(b)].push_back(id);
     const std::string& tag = r.strings[b.record.tag];
     events.push_back({{"ph", "b"}, {"cat", kind_name(b.record.kind)},
                       {"name", tag.empty() ? std::string(kind_name(b.record.kind)) + " buffer" : tag},
@@ -614,8 +617,9 @@ std::string export_perfetto(const Recording& r) {
     const std::string& tag = r.strings[b.record.tag];
     events.push_back({{"ph", "e"}, {"cat", kind_name(b.record.kind)},
                       {"name", tag.empty() ? std::string(kind_name(b.record.kind)) + " buffer" : tag},
-                      {"id", it->second}, {"pid", pid}, {"tid", 0}, {"ts", ts(t)}});
-    open_ids.erase(it);
+                      {"id", it->second.back()}, {"pid", pid}, {"tid", 0}, {"ts", ts(t)}});
+    it->second.pop_back();
+    if (it->second.empty()) open_ids.erase(it);
     if (closing) return;
     reserved[{pid, b.record.kind}] -= b.reserved;
     counter(pid, b.record.kind, t);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -119,9 +120,8 @@ TEST(Record, CapturesARealWorkloadExactly) {
             std::ptrdiff_t(events["events"].size() + 1));
 }
 
-// A deterministic recording written through the file format's own writer.
-void write_fixture(const std::string& path) {
-  RecordWriter w(path, 1000);
+// The process (index 0, pid 4242) and its device 0 (chip 0x7000) that recordings here describe.
+void write_process_and_device(RecordWriter& w) {
   rf::ProcessRecord p{0, 4242, 99, 1000, 0};
   std::string cmd = "python3 llama.py --decode";
   w.write(rf::RecordType::Process, 1000, &p, sizeof p, cmd.data(), cmd.size());
@@ -134,6 +134,29 @@ void write_fixture(const std::string& path) {
   d.slot.kinds[0] = {12ull << 30, 1ull << 30, 0, 12, 32};
   d.slot.kinds[1] = {64ull << 20, 1ull << 20, 0, 64, 16};
   w.write(rf::RecordType::Device, 1000, &d, sizeof d);
+}
+
+// An event of process 0 on device 0.
+void write_event(RecordWriter& w, uint64_t t, pr::EventType type, uint8_t kind, uint64_t id,
+                 uint64_t size, uint64_t per_bank, uint16_t cores, uint32_t tag) {
+  rf::EventEntry e{};
+  e.event.type = uint8_t(type);
+  e.event.kind = kind;
+  e.event.buffer_id = id;
+  e.event.address = 0x2000 + id * 0x100;
+  e.event.size = size;
+  e.event.size_per_bank = per_bank;
+  e.event.num_banks = 12;
+  e.event.num_cores = cores;
+  e.event.tag = tag;
+  e.event.time_ns = t;
+  w.write(rf::RecordType::Event, t, &e, sizeof e);
+}
+
+// A deterministic recording written through the file format's own writer.
+void write_fixture(const std::string& path) {
+  RecordWriter w(path, 1000);
+  write_process_and_device(w);
   for (const char* tag : {"ttnn::linear", "kv, \"cache\""}) {
     rf::StringRecord s{tag[0] == 't' ? 1u : 2u};
     w.write(rf::RecordType::String, 1000, &s, sizeof s, tag, std::strlen(tag));
@@ -144,18 +167,7 @@ void write_fixture(const std::string& path) {
   w.write(rf::RecordType::Checkpoint, 2000, &head, sizeof head, &c, sizeof c);
   auto event = [&](uint64_t t, pr::EventType type, uint8_t kind, uint64_t id, uint64_t size,
                    uint64_t per_bank, uint16_t cores, uint32_t tag) {
-    rf::EventEntry e{};
-    e.event.type = uint8_t(type);
-    e.event.kind = kind;
-    e.event.buffer_id = id;
-    e.event.address = 0x2000 + id * 0x100;
-    e.event.size = size;
-    e.event.size_per_bank = per_bank;
-    e.event.num_banks = 12;
-    e.event.num_cores = cores;
-    e.event.tag = tag;
-    e.event.time_ns = t;
-    w.write(rf::RecordType::Event, t, &e, sizeof e);
+    write_event(w, t, type, kind, id, size, per_bank, cores, tag);
   };
   event(1500, pr::EventType::Alloc, 0, 7, 4096, 352, 0, 2);  // before the checkpoint: in it
   event(3000, pr::EventType::Alloc, 1, 8, 65536, 1024, 0, 1);
@@ -204,6 +216,65 @@ TEST(Record, ExportsMatchGoldenFiles) {
   EXPECT_EQ(state_at(*r, 4500).size(), 3u);  // + the CB
   EXPECT_EQ(state_at(*r, 6500).size(), 1u);  // buffer 8
   EXPECT_EQ(state_at(*r, 8500).size(), 0u);  // the last checkpoint is empty
+}
+
+// CB_FREE_PROGRAM ends the CB records of one program on the device, and only those: the other
+// program's set stays live, in the state, the JSON and the Perfetto slices.
+TEST(Record, ReplaysCbFreeProgramOneProgramAtATime) {
+  TempDir dir;
+  std::string file = dir.path() + "/programs.ttmem";
+  {
+    RecordWriter w(file, 1000);
+    write_process_and_device(w);
+    const auto cb = pr::EventType::CbAlloc;
+    // Program 1: one CB on two core ranges (two records of one call: the same time and
+    // fields but the core count), then a CB above it; program 2: one CB.
+    write_event(w, 2000, cb, 5, 1, 4096, 4096, 16, 0);
+    write_event(w, 2000, cb, 5, 1, 4096, 4096, 16, 0);
+    write_event(w, 2100, cb, 5, 1, 2048, 2048, 4, 0);
+    write_event(w, 3000, cb, 5, 2, 1024, 1024, 64, 0);
+    write_event(w, 4000, pr::EventType::CbFreeProgram, 5, 1, 32 * 4096 + 4 * 2048, 3, 0, 0);
+    rf::ProcessEndRecord end{0, 0};
+    w.write(rf::RecordType::ProcessEnd, 5000, &end, sizeof end);
+    w.close();
+  }
+  std::string error;
+  auto r = read_recording(file, &error);
+  ASSERT_TRUE(r) << error;
+  auto programs_at = [&](uint64_t t) {
+    std::multiset<uint64_t> programs;
+    for (const RecordedBuffer& b : state_at(*r, t)) programs.insert(b.record.buffer_id);
+    return programs;
+  };
+  EXPECT_EQ(programs_at(3500), (std::multiset<uint64_t>{1, 1, 1, 2}));
+  EXPECT_EQ(programs_at(4500), (std::multiset<uint64_t>{2}));
+
+  json events = json::parse(export_json(*r));
+  std::vector<std::string> names;
+  for (const json& e : events.at("events")) names.push_back(e.at("event"));
+  EXPECT_EQ(names, (std::vector<std::string>{"cb_alloc", "cb_alloc", "cb_alloc", "cb_alloc",
+                                             "cb_free_program"}));
+  EXPECT_EQ(events.at("events").back().at("buffer_id"), 1);
+
+  // Perfetto: each of the four slices begins and ends once; program 1's three end together,
+  // before program 2's (which lasts to the process end), leaving program 2's bytes counted.
+  json trace = json::parse(export_perfetto(*r));
+  std::map<std::string, int> open;
+  std::vector<std::string> ended;
+  std::vector<uint64_t> cb_bytes;
+  for (const json& e : trace.at("traceEvents")) {
+    if (e.at("ph") == "b") EXPECT_EQ(open[e.at("id")]++, 0) << e.dump();
+    if (e.at("ph") == "e") {
+      EXPECT_EQ(open[e.at("id")]--, 1) << e.dump();
+      ended.push_back(e.at("id").get<std::string>().substr(0, 9));
+    }
+    if (e.at("ph") == "C") cb_bytes.push_back(e.at("args").at("bytes").get<uint64_t>());
+  }
+  EXPECT_EQ(open.size(), 4u) << trace.dump();
+  for (const auto& [id, n] : open) EXPECT_EQ(n, 0) << id;
+  EXPECT_EQ(ended, (std::vector<std::string>{"p0.d0.cb1", "p0.d0.cb1", "p0.d0.cb1", "p0.d0.cb2"}));
+  ASSERT_GE(cb_bytes.size(), 2u);
+  EXPECT_EQ(cb_bytes.back(), 64 * 1024u) << "after program 1 was freed";
 }
 
 TEST(Record, HostileFilesNeverCrashTheReader) {
