@@ -183,6 +183,8 @@ L1Map build_l1_map(const Snapshot& s, const DeviceView& d) {
   m.valid = true;
   m.unreserved_base = d.unreserved_base;
   m.cb_region_end = d.cb_region_end;
+  m.cb_region_bytes = d.cb_region_in_use();
+  m.cb_programs = d.cb_programs;
   m.lowest_l1_address = d.lowest_l1_address;
   m.has_l1_buffers = d.has_l1_buffers;
   m.clash_margin = d.clash_margin;

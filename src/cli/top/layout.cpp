@@ -397,6 +397,15 @@ Region cell_region(const std::vector<RegionSpan>& spans, size_t& cursor, uint64_
   return Region(std::max_element(cover.begin(), cover.end()) - cover.begin());
 }
 
+// The CB region per core and whose CB sets make it: every live program keeps its set, the sets
+// overlap from the unreserved base, and the region ends at the highest CB end among them.
+std::string cb_region_text(const L1Map& m) {
+  if (m.cb_programs == 0) return "no program holds CBs";
+  return fmt::format("{} per core, the highest CB end of {} program{} CB set{}",
+                     format_bytes(m.cb_region_bytes), m.cb_programs, m.cb_programs == 1 ? "'s" : "s'",
+                     m.cb_programs == 1 ? "" : "s");
+}
+
 size_t add_l1_map(Frame& f, const ViewModel& vm, const UiState& ui,
                   size_t width, size_t grid_rows) {
   const L1Map& m = vm.l1_map;
@@ -451,12 +460,10 @@ size_t add_l1_map(Frame& f, const ViewModel& vm, const UiState& ui,
   }
   f.push_back(std::move(legend));
 
+  f.push_back(Line().add(fmt::format("firmware {:#x}-{:#x}   CB region {:#x}-{:#x}: {}",
+                                     uint64_t(0), m.unreserved_base, m.unreserved_base,
+                                     m.cb_region_end, cb_region_text(m))));
   f.push_back(Line()
-                  .add(fmt::format("firmware {:#x}-{:#x}   CB region {:#x}-{:#x} ({})   ",
-                                   uint64_t(0), m.unreserved_base, m.unreserved_base,
-                                   m.cb_region_end,
-                                   format_bytes(m.cb_region_end - std::min(m.cb_region_end,
-                                                                           m.unreserved_base))))
                   .add("clash margin ")
                   .add(margin_text(m.clash_margin), margin_style(m.clash_margin))
                   .add(m.has_l1_buffers
@@ -663,7 +670,7 @@ size_t table_rows(const UiState& ui, const LayoutOptions& o) {
   if (o.height == 0) return 0;
   // Header, its warnings (up to two), title, table header, "rows" line, footer.
   int rows = o.height - 7;
-  if (ui.view == View::kL1Map) rows -= 16 + 3;
+  if (ui.view == View::kL1Map) rows -= 16 + 4;  // grid, legend, CB region, clash margin
   return size_t(std::max(rows, 1));
 }
 

@@ -25,7 +25,7 @@ inline constexpr std::array<uint32_t, 5> kBarKinds = {
 
 struct KindRow {
   uint32_t kind = 0;
-  uint64_t used = 0;  // reserved bytes
+  uint64_t used = 0;  // reserved bytes (CB: the L1 the live programs' CB sets cover)
   uint64_t requested = 0;
   uint64_t capacity = 0;
   uint64_t peak = 0;
@@ -97,7 +97,9 @@ struct L1Map {
   uint32_t logical_id = 0;
   uint64_t l1_per_core = 0;
   uint64_t unreserved_base = 0;
-  uint64_t cb_region_end = 0;
+  uint64_t cb_region_end = 0;  // highest CB end among every live program's CB set
+  uint64_t cb_region_bytes = 0;  // per core: cb_region_end - unreserved_base
+  uint64_t cb_programs = 0;    // programs holding a CB set on the chip
   uint64_t lowest_l1_address = 0;
   bool has_l1_buffers = false;
   int64_t clash_margin = 0;
