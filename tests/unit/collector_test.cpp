@@ -34,7 +34,7 @@ auto fields(const KindUsage& k) {
 auto fields(const DeviceView& d) {
   return std::tie(d.chip_id, d.logical_ids, d.arch, d.board, d.grid_x, d.grid_y, d.l1_per_core,
                   d.unreserved_base, d.trace_region_size, d.l1_small_size, d.cb_region_end,
-                  d.lowest_l1_address, d.has_l1_buffers, d.clash_margin, d.dropped_events);
+                  d.cb_programs, d.lowest_l1_address, d.has_l1_buffers, d.clash_margin, d.dropped_events);
 }
 
 auto fields(const ProcessDeviceTotals& t) {
@@ -43,7 +43,7 @@ auto fields(const ProcessDeviceTotals& t) {
 
 auto fields(const ProcessView& p) {
   return std::tie(p.pid, p.start_time, p.uid, p.command, p.segment, p.segment_check, p.exited,
-                  p.reserved, p.requested, p.buffers, p.cbs, p.dropped_events, p.torn_records,
+                  p.reserved, p.requested, p.buffers, p.cbs, p.cb_programs, p.dropped_events, p.torn_records,
                   p.corrupt_records);
 }
 
