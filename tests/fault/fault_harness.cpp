@@ -110,6 +110,9 @@ nlohmann::json truth_json(const AckTable& table) {
     }
     j["devices"][std::to_string(d)] = dev;
     j["chip_id"][std::to_string(d)] = test_device_desc(d).chip_id;
+    // The fault client reports no CBs: no program holds a set.
+    j["cb_region_end"][std::to_string(d)] = test_device_desc(d).unreserved_base;
+    j["cb_programs"][std::to_string(d)] = 0;
   }
   return j;
 }
