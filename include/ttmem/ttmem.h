@@ -83,7 +83,8 @@ typedef enum ttmem_status {
   TTMEM_EINVAL = -1,       /* a field is out of range; nothing recorded */
   TTMEM_ENODEV = -2,       /* the device was not registered */
   TTMEM_EFULL = -3,        /* the live-buffer slab is full; counted as overflow */
-  TTMEM_ENOENT = -4,       /* free of a buffer id that is not live; counted */
+  TTMEM_ENOENT = -4,       /* free of a buffer id that is not live (counted), or of a program
+                              with no CBs on the device (not counted) */
   TTMEM_EIO = -5           /* the segment could not be created; tracking disabled */
 } ttmem_status;
 

@@ -889,7 +889,9 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
     // From the record, as readers compute it, so the counters and every reader agree.
     const uint64_t reserved = reserved_of(*dev, r);
     count_alloc(*dev, r.kind, reserved, reserved);
-    push_event(*dev, event_from(pr::EventType::CbAlloc, r));
+    pr::EventRecord ev = event_from(pr::EventType::CbAlloc, r);
+    ev.page_size = r.aux;  // the core range: recordings rebuild what CB sets cover from it
+    push_event(*dev, ev);
   }
   return TTMEM_OK;
 }

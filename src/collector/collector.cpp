@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -350,8 +351,10 @@ void Collector::build_snapshot() {
   std::unordered_map<uint64_t, size_t> device_index;  // chip id -> index in s.devices
   // Per device and kind, the per-bank ranges for the address map.
   std::vector<std::array<std::vector<AddressRange>, kNumKinds>> ranges;
-  // Per device, the L1 the CB sets of every process cover (docs/architecture.md, CBs).
+  // Per device, the L1 the CB sets of every process cover (docs/architecture.md, CBs); the same
+  // per tag (index into s.tags) and device, so an op's CB figure adds no overlapping sets either.
   std::vector<CbCoverage> device_cbs;
+  std::map<std::pair<size_t, size_t>, CbCoverage> tag_cbs;
   std::unordered_map<std::string, size_t> tag_index;
   size_t total_records = 0;
   for (const auto& [path, t] : segments_) total_records += t.state.records.size();
@@ -464,7 +467,12 @@ void Collector::build_snapshot() {
         }
       }
       TagUsage& tag = tag_usage(rec.tag);
-      tag.reserved[rec.kind] += reserved;
+      if (is_cb) {
+        tag_cbs[{size_t(&tag - s.tags.data()), m}].add(core_rect_of(rec.aux),
+                                                       rec.address + rec.size);
+      } else {
+        tag.reserved[rec.kind] += reserved;
+      }
       tag.buffers += 1;
       if (!options_.list_buffers) return;
       BufferView& b = s.buffers.emplace_back();
@@ -533,6 +541,10 @@ void Collector::build_snapshot() {
     s.processes.push_back(std::move(p));
   }
 
+  for (const auto& [tag_and_device, cbs] : tag_cbs) {
+    const auto [t, m] = tag_and_device;
+    s.tags[t].reserved[uint32_t(pr::Kind::Cb)] += cbs.covered_bytes(s.devices[m].unreserved_base);
+  }
   for (size_t i = 0; i < s.devices.size(); ++i) {
     DeviceView& v = s.devices[i];
     KindUsage& cb = v.kinds[uint32_t(pr::Kind::Cb)];

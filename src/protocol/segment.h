@@ -270,7 +270,8 @@ static_assert(offsetof(BufferRecord, time_ns) == 56);
 //
 // The ring overwrites: a writer never waits. A reader that falls more than ring_capacity events
 // behind (or starts late) finds newer sequence numbers and counts the gap as dropped events.
-// CB_ALLOC is one record of a program's CB on one core range (buffer_id: the program id).
+// CB_ALLOC is one record of a program's CB on one core range (buffer_id: the program id; the
+// range x0,y0,x1,y1 as bytes in page_size, as in the record's aux).
 // CB_FREE_ALL carries the freed CB bytes (over all cores) in `size` and the count of records in
 // buffer_id. CB_FREE_PROGRAM frees one program's set on the device: buffer_id is the program id,
 // `size` the freed bytes and size_per_bank the count of records.
