@@ -23,7 +23,7 @@ struct BufferConfig {
   uint64_t page_size = 0;
   Layout layout = Layout::Interleaved;
   uint32_t num_shards = 0;        // sharded: shards (cores of the shard grid, or DRAM banks)
-  std::optional<bool> bottom_up;  // default: DRAM bottom-up, every other type top-down
+  std::optional<bool> bottom_up;  // default: DRAM and TRACE bottom-up, L1 and L1_SMALL top-down
   std::string tag;                // what the buffer holds ("weights"); empty: the running op
 };
 
@@ -71,6 +71,11 @@ struct Allocation {
   uint64_t address = 0;
   Placement placement;
 };
+
+// The answer to an out-of-memory failure: exhaustion (too little free in total) or
+// fragmentation (enough free, no block large enough).
+std::string out_of_memory_answer(const BankStatistics& stats, uint64_t needed_per_bank,
+                                 BufferType type);
 
 // Allocates `config` at one address on every member (a single chip is a mesh of one). Throws
 // ModelError: InvalidRequest for a bad request, OutOfMemory when no address is free on all
