@@ -47,6 +47,21 @@ std::string out_of_memory_answer(const BankStatistics& s, uint64_t needed_per_ba
       s.total_free, needed_per_bank, s.largest_free_block);
 }
 
+std::string biggest_holders(const std::map<std::string, Holding>& by_tag) {
+  std::vector<std::pair<std::string, Holding>> sorted(by_tag.begin(), by_tag.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.bytes_per_bank > b.second.bytes_per_bank;
+  });
+  std::string out;
+  for (size_t i = 0; i < sorted.size() && i < 3; ++i) {
+    const auto& [tag, h] = sorted[i];
+    if (!out.empty()) out += ", ";
+    out += fmt::format("{} {} B/bank ({} buffer{})", tag.empty() ? "(untagged)" : tag,
+                       h.bytes_per_bank, h.buffers, h.buffers == 1 ? "" : "s");
+  }
+  return out;
+}
+
 uint64_t size_per_bank(uint64_t size, uint64_t page_size, uint32_t num_banks, uint32_t alignment) {
   if (page_size == 0 || num_banks == 0) return 0;
   const uint64_t pages = size / page_size;

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -76,6 +77,15 @@ struct Allocation {
 // fragmentation (enough free, no block large enough).
 std::string out_of_memory_answer(const BankStatistics& stats, uint64_t needed_per_bank,
                                  BufferType type);
+
+// What one tag (an op or a tensor's purpose) holds of a memory kind.
+struct Holding {
+  uint64_t bytes_per_bank = 0;
+  uint32_t buffers = 0;
+};
+// "kv_cache 536870912 B/bank (2 buffers), weights ...": the three biggest, for the answer to an
+// out-of-memory failure.
+std::string biggest_holders(const std::map<std::string, Holding>& by_tag);
 
 // Allocates `config` at one address on every member (a single chip is a mesh of one). Throws
 // ModelError: InvalidRequest for a bad request, OutOfMemory when no address is free on all

@@ -12,31 +12,21 @@ namespace {
 
 std::atomic<uint64_t> g_next_buffer_id{1};
 
-// "kv_cache 905,969,664 B/bank (12 buffers), weights ..." for the three biggest tags of `type`
-// on `chip`: where the memory went, by op or tensor tag.
-std::string biggest_holders(const std::unordered_map<uint64_t, Buffer>& buffers, uint32_t chip,
-                            BufferType type) {
-  std::map<std::string, std::pair<uint64_t, uint32_t>> by_tag;  // bytes per bank, buffers
+// What each tag holds of `type` on `chip`.
+std::map<std::string, Holding> holdings(const std::unordered_map<uint64_t, Buffer>& buffers,
+                                        uint32_t chip, BufferType type) {
+  std::map<std::string, Holding> by_tag;
   for (const auto& [id, b] : buffers) {
     if (b.type != type || std::find(b.chips.begin(), b.chips.end(), chip) == b.chips.end()) {
       continue;
     }
-    auto& [bytes, count] = by_tag[b.tag.empty() ? "(untagged)" : b.tag];
-    bytes += b.size_per_bank;
-    ++count;
+    Holding& h = by_tag[b.tag];
+    h.bytes_per_bank += b.size_per_bank;
+    ++h.buffers;
   }
-  std::vector<std::pair<std::string, std::pair<uint64_t, uint32_t>>> sorted(by_tag.begin(),
-                                                                             by_tag.end());
-  std::sort(sorted.begin(), sorted.end(),
-            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  std::string out;
-  for (size_t i = 0; i < sorted.size() && i < 3; ++i) {
-    if (!out.empty()) out += ", ";
-    out += fmt::format("{} {} B/bank ({} buffer{})", sorted[i].first, sorted[i].second.first,
-                       sorted[i].second.second, sorted[i].second.second == 1 ? "" : "s");
-  }
-  return out;
+  return by_tag;
 }
+
 std::atomic<uint32_t> g_next_mesh_id{0};
 
 // A stable chip id per (product, position): the same simulated chip keeps its id across runs,
@@ -160,7 +150,8 @@ const Buffer& MeshDevice::allocate_members(std::vector<uint32_t> members,
     a = allocate_lockstep(allocators, config);
   } catch (ModelError& e) {
     if (e.kind() != ErrorKind::OutOfMemory) throw;
-    const std::string holders = biggest_holders(buffers_, members.front(), config.type);
+    const std::string holders =
+        biggest_holders(holdings(buffers_, members.front(), config.type));
     if (!holders.empty()) e.set_answer(e.answer() + "; biggest holders: " + holders);
     throw;
   }

@@ -208,26 +208,14 @@ void ChipReplay::launch_cbs(const ReplayEvent& e, const ReplayOptions& options,
 }
 
 std::string ChipReplay::holders(BufferType type) const {
-  std::map<uint32_t, std::pair<uint64_t, uint32_t>> by_tag;
+  std::map<std::string, Holding> by_tag;
   for (const auto& [id, b] : live_) {
     if (b.type != type) continue;
-    auto& [bytes, count] = by_tag[b.tag];
-    bytes += b.block;
-    ++count;
+    Holding& h = by_tag[b.tag < tags_.size() ? tags_[b.tag] : std::string()];
+    h.bytes_per_bank += b.block;
+    ++h.buffers;
   }
-  std::vector<std::pair<uint32_t, std::pair<uint64_t, uint32_t>>> sorted(by_tag.begin(),
-                                                                          by_tag.end());
-  std::sort(sorted.begin(), sorted.end(),
-            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  std::string out;
-  for (size_t i = 0; i < sorted.size() && i < 3; ++i) {
-    const auto& [tag, figures] = sorted[i];
-    const std::string& name = tag < tags_.size() && !tags_[tag].empty() ? tags_[tag] : "(untagged)";
-    if (!out.empty()) out += ", ";
-    out += fmt::format("{} {} B/bank ({} buffer{})", name, figures.first, figures.second,
-                       figures.second == 1 ? "" : "s");
-  }
-  return out;
+  return biggest_holders(by_tag);
 }
 
 }  // namespace
