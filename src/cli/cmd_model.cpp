@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/table.h"
 #include "model/plan.h"
 
@@ -20,29 +21,15 @@ using model::BufferType;
 using model::PlanStep;
 
 struct ModelOptions {
-  std::string device;
   std::string steps_file;
   std::vector<std::string> allocs;
   std::vector<std::string> cbs;
   std::vector<std::string> traces;
-  std::string trace_region_size;
-  std::string l1_small_size;
-  std::string unreserved_base;
-  std::string trace_mode;
-  std::string policy;
+  DeviceOptions device_options;
   std::string mesh;
-  bool eth_dispatch = false;
   bool json = false;
   bool list_devices = false;
 };
-
-uint64_t size_arg(const std::string& text, std::string_view option) {
-  auto size = model::parse_size(text);
-  if (!size) {
-    throw CliError(fmt::format("{} '{}': give bytes, e.g. 50000000 or 48MiB", option, text));
-  }
-  return *size;
-}
 
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> parts;
@@ -118,29 +105,12 @@ model::Plan build_plan(const ModelOptions& o) {
   }
   // Command-line settings override the file's.
   model::DeviceParams& p = plan.params;
-  if (!o.device.empty()) plan.device = o.device;
-  if (!o.trace_region_size.empty()) {
-    p.trace_region_size = size_arg(o.trace_region_size, "--trace-region-size");
-  }
-  if (!o.l1_small_size.empty()) p.l1_small_size = size_arg(o.l1_small_size, "--l1-small-size");
-  if (!o.unreserved_base.empty()) {
-    p.l1_unreserved_base = size_arg(o.unreserved_base, "--unreserved-base");
-  }
-  if (!o.trace_mode.empty()) {
-    auto mode = model::parse_trace_mode(o.trace_mode);
-    if (!mode) throw CliError("--trace-mode: choose per-bank or per-device");
-    p.trace_mode = *mode;
-  }
-  if (!o.policy.empty()) {
-    auto policy = model::parse_policy(o.policy);
-    if (!policy) throw CliError("--policy: choose first-fit or best-fit");
-    p.policy = *policy;
-  }
+  if (!o.device_options.device.empty()) plan.device = o.device_options.device;
+  apply_device_options(o.device_options, p);
   if (!o.mesh.empty()) {
     p.mesh = model::parse_mesh(o.mesh);
     if (!p.mesh) throw CliError(fmt::format("--mesh '{}': give ROWSxCOLS, e.g. 2x4", o.mesh));
   }
-  if (o.eth_dispatch) p.ethernet_dispatch = true;
 
   for (const std::string& spec : o.allocs) plan.steps.push_back(alloc_step(spec));
   for (const std::string& spec : o.traces) {
@@ -240,9 +210,16 @@ void print_text(const model::PlanResult& r) {
                 static_cast<unsigned long long>(r.cb_region_end[first]),
                 lowest ? fmt::format("{} B", *lowest).c_str() : "none");
   }
-  std::printf("\nneeds: trace_region_size >= %llu B, l1_small_size >= %llu B\n",
-              static_cast<unsigned long long>(r.peak_trace_bytes),
-              static_cast<unsigned long long>(r.peak_l1_small_per_bank));
+  // A bound of 0 B says nothing: say what the plan does not use instead.
+  const std::string trace =
+      r.peak_trace_bytes > 0
+          ? fmt::format("trace_region_size >= {} B", r.peak_trace_bytes)
+          : std::string("no trace captured (trace_region_size can stay 0)");
+  const std::string small =
+      r.peak_l1_small_per_bank > 0
+          ? fmt::format("l1_small_size >= {} B", r.peak_l1_small_per_bank)
+          : std::string("no L1_SMALL buffer (l1_small_size can stay 0)");
+  std::printf("\nneeds: %s; %s\n", trace.c_str(), small.c_str());
 }
 
 nlohmann::json to_json(const model::PlanResult& r) {
@@ -304,9 +281,20 @@ nlohmann::json to_json(const model::PlanResult& r) {
                   {"l1_small_size", r.peak_l1_small_per_bank}};
   out["error"] = r.error ? json{{"kind", r.error->kind_name()},
                                 {"message", r.error->what()},
+                                {"answer", r.error->answer()},
                                 {"step", r.steps.size()}}
                          : json(nullptr);
   return out;
+}
+
+// "8x8 (ethernet dispatch), 8x7 (tensix)" or "8x8".
+std::string grid_text(const model::BoardSpec& b) {
+  const model::DispatchGrid& first = b.grids[0];
+  const model::DispatchGrid& second = b.grids[1];
+  if (first.dispatch == second.dispatch) return fmt::format("{}x{}", first.grid_x, first.grid_y);
+  return fmt::format("{}x{} ({}), {}x{} ({})", first.grid_x, first.grid_y,
+                     model::dispatch_name(first.dispatch), second.grid_x, second.grid_y,
+                     model::dispatch_name(second.dispatch));
 }
 
 void print_devices() {
@@ -318,7 +306,7 @@ void print_devices() {
     if (!(b.meshes[1] == b.meshes[0])) meshes += "," + model::mesh_name(b.meshes[1]);
     t.add({std::string(b.name), std::to_string(b.num_chips), meshes,
            std::string(model::arch_name(b.chip.arch)),
-           fmt::format("{}x{}", b.chip.grid_x, b.chip.grid_y), std::to_string(b.chip.l1_per_core),
+           grid_text(b), std::to_string(b.chip.l1_per_core),
            std::to_string(b.chip.dram_banks), std::to_string(b.chip.dram_bank_size),
            std::string(b.description)});
   }
@@ -331,20 +319,13 @@ void add_model_command(CLI::App& app, GlobalOptions& /*global*/) {
   auto* cmd = app.add_subcommand(
       "model", "Capacity calculator: run allocations through tt-metal's allocator model");
   auto o = std::make_shared<ModelOptions>();
-  cmd->add_option("--device-type", o->device, "n150 (default), n300, t3k, galaxy, p100a, p150");
+  add_device_options(*cmd, o->device_options);
   cmd->add_option("--steps", o->steps_file, "JSON plan of allocate/free/program/trace steps");
   cmd->add_option("--alloc", o->allocs,
                   "[NAME=]TYPE:SIZE[:PAGE_SIZE[:SHARDS]], repeatable; page size default 2048");
   cmd->add_option("--trace", o->traces, "Capture a trace of BYTES of commands, repeatable");
   cmd->add_option("--cb", o->cbs, "[CORES:]SIZE, repeatable: one program with these CBs");
-  cmd->add_option("--trace-region-size", o->trace_region_size, "Device-open trace_region_size");
-  cmd->add_option("--l1-small-size", o->l1_small_size, "Device-open l1_small_size");
-  cmd->add_option("--trace-mode", o->trace_mode,
-                  "per-device (default: the budget over all banks) or per-bank");
-  cmd->add_option("--policy", o->policy, "first-fit (default, as tt-metal) or best-fit");
-  cmd->add_option("--unreserved-base", o->unreserved_base, "L1 unreserved base (firmware)");
   cmd->add_option("--mesh", o->mesh, "Mesh shape ROWSxCOLS (t3k: 1x8 or 2x4)");
-  cmd->add_flag("--eth-dispatch", o->eth_dispatch, "n300/t3k: dispatch on ethernet, 8x8 grid");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->add_flag("--list-devices", o->list_devices, "List the device types and exit");
   cmd->callback([o] {
@@ -367,6 +348,9 @@ void add_model_command(CLI::App& app, GlobalOptions& /*global*/) {
     }
     if (result.error) {
       std::fflush(stdout);
+      if (!result.error->answer().empty()) {
+        std::fprintf(stderr, "answer: %s\n", result.error->answer().c_str());
+      }
       throw CliError(result.error->what(), 3);
     }
   });

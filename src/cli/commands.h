@@ -35,5 +35,7 @@ void add_sim_command(CLI::App& app, GlobalOptions& global);
 void add_model_command(CLI::App& app, GlobalOptions& global);
 void add_record_command(CLI::App& app, GlobalOptions& global);  // record and export
 void add_top_command(CLI::App& app, GlobalOptions& global);
+void add_replay_command(CLI::App& app, GlobalOptions& global);
+void add_advise_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace ttmem::cli

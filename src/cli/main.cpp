@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   add_model_command(app, global);
   add_record_command(app, global);
   add_top_command(app, global);
+  add_replay_command(app, global);
+  add_advise_command(app, global);
 
   return run_app(app, argc, argv, "ttmem");
 }

@@ -31,6 +31,37 @@ void check_interleavable(const ChipGeometry& g, BufferType type) {
 
 }  // namespace
 
+std::string out_of_memory_answer(const BankStatistics& s, uint64_t needed_per_bank,
+                                 BufferType type) {
+  const std::string_view name = buffer_type_name(type);
+  if (s.total_free < needed_per_bank) {
+    return fmt::format(
+        "exhaustion: {} needs {} B per bank (aligned) but only {} B per bank is free; free at "
+        "least {} B per bank of {}",
+        name, needed_per_bank, s.total_free, needed_per_bank - s.total_free, name);
+  }
+  return fmt::format(
+      "fragmentation: {} B per bank is free in total, enough for the {} B per bank needed, but "
+      "the largest free block is {} B; free a buffer next to a hole, allocate long-lived buffers "
+      "first, or try --policy best-fit",
+      s.total_free, needed_per_bank, s.largest_free_block);
+}
+
+std::string biggest_holders(const std::map<std::string, Holding>& by_tag) {
+  std::vector<std::pair<std::string, Holding>> sorted(by_tag.begin(), by_tag.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.bytes_per_bank > b.second.bytes_per_bank;
+  });
+  std::string out;
+  for (size_t i = 0; i < sorted.size() && i < 3; ++i) {
+    const auto& [tag, h] = sorted[i];
+    if (!out.empty()) out += ", ";
+    out += fmt::format("{} {} B/bank ({} buffer{})", tag.empty() ? "(untagged)" : tag,
+                       h.bytes_per_bank, h.buffers, h.buffers == 1 ? "" : "s");
+  }
+  return out;
+}
+
 uint64_t size_per_bank(uint64_t size, uint64_t page_size, uint32_t num_banks, uint32_t alignment) {
   if (page_size == 0 || num_banks == 0) return 0;
   const uint64_t pages = size / page_size;
@@ -74,7 +105,9 @@ Placement Allocator::plan(const BufferConfig& config) const {
   }
   const KindGeometry& kind = geometry_.kind(config.type);
   Placement p;
-  p.bottom_up = config.bottom_up.value_or(config.type == BufferType::Dram);
+  // TRACE counts as DRAM (Buffer::is_dram): bottom-up unless asked otherwise.
+  p.bottom_up = config.bottom_up.value_or(config.type == BufferType::Dram ||
+                                          config.type == BufferType::Trace);
   if (is_sharded(config.layout)) {
     if (config.type == BufferType::Trace) {
       throw_invalid("TRACE buffers are interleaved over the DRAM banks; drop the sharding");
@@ -124,14 +157,23 @@ Allocation allocate_lockstep(std::span<Allocator* const> members, const BufferCo
       }
     }
     const BankStatistics s = worst->statistics(config.type);
-    throw_out_of_memory({.size = config.size,
+    const ChipGeometry& g = worst->geometry();
+    // tt-metal prints the buffer's aligned size: pages x page size rounded to the alignment.
+    const uint64_t aligned_size =
+        config.size / config.page_size * align_up(config.page_size, g.kind(config.type).alignment);
+    ModelError error(ErrorKind::OutOfMemory,
+                     out_of_memory_text({.size = aligned_size,
                          .buffer_type = buffer_type_name(config.type),
                          .num_banks = p.num_banks,
                          .size_per_bank = p.size_per_bank,
                          .bank_size = s.total_allocatable,
                          .allocated = s.total_allocated,
                          .free = s.total_free,
-                         .largest_free_block = s.largest_free_block});
+                         .largest_free_block = s.largest_free_block,
+                         .vintage = g.messages,
+                         .sub_devices = g.sub_devices}));
+    error.set_answer(out_of_memory_answer(s, block, config.type));
+    throw error;
   }
   for (Allocator* m : members) m->bank(config.type).allocate_at(*address, p.size_per_bank);
   result.address = *address;

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -23,7 +24,7 @@ struct BufferConfig {
   uint64_t page_size = 0;
   Layout layout = Layout::Interleaved;
   uint32_t num_shards = 0;        // sharded: shards (cores of the shard grid, or DRAM banks)
-  std::optional<bool> bottom_up;  // default: DRAM bottom-up, every other type top-down
+  std::optional<bool> bottom_up;  // default: DRAM and TRACE bottom-up, L1 and L1_SMALL top-down
   std::string tag;                // what the buffer holds ("weights"); empty: the running op
 };
 
@@ -71,6 +72,20 @@ struct Allocation {
   uint64_t address = 0;
   Placement placement;
 };
+
+// The answer to an out-of-memory failure: exhaustion (too little free in total) or
+// fragmentation (enough free, no block large enough).
+std::string out_of_memory_answer(const BankStatistics& stats, uint64_t needed_per_bank,
+                                 BufferType type);
+
+// What one tag (an op or a tensor's purpose) holds of a memory kind.
+struct Holding {
+  uint64_t bytes_per_bank = 0;
+  uint32_t buffers = 0;
+};
+// "kv_cache 536870912 B/bank (2 buffers), weights ...": the three biggest, for the answer to an
+// out-of-memory failure.
+std::string biggest_holders(const std::map<std::string, Holding>& by_tag);
 
 // Allocates `config` at one address on every member (a single chip is a mesh of one). Throws
 // ModelError: InvalidRequest for a bad request, OutOfMemory when no address is free on all

@@ -11,6 +11,22 @@ namespace ttmem::model {
 namespace {
 
 std::atomic<uint64_t> g_next_buffer_id{1};
+
+// What each tag holds of `type` on `chip`.
+std::map<std::string, Holding> holdings(const std::unordered_map<uint64_t, Buffer>& buffers,
+                                        uint32_t chip, BufferType type) {
+  std::map<std::string, Holding> by_tag;
+  for (const auto& [id, b] : buffers) {
+    if (b.type != type || std::find(b.chips.begin(), b.chips.end(), chip) == b.chips.end()) {
+      continue;
+    }
+    Holding& h = by_tag[b.tag];
+    h.bytes_per_bank += b.size_per_bank;
+    ++h.buffers;
+  }
+  return by_tag;
+}
+
 std::atomic<uint32_t> g_next_mesh_id{0};
 
 // A stable chip id per (product, position): the same simulated chip keeps its id across runs,
@@ -22,6 +38,32 @@ uint64_t stable_chip_id(std::string_view board, uint32_t index) {
 }
 
 }  // namespace
+
+std::string trace_answer(uint64_t trace_buffers_size, uint64_t trace_region_size) {
+  return fmt::format("the trace buffers need {} B, {} B more than the trace region; "
+                     "trace_region_size {} B or more passes",
+                     trace_buffers_size, trace_buffers_size - trace_region_size,
+                     trace_buffers_size);
+}
+
+std::string clash_answer(const ChipGeometry& g, uint64_t program_id, uint64_t bytes_over,
+                         uint64_t l1_small_in_use) {
+  // Top-down L1 buffers sit below L1_SMALL: shrinking it by `bytes_over` lifts them as much.
+  const uint64_t shrunk = g.l1_small_size >= bytes_over
+                              ? (g.l1_small_size - bytes_over) / g.dram_alignment * g.dram_alignment
+                              : 0;
+  if (g.l1_small_size >= bytes_over && shrunk >= l1_small_in_use) {
+    return fmt::format(
+        "the CB region ends {} B above the lowest L1 buffer; l1_small_size {} B or less (now {} "
+        "B, L1_SMALL holds {} B per core) avoids it, or shave {} B per core off program {}'s "
+        "circular buffers",
+        bytes_over, shrunk, g.l1_small_size, l1_small_in_use, bytes_over, program_id);
+  }
+  return fmt::format(
+      "the CB region ends {} B above the lowest L1 buffer; shave {} B per core off program {}'s "
+      "circular buffers (l1_small_size {} B cannot shrink enough: L1_SMALL holds {} B per core)",
+      bytes_over, bytes_over, program_id, g.l1_small_size, l1_small_in_use);
+}
 
 uint64_t trace_page_size(uint64_t bytes, uint32_t num_banks, uint64_t max_page_size) {
   uint64_t pick = kMinTracePageSize;
@@ -103,7 +145,16 @@ const Buffer& MeshDevice::allocate_members(std::vector<uint32_t> members,
   std::vector<Allocator*> allocators;
   allocators.reserve(members.size());
   for (uint32_t m : members) allocators.push_back(&chips_[m]->allocator());
-  const Allocation a = allocate_lockstep(allocators, config);
+  Allocation a;
+  try {
+    a = allocate_lockstep(allocators, config);
+  } catch (ModelError& e) {
+    if (e.kind() != ErrorKind::OutOfMemory) throw;
+    const std::string holders =
+        biggest_holders(holdings(buffers_, members.front(), config.type));
+    if (!holders.empty()) e.set_answer(e.answer() + "; biggest holders: " + holders);
+    throw;
+  }
 
   Buffer buffer{.id = g_next_buffer_id++,
                 .type = config.type,
@@ -173,8 +224,19 @@ void MeshDevice::launch_members(std::span<const uint32_t> members, const Program
     }
   }
   for (uint32_t m : members) {
-    validate_circular_buffer_region(program, layout, geometry(),
-                                    chips_[m]->allocator().lowest_l1_address());
+    const Allocator& allocator = chips_[m]->allocator();
+    try {
+      validate_circular_buffer_region(program, layout, geometry(), allocator.lowest_l1_address());
+    } catch (ModelError& e) {
+      if (e.kind() != ErrorKind::CbClash) throw;
+      const FreeList& small = allocator.bank(BufferType::L1Small);
+      const uint64_t small_in_use =
+          small.lowest_allocated() ? small.offset() + small.size() - *small.lowest_allocated() : 0;
+      e.set_answer(clash_answer(geometry(), program.id(),
+                                layout.region_end() - *allocator.lowest_l1_address(),
+                                small_in_use));
+      throw;
+    }
   }
 }
 
@@ -185,13 +247,26 @@ const Buffer& MeshDevice::capture_trace(uint64_t command_bytes) {
   const uint64_t max_page = g.trace_mode == TraceRegionMode::PerDevice ? kMaxTracePageSize : 4096;
   const uint64_t page = trace_page_size(command_bytes, banks, max_page);
   const uint64_t padded = align_up(command_bytes, page);
-  if (trace_buffers_size_ + padded > g.trace_region_size) {
-    throw_trace_too_small(trace_buffers_size_ + padded, id_, g.trace_region_size);
+  // Since 2026 a trace_region_size of 0 means "no trace region": trace buffers go in DRAM,
+  // top-down (tt_metal/distributed/mesh_trace.cpp).
+  const bool dynamic = g.trace_region_size == 0 && (g.messages == MessageVintage::V2026 ||
+                                                    g.messages == MessageVintage::Current);
+  if (!dynamic && trace_buffers_size_ + padded > g.trace_region_size) {
+    try {
+      throw_trace_too_small(trace_buffers_size_ + padded, id_, g.trace_region_size);
+    } catch (ModelError& e) {
+      e.set_answer(trace_answer(trace_buffers_size_ + padded, g.trace_region_size));
+      e.set_needed(trace_buffers_size_ + padded);
+      throw;
+    }
   }
-  const Buffer& buffer = allocate(BufferConfig{.type = BufferType::Trace,
+  // TRACE buffers leave the direction unset, so the DRAM default applies: bottom-up inside the
+  // trace region.
+  const Buffer& buffer = allocate(BufferConfig{.type = dynamic ? BufferType::Dram : BufferType::Trace,
                                                .size = padded,
                                                .page_size = page,
-                                               .bottom_up = false,
+                                               .bottom_up = dynamic ? std::optional<bool>(false)
+                                                                    : std::nullopt,
                                                .tag = "trace"});
   trace_buffers_size_ += padded;
   trace_sizes_[buffer.id] = padded;

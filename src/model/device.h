@@ -154,6 +154,11 @@ class MeshDevice {
   uint64_t trace_buffers_size_ = 0;
 };
 
+// The answers to a failure, in one line each (ModelError::answer()).
+std::string clash_answer(const ChipGeometry& geometry, uint64_t program_id, uint64_t bytes_over,
+                         uint64_t l1_small_in_use);
+std::string trace_answer(uint64_t trace_buffers_size, uint64_t trace_region_size);
+
 // The page size tt-metal picks for a trace of `bytes` over `num_banks` DRAM banks: the largest
 // power of two in [1 KiB, max] that wastes the least padding.
 uint64_t trace_page_size(uint64_t bytes, uint32_t num_banks, uint64_t max_page_size);

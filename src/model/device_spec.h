@@ -25,16 +25,40 @@ std::string_view arch_name(Arch arch);
 
 struct ChipSpec {
   Arch arch = Arch::WormholeB0;
-  uint32_t grid_x = 0;  // compute grid: one L1 bank per core
-  uint32_t grid_y = 0;
   uint64_t l1_per_core = 0;         // worker L1 bytes
   uint64_t l1_unreserved_base = 0;  // default; moves with firmware versions
   uint32_t dram_banks = 0;
   uint64_t dram_bank_size = 0;
-  uint64_t dram_unreserved_base = 0;  // reserved bottom of every DRAM bank
+  // Reserved bottom of every DRAM bank: the host barrier word (rounded to the DRAM alignment)
+  // in plain builds; the barrier plus the Tracy profiler's buffers in TRACY_ENABLE builds.
+  uint64_t dram_base_plain = 0;
+  uint64_t dram_base_profiler = 0;
   uint32_t dram_alignment = 0;
   uint32_t l1_alignment = 0;
 };
+
+// Where fast dispatch runs, which decides how many Tensix cores are left as compute cores:
+// n300/T3K give up a row to Tensix dispatch (8x7) or dispatch on ethernet cores (8x8); a Galaxy
+// gives up a column (7x10) or a row (8x9).
+enum class Dispatch : uint32_t { Tensix, Ethernet, Row, Column };
+std::string_view dispatch_name(Dispatch dispatch);  // "tensix", "ethernet", "row", "column"
+std::optional<Dispatch> parse_dispatch(std::string_view text);
+
+struct DispatchGrid {
+  Dispatch dispatch = Dispatch::Tensix;
+  uint32_t grid_x = 0;  // compute grid: one L1 bank per core
+  uint32_t grid_y = 0;
+};
+
+// Which tt-metal's error texts the model prints (they changed; docs/model.md, Sources):
+//   V2024    out of memory without the bank size; core ranges "[(x=0,y=0) - (x=7,y=7)]"
+//   V2025    "... but bank size is only {} B"
+//   V2026    "... but bank size is {} B (allocated: .., free: .., largest free block: ..)"
+//   Current  the 2026 texts with core ranges "[0-0 - 7-7]" (tt-umd PR #2397, 2026-04-28), and
+//            trace_region_size 0 meaning "trace buffers go in DRAM, top-down"
+enum class MessageVintage : uint32_t { V2024, V2025, V2026, Current };
+std::string_view vintage_name(MessageVintage vintage);  // "2024", "2025", "2026", "current"
+std::optional<MessageVintage> parse_vintage(std::string_view text);
 
 struct MeshShape {
   uint32_t rows = 1;
@@ -51,7 +75,13 @@ struct BoardSpec {
   ChipSpec chip;
   uint32_t num_chips = 1;
   std::array<MeshShape, 2> meshes{};  // first is the default; second equal to it if no choice
-  uint32_t eth_dispatch_grid_y = 0;   // grid_y when dispatch runs on ethernet cores (0: same)
+  // The compute grid per dispatch choice; the first is tt-metal's default for the product, the
+  // second equal to it when there is no choice.
+  std::array<DispatchGrid, 2> grids{};
+
+  // The grid for `dispatch` (default: the product's); nullopt if the product has no such choice.
+  std::optional<DispatchGrid> grid(std::optional<Dispatch> dispatch) const;
+  std::string dispatch_choices() const;  // "ethernet or tensix"
 };
 
 // The product table, in the order products are listed to users.
@@ -77,8 +107,13 @@ struct DeviceParams {
   TraceRegionMode trace_mode = TraceRegionMode::PerDevice;
   AllocPolicy policy = AllocPolicy::FirstFit;
   std::optional<uint64_t> l1_unreserved_base;  // override the board's default
-  bool ethernet_dispatch = false;              // n300 / T3K: 8x8 grid instead of 8x7
-  std::optional<MeshShape> mesh;               // default: the board's first mesh shape
+  std::optional<Dispatch> dispatch;            // default: the product's (BoardSpec::grids)
+  bool profiler = false;                       // a TRACY_ENABLE build: DRAM reserved base grows
+  MessageVintage messages = MessageVintage::Current;
+  // A sub-device manager is loaded, so bank managers have dependencies and out-of-memory
+  // failures use the "after considering dependencies" text.
+  bool sub_devices = false;
+  std::optional<MeshShape> mesh;  // default: the board's first mesh shape
 };
 
 // Per-bank geometry of one memory kind: every bank allocates in [bank_base, bank_base+bank_size).
@@ -100,6 +135,10 @@ struct ChipGeometry {
   uint32_t dram_alignment = 0;     // every free list rounds blocks to this
   TraceRegionMode trace_mode = TraceRegionMode::PerDevice;
   AllocPolicy policy = AllocPolicy::FirstFit;
+  Dispatch dispatch = Dispatch::Tensix;
+  bool profiler = false;
+  MessageVintage messages = MessageVintage::Current;
+  bool sub_devices = false;
   // Indexed by BufferType for DRAM, L1, L1_SMALL, TRACE, and kCbKind for the CB region.
   std::array<KindGeometry, kNumBufferTypes + 1> kinds{};
 

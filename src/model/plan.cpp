@@ -62,6 +62,11 @@ uint32_t u32_of(const json& j, const std::string& context) {
   return j.get<uint32_t>();
 }
 
+bool bool_of(const json& j, const std::string& context) {
+  if (!j.is_boolean()) throw PlanError(context + ": expected true or false");
+  return j.get<bool>();
+}
+
 template <class T>
 T parsed(std::optional<T> value, const json& j, const std::string& context,
          std::string_view choices) {
@@ -73,7 +78,7 @@ void read_params(const json& j, DeviceParams& p) {
   if (!j.is_object()) throw PlanError("params: expected an object of device parameters");
   check_keys(j,
              {"trace_region_size", "l1_small_size", "trace_mode", "policy", "unreserved_base",
-              "mesh", "ethernet_dispatch"},
+              "mesh", "dispatch", "ethernet_dispatch", "profiler", "messages", "sub_devices"},
              "params");
   if (j.contains("trace_region_size")) {
     p.trace_region_size = size_of(j["trace_region_size"], "params.trace_region_size");
@@ -96,12 +101,23 @@ void read_params(const json& j, DeviceParams& p) {
     const std::string text = string_of(j["mesh"], "params.mesh");
     p.mesh = parsed(parse_mesh(text), j["mesh"], "params.mesh", "ROWSxCOLS shapes such as 2x4");
   }
-  if (j.contains("ethernet_dispatch")) {
-    if (!j["ethernet_dispatch"].is_boolean()) {
-      throw PlanError("params.ethernet_dispatch: expected true or false");
-    }
-    p.ethernet_dispatch = j["ethernet_dispatch"].get<bool>();
+  if (j.contains("dispatch")) {
+    const std::string text = string_of(j["dispatch"], "params.dispatch");
+    p.dispatch = parsed(parse_dispatch(text), j["dispatch"], "params.dispatch",
+                        "tensix, ethernet, row, column");
   }
+  // Older plans: true is ethernet dispatch, false the Tensix dispatch that was the default.
+  if (j.contains("ethernet_dispatch")) {
+    p.dispatch = bool_of(j["ethernet_dispatch"], "params.ethernet_dispatch") ? Dispatch::Ethernet
+                                                                             : Dispatch::Tensix;
+  }
+  if (j.contains("profiler")) p.profiler = bool_of(j["profiler"], "params.profiler");
+  if (j.contains("messages")) {
+    const std::string text = string_of(j["messages"], "params.messages");
+    p.messages = parsed(parse_vintage(text), j["messages"], "params.messages",
+                        "2024, 2025, 2026, current");
+  }
+  if (j.contains("sub_devices")) p.sub_devices = bool_of(j["sub_devices"], "params.sub_devices");
 }
 
 PlanStep read_allocate(const json& j, const std::string& ctx) {
@@ -128,17 +144,20 @@ PlanStep read_allocate(const json& j, const std::string& ctx) {
     s.buffer.layout = parsed(parse_layout(layout), j["layout"], ctx + ".layout",
                              "interleaved, height_sharded, width_sharded, block_sharded");
   }
-  if (j.contains("bottom_up")) {
-    if (!j["bottom_up"].is_boolean()) throw PlanError(ctx + ".bottom_up: expected true or false");
-    s.buffer.bottom_up = j["bottom_up"].get<bool>();
-  }
+  if (j.contains("bottom_up")) s.buffer.bottom_up = bool_of(j["bottom_up"], ctx + ".bottom_up");
   if (j.contains("tag")) s.buffer.tag = string_of(j["tag"], ctx + ".tag");
   return s;
 }
 
 PlanStep read_program(const json& j, const std::string& ctx) {
-  check_keys(j, {"op", "name", "cbs", "chip"}, ctx);
+  check_keys(j, {"op", "name", "cbs", "chip", "program_id"}, ctx);
   PlanStep s;
+  if (j.contains("program_id")) {
+    if (!j["program_id"].is_number_unsigned()) {
+      throw PlanError(ctx + ".program_id: expected a non-negative integer (the id tt-metal printed)");
+    }
+    s.program_id = j["program_id"].get<uint64_t>();
+  }
   if (!j.contains("cbs") || !j["cbs"].is_array()) {
     throw PlanError(ctx + ": program needs \"cbs\": [{\"cores\": \"0,0-7,7\", \"size\": 65536}]");
   }
@@ -320,7 +339,7 @@ PlanResult run_plan(const Plan& plan) {
           mesh->deallocate(take(s, i));
           break;
         case PlanStep::Op::Program: {
-          Program program(s.name);
+          Program program(s.name, s.program_id);
           for (const CircularBufferConfig& cb : s.cbs) {
             program.add_circular_buffer(cb.cores.empty() ? all_cores : cb.cores, cb.size);
           }
@@ -352,6 +371,10 @@ PlanResult run_plan(const Plan& plan) {
     } catch (const ModelError& e) {
       if (s.op != PlanStep::Op::Program) r.steps.push_back(result);
       r.error = e;
+      // The failing trace is what the region must hold.
+      if (e.kind() == ErrorKind::TraceTooSmall) {
+        r.peak_trace_bytes = std::max(r.peak_trace_bytes, e.needed());
+      }
       break;
     }
     r.peak_trace_bytes = std::max(r.peak_trace_bytes, mesh->trace_buffers_size());

@@ -33,6 +33,7 @@ struct PlanStep {
   BufferConfig buffer;
   std::optional<uint32_t> chip;  // a device-local allocation or program
   std::vector<CircularBufferConfig> cbs;
+  std::optional<uint64_t> program_id;  // program: the id to use (default: the next one)
   uint64_t trace_bytes = 0;
 };
 std::string_view op_name(PlanStep::Op op);

@@ -24,7 +24,8 @@ void for_each_core(const CoreRangeSet& ranges, uint32_t grid_x, Fn&& fn) {
 
 }  // namespace
 
-Program::Program(std::string name) : id_(g_next_program_id++), name_(std::move(name)) {}
+Program::Program(std::string name, std::optional<uint64_t> id)
+    : id_(id ? *id : g_next_program_id++), name_(std::move(name)) {}
 
 Program& Program::add_circular_buffer(CoreRangeSet cores, uint64_t size) {
   cbs_.push_back({std::move(cores), size});
@@ -74,10 +75,11 @@ void validate_circular_buffer_region(const Program& program, const CbLayout& lay
                                      std::optional<uint64_t> lowest_l1_address) {
   for (const CbRegion& region : layout.regions) {
     if (region.end > g.l1_per_core) {
-      throw_cb_beyond_l1(region.range.str(), region.end, g.l1_per_core);
+      throw_cb_beyond_l1(core_range_text(region.range, g.messages), region.end, g.l1_per_core);
     }
     if (lowest_l1_address && *lowest_l1_address < region.end) {
-      throw_cb_clash(program.id(), region.range.str(), *lowest_l1_address, region.end);
+      throw_cb_clash(program.id(), core_range_text(region.range, g.messages), *lowest_l1_address,
+                     region.end);
     }
   }
 }

@@ -25,8 +25,9 @@ struct CircularBufferConfig {
 
 class Program {
  public:
-  // Takes the next process-wide program id, as tt-metal numbers its programs.
-  explicit Program(std::string name = {});
+  // Takes the next process-wide program id, as tt-metal numbers its programs, unless `id` is
+  // given (to match the id a user quotes from a real run's error).
+  explicit Program(std::string name = {}, std::optional<uint64_t> id = std::nullopt);
 
   uint64_t id() const { return id_; }
   const std::string& name() const { return name_; }

@@ -22,13 +22,16 @@ using model::BufferType;
 using model::DataType;
 using model::Layout;
 
-constexpr std::array<ScenarioInfo, 5> kScenarios = {{
+constexpr std::array<ScenarioInfo, 6> kScenarios = {{
     {"llama-decode", "t3k",
      "Llama-3.1-8B decode, tensor parallel over the mesh, batch 32: weights, KV cache, prefill "
      "and compile churn, trace capture, then trace replay as a steady plateau"},
     {"cb-clash", "n150",
      "a UNet-like conv stack with l1_small_size set whose decoder conv's circular buffers clash "
      "with the L1 activations it keeps (tt-metal issues #6992, #5722)"},
+    {"l1-small-clash", "n150",
+     "a conv on a device opened with an l1_small_size copied from a bigger model: its CBs reach "
+     "the L1 activations by less than the L1_SMALL it does not use (lowering it fixes the run)"},
     {"oom", "n150",
      "DRAM out of memory from fragmentation: enough free bytes in total, no block large enough"},
     {"leak", "n150", "a test suite that forgets to free some buffers, then exits"},
@@ -159,6 +162,30 @@ void cb_clash(Context& ctx) {
   // while the kept activations reach below that); reaching here means the model's rules
   // changed, which the scenario reports rather than hides.
   throw std::logic_error("cb-clash finished without a circular-buffer clash");
+}
+
+void l1_small_clash(Context& ctx) {
+  // 96-160 KiB of L1_SMALL, where the conv's reader indices need 4 KiB a core.
+  const uint64_t l1_small_size = 1024 * ctx.rng.uniform(96, 160);
+  auto mesh = ctx.open({.l1_small_size = l1_small_size});
+  Workload w(*mesh, ctx.pacer);
+  const uint32_t cores = mesh->geometry().num_cores();
+  ctx.out << fmt::format("conv on {} cores, l1_small_size {} B (copied from a bigger model)\n",
+                         cores, l1_small_size);
+  // Reader indices: two 2 KiB rows a core in L1_SMALL; the input: 512 KiB a core in L1.
+  w.create("ttnn::conv2d", {uint64_t(cores) * 2, 1024, DataType::BFloat16,
+                            {BufferType::L1Small, Layout::HeightSharded, cores}, true});
+  w.create("ttnn::from_torch", sharded_activation(uint64_t(cores) * 4096, 64, cores));
+  ctx.pacer.pause(0.5);
+  // The conv's CBs end 8-32 KiB (seeded) above the input: less than the unused L1_SMALL.
+  const model::ChipGeometry& g = mesh->geometry();
+  const uint64_t lowest = mesh->chip(0).allocator().lowest_l1_address().value_or(g.l1_per_core);
+  const uint64_t over = 1024 * ctx.rng.uniform(8, 32);
+  const uint64_t weights = 9 * 64 * 32 * 2;  // 3x3 kernel, 64 input channels, 32 outputs
+  w.run({.name = "ttnn::conv2d",
+         .cores = cores,
+         .cbs = {weights, lowest + over - g.l1_unreserved_base - weights}});
+  throw std::logic_error("l1-small-clash finished without a circular-buffer clash");
 }
 
 void oom(Context& ctx) {
@@ -292,12 +319,14 @@ int run_scenario(std::string_view name, const SimOptions& options, std::ostream&
     if (info->name == "llama-decode") llama_decode(ctx);
     if (info->name == "cb-clash") cb_clash(ctx);
     if (info->name == "oom") oom(ctx);
+    if (info->name == "l1-small-clash") l1_small_clash(ctx);
     if (info->name == "leak") leak(ctx);
     if (info->name == "trace-too-small") trace_too_small(ctx);
   } catch (const model::ModelError& e) {
     if (e.kind() == model::ErrorKind::InvalidRequest) throw std::invalid_argument(e.what());
     out.flush();
     err << e.what() << '\n';
+    if (!e.answer().empty()) err << "answer: " << e.answer() << '\n';
     err.flush();
     // The state stays as tt-metal left it: nothing is freed after the failure.
     Pacer::hold(options.hold_seconds);

@@ -83,34 +83,50 @@ TEST(Geometry, KindsTileEachBankWithoutOverlap) {
     EXPECT_EQ(small.bank_base + small.bank_size, g.l1_per_core) << board.name;
     EXPECT_EQ(dram.bank_base + dram.bank_size, trace.bank_base) << board.name;
     EXPECT_EQ(trace.bank_base + trace.bank_size, board.chip.dram_bank_size) << board.name;
-    EXPECT_EQ(l1.num_banks, board.chip.grid_x * board.chip.grid_y) << board.name;
+    EXPECT_EQ(l1.num_banks, board.grids[0].grid_x * board.grids[0].grid_y) << board.name;
     EXPECT_EQ(g.cb().bank_base + g.cb().bank_size, g.l1_per_core) << board.name;
   }
 }
 
 TEST(Geometry, ProductTable) {
   EXPECT_EQ(geometry_of("n150").num_cores(), 64u);
-  EXPECT_EQ(geometry_of("n300").num_cores(), 56u);
-  EXPECT_EQ(geometry_of("n300", {.ethernet_dispatch = true}).num_cores(), 64u);
-  EXPECT_EQ(geometry_of("T3K").num_cores(), 56u);
-  EXPECT_EQ(geometry_of("galaxy").num_cores(), 80u);
+  // n300 and T3K dispatch on ethernet by default: 8x8 = 64; Tensix dispatch takes a row: 8x7.
+  EXPECT_EQ(geometry_of("n300").num_cores(), 64u);
+  EXPECT_EQ(geometry_of("n300", {.dispatch = Dispatch::Tensix}).num_cores(), 56u);
+  EXPECT_EQ(geometry_of("T3K").num_cores(), 64u);
+  EXPECT_EQ(geometry_of("T3K", {.dispatch = Dispatch::Tensix}).num_cores(), 56u);
+  // Galaxy: column dispatch 7x10 = 70 (default), row dispatch 8x9 = 72.
+  EXPECT_EQ(geometry_of("galaxy").num_cores(), 70u);
+  EXPECT_EQ(geometry_of("galaxy", {.dispatch = Dispatch::Row}).num_cores(), 72u);
   EXPECT_EQ(geometry_of("p100a").num_cores(), 110u);
-  EXPECT_EQ(geometry_of("p150").num_cores(), 130u);
+  // p150 since firmware 19.5.0: 11x10 = 110.
+  EXPECT_EQ(geometry_of("p150").num_cores(), 110u);
+  error_of([] { geometry_of("n150", {.dispatch = Dispatch::Ethernet}); },
+           ErrorKind::InvalidRequest);
   EXPECT_EQ(geometry_of("p100a").kind(BufferType::Dram).num_banks, 7u);
   EXPECT_EQ(geometry_of("p150").kind(BufferType::Dram).num_banks, 8u);
   EXPECT_EQ(find_board("t3k")->num_chips, 8u);
   EXPECT_EQ(find_board("t3k")->meshes[1], (MeshShape{2, 4}));
   EXPECT_EQ(find_board("galaxy")->num_chips, 32u);
   EXPECT_EQ(find_board("nope"), nullptr);
-  // The DRAM bank size tt-metal prints for a Wormhole with no trace region.
-  EXPECT_EQ(geometry_of("n150").kind(BufferType::Dram).bank_size, 1'071'821'792u);
+  // Plain build: 1,073,741,824 - 32 (the barrier word, 4 B rounded to 32) = 1,073,741,792.
+  EXPECT_EQ(geometry_of("n150").kind(BufferType::Dram).bank_size, 1'073'741'792u);
+  // Profiler build: 1,073,741,824 - (32 + 48,000 x 5 x 8) = 1,071,821,792, the bank size
+  // tt-metal prints in profiler builds' out-of-memory errors.
+  EXPECT_EQ(geometry_of("n150", {.profiler = true}).kind(BufferType::Dram).bank_size,
+            1'071'821'792u);
+  // Blackhole: 4,278,190,080 - 64 = 4,278,190,016 plain; - (64 + 48,000 x 5 x 20) =
+  // 4,273,390,016 with the profiler.
+  EXPECT_EQ(geometry_of("p150").kind(BufferType::Dram).bank_size, 4'278'190'016u);
+  EXPECT_EQ(geometry_of("p150", {.profiler = true}).kind(BufferType::Dram).bank_size,
+            4'273'390'016u);
 }
 
 TEST(Geometry, TraceRegionPerBankOrPerDevice) {
   const ChipGeometry per_bank =
       geometry_of("t3k", {.trace_region_size = 50'000'000, .trace_mode = TraceRegionMode::PerBank});
   EXPECT_EQ(per_bank.kind(BufferType::Trace).bank_size, 50'000'000u);
-  EXPECT_EQ(per_bank.kind(BufferType::Dram).bank_size, 1'071'821'792u - 50'000'000u);
+  EXPECT_EQ(per_bank.kind(BufferType::Dram).bank_size, 1'073'741'792u - 50'000'000u);
   // Per device: ceil(50,000,000 / 12) = 4,166,667, rounded up to 8 KiB trace pages.
   const ChipGeometry per_device = geometry_of(
       "t3k", {.trace_region_size = 50'000'000, .trace_mode = TraceRegionMode::PerDevice});
@@ -136,8 +152,10 @@ TEST(Allocator, DramAllocatesBottomUpFromTheReservedBase) {
   const Allocation second = allocate(a, config);
   EXPECT_EQ(first.placement.size_per_bank, 9'787'392u);
   EXPECT_EQ(first.placement.num_banks, 12u);
-  EXPECT_EQ(first.address, 1'920'032u);
-  EXPECT_EQ(second.address, 1'920'032u + 9'787'392u);
+  EXPECT_EQ(first.address, 32u);  // plain build: just above the barrier word
+  EXPECT_EQ(second.address, 32u + 9'787'392u);
+  Allocator profiled(geometry_of("n150", {.profiler = true}));
+  EXPECT_EQ(allocate(profiled, config).address, 1'920'032u);
 }
 
 TEST(Allocator, ConsecutiveL1BuffersStackTopDown) {
@@ -198,8 +216,8 @@ TEST(Allocator, OutOfMemoryCarriesPerBankFigures) {
       ErrorKind::OutOfMemory);
   EXPECT_EQ(message,
             "Out of Memory: Not enough space to allocate 12884901888 B DRAM buffer across 12 "
-            "banks, where each bank needs to store 1073741824 B, but bank size is 1071821792 B "
-            "(allocated: 0 B, free: 1071821792 B, largest free block: 1071821792 B)");
+            "banks, where each bank needs to store 1073741824 B, but bank size is 1073741792 B "
+            "(allocated: 0 B, free: 1073741792 B, largest free block: 1073741792 B)");
 }
 
 TEST(Allocator, FragmentationFailsWithEnoughFreeBytes) {
@@ -226,7 +244,8 @@ TEST(Allocator, FragmentationFailsWithEnoughFreeBytes) {
 }
 
 TEST(Allocator, ShardsAreBoundedByTheComputeCores) {
-  Allocator a(geometry_of("n300"));
+  // n300 with Tensix dispatch: 8x7 = 56 compute cores.
+  Allocator a(geometry_of("n300", {.dispatch = Dispatch::Tensix}));
   const std::string message = error_of(
       [&] {
         allocate(a, {.type = BufferType::L1,

@@ -71,7 +71,7 @@ TEST(CircularBuffers, ClashIsDetectedAtTheExactByte) {
     EXPECT_EQ(e.kind(), ErrorKind::CbClash);
     EXPECT_EQ(std::string(e.what()),
               "Statically allocated circular buffers in program " + std::to_string(clashes.id()) +
-                  " clash with L1 buffers on core range [(x=0,y=0) - (x=7,y=7)]. L1 buffer "
+                  " clash with L1 buffers on core range [0-0 - 7-7]. L1 buffer "
                   "allocated at " +
                   std::to_string(lowest) + " and static circular buffer region ends at " +
                   std::to_string(lowest + 1));
@@ -96,7 +96,7 @@ TEST(CircularBuffers, RegionBeyondL1) {
   } catch (const ModelError& e) {
     EXPECT_EQ(e.kind(), ErrorKind::CbBeyondL1);
     EXPECT_EQ(std::string(e.what()),
-              "Statically allocated circular buffers on core range [(x=0,y=0) - (x=3,y=7)] grow "
+              "Statically allocated circular buffers on core range [0-0 - 3-7] grow "
               "to 1499168 B which is beyond max L1 size of 1499136 B");
   }
 }
