@@ -290,7 +290,11 @@ void Collector::reap(const std::string& path, Tracked& t) {
   }
   if (std::string err = leaks_.save(leaks); !err.empty()) {
     // Keep the segment: the leak report must not be lost. Try again at the next refresh.
-    problems_[path] = Problem{"cannot save leak report: " + err};
+    Problem& p = problems_[path];
+    p = Problem{fmt::format("{} leaked buffers of process {} are not saved yet: cannot save leak "
+                            "report: {}; they are saved at the next refresh once there is room",
+                            leaks.size(), r.pid(), err)};
+    p.leaks = true;
     return;
   }
   ::unlink(path.c_str());
@@ -556,7 +560,7 @@ void Collector::build_snapshot() {
 
   s.leaks = options_.leak_records ? leaks_.load(&s.problems) : leaks_.load_count(&s.problems);
   for (const auto& [path, problem] : problems_) {
-    s.problems.push_back({path, problem.error, problem.rejected});
+    s.problems.push_back({path, problem.error, problem.rejected, problem.leaks});
   }
   snapshot_ = std::move(s);
 }

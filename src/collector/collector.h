@@ -95,6 +95,7 @@ class Collector {
     uint64_t inode = 0, size = 0;
     int64_t mtime_ns = 0;
     std::string rejected;  // SegmentProblem::rejected
+    bool leaks = false;    // SegmentProblem::leaks
   };
   // Outcome of verify_origin(): `rejected` (a kRejected* reason, with `error`) or `check`.
   struct Verdict {

@@ -125,7 +125,7 @@ json to_json(const TagUsage& t) {
 }
 
 json to_json(const SegmentProblem& p) {
-  return {{"path", p.path}, {"error", p.error}, {"rejected", p.rejected}};
+  return {{"path", p.path}, {"error", p.error}, {"rejected", p.rejected}, {"leaks", p.leaks}};
 }
 
 json status_json(const Snapshot& s) {
@@ -351,7 +351,9 @@ BufferView buffer_from_json(const json& j) {
 }
 
 SegmentProblem problem_from_json(const json& j) {
-  return {string_field(j, "path"), string_field(j, "error"), string_field(j, "rejected")};
+  // "leaks" is absent from an older ttmemd's documents.
+  return {string_field(j, "path"), string_field(j, "error"), string_field(j, "rejected"),
+          j.contains("leaks") && bool_field(j, "leaks")};
 }
 
 }  // namespace

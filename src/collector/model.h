@@ -220,6 +220,9 @@ struct SegmentProblem {
   std::string path;
   std::string error;
   std::string rejected;  // "" for a file that failed validation, else a kRejected* reason
+  // Leak records are at stake: a leak file that cannot be read, or a dead process's leak report
+  // that cannot be saved yet. `ttmem leaks` shows these, so "no leaks" is never said over them.
+  bool leaks = false;
 };
 
 struct TagUsage {

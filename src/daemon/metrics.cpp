@@ -190,6 +190,12 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
   w.sample("ttmem_tracked_processes", "", uint64_t(s.processes.size()));
   w.family("ttmem_leaked_buffers", "gauge", "Leak records of processes that ended.");
   w.sample("ttmem_leaked_buffers", "", s.leaks.count());
+  w.family("ttmem_leak_reports_unshown", "gauge",
+           "Leak reports whose records are not in ttmem_leaked_buffers: unreadable leak files, "
+           "or reports of ended processes that cannot be saved yet (file system full).");
+  w.sample("ttmem_leak_reports_unshown", "",
+           uint64_t(std::count_if(s.problems.begin(), s.problems.end(),
+                                  [](const SegmentProblem& p) { return p.leaks; })));
   w.family("ttmem_segment_problems", "gauge", "Segment files skipped because they failed checks.");
   w.sample("ttmem_segment_problems", "", uint64_t(s.problems.size()));
   w.family("ttmem_segments_rejected", "gauge",
