@@ -493,7 +493,11 @@ void Collector::build_snapshot() {
     if (t.records_copied) {
       for (const auto& rec : st.records) fold(rec);
     } else {
-      r.for_each_live_record(&st, fold);
+      // A file truncated during the scan leaves what was folded; the next refresh's read fails
+      // and drops the segment with the reason.
+      if (!r.for_each_live_record(&st, fold)) {
+        problems_[path] = Problem{"segment was truncated while being read; remove it"};
+      }
     }
     p.torn_records = st.torn_records;
     p.corrupt_records = st.corrupt_records;
