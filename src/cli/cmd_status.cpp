@@ -51,6 +51,13 @@ void print_devices(const Snapshot& s) {
   c.print();
 }
 
+// Before the command: what the PID column cannot say.
+std::string process_note(const ProcessView& p) {
+  // Its pid is the one its own namespace gave it; here it may name another process, or none.
+  if (p.segment_check == kCheckOtherNamespace) return "[other pid namespace] ";
+  return p.exited ? "[exited] " : "";
+}
+
 void print_processes(const Snapshot& s) {
   std::printf("\n");
   if (s.processes.empty()) {
@@ -66,7 +73,7 @@ void print_processes(const Snapshot& s) {
            format_bytes(p.reserved[uint32_t(Kind::L1Small)]),
            format_bytes(p.reserved[uint32_t(Kind::Trace)]),
            format_bytes(p.reserved[uint32_t(Kind::Cb)]), std::to_string(p.buffers),
-           std::to_string(p.dropped_events), (p.exited ? "[exited] " : "") + p.command});
+           std::to_string(p.dropped_events), process_note(p) + p.command});
   }
   t.print();
   for (const auto& p : s.processes) {

@@ -331,6 +331,7 @@ bool create_segment() {
   h->pid = uint32_t(pid);
   h->uid = uint32_t(::getuid());
   h->start_time = start;
+  h->pid_namespace = own_pid_namespace();
   h->created_realtime_ns = realtime_ns();
   h->created_monotonic_ns = monotonic_ns();
   FastClock::enable(tsc_is_clocksource());

@@ -1,6 +1,7 @@
 #include "collector/collector.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
@@ -53,7 +55,9 @@ CollectorOptions with_resolved_dir(CollectorOptions o) {
 }  // namespace
 
 Collector::Collector(CollectorOptions options)
-    : options_(with_resolved_dir(std::move(options))), leaks_(options_.dir + "/leaks") {
+    : options_(with_resolved_dir(std::move(options))),
+      pid_namespace_(own_pid_namespace()),
+      leaks_(options_.dir + "/leaks") {
   if (!make_private_dirs(options_.dir)) {
     throw std::runtime_error(fmt::format(
         "segment directory {} is not usable ({}); pass --dir or set TTMEM_DIR to a writable "
@@ -122,14 +126,16 @@ void Collector::track(const std::string& path, const SegmentName& name) {
                     reader->pid(), reader->start_time(), name.pid, name.start_time));
   }
   Tracked t;
+  t.other_namespace = in_other_namespace(*reader);
   // Open the pidfd first, then confirm the start time: if it matches, the pidfd refers to the
   // process that wrote the segment and not to a later process that reused its PID.
-  t.pidfd = open_pidfd(name.pid);
+  if (!t.other_namespace) t.pidfd = open_pidfd(name.pid);
   if (t.pidfd >= 0 && process_liveness(name.pid, name.start_time) != Liveness::Alive) {
     ::close(t.pidfd);
     t.pidfd = -1;
   }
-  Verdict verdict = verify_origin(*reader, t.pidfd >= 0);
+  Verdict verdict =
+      t.other_namespace ? verify_other_namespace(*reader) : verify_origin(*reader, t.pidfd >= 0);
   if (!verdict.rejected.empty()) {
     if (t.pidfd >= 0) ::close(t.pidfd);
     problems_[path] =
@@ -190,7 +196,28 @@ Collector::Verdict Collector::verify_origin(const SegmentReader& r, bool alive) 
                       pid, owner)};
 }
 
+bool Collector::in_other_namespace(const SegmentReader& r) const {
+  // 0 on either side (a client from before the field, no /proc): the same namespace, as before.
+  return r.pid_namespace() != 0 && pid_namespace_ != 0 && r.pid_namespace() != pid_namespace_;
+}
+
+// A process in another PID namespace cannot be looked up here (its pid names another process, or
+// none), so neither question of verify_origin can be asked. What can be: nobody but the file's
+// owner (or root) could have made the file, so it is believed when it names its owner as the
+// process's user, or when it is the collector's own user's (a user namespace maps the container
+// user's id). It is shown, never called dead, never reaped: the collector of its own namespace
+// does that (docs/security.md, "Containers").
+Collector::Verdict Collector::verify_other_namespace(const SegmentReader& r) const {
+  if (r.file_uid() == r.uid() || r.file_uid() == ::geteuid()) return {{}, kCheckOtherNamespace, {}};
+  return {std::string(kRejectedWrongOwner),
+          {},
+          fmt::format("rejected: segment of a process in another PID namespace that names uid {} "
+                      "but belongs to uid {}",
+                      r.uid(), r.file_uid())};
+}
+
 bool Collector::is_dead(const Tracked& t) const {
+  if (t.other_namespace) return false;  // not ours to judge: its pid means nothing here
   if (t.pidfd >= 0) {
     pollfd p{t.pidfd, POLLIN, 0};
     return ::poll(&p, 1, 0) > 0;  // a pidfd is readable once its process has exited
@@ -203,16 +230,26 @@ namespace {
 // A client killed between creating `<segment>.tmp` and renaming it into place leaves the
 // temporary behind: it is never renamed, and it holds the committed header (about 600 KB of
 // /dev/shm). It has no records, so removing it loses nothing; only its own process (by pid and
-// start time) could still be writing it.
-void remove_if_abandoned_temporary(const std::string& path, const std::string& name) {
+// start time) could still be writing it. A temporary whose header names another PID namespace
+// is left alone: its pid says nothing about its process here.
+void remove_if_abandoned_temporary(const std::string& path, const std::string& name,
+                                   uint64_t own_namespace) {
   static const std::string kTmp = ".tmp";
   if (name.size() <= kTmp.size() || name.compare(name.size() - kTmp.size(), kTmp.size(), kTmp)) {
     return;
   }
   auto owner = parse_segment_name(name.substr(0, name.size() - kTmp.size()));
-  if (owner && process_liveness(owner->pid, owner->start_time) == Liveness::Dead) {
-    ::unlink(path.c_str());
+  if (!owner || process_liveness(owner->pid, owner->start_time) != Liveness::Dead) return;
+  uint64_t writer_namespace = 0;
+  if (int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK); fd >= 0) {
+    if (::pread(fd, &writer_namespace, sizeof writer_namespace,
+                offsetof(pr::SegmentHeader, pid_namespace)) != ssize_t(sizeof writer_namespace)) {
+      writer_namespace = 0;
+    }
+    ::close(fd);
   }
+  if (writer_namespace != 0 && own_namespace != 0 && writer_namespace != own_namespace) return;
+  ::unlink(path.c_str());
 }
 
 }  // namespace
@@ -226,7 +263,7 @@ void Collector::scan_directory() {
     if (name == "." || name == "..") continue;
     std::string path = options_.dir + "/" + name;
     auto parsed = parse_segment_name(name);
-    if (!parsed && options_.reap) remove_if_abandoned_temporary(path, name);
+    if (!parsed && options_.reap) remove_if_abandoned_temporary(path, name, pid_namespace_);
     if (!parsed) {
       // Only files that claim to be segments are worth a report; temporaries and the leak
       // directory are ours.

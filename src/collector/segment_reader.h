@@ -49,6 +49,8 @@ class SegmentReader {
   pid_t pid() const { return pid_t(header_.pid); }
   uint64_t start_time() const { return header_.start_time; }
   uint32_t uid() const { return header_.uid; }
+  // The writer's PID namespace (SegmentHeader::pid_namespace); 0 when its client did not say.
+  uint64_t pid_namespace() const { return header_.pid_namespace; }
   // Owner and identity of the file mapped (not of whatever the path names later).
   uint32_t file_uid() const { return file_uid_; }
   dev_t file_dev() const { return file_dev_; }
@@ -77,7 +79,7 @@ class SegmentReader {
   // makes the reader read the device slot into *out (or the string table) again first, so the
   // device is in *out and the tag resolves when `visit` sees the record.
   template <class Visit>
-  void for_each_live_record(SegmentState* out, Visit&& visit);
+  bool for_each_live_record(SegmentState* out, Visit&& visit);
 
   // Tag text for an id; "" for 0 or unknown ids.
   const std::string& tag(uint32_t id) const;

@@ -80,6 +80,11 @@ std::optional<uint64_t> process_start_time(pid_t pid) {
   return st->start_time;
 }
 
+uint64_t own_pid_namespace() {
+  struct stat st;
+  return ::stat("/proc/self/ns/pid", &st) == 0 ? uint64_t(st.st_ino) : 0;
+}
+
 std::string process_cmdline(pid_t pid, size_t max_bytes) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/cmdline", int(pid));

@@ -69,6 +69,8 @@ enum class Kind : uint8_t { Dram = 0, L1 = 1, SystemMemory = 2, L1Small = 3, Tra
 //  88  string_slot_size u32 | 92 reserved u32
 //  96  devices_offset, counters_offset, ring_heads_offset, strings_offset, slab_offset,
 //      rings_offset (u64 each, up to 144)
+// 144  pid_namespace u64: inode of the writer's /proc/self/ns/pid (0 = not known). `pid` and
+//      `start_time` mean something only to a reader in the same PID namespace.
 // 192  state u32 atomic | 196 string_count u32 atomic | 200 slab_high_water u32 atomic
 // 256  ProcessCounters (64 B, see below)
 // 1024 cmdline[1024]: NUL-separated argv, NUL-padded
@@ -115,7 +117,8 @@ struct SegmentHeader {
   uint64_t strings_offset;
   uint64_t slab_offset;
   uint64_t rings_offset;
-  uint8_t pad0[192 - 144];
+  uint64_t pid_namespace;
+  uint8_t pad0[192 - 152];
   uint32_t state;
   uint32_t string_count;
   uint32_t slab_high_water;
@@ -127,6 +130,7 @@ struct SegmentHeader {
 };
 static_assert(sizeof(SegmentHeader) == kHeaderSize);
 static_assert(offsetof(SegmentHeader, devices_offset) == 96);
+static_assert(offsetof(SegmentHeader, pid_namespace) == 144);
 static_assert(offsetof(SegmentHeader, state) == 192);
 static_assert(offsetof(SegmentHeader, counters) == 256);
 static_assert(offsetof(SegmentHeader, cmdline) == 1024);

@@ -84,5 +84,39 @@ TEST(ForeignSegment, TruncatingALiveSegmentNeverCrashesTheDaemonOrTheCli) {
   EXPECT_EQ(holder->wait(), 0);
 }
 
+// A process in a container (its own PID namespace) sharing the segment directory: its pid means
+// another process here (pid 1 in the container is this machine's init), or none. Before, a
+// collector outside took it for dead and reaped its live buffers into 10 false leak records.
+TEST(ForeignSegment, ProcessInAnotherPidNamespaceIsShownButNeverReapedOrCalledDead) {
+  const std::vector<std::string> in_new_namespace = {"/usr/bin/unshare", "--pid", "--fork",
+                                                     "--mount-proc"};
+  std::vector<std::string> probe = in_new_namespace;
+  probe.push_back("/bin/true");
+  if (run(probe).exit_code != 0) GTEST_SKIP() << "cannot create a PID namespace here (not root)";
+  TempDir dir;
+  std::unique_ptr<Child> holder;
+  const std::string segment = start_holder(holder, dir.path(), 10, in_new_namespace);
+  ASSERT_FALSE(segment.empty());
+
+  for (int look = 0; look < 3; ++look) {  // each `ttmem status` is a reaping collector
+    json status = ttmem_json(dir.path(), {"status", "--json"});
+    ASSERT_EQ(status.at("processes").size(), 1u) << status.dump();
+    EXPECT_EQ(status["processes"][0].at("segment_check"), "other_namespace");
+    EXPECT_EQ(status["processes"][0].at("buffers"), 10);
+    EXPECT_TRUE(status.at("problems").empty()) << status.dump();
+  }
+  EXPECT_TRUE(ttmem_json(dir.path(), {"leaks", "--json"}).at("leaks").empty());
+  Ttmemd daemon(dir.path());
+  EXPECT_EQ(get_json(daemon.url(), "/api/v1/status").at("processes").size(), 1u);
+  EXPECT_TRUE(get_json(daemon.url(), "/api/v1/leaks").at("leaks").empty());
+  RunResult text = run({TTMEM_CLI, "--dir", dir.path(), "status"});
+  EXPECT_NE(text.out.find("[other pid namespace]"), std::string::npos) << text.out;
+  EXPECT_TRUE(std::filesystem::exists(segment));
+
+  holder->write_line("free");
+  holder->close_stdin();
+  EXPECT_EQ(holder->wait(), 0);
+}
+
 }  // namespace
 }  // namespace ttmem::test::fault
