@@ -73,5 +73,7 @@ std::vector<std::string> leftover_files(const std::string& dir);
 // Open file descriptors and resident memory of a process, from /proc.
 size_t open_fds(pid_t pid);
 uint64_t rss_bytes(pid_t pid);
+// Its high-water mark (VmHWM).
+uint64_t peak_rss_bytes(pid_t pid);
 
 }  // namespace ttmem::test::fault
