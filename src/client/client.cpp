@@ -686,6 +686,24 @@ int reject(int status) {
 
 uint64_t div_ceil(uint64_t a, uint64_t b) { return b == 0 ? 0 : (a + b - 1) / b; }
 
+// The largest buffer the client records, requested or reserved: 1 TiB, far beyond any device's
+// memory, and small enough that neither the per-bank arithmetic below nor the counters of a full
+// slab (2^24 live records) can wrap. A report beyond it is refused rather than recorded wrong:
+// before, size 2^64-1 wrapped the per-bank size (reserved showed 0, the requested total
+// wrapped), and an address plus size past 2^64 was recorded, then rejected by every reader.
+constexpr uint64_t kMaxBufferBytes = uint64_t{1} << 40;
+
+// True when a buffer's fields describe one that fits the address space and the limit above.
+bool plausible_buffer(uint64_t address, uint64_t size, uint64_t size_per_bank, uint32_t banks) {
+  uint64_t reserved = 0;
+  if (size > kMaxBufferBytes || size_per_bank > kMaxBufferBytes ||
+      __builtin_mul_overflow(size_per_bank, uint64_t{banks}, &reserved) ||
+      reserved > kMaxBufferBytes) {
+    return false;
+  }
+  return address <= UINT64_MAX - std::max(size, size_per_bank);
+}
+
 }  // namespace
 }  // namespace ttmem::client
 
@@ -745,6 +763,10 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
   r.num_banks = uint16_t(std::min<uint32_t>(banks, UINT16_MAX));
   r.num_cores = uint16_t(std::min<uint32_t>(desc->num_cores, UINT16_MAX));
   r.size_per_bank = desc->size_per_bank;
+  // Bounded before the per-bank arithmetic, which then cannot wrap.
+  if (desc->size > kMaxBufferBytes || desc->page_size > kMaxBufferBytes) [[unlikely]] {
+    return reject(TTMEM_EINVAL);
+  }
   if (r.size_per_bank == 0 && banks != 0) {
     // tt-metal: ceil(pages / banks) x page size rounded up to the kind's alignment.
     if (desc->page_size != 0) {
@@ -754,6 +776,10 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
     } else {
       r.size_per_bank = div_ceil(desc->size, banks);
     }
+  }
+  if (!plausible_buffer(r.address, r.size, r.size_per_bank, dev->banks[desc->kind]))
+      [[unlikely]] {
+    return reject(TTMEM_EINVAL);
   }
   r.tag = desc->tag != nullptr ? intern(desc->tag) : current_op();
   uint64_t reserved = reserved_of(*dev, r);

@@ -317,6 +317,64 @@ void alloc_dram(uint64_t id) {
   ttmem::buffer_alloc(b);
 }
 
+// Reports that cannot describe a real buffer are refused at the API with TTMEM_EINVAL and
+// counted; nothing they carry reaches a record or a total. Before, an address plus size past
+// 2^64 returned TTMEM_OK and every reader counted the record as corrupt (never listed, never a
+// leak), and a size of 2^64-1 wrapped the per-bank size: reserved 0, the requested total wrapped.
+TEST(Pipeline, ImpossibleBuffersAreRefusedAtTheApiAndCorruptNoTotal) {
+  TempDir dir;
+  int done[2], go[2];
+  ASSERT_EQ(::pipe(done), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t client = ::fork();
+  if (client == 0) {
+    ::setenv("TTMEM_DIR", dir.path().c_str(), 1);
+    ttmem_device_desc d = ttmem::make_device_desc();
+    d.kinds[TTMEM_KIND_DRAM] = {12ull << 30, 1ull << 30, 0, 12, 32};
+    ttmem::register_device(d);
+    auto dram = [](uint64_t id, uint64_t address, uint64_t size) {
+      return ttmem::make_buffer_desc(0, id, ttmem::Kind::Dram, address, size);
+    };
+    std::vector<ttmem_buffer_desc> impossible = {
+        dram(1, UINT64_MAX - 100, 4096),     // address + size wraps
+        dram(2, 4096, UINT64_MAX),           // per-bank size would wrap
+        dram(3, 0, (1ull << 40) + 1),        // over 1 TiB
+    };
+    impossible.push_back(dram(4, 0, 4096));
+    impossible.back().page_size = UINT64_MAX;  // aligned page size would wrap
+    impossible.push_back(dram(5, 0, 4096));
+    impossible.back().size_per_bank = 1ull << 39;  // x 12 banks reserved: over 1 TiB
+    std::string codes;
+    for (const auto& b : impossible) codes += std::to_string(ttmem_buffer_alloc(&b)) + " ";
+    ttmem_buffer_desc good = dram(6, 1 << 20, 8192);
+    codes += std::to_string(ttmem_buffer_alloc(&good));
+    (void)!::write(done[1], codes.data(), codes.size());
+    char byte;
+    (void)!::read(go[0], &byte, 1);
+    ::_exit(0);
+  }
+  char buf[64] = {};
+  ASSERT_GT(::read(done[0], buf, sizeof buf - 1), 0);
+  EXPECT_STREQ(buf, "-1 -1 -1 -1 -1 0");
+
+  Collector c(CollectorOptions{dir.path()});
+  c.refresh();
+  const Snapshot& s = c.snapshot();
+  ASSERT_EQ(s.processes.size(), 1u);
+  EXPECT_EQ(s.processes[0].counters.invalid_calls, 5u);
+  EXPECT_EQ(s.processes[0].corrupt_records, 0u);
+  EXPECT_EQ(s.processes[0].buffers, 1u);
+  ASSERT_EQ(s.devices.size(), 1u);
+  const KindUsage& dram = s.devices[0].kinds[TTMEM_KIND_DRAM];
+  EXPECT_EQ(dram.requested, 8192u);
+  EXPECT_EQ(dram.reserved, 683u * 12);  // 8 KiB over 12 banks: 683 B a bank, in every bank
+  EXPECT_EQ(dram.count, 1u);
+  (void)!::write(go[1], "g", 1);
+  int status = 0;
+  ::waitpid(client, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 TEST(Pipeline, ForkedChildGetsItsOwnSegmentAndNeverWritesTheParents) {
   TempDir dir;
   int ready[2], go[2];
