@@ -88,6 +88,10 @@ void print_processes(const Snapshot& s) {
           (unsigned long long)c.cb_overflow, (unsigned long long)p.torn_records,
           (unsigned long long)p.corrupt_records);
     }
+    if (c.tag_overflow) {
+      std::printf("warning: pid %d: %llu reports left untagged: the tag table (%u names) is full\n",
+                  p.pid, (unsigned long long)c.tag_overflow, protocol::kStringCapacity - 1);
+    }
   }
 }
 

@@ -120,7 +120,7 @@ struct State {
   SpinLock pool_lock;
   uint32_t* pool = nullptr;  // capacity slab_capacity, anonymous mapping
   uint32_t pool_count = 0;
-  uint32_t slab_used = 0;    // records ever made usable (multiple of kSlabChunk)
+  uint32_t slab_used = 0;    // records made usable so far (kSlabChunk at a time)
 
   // Interned strings: private open-addressing table from hash to id; text in the segment.
   SpinLock intern_lock;
@@ -182,13 +182,24 @@ bool commit_range(uint64_t offset, uint64_t len) {
 // ---------------------------------------------------------------------------------------------
 // Initialisation.
 
+void report_setup_problem(const std::string& text);
+
+// A whole number from the environment, within [lo, hi]. A value that is not a whole number
+// (`12abc`) or is out of range is not silently replaced: one line says what is used instead.
 uint32_t env_u32(const char* name, uint32_t def, uint32_t lo, uint32_t hi) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return def;
   char* end = nullptr;
+  errno = 0;
   unsigned long long x = std::strtoull(v, &end, 10);
-  if (end == v || *end != '\0') return def;
-  return uint32_t(std::clamp<unsigned long long>(x, lo, hi));
+  const bool whole = end != v && *end == '\0' && *v != '-' && errno == 0;
+  const uint64_t used = whole ? std::clamp<unsigned long long>(x, lo, hi) : def;
+  if (!whole || used != x) {
+    report_setup_problem(std::string(name) + "=" + v + " is not a whole number from " +
+                         std::to_string(lo) + " to " + std::to_string(hi) + "; using " +
+                         std::to_string(used) + ". Set it to a number in that range");
+  }
+  return uint32_t(used);
 }
 
 bool env_flag(const char* name) {
@@ -262,9 +273,10 @@ bool setup_failed(const std::string& dir, const char* step, const char* remedy =
 // into place: a collector never sees a half-written header.
 bool create_segment() {
   State& s = g_state;
+  // Exactly N live buffers: the slab is not rounded up to whole chunks (grow_slab makes a last,
+  // partial chunk usable). Before, TTMEM_MAX_BUFFERS=1 gave 1,024 slots.
   s.slab_capacity = env_u32("TTMEM_MAX_BUFFERS", pr::kDefaultSlabCapacity, pr::kMinSlabCapacity,
                             pr::kMaxSlabCapacity);
-  s.slab_capacity = uint32_t(pr::align_up(s.slab_capacity, kSlabChunk));
   uint32_t ring = env_u32("TTMEM_RING_EVENTS", pr::kDefaultRingCapacity, pr::kMinRingCapacity,
                           pr::kMaxRingCapacity);
   s.ring_capacity = uint32_t(std::bit_ceil(ring));
@@ -488,11 +500,12 @@ inline int enter() {
 bool grow_slab() {
   State& s = g_state;
   if (s.slab_used >= s.slab_capacity) return false;
+  const uint32_t chunk = std::min(kSlabChunk, s.slab_capacity - s.slab_used);
   uint64_t off = s.layout.slab_offset + uint64_t(s.slab_used) * sizeof(pr::BufferRecord);
-  if (!commit_range(off, uint64_t(kSlabChunk) * sizeof(pr::BufferRecord))) return false;
+  if (!commit_range(off, uint64_t(chunk) * sizeof(pr::BufferRecord))) return false;
   // Highest slots first so the pool hands out ascending slots and collectors scan a dense prefix.
-  for (uint32_t i = kSlabChunk; i-- > 0;) s.pool[s.pool_count++] = s.slab_used + i;
-  s.slab_used += kSlabChunk;
+  for (uint32_t i = chunk; i-- > 0;) s.pool[s.pool_count++] = s.slab_used + i;
+  s.slab_used += chunk;
   // Pairs with the collector's acquire load: slots below the mark are committed and zeroed.
   pr::store_u32(&s.header->slab_high_water, s.slab_used, std::memory_order_release);
   return true;
@@ -625,7 +638,11 @@ uint32_t intern(const char* text) {
   for (uint32_t i = uint32_t(h) & (kInternCapacity - 1);; i = (i + 1) & (kInternCapacity - 1)) {
     InternEntry& e = s.intern[i];
     if (e.id == 0) {
-      if (s.string_count >= pr::kStringCapacity) return 0;
+      if (s.string_count >= pr::kStringCapacity) {
+        // Untagged rather than lost, and counted so that it shows.
+        bump(&s.header->counters.tag_overflow);
+        return 0;
+      }
       uint32_t id = s.string_count++;
       publish_string(id, text, len);
       e.hash = h;

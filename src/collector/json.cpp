@@ -76,6 +76,7 @@ json to_json(const ProcessView& p) {
           {"duplicate_allocs", p.counters.duplicate_allocs},
           {"invalid_calls", p.counters.invalid_calls},
           {"cb_overflow", p.counters.cb_overflow},
+          {"tag_overflow", p.counters.tag_overflow},
           {"torn_records", p.torn_records},
           {"corrupt_records", p.corrupt_records}};
 }
@@ -313,6 +314,10 @@ ProcessView process_from_json(const json& j) {
   p.counters.duplicate_allocs = integer_field<uint64_t>(j, "duplicate_allocs");
   p.counters.invalid_calls = integer_field<uint64_t>(j, "invalid_calls");
   p.counters.cb_overflow = integer_field<uint64_t>(j, "cb_overflow");
+  // Absent from an older ttmemd's documents.
+  if (j.contains("tag_overflow")) {
+    p.counters.tag_overflow = integer_field<uint64_t>(j, "tag_overflow");
+  }
   p.torn_records = integer_field<uint64_t>(j, "torn_records");
   p.corrupt_records = integer_field<uint64_t>(j, "corrupt_records");
   return p;

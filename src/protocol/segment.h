@@ -87,7 +87,8 @@ struct ProcessCounters {
   uint64_t duplicate_allocs; // allocations of an id that was already live (old one replaced)
   uint64_t invalid_calls;    // reports rejected for bad fields or unregistered devices
   uint64_t cb_overflow;      // CBs not recorded: too many live CBs on a device
-  uint64_t reserved[3];
+  uint64_t tag_overflow;     // tags and op names left out: the string table was full
+  uint64_t reserved[2];
 };
 static_assert(sizeof(ProcessCounters) == 64);
 
