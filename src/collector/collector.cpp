@@ -154,6 +154,38 @@ void Collector::track(const std::string& path, const SegmentName& name) {
   segments_.emplace(path, std::move(t));
 }
 
+// Why no process (pid, start time) that has ended could have written this segment, or "" when one
+// could. PID P can be reused only once its holder has ended, so if P is held now by a process
+// that started at S_live, the segment's process ran entirely before S_live: its start time is
+// earlier, and its file last changed (the client changes the inode only while it lives) before
+// S_live. A copy made since, or one naming a later start time, fails; before, it was reaped into
+// leak records shown under a live, unrelated process's pid. A copy named for a PID that nobody
+// holds now cannot be told from a segment whose process ended unseen (docs/security.md).
+namespace {
+std::string impossible_ended_process(const SegmentReader& r) {
+  const uint64_t now = realtime_to_boot_ticks(int64_t(realtime_ns()));
+  if (r.start_time() > now) {
+    return fmt::format("process {} is said to start at {} ticks after boot, later than now ({})",
+                       r.pid(), r.start_time(), now);
+  }
+  const std::optional<uint64_t> holder_start = process_start_time(r.pid());
+  if (!holder_start) return {};
+  // Two ticks of slack: start times are whole ticks, the file's time is converted to them.
+  const uint64_t slack = 2;
+  if (r.start_time() >= *holder_start ||
+      realtime_to_boot_ticks(r.file_ctime_ns()) > *holder_start + slack) {
+    return fmt::format(
+        "pid {} has belonged to another process since {} ticks after boot, and this file {} "
+        "(a copy, not a segment of an earlier process {})",
+        r.pid(), *holder_start,
+        r.start_time() >= *holder_start ? "names a process that started after that"
+                                        : "was changed after that",
+        r.pid());
+  }
+  return {};
+}
+}  // namespace
+
 // The spoofing check. A segment is believed only if the kernel vouches for it: the file belongs
 // to the user the process runs as, and the process holds it open (or maps it). Policy and its
 // reasons: docs/security.md.
@@ -187,8 +219,14 @@ Collector::Verdict Collector::verify_origin(const SegmentReader& r, bool alive) 
     }
   }
   // The process ended before it could be checked. Only a file of the collector's own user is
-  // believed then: nobody else can create one owned by it.
-  if (owner == ::geteuid()) return {{}, "owner", {}};
+  // believed then: nobody else can create one owned by it. And only if such a process could
+  // have written it (a copy can name a process that never was).
+  if (owner == ::geteuid()) {
+    if (std::string why = impossible_ended_process(r); !why.empty()) {
+      return {std::string(kRejectedImpossible), {}, "rejected: " + why};
+    }
+    return {{}, "owner", {}};
+  }
   return {std::string(kRejectedUnverifiable),
           {},
           fmt::format("rejected: process {} ended before its segment could be checked and the "

@@ -215,10 +215,11 @@ class LeakList {
 inline constexpr const char* kRejectedWrongOwner = "wrong_owner";     // owner is not its user
 inline constexpr const char* kRejectedNotHeld = "not_held";           // process does not hold it
 inline constexpr const char* kRejectedUnverifiable = "unverifiable";  // ended unseen, not ours
+inline constexpr const char* kRejectedImpossible = "impossible";  // no such process could exist
 // ProcessView::segment_check of a process in another PID namespace.
 inline constexpr const char* kCheckOtherNamespace = "other_namespace";
 inline constexpr const char* kRejectionReasons[] = {kRejectedWrongOwner, kRejectedNotHeld,
-                                                    kRejectedUnverifiable};
+                                                    kRejectedUnverifiable, kRejectedImpossible};
 
 struct SegmentProblem {
   std::string path;

@@ -139,6 +139,7 @@ std::unique_ptr<SegmentReader> SegmentReader::open(const std::string& path, std:
   r->file_uid_ = uint32_t(st.st_uid);
   r->file_dev_ = st.st_dev;
   r->file_ino_ = st.st_ino;
+  r->file_ctime_ns_ = int64_t(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
   r->header_ = h;
   r->header_.cmdline[pr::kCmdlineBytes - 1] = '\0';
   return r;

@@ -55,6 +55,9 @@ class SegmentReader {
   uint32_t file_uid() const { return file_uid_; }
   dev_t file_dev() const { return file_dev_; }
   ino_t file_ino() const { return file_ino_; }
+  // When the file's inode last changed (st_ctime, realtime ns): by the client, only while its
+  // process lived (creation, rename, slab growth).
+  int64_t file_ctime_ns() const { return file_ctime_ns_; }
   uint32_t ring_capacity() const { return header_.ring_capacity; }
   uint64_t created_realtime_ns() const { return header_.created_realtime_ns; }
   std::string command() const;
@@ -121,6 +124,7 @@ class SegmentReader {
   uint32_t file_uid_ = 0;
   dev_t file_dev_ = 0;
   ino_t file_ino_ = 0;
+  int64_t file_ctime_ns_ = 0;
   protocol::SegmentHeader header_{};  // validated private copy of the immutable part
   std::vector<std::string> strings_{""};
   std::array<uint64_t, protocol::kMaxDevices> cursors_{};
