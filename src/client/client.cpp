@@ -679,13 +679,25 @@ bool install_device(uint32_t id, const pr::DeviceSlot& slot) {
       dev.ring_mask = s.ring_capacity - 1;
     }
   }
-  dev.desc = slot;
-  dev.desc.flags = pr::kDeviceRegistered;
+  pr::DeviceSlot desc = slot;
+  desc.flags = pr::kDeviceRegistered;
+  // The same descriptor again (tt-metal reopening a device) changes nothing a reader sees.
+  const bool unchanged = dev.registered.load(std::memory_order_relaxed) &&
+                         std::memcmp(&dev.desc, &desc, sizeof desc) == 0;
+  dev.desc = desc;
   for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
     dev.banks[k] = slot.kinds[k].num_banks;
     dev.alignment[k] = slot.kinds[k].alignment;
   }
-  pr::seqlock_write32(device_slot(id), dev.desc);
+  if (!unchanged) {
+    // The whole new descriptor first, then the device's slot: while the slot is being written,
+    // or if this process dies with it half written (its sequence left odd), readers take the
+    // copy. Registrations are serialized by init_lock, so the copy names this device until the
+    // slot is complete. Before, readers dropped the device meanwhile, and a kill here lost
+    // every record of the device.
+    pr::seqlock_write32(&s.header->registering, desc);
+    pr::seqlock_write32(device_slot(id), desc);
+  }
   dev.registered.store(true, std::memory_order_release);
   return true;
 }

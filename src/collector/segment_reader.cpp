@@ -190,6 +190,13 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   pr::DeviceSlot slot;
   bool ok = false;
   for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(&slots[d], &slot);
+  if (!ok) {
+    // Being re-registered, or left half written by a writer that died there: the client wrote
+    // the complete new descriptor to the header's `registering` copy first (protocol/segment.h).
+    const pr::DeviceSlot* registering = &at<pr::SegmentHeader>(base_, 0)->registering;
+    for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(registering, &slot);
+    ok = ok && slot.logical_id == d;
+  }
   if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) return;
   // Every load from the mapping before the board text is made: a load that faults must find no
   // string alive in this frame (collector/mapping_guard.h).

@@ -58,6 +58,48 @@ inline constexpr uint32_t kStringMaxLen = 126;
 enum class Kind : uint8_t { Dram = 0, L1 = 1, SystemMemory = 2, L1Small = 3, Trace = 4, Cb = 5 };
 
 // ---------------------------------------------------------------------------------------------
+// DeviceSlot (512 B), seqlocked: `seq` odd while being written, even when stable.
+//
+//   0 seq u32 | 4 flags u32 (bit0 registered) | 8 logical_id u32 | 12 arch u32
+//  16 chip_id u64 | 24 grid_x u16 | 26 grid_y u16 | 28 reserved u32
+//  32 l1_per_core u64 | 40 unreserved_base u64 | 48 trace_region_size u64 | 56 l1_small_size u64
+//  64 KindGeometry[6] (32 B each: capacity u64, bank_size u64, bank_base u64, num_banks u32,
+//     alignment u32) up to 256
+// 256 board[32] (NUL-terminated) | 288 reserved up to 512
+// ---------------------------------------------------------------------------------------------
+inline constexpr uint32_t kDeviceRegistered = 1;
+
+struct KindGeometry {
+  uint64_t capacity;
+  uint64_t bank_size;
+  uint64_t bank_base;
+  uint32_t num_banks;
+  uint32_t alignment;
+};
+static_assert(sizeof(KindGeometry) == 32);
+
+struct DeviceSlot {
+  uint32_t seq;
+  uint32_t flags;
+  uint32_t logical_id;
+  uint32_t arch;
+  uint64_t chip_id;
+  uint16_t grid_x;
+  uint16_t grid_y;
+  uint32_t reserved0;
+  uint64_t l1_per_core;
+  uint64_t unreserved_base;
+  uint64_t trace_region_size;
+  uint64_t l1_small_size;
+  KindGeometry kinds[kNumKinds];
+  char board[32];
+  uint8_t reserved1[512 - 288];
+};
+static_assert(sizeof(DeviceSlot) == 512);
+static_assert(offsetof(DeviceSlot, kinds) == 64);
+static_assert(offsetof(DeviceSlot, board) == 256);
+
+// ---------------------------------------------------------------------------------------------
 // SegmentHeader (4096 B). Written once before the file is renamed into place, except for the
 // atomic counters and `state`, which the client updates.
 //
@@ -74,6 +116,10 @@ enum class Kind : uint8_t { Dram = 0, L1 = 1, SystemMemory = 2, L1Small = 3, Tra
 // 192  state u32 atomic | 196 string_count u32 atomic | 200 slab_high_water u32 atomic
 // 256  ProcessCounters (64 B, see below)
 // 1024 cmdline[1024]: NUL-separated argv, NUL-padded
+// 2048 registering: DeviceSlot (512 B, seqlocked), the descriptor of the latest registration,
+//      written completely before the device's own slot is. A reader that finds the slot being
+//      written (odd), or left odd by a writer that died there, uses this copy when it names
+//      the same device: re-registering is atomic for readers and safe to crash in.
 // ---------------------------------------------------------------------------------------------
 
 // Header `state` values.
@@ -127,7 +173,8 @@ struct SegmentHeader {
   ProcessCounters counters;
   uint8_t pad2[1024 - 320];
   char cmdline[kCmdlineBytes];
-  uint8_t pad3[kHeaderSize - 2048];
+  DeviceSlot registering;
+  uint8_t pad3[kHeaderSize - 2048 - sizeof(DeviceSlot)];
 };
 static_assert(sizeof(SegmentHeader) == kHeaderSize);
 static_assert(offsetof(SegmentHeader, devices_offset) == 96);
@@ -135,48 +182,7 @@ static_assert(offsetof(SegmentHeader, pid_namespace) == 144);
 static_assert(offsetof(SegmentHeader, state) == 192);
 static_assert(offsetof(SegmentHeader, counters) == 256);
 static_assert(offsetof(SegmentHeader, cmdline) == 1024);
-
-// ---------------------------------------------------------------------------------------------
-// DeviceSlot (512 B), seqlocked: `seq` odd while being written, even when stable.
-//
-//   0 seq u32 | 4 flags u32 (bit0 registered) | 8 logical_id u32 | 12 arch u32
-//  16 chip_id u64 | 24 grid_x u16 | 26 grid_y u16 | 28 reserved u32
-//  32 l1_per_core u64 | 40 unreserved_base u64 | 48 trace_region_size u64 | 56 l1_small_size u64
-//  64 KindGeometry[6] (32 B each: capacity u64, bank_size u64, bank_base u64, num_banks u32,
-//     alignment u32) up to 256
-// 256 board[32] (NUL-terminated) | 288 reserved up to 512
-// ---------------------------------------------------------------------------------------------
-inline constexpr uint32_t kDeviceRegistered = 1;
-
-struct KindGeometry {
-  uint64_t capacity;
-  uint64_t bank_size;
-  uint64_t bank_base;
-  uint32_t num_banks;
-  uint32_t alignment;
-};
-static_assert(sizeof(KindGeometry) == 32);
-
-struct DeviceSlot {
-  uint32_t seq;
-  uint32_t flags;
-  uint32_t logical_id;
-  uint32_t arch;
-  uint64_t chip_id;
-  uint16_t grid_x;
-  uint16_t grid_y;
-  uint32_t reserved0;
-  uint64_t l1_per_core;
-  uint64_t unreserved_base;
-  uint64_t trace_region_size;
-  uint64_t l1_small_size;
-  KindGeometry kinds[kNumKinds];
-  char board[32];
-  uint8_t reserved1[512 - 288];
-};
-static_assert(sizeof(DeviceSlot) == 512);
-static_assert(offsetof(DeviceSlot, kinds) == 64);
-static_assert(offsetof(DeviceSlot, board) == 256);
+static_assert(offsetof(SegmentHeader, registering) == 2048);
 
 // ---------------------------------------------------------------------------------------------
 // KindCounters (64 B): exact counters for one (device, kind). Each field is an 8-byte atomic
