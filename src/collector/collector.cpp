@@ -169,16 +169,17 @@ std::string impossible_ended_process(const SegmentReader& r) {
                        r.pid(), r.start_time(), now);
   }
   const std::optional<uint64_t> holder_start = process_start_time(r.pid());
-  if (!holder_start) return {};
+  // Nobody holds the PID, or the process itself does (a zombie, or one that ended just now).
+  if (!holder_start || *holder_start == r.start_time()) return {};
   // Two ticks of slack: start times are whole ticks, the file's time is converted to them.
   const uint64_t slack = 2;
-  if (r.start_time() >= *holder_start ||
+  if (r.start_time() > *holder_start ||
       realtime_to_boot_ticks(r.file_ctime_ns()) > *holder_start + slack) {
     return fmt::format(
         "pid {} has belonged to another process since {} ticks after boot, and this file {} "
         "(a copy, not a segment of an earlier process {})",
         r.pid(), *holder_start,
-        r.start_time() >= *holder_start ? "names a process that started after that"
+        r.start_time() > *holder_start ? "names a process that started after that"
                                         : "was changed after that",
         r.pid());
   }
