@@ -136,7 +136,10 @@ typedef struct ttmem_core_range {
 /* Register (or re-register) a device. Must precede reports for that device. */
 TTMEM_EXPORT int ttmem_register_device(const ttmem_device_desc* desc);
 
-/* A buffer was allocated. Identity is (this process, device, buffer_id), never the address. */
+/* A buffer was allocated. Identity is (this process, device, buffer_id), never the address.
+ * TTMEM_EINVAL (counted as an invalid call, nothing recorded) when its size, page size,
+ * size_per_bank or reserved range (size_per_bank x the kind's banks) exceeds 1 TiB, or when
+ * address + size or address + size_per_bank passes 2^64. */
 TTMEM_EXPORT int ttmem_buffer_alloc(const ttmem_buffer_desc* desc);
 
 /* A buffer was freed. */

@@ -12,7 +12,26 @@
 namespace ttmem::cli {
 namespace {
 
+// Leak reports that exist but cannot be shown (unreadable files, reports a full disk keeps from
+// being saved): one line each on stderr, so the table, or "no leaks", is never the whole story.
+size_t report_leak_problems(const Snapshot& s) {
+  size_t n = 0;
+  for (const auto& p : s.problems) {
+    if (!p.leaks) continue;
+    std::fprintf(stderr, "leak report %s not shown: %s\n", p.path.c_str(), p.error.c_str());
+    ++n;
+  }
+  return n;
+}
+
 void print_text(const Snapshot& s) {
+  const size_t unshown = report_leak_problems(s);
+  if (s.leaks.empty() && unshown > 0) {
+    std::printf("No leak records could be read in %s, but %zu leak reports could not be read or "
+                "saved (listed on stderr).\n",
+                s.segment_dir.c_str(), unshown);
+    return;
+  }
   if (s.leaks.empty()) {
     std::printf("No leaked buffers recorded in %s.\n", s.segment_dir.c_str());
     return;
@@ -53,6 +72,7 @@ void add_leaks_command(CLI::App& app, GlobalOptions& global) {
     }
     Snapshot s = take_snapshot(global);
     if (*json) {
+      report_leak_problems(s);
       print_json(leaks_json(s.leaks));
       return;
     }

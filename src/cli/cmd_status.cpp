@@ -56,6 +56,13 @@ void print_devices(const Snapshot& s) {
   c.print();
 }
 
+// Before the command: what the PID column cannot say.
+std::string process_note(const ProcessView& p) {
+  // Its pid is the one its own namespace gave it; here it may name another process, or none.
+  if (p.segment_check == kCheckOtherNamespace) return "[other pid namespace] ";
+  return p.exited ? "[exited] " : "";
+}
+
 void print_processes(const Snapshot& s) {
   std::printf("\n");
   if (s.processes.empty()) {
@@ -71,7 +78,7 @@ void print_processes(const Snapshot& s) {
            format_bytes(p.reserved[uint32_t(Kind::L1Small)]),
            format_bytes(p.reserved[uint32_t(Kind::Trace)]),
            format_bytes(p.reserved[uint32_t(Kind::Cb)]), std::to_string(p.buffers),
-           std::to_string(p.dropped_events), (p.exited ? "[exited] " : "") + p.command});
+           std::to_string(p.dropped_events), process_note(p) + p.command});
   }
   t.print();
   for (const auto& p : s.processes) {
@@ -85,6 +92,10 @@ void print_processes(const Snapshot& s) {
           (unsigned long long)c.duplicate_allocs, (unsigned long long)c.invalid_calls,
           (unsigned long long)c.cb_overflow, (unsigned long long)p.torn_records,
           (unsigned long long)p.corrupt_records);
+    }
+    if (c.tag_overflow) {
+      std::printf("warning: pid %d: %llu reports left untagged: the tag table (%u names) is full\n",
+                  p.pid, (unsigned long long)c.tag_overflow, protocol::kStringCapacity - 1);
     }
   }
 }

@@ -120,7 +120,7 @@ struct State {
   SpinLock pool_lock;
   uint32_t* pool = nullptr;  // capacity slab_capacity, anonymous mapping
   uint32_t pool_count = 0;
-  uint32_t slab_used = 0;    // records ever made usable (multiple of kSlabChunk)
+  uint32_t slab_used = 0;    // records made usable so far (kSlabChunk at a time)
   // For a CB record's slot, the slot of the next older CB record of the same program and device
   // (UINT32_MAX ends the chain). Same capacity and mapping as `pool`.
   uint32_t* cb_next = nullptr;
@@ -185,13 +185,24 @@ bool commit_range(uint64_t offset, uint64_t len) {
 // ---------------------------------------------------------------------------------------------
 // Initialisation.
 
+void report_setup_problem(const std::string& text);
+
+// A whole number from the environment, within [lo, hi]. A value that is not a whole number
+// (`12abc`) or is out of range is not silently replaced: one line says what is used instead.
 uint32_t env_u32(const char* name, uint32_t def, uint32_t lo, uint32_t hi) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return def;
   char* end = nullptr;
+  errno = 0;
   unsigned long long x = std::strtoull(v, &end, 10);
-  if (end == v || *end != '\0') return def;
-  return uint32_t(std::clamp<unsigned long long>(x, lo, hi));
+  const bool whole = end != v && *end == '\0' && *v != '-' && errno == 0;
+  const uint64_t used = whole ? std::clamp<unsigned long long>(x, lo, hi) : def;
+  if (!whole || used != x) {
+    report_setup_problem(std::string(name) + "=" + v + " is not a whole number from " +
+                         std::to_string(lo) + " to " + std::to_string(hi) + "; using " +
+                         std::to_string(used) + ". Set it to a number in that range");
+  }
+  return uint32_t(used);
 }
 
 bool env_flag(const char* name) {
@@ -280,9 +291,10 @@ bool setup_failed(const std::string& dir, const char* step, const char* remedy =
 // into place: a collector never sees a half-written header.
 bool create_segment() {
   State& s = g_state;
+  // Exactly N live buffers: the slab is not rounded up to whole chunks (grow_slab makes a last,
+  // partial chunk usable). Before, TTMEM_MAX_BUFFERS=1 gave 1,024 slots.
   s.slab_capacity = env_u32("TTMEM_MAX_BUFFERS", pr::kDefaultSlabCapacity, pr::kMinSlabCapacity,
                             pr::kMaxSlabCapacity);
-  s.slab_capacity = uint32_t(pr::align_up(s.slab_capacity, kSlabChunk));
   uint32_t ring = env_u32("TTMEM_RING_EVENTS", pr::kDefaultRingCapacity, pr::kMinRingCapacity,
                           pr::kMaxRingCapacity);
   s.ring_capacity = uint32_t(std::bit_ceil(ring));
@@ -348,6 +360,7 @@ bool create_segment() {
   h->pid = uint32_t(pid);
   h->uid = uint32_t(::getuid());
   h->start_time = start;
+  h->pid_namespace = own_pid_namespace();
   h->created_realtime_ns = realtime_ns();
   h->created_monotonic_ns = monotonic_ns();
   FastClock::enable(tsc_is_clocksource());
@@ -503,11 +516,12 @@ inline int enter() {
 bool grow_slab() {
   State& s = g_state;
   if (s.slab_used >= s.slab_capacity) return false;
+  const uint32_t chunk = std::min(kSlabChunk, s.slab_capacity - s.slab_used);
   uint64_t off = s.layout.slab_offset + uint64_t(s.slab_used) * sizeof(pr::BufferRecord);
-  if (!commit_range(off, uint64_t(kSlabChunk) * sizeof(pr::BufferRecord))) return false;
+  if (!commit_range(off, uint64_t(chunk) * sizeof(pr::BufferRecord))) return false;
   // Highest slots first so the pool hands out ascending slots and collectors scan a dense prefix.
-  for (uint32_t i = kSlabChunk; i-- > 0;) s.pool[s.pool_count++] = s.slab_used + i;
-  s.slab_used += kSlabChunk;
+  for (uint32_t i = chunk; i-- > 0;) s.pool[s.pool_count++] = s.slab_used + i;
+  s.slab_used += chunk;
   // Pairs with the collector's acquire load: slots below the mark are committed and zeroed.
   pr::store_u32(&s.header->slab_high_water, s.slab_used, std::memory_order_release);
   return true;
@@ -640,7 +654,11 @@ uint32_t intern(const char* text) {
   for (uint32_t i = uint32_t(h) & (kInternCapacity - 1);; i = (i + 1) & (kInternCapacity - 1)) {
     InternEntry& e = s.intern[i];
     if (e.id == 0) {
-      if (s.string_count >= pr::kStringCapacity) return 0;
+      if (s.string_count >= pr::kStringCapacity) {
+        // Untagged rather than lost, and counted so that it shows.
+        bump(&s.header->counters.tag_overflow);
+        return 0;
+      }
       uint32_t id = s.string_count++;
       publish_string(id, text, len);
       e.hash = h;
@@ -678,13 +696,25 @@ bool install_device(uint32_t id, const pr::DeviceSlot& slot) {
       dev.ring_mask = s.ring_capacity - 1;
     }
   }
-  dev.desc = slot;
-  dev.desc.flags = pr::kDeviceRegistered;
+  pr::DeviceSlot desc = slot;
+  desc.flags = pr::kDeviceRegistered;
+  // The same descriptor again (tt-metal reopening a device) changes nothing a reader sees.
+  const bool unchanged = dev.registered.load(std::memory_order_relaxed) &&
+                         std::memcmp(&dev.desc, &desc, sizeof desc) == 0;
+  dev.desc = desc;
   for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
     dev.banks[k] = slot.kinds[k].num_banks;
     dev.alignment[k] = slot.kinds[k].alignment;
   }
-  pr::seqlock_write32(device_slot(id), dev.desc);
+  if (!unchanged) {
+    // The whole new descriptor first, then the device's slot: while the slot is being written,
+    // or if this process dies with it half written (its sequence left odd), readers take the
+    // copy. Registrations are serialized by init_lock, so the copy names this device until the
+    // slot is complete. Before, readers dropped the device meanwhile, and a kill here lost
+    // every record of the device.
+    pr::seqlock_write32(&s.header->registering, desc);
+    pr::seqlock_write32(device_slot(id), desc);
+  }
   dev.registered.store(true, std::memory_order_release);
   return true;
 }
@@ -748,6 +778,24 @@ CbFreed free_cb_chain(DeviceState& dev, uint32_t newest) {
   return freed;
 }
 
+// The largest buffer the client records, requested or reserved: 1 TiB, far beyond any device's
+// memory, and small enough that neither the per-bank arithmetic below nor the counters of a full
+// slab (2^24 live records) can wrap. A report beyond it is refused rather than recorded wrong:
+// before, size 2^64-1 wrapped the per-bank size (reserved showed 0, the requested total
+// wrapped), and an address plus size past 2^64 was recorded, then rejected by every reader.
+constexpr uint64_t kMaxBufferBytes = uint64_t{1} << 40;
+
+// True when a buffer's fields describe one that fits the address space and the limit above.
+bool plausible_buffer(uint64_t address, uint64_t size, uint64_t size_per_bank, uint32_t banks) {
+  uint64_t reserved = 0;
+  if (size > kMaxBufferBytes || size_per_bank > kMaxBufferBytes ||
+      __builtin_mul_overflow(size_per_bank, uint64_t{banks}, &reserved) ||
+      reserved > kMaxBufferBytes) {
+    return false;
+  }
+  return address <= UINT64_MAX - std::max(size, size_per_bank);
+}
+
 }  // namespace
 }  // namespace ttmem::client
 
@@ -807,6 +855,10 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
   r.num_banks = uint16_t(std::min<uint32_t>(banks, UINT16_MAX));
   r.num_cores = uint16_t(std::min<uint32_t>(desc->num_cores, UINT16_MAX));
   r.size_per_bank = desc->size_per_bank;
+  // Bounded before the per-bank arithmetic, which then cannot wrap.
+  if (desc->size > kMaxBufferBytes || desc->page_size > kMaxBufferBytes) [[unlikely]] {
+    return reject(TTMEM_EINVAL);
+  }
   if (r.size_per_bank == 0 && banks != 0) {
     // tt-metal: ceil(pages / banks) x page size rounded up to the kind's alignment.
     if (desc->page_size != 0) {
@@ -816,6 +868,10 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
     } else {
       r.size_per_bank = div_ceil(desc->size, banks);
     }
+  }
+  if (!plausible_buffer(r.address, r.size, r.size_per_bank, dev->banks[desc->kind]))
+      [[unlikely]] {
+    return reject(TTMEM_EINVAL);
   }
   r.tag = desc->tag != nullptr ? intern(desc->tag) : current_op();
   uint64_t reserved = reserved_of(*dev, r);

@@ -1,6 +1,7 @@
 #include "collector/collector.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <map>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
@@ -44,7 +46,9 @@ CollectorOptions with_resolved_dir(CollectorOptions o) {
 }  // namespace
 
 Collector::Collector(CollectorOptions options)
-    : options_(with_resolved_dir(std::move(options))), leaks_(options_.dir + "/leaks") {
+    : options_(with_resolved_dir(std::move(options))),
+      pid_namespace_(own_pid_namespace()),
+      leaks_(options_.dir + "/leaks") {
   if (!make_private_dirs(options_.dir)) {
     throw std::runtime_error(fmt::format(
         "segment directory {} is not usable ({}); pass --dir or set TTMEM_DIR to a writable "
@@ -113,14 +117,16 @@ void Collector::track(const std::string& path, const SegmentName& name) {
                     reader->pid(), reader->start_time(), name.pid, name.start_time));
   }
   Tracked t;
+  t.other_namespace = in_other_namespace(*reader);
   // Open the pidfd first, then confirm the start time: if it matches, the pidfd refers to the
   // process that wrote the segment and not to a later process that reused its PID.
-  t.pidfd = open_pidfd(name.pid);
+  if (!t.other_namespace) t.pidfd = open_pidfd(name.pid);
   if (t.pidfd >= 0 && process_liveness(name.pid, name.start_time) != Liveness::Alive) {
     ::close(t.pidfd);
     t.pidfd = -1;
   }
-  Verdict verdict = verify_origin(*reader, t.pidfd >= 0);
+  Verdict verdict =
+      t.other_namespace ? verify_other_namespace(*reader) : verify_origin(*reader, t.pidfd >= 0);
   if (!verdict.rejected.empty()) {
     if (t.pidfd >= 0) ::close(t.pidfd);
     problems_[path] =
@@ -138,6 +144,39 @@ void Collector::track(const std::string& path, const SegmentName& name) {
   t.reader = std::move(reader);
   segments_.emplace(path, std::move(t));
 }
+
+// Why no process (pid, start time) that has ended could have written this segment, or "" when one
+// could. PID P can be reused only once its holder has ended, so if P is held now by a process
+// that started at S_live, the segment's process ran entirely before S_live: its start time is
+// earlier, and its file last changed (the client changes the inode only while it lives) before
+// S_live. A copy made since, or one naming a later start time, fails; before, it was reaped into
+// leak records shown under a live, unrelated process's pid. A copy named for a PID that nobody
+// holds now cannot be told from a segment whose process ended unseen (docs/security.md).
+namespace {
+std::string impossible_ended_process(const SegmentReader& r) {
+  const uint64_t now = realtime_to_boot_ticks(int64_t(realtime_ns()));
+  if (r.start_time() > now) {
+    return fmt::format("process {} is said to start at {} ticks after boot, later than now ({})",
+                       r.pid(), r.start_time(), now);
+  }
+  const std::optional<uint64_t> holder_start = process_start_time(r.pid());
+  // Nobody holds the PID, or the process itself does (a zombie, or one that ended just now).
+  if (!holder_start || *holder_start == r.start_time()) return {};
+  // Two ticks of slack: start times are whole ticks, the file's time is converted to them.
+  const uint64_t slack = 2;
+  if (r.start_time() > *holder_start ||
+      realtime_to_boot_ticks(r.file_ctime_ns()) > *holder_start + slack) {
+    return fmt::format(
+        "pid {} has belonged to another process since {} ticks after boot, and this file {} "
+        "(a copy, not a segment of an earlier process {})",
+        r.pid(), *holder_start,
+        r.start_time() > *holder_start ? "names a process that started after that"
+                                        : "was changed after that",
+        r.pid());
+  }
+  return {};
+}
+}  // namespace
 
 // The spoofing check. A segment is believed only if the kernel vouches for it: the file belongs
 // to the user the process runs as, and the process holds it open (or maps it). Policy and its
@@ -172,8 +211,14 @@ Collector::Verdict Collector::verify_origin(const SegmentReader& r, bool alive) 
     }
   }
   // The process ended before it could be checked. Only a file of the collector's own user is
-  // believed then: nobody else can create one owned by it.
-  if (owner == ::geteuid()) return {{}, "owner", {}};
+  // believed then: nobody else can create one owned by it. And only if such a process could
+  // have written it (a copy can name a process that never was).
+  if (owner == ::geteuid()) {
+    if (std::string why = impossible_ended_process(r); !why.empty()) {
+      return {std::string(kRejectedImpossible), {}, "rejected: " + why};
+    }
+    return {{}, "owner", {}};
+  }
   return {std::string(kRejectedUnverifiable),
           {},
           fmt::format("rejected: process {} ended before its segment could be checked and the "
@@ -181,7 +226,28 @@ Collector::Verdict Collector::verify_origin(const SegmentReader& r, bool alive) 
                       pid, owner)};
 }
 
+bool Collector::in_other_namespace(const SegmentReader& r) const {
+  // 0 on either side (a client from before the field, no /proc): the same namespace, as before.
+  return r.pid_namespace() != 0 && pid_namespace_ != 0 && r.pid_namespace() != pid_namespace_;
+}
+
+// A process in another PID namespace cannot be looked up here (its pid names another process, or
+// none), so neither question of verify_origin can be asked. What can be: nobody but the file's
+// owner (or root) could have made the file, so it is believed when it names its owner as the
+// process's user, or when it is the collector's own user's (a user namespace maps the container
+// user's id). It is shown, never called dead, never reaped: the collector of its own namespace
+// does that (docs/security.md, "Containers").
+Collector::Verdict Collector::verify_other_namespace(const SegmentReader& r) const {
+  if (r.file_uid() == r.uid() || r.file_uid() == ::geteuid()) return {{}, kCheckOtherNamespace, {}};
+  return {std::string(kRejectedWrongOwner),
+          {},
+          fmt::format("rejected: segment of a process in another PID namespace that names uid {} "
+                      "but belongs to uid {}",
+                      r.uid(), r.file_uid())};
+}
+
 bool Collector::is_dead(const Tracked& t) const {
+  if (t.other_namespace) return false;  // not ours to judge: its pid means nothing here
   if (t.pidfd >= 0) {
     pollfd p{t.pidfd, POLLIN, 0};
     return ::poll(&p, 1, 0) > 0;  // a pidfd is readable once its process has exited
@@ -194,16 +260,26 @@ namespace {
 // A client killed between creating `<segment>.tmp` and renaming it into place leaves the
 // temporary behind: it is never renamed, and it holds the committed header (about 600 KB of
 // /dev/shm). It has no records, so removing it loses nothing; only its own process (by pid and
-// start time) could still be writing it.
-void remove_if_abandoned_temporary(const std::string& path, const std::string& name) {
+// start time) could still be writing it. A temporary whose header names another PID namespace
+// is left alone: its pid says nothing about its process here.
+void remove_if_abandoned_temporary(const std::string& path, const std::string& name,
+                                   uint64_t own_namespace) {
   static const std::string kTmp = ".tmp";
   if (name.size() <= kTmp.size() || name.compare(name.size() - kTmp.size(), kTmp.size(), kTmp)) {
     return;
   }
   auto owner = parse_segment_name(name.substr(0, name.size() - kTmp.size()));
-  if (owner && process_liveness(owner->pid, owner->start_time) == Liveness::Dead) {
-    ::unlink(path.c_str());
+  if (!owner || process_liveness(owner->pid, owner->start_time) != Liveness::Dead) return;
+  uint64_t writer_namespace = 0;
+  if (int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK); fd >= 0) {
+    if (::pread(fd, &writer_namespace, sizeof writer_namespace,
+                offsetof(pr::SegmentHeader, pid_namespace)) != ssize_t(sizeof writer_namespace)) {
+      writer_namespace = 0;
+    }
+    ::close(fd);
   }
+  if (writer_namespace != 0 && own_namespace != 0 && writer_namespace != own_namespace) return;
+  ::unlink(path.c_str());
 }
 
 }  // namespace
@@ -217,7 +293,7 @@ void Collector::scan_directory() {
     if (name == "." || name == "..") continue;
     std::string path = options_.dir + "/" + name;
     auto parsed = parse_segment_name(name);
-    if (!parsed && options_.reap) remove_if_abandoned_temporary(path, name);
+    if (!parsed && options_.reap) remove_if_abandoned_temporary(path, name, pid_namespace_);
     if (!parsed) {
       // Only files that claim to be segments are worth a report; temporaries and the leak
       // directory are ours.
@@ -281,7 +357,11 @@ void Collector::reap(const std::string& path, Tracked& t) {
   }
   if (std::string err = leaks_.save(leaks); !err.empty()) {
     // Keep the segment: the leak report must not be lost. Try again at the next refresh.
-    problems_[path] = Problem{"cannot save leak report: " + err};
+    Problem& p = problems_[path];
+    p = Problem{fmt::format("{} leaked buffers of process {} are not saved yet: cannot save leak "
+                            "report: {}; they are saved at the next refresh once there is room",
+                            leaks.size(), r.pid(), err)};
+    p.leaks = true;
     return;
   }
   ::unlink(path.c_str());
@@ -497,7 +577,11 @@ void Collector::build_snapshot() {
     if (t.records_copied) {
       for (const auto& rec : st.records) fold(rec);
     } else {
-      r.for_each_live_record(&st, fold);
+      // A file truncated during the scan leaves what was folded; the next refresh's read fails
+      // and drops the segment with the reason.
+      if (!r.for_each_live_record(&st, fold)) {
+        problems_[path] = Problem{"segment was truncated while being read; remove it"};
+      }
     }
     p.torn_records = st.torn_records;
     p.corrupt_records = st.corrupt_records;
@@ -584,7 +668,7 @@ void Collector::build_snapshot() {
 
   s.leaks = options_.leak_records ? leaks_.load(&s.problems) : leaks_.load_count(&s.problems);
   for (const auto& [path, problem] : problems_) {
-    s.problems.push_back({path, problem.error, problem.rejected});
+    s.problems.push_back({path, problem.error, problem.rejected, problem.leaks});
   }
   snapshot_ = std::move(s);
 }

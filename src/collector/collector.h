@@ -86,6 +86,9 @@ class Collector {
     std::unique_ptr<SegmentReader> reader;
     std::string check;  // ProcessView::segment_check
     int pidfd = -1;
+    // Written in another PID namespace: its pid names nobody (or somebody else) here, so it is
+    // never judged dead and never reaped by this collector.
+    bool other_namespace = false;
     SegmentState state;
     bool read_ok = false;
     bool records_copied = false;  // state.records holds the records; else fold them in place
@@ -96,6 +99,7 @@ class Collector {
     uint64_t inode = 0, size = 0;
     int64_t mtime_ns = 0;
     std::string rejected;  // SegmentProblem::rejected
+    bool leaks = false;    // SegmentProblem::leaks
   };
   // Outcome of verify_origin(): `rejected` (a kRejected* reason, with `error`) or `check`.
   struct Verdict {
@@ -107,12 +111,15 @@ class Collector {
   void scan_directory();
   void track(const std::string& path, const SegmentName& name);
   Verdict verify_origin(const SegmentReader& reader, bool alive) const;
+  Verdict verify_other_namespace(const SegmentReader& reader) const;
+  bool in_other_namespace(const SegmentReader& reader) const;
   bool is_dead(const Tracked& t) const;
   void reap(const std::string& path, Tracked& t);
   void build_snapshot();
   void drain_inotify();
 
   CollectorOptions options_;
+  const uint64_t pid_namespace_;  // this collector's (own_pid_namespace())
   LeakStore leaks_;
   int inotify_fd_ = -1;
   int epoll_fd_ = -1;

@@ -79,6 +79,7 @@ json to_json(const ProcessView& p) {
           {"duplicate_allocs", p.counters.duplicate_allocs},
           {"invalid_calls", p.counters.invalid_calls},
           {"cb_overflow", p.counters.cb_overflow},
+          {"tag_overflow", p.counters.tag_overflow},
           {"torn_records", p.torn_records},
           {"corrupt_records", p.corrupt_records}};
 }
@@ -128,7 +129,7 @@ json to_json(const TagUsage& t) {
 }
 
 json to_json(const SegmentProblem& p) {
-  return {{"path", p.path}, {"error", p.error}, {"rejected", p.rejected}};
+  return {{"path", p.path}, {"error", p.error}, {"rejected", p.rejected}, {"leaks", p.leaks}};
 }
 
 json status_json(const Snapshot& s) {
@@ -340,6 +341,10 @@ ProcessView process_from_json(const json& j) {
   p.counters.duplicate_allocs = integer_field<uint64_t>(j, "duplicate_allocs");
   p.counters.invalid_calls = integer_field<uint64_t>(j, "invalid_calls");
   p.counters.cb_overflow = integer_field<uint64_t>(j, "cb_overflow");
+  // Absent from an older ttmemd's documents.
+  if (j.contains("tag_overflow")) {
+    p.counters.tag_overflow = integer_field<uint64_t>(j, "tag_overflow");
+  }
   p.torn_records = integer_field<uint64_t>(j, "torn_records");
   p.corrupt_records = integer_field<uint64_t>(j, "corrupt_records");
   return p;
@@ -378,7 +383,9 @@ BufferView buffer_from_json(const json& j) {
 }
 
 SegmentProblem problem_from_json(const json& j) {
-  return {string_field(j, "path"), string_field(j, "error"), string_field(j, "rejected")};
+  // "leaks" is absent from an older ttmemd's documents.
+  return {string_field(j, "path"), string_field(j, "error"), string_field(j, "rejected"),
+          j.contains("leaks") && bool_field(j, "leaks")};
 }
 
 }  // namespace

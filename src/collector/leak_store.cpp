@@ -147,10 +147,9 @@ class LeakFile {
  public:
   explicit LeakFile(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
     struct stat st;
-    if (fd_ < 0 || ::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) ||
-        uint64_t(st.st_size) > LeakStore::kMaxFileBytes) {
+    if (fd_ < 0 || ::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
       if (fd_ >= 0) ::close(fd_);
-      throw UnusableLeakFile("leak file too large or unreadable; remove it");
+      throw UnusableLeakFile("leak file unreadable; check its permissions or remove it");
     }
     size_ = uint64_t(st.st_size);
   }
@@ -163,11 +162,14 @@ class LeakFile {
   uint64_t size() const { return size_; }
 
   // Its first min(max_bytes, size) bytes (fewer if it shrank since it was opened).
-  std::string read(uint64_t max_bytes) const {
-    std::string text(std::min(max_bytes, size_), '\0');
+  std::string read(uint64_t max_bytes) const { return read_at(0, max_bytes); }
+
+  // Up to max_bytes from `offset`, within the size it had when opened.
+  std::string read_at(uint64_t offset, uint64_t max_bytes) const {
+    std::string text(offset < size_ ? std::min(max_bytes, size_ - offset) : 0, '\0');
     size_t got = 0;
     while (got < text.size()) {
-      ssize_t n = ::pread(fd_, text.data() + got, text.size() - got, off_t(got));
+      ssize_t n = ::pread(fd_, text.data() + got, text.size() - got, off_t(offset + got));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       got += size_t(n);
@@ -184,25 +186,42 @@ class LeakFile {
 // Every record of a file, whatever its version; throws UnusableLeakFile or
 // nlohmann::json::exception.
 std::vector<LeakRecord> parse_records(const LeakFile& file) {
-  const std::string text = file.read(file.size());
   std::vector<LeakRecord> records;
-  const std::optional<Header> header = parse_header(text, text.size());
+  const std::optional<Header> header = parse_header(file.read(kMaxHeaderBytes), file.size());
   if (!header) {
-    const nlohmann::json document = nlohmann::json::parse(text);
+    if (file.size() > LeakStore::kMaxVersion1Bytes) {
+      throw UnusableLeakFile(fmt::format(
+          "version-1 leak file of {} B is larger than the {} B this ttmem parses as one "
+          "document; its records are not shown. Read it with an older ttmem, or remove it",
+          file.size(), LeakStore::kMaxVersion1Bytes));
+    }
+    const nlohmann::json document = nlohmann::json::parse(file.read(file.size()));
     for (const auto& j : document.at("leaks")) records.push_back(leak_from_json(j));
     return records;
   }
   records.reserve(header->count);  // bounded by the file's size (parse_header)
-  for (size_t line = header->length; line < text.size();) {
-    const size_t newline = text.find('\n', line);
-    if (newline == std::string::npos) malformed("its last record has no newline");
-    if (records.size() == header->count) {
-      malformed(fmt::format("more records than the header's count of {}", header->count));
+  // A chunk at a time: besides the records, a reader holds at most a chunk and one line.
+  std::string pending;
+  for (uint64_t offset = header->length; offset < file.size();) {
+    const std::string chunk = file.read_at(offset, LeakStore::kReadChunkBytes);
+    if (chunk.empty()) break;  // shrank since it was opened: the count check below fails
+    offset += chunk.size();
+    pending += chunk;
+    size_t line = 0;
+    for (size_t newline; (newline = pending.find('\n', line)) != std::string::npos;
+         line = newline + 1) {
+      if (records.size() == header->count) {
+        malformed(fmt::format("more records than the header's count of {}", header->count));
+      }
+      records.push_back(
+          leak_from_json(nlohmann::json::parse(pending.data() + line, pending.data() + newline)));
     }
-    records.push_back(
-        leak_from_json(nlohmann::json::parse(text.data() + line, text.data() + newline)));
-    line = newline + 1;
+    pending.erase(0, line);
+    if (pending.size() > LeakStore::kMaxRecordLineBytes) {
+      malformed(fmt::format("a record line longer than {} B", LeakStore::kMaxRecordLineBytes));
+    }
   }
+  if (!pending.empty()) malformed("its last record has no newline");
   if (records.size() != header->count) {
     malformed(fmt::format("{} records where the header says {}", records.size(), header->count));
   }
@@ -341,7 +360,7 @@ void LeakStore::rebuild_list() const {
 void LeakStore::report_problems(std::vector<SegmentProblem>* problems) const {
   for (const std::string& path : retained_) {
     const CachedFile& file = cache_.at(path);
-    if (!file.error.empty()) problems->push_back({path, file.error});
+    if (!file.error.empty()) problems->push_back({path, file.error, {}, /*leaks=*/true});
   }
 }
 

@@ -31,7 +31,14 @@ class LeakStore {
  public:
   static constexpr size_t kMaxFiles = 512;            // oldest files beyond this are pruned
   static constexpr size_t kMaxRecords = 20'000;       // so are the oldest beyond this many records
-  static constexpr size_t kMaxFileBytes = 64u << 20;  // larger files are not parsed
+  // A version-1 file is one JSON document, parsed whole: larger ones are refused (loudly, as a
+  // problem). Version-2 files, which every ttmem since writes, have no size limit: they are
+  // read a chunk at a time, so a process killed holding 200,000 buffers is reported whole.
+  static constexpr size_t kMaxVersion1Bytes = 64u << 20;
+  static constexpr size_t kReadChunkBytes = 1u << 20;
+  // No record line is longer (a record holds at most a 1,024-byte command and a 126-byte tag,
+  // escaped): a longer line is malformed, so a hostile file cannot make a reader buffer it.
+  static constexpr size_t kMaxRecordLineBytes = 64u << 10;
 
   explicit LeakStore(std::string dir) : dir_(std::move(dir)) {}
 

@@ -106,7 +106,9 @@ struct ProcessView {
   std::string segment;  // path
   // How the segment's origin was checked: "held" (the process holds it open and the file is its
   // user's), "owner" (only the file's owner could be checked: the process belongs to another
-  // user, or ended first and the file is the collector's own), "" (legacy: not a segment).
+  // user, or ended first and the file is the collector's own), "other_namespace" (the process
+  // runs in another PID namespace: its pid means nothing here, so it is shown but never
+  // checked, called dead or reaped; docs/security.md), "" (legacy: not a segment).
   std::string segment_check;
   bool exited = false;  // exited normally, segment waiting to be reported
   std::array<uint64_t, kNumKinds> reserved{};  // bytes per kind over its devices (CB: covered)
@@ -224,13 +226,19 @@ class LeakList {
 inline constexpr const char* kRejectedWrongOwner = "wrong_owner";     // owner is not its user
 inline constexpr const char* kRejectedNotHeld = "not_held";           // process does not hold it
 inline constexpr const char* kRejectedUnverifiable = "unverifiable";  // ended unseen, not ours
+inline constexpr const char* kRejectedImpossible = "impossible";  // no such process could exist
+// ProcessView::segment_check of a process in another PID namespace.
+inline constexpr const char* kCheckOtherNamespace = "other_namespace";
 inline constexpr const char* kRejectionReasons[] = {kRejectedWrongOwner, kRejectedNotHeld,
-                                                    kRejectedUnverifiable};
+                                                    kRejectedUnverifiable, kRejectedImpossible};
 
 struct SegmentProblem {
   std::string path;
   std::string error;
   std::string rejected;  // "" for a file that failed validation, else a kRejected* reason
+  // Leak records are at stake: a leak file that cannot be read, or a dead process's leak report
+  // that cannot be saved yet. `ttmem leaks` shows these, so "no leaks" is never said over them.
+  bool leaks = false;
 };
 
 struct TagUsage {

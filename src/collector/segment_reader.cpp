@@ -63,9 +63,11 @@ std::string validate_header(const pr::SegmentHeader& h, uint64_t file_size) {
       h.segment_size != l.segment_size) {
     return "table offsets disagree with the declared capacities";
   }
-  if (file_size != h.segment_size) {
-    return fmt::format("truncated or resized: file is {} B, header says {} B", file_size,
-                       h.segment_size);
+  // A file longer than its header says is read up to segment_size: the writer never grows it,
+  // and refusing it would leave its process's buffers unread and never reaped (their leak
+  // records lost, the file left behind). Shorter is missing part of what it declares.
+  if (file_size < h.segment_size) {
+    return fmt::format("truncated: file is {} B, header says {} B", file_size, h.segment_size);
   }
   if (h.pid == 0 || h.pid > uint32_t(INT32_MAX)) return "invalid pid";
   return {};
@@ -137,6 +139,7 @@ std::unique_ptr<SegmentReader> SegmentReader::open(const std::string& path, std:
   r->file_uid_ = uint32_t(st.st_uid);
   r->file_dev_ = st.st_dev;
   r->file_ino_ = st.st_ino;
+  r->file_ctime_ns_ = int64_t(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
   r->header_ = h;
   r->header_.cmdline[pr::kCmdlineBytes - 1] = '\0';
   return r;
@@ -187,37 +190,54 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   pr::DeviceSlot slot;
   bool ok = false;
   for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(&slots[d], &slot);
+  if (!ok) {
+    // Being re-registered, or left half written by a writer that died there: the client wrote
+    // the complete new descriptor to the header's `registering` copy first (protocol/segment.h).
+    const pr::DeviceSlot* registering = &at<pr::SegmentHeader>(base_, 0)->registering;
+    for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(registering, &slot);
+    ok = ok && slot.logical_id == d;
+  }
   if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) return;
-  slot.board[sizeof slot.board - 1] = '\0';
-  std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
-  std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
-  out->devices[d] = slot;
+  // Every load from the mapping before the board text is made: a load that faults must find no
+  // string alive in this frame (collector/mapping_guard.h).
   for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
     out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);
   }
   out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
+  slot.board[sizeof slot.board - 1] = '\0';
+  std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
+  std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
+  out->devices[d] = slot;
+}
+
+namespace {
+constexpr const char* kTruncatedWhileRead =
+    "segment was truncated while being read (only a foreign writer shrinks one); remove it";
 }
 
 bool SegmentReader::read_without_records(SegmentState* out, std::string* error) {
   struct stat st;
-  if (::fstat(fd_, &st) != 0 || uint64_t(st.st_size) != size_) {
-    *error = "segment was resized after it was opened";
+  if (truncated_ || ::fstat(fd_, &st) != 0 || uint64_t(st.st_size) < size_) {
+    *error = truncated_ ? kTruncatedWhileRead : "segment was truncated after it was opened";
+    truncated_ = true;
     return false;
   }
-  const auto* h = at<pr::SegmentHeader>(base_, 0);
-  out->process_state = pr::load_u32(&h->state, std::memory_order_acquire);
-  out->process_counters = pr::copy_words_out(&h->counters);
-  refresh_strings();
-
-  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) read_device(d, out);
-
-  uint32_t high = pr::load_u32(&h->slab_high_water, std::memory_order_acquire);
-  out->record_slots = std::min(high, header_.slab_capacity);
+  // The size just checked can shrink before the loads below: they are guarded.
+  truncated_ = !guarded(base_, size_, [&] {
+    const auto* h = at<pr::SegmentHeader>(base_, 0);
+    out->process_state = pr::load_u32(&h->state, std::memory_order_acquire);
+    out->process_counters = pr::copy_words_out(&h->counters);
+    refresh_strings();
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) read_device(d, out);
+    uint32_t high = pr::load_u32(&h->slab_high_water, std::memory_order_acquire);
+    out->record_slots = std::min(high, header_.slab_capacity);
+  });
   // Nothing is known of the records until they are scanned.
   out->records.clear();
   out->torn_records = 0;
   out->corrupt_records = 0;
-  return true;
+  if (truncated_) *error = kTruncatedWhileRead;
+  return !truncated_;
 }
 
 bool SegmentReader::read(SegmentState* out, std::string* error) {
@@ -238,7 +258,10 @@ bool SegmentReader::read(SegmentState* out, std::string* error) {
     out->records.reserve(wanted);
     advise_huge_pages(out->records.data(), out->records.capacity() * sizeof(pr::BufferRecord));
   }
-  for_each_live_record(out, [out](const pr::BufferRecord& r) { out->records.push_back(r); });
+  if (!for_each_live_record(out, [out](const pr::BufferRecord& r) { out->records.push_back(r); })) {
+    *error = kTruncatedWhileRead;
+    return false;
+  }
   return true;
 }
 
@@ -268,6 +291,12 @@ bool SegmentReader::read_live_record(const pr::BufferRecord& slot, SegmentState*
 }
 
 void SegmentReader::drain(const EventSink& sink) {
+  if (truncated_) return;
+  // `sink` sees private copies only, so no frame of it is alive when a load faults.
+  truncated_ = !guarded(base_, size_, [&] { drain_guarded(sink); });
+}
+
+void SegmentReader::drain_guarded(const EventSink& sink) {
   const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
   const uint64_t cap = header_.ring_capacity;
   for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
@@ -301,15 +330,21 @@ void SegmentReader::drain(const EventSink& sink) {
 }
 
 uint64_t SegmentReader::change_stamp() const {
+  // A stamp no read can have taken before: the caller reads, and the read reports the file.
+  constexpr uint64_t kTruncatedStamp = ~uint64_t{0};
+  if (truncated_) return kTruncatedStamp;
   const auto* h = at<pr::SegmentHeader>(base_, 0);
   const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
   const auto* slots = at<pr::DeviceSlot>(base_, header_.devices_offset);
-  uint64_t stamp = pr::load_u32(&h->state, std::memory_order_acquire);
-  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
-    stamp += pr::load_word(&heads[d].head, std::memory_order_acquire);
-    stamp += pr::load_word(reinterpret_cast<const uint64_t*>(&slots[d]));
-  }
-  return stamp;
+  uint64_t stamp = 0;
+  truncated_ = !guarded(base_, size_, [&] {
+    stamp = pr::load_u32(&h->state, std::memory_order_acquire);
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+      stamp += pr::load_word(&heads[d].head, std::memory_order_acquire);
+      stamp += pr::load_word(reinterpret_cast<const uint64_t*>(&slots[d]));
+    }
+  });
+  return truncated_ ? kTruncatedStamp : stamp;
 }
 
 uint64_t SegmentReader::dropped_total() const {

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "collector/mapping_guard.h"
 #include "protocol/segment.h"
 
 namespace ttmem {
@@ -48,17 +49,24 @@ class SegmentReader {
   pid_t pid() const { return pid_t(header_.pid); }
   uint64_t start_time() const { return header_.start_time; }
   uint32_t uid() const { return header_.uid; }
+  // The writer's PID namespace (SegmentHeader::pid_namespace); 0 when its client did not say.
+  uint64_t pid_namespace() const { return header_.pid_namespace; }
   // Owner and identity of the file mapped (not of whatever the path names later).
   uint32_t file_uid() const { return file_uid_; }
   dev_t file_dev() const { return file_dev_; }
   ino_t file_ino() const { return file_ino_; }
+  // When the file's inode last changed (st_ctime, realtime ns): by the client, only while its
+  // process lived (creation, rename, slab growth).
+  int64_t file_ctime_ns() const { return file_ctime_ns_; }
   uint32_t ring_capacity() const { return header_.ring_capacity; }
   uint64_t created_realtime_ns() const { return header_.created_realtime_ns; }
   std::string command() const;
 
   // Reads everything that describes the present, copying every live record into out->records.
-  // False (with *error) if the file changed size under the mapping, which only a foreign writer
-  // does.
+  // False (with *error) if the file shrank under the mapping, which only a foreign writer does.
+  // Every load from the mapping is guarded (collector/mapping_guard.h): a file truncated even
+  // during the read makes it return false, never raise SIGBUS. Once that happened, the reader
+  // is finished: every later read fails the same way.
   bool read(SegmentState* out, std::string* error);
 
   // The same without the records: process state and counters, device slots, kind counters, ring
@@ -69,18 +77,20 @@ class SegmentReader {
 
   // Calls visit(const protocol::BufferRecord&) for each live record that passes validation, in
   // slot order, over the slots counted by the read that filled *out; counts into *out the records
-  // that were torn or corrupt. A record on a device, or with a tag, registered after that read
+  // that were torn or corrupt. False when the file was truncated during the scan (the records
+  // visited so far were good; the next read fails). `visit` must not read the mapping. A record on a device, or with a tag, registered after that read
   // makes the reader read the device slot into *out (or the string table) again first, so the
   // device is in *out and the tag resolves when `visit` sees the record.
   template <class Visit>
-  void for_each_live_record(SegmentState* out, Visit&& visit);
+  bool for_each_live_record(SegmentState* out, Visit&& visit);
 
   // Tag text for an id; "" for 0 or unknown ids.
   const std::string& tag(uint32_t id) const;
 
   // Delivers ring events written since the previous call to `sink`, in order per device, and
   // adds events that were overwritten before they could be read to dropped(). The first call
-  // starts from event 0, so events a late reader never saw count as dropped too.
+  // starts from event 0, so events a late reader never saw count as dropped too. Stops (and the
+  // next read fails) if the file is truncated meanwhile.
   void drain(const EventSink& sink);
   uint64_t dropped(uint32_t device) const { return dropped_[device]; }
   uint64_t dropped_total() const;
@@ -88,12 +98,17 @@ class SegmentReader {
   // A number that changes whenever the writer reports anything (every alloc, free and CB event
   // advances a ring head; registering a device advances its slot's sequence) or its process
   // state changes. About a hundred loads: cheap enough to poll often, so a reader can skip a
-  // full read() while nothing happened.
+  // full read() while nothing happened. A truncated file gives a stamp that differs from every
+  // earlier one, so the caller reads, and learns of it.
   uint64_t change_stamp() const;
+
+  // True once a load from the mapping found the file truncated under it.
+  bool truncated() const { return truncated_; }
 
  private:
   SegmentReader() = default;
   void refresh_strings();
+  void drain_guarded(const EventSink& sink);
   // Reads device slot `d` (and its counters and ring head) under its seqlock into *out.
   void read_device(uint32_t d, SegmentState* out) const;
   bool valid_record(const protocol::BufferRecord& r, const SegmentState& st) const;
@@ -109,27 +124,35 @@ class SegmentReader {
   uint32_t file_uid_ = 0;
   dev_t file_dev_ = 0;
   ino_t file_ino_ = 0;
+  int64_t file_ctime_ns_ = 0;
   protocol::SegmentHeader header_{};  // validated private copy of the immutable part
   std::vector<std::string> strings_{""};
   std::array<uint64_t, protocol::kMaxDevices> cursors_{};
   std::array<uint64_t, protocol::kMaxDevices> dropped_{};
+  mutable bool truncated_ = false;
 };
 
 template <class Visit>
-void SegmentReader::for_each_live_record(SegmentState* out, Visit&& visit) {
+bool SegmentReader::for_each_live_record(SegmentState* out, Visit&& visit) {
   out->torn_records = 0;
   out->corrupt_records = 0;
+  if (truncated_) return false;
   const auto* slab = reinterpret_cast<const protocol::BufferRecord*>(base_ + header_.slab_offset);
   const uint32_t slots = std::min(out->record_slots, header_.slab_capacity);
-  for (uint32_t i = 0; i < slots; ++i) {
-    // Cheap pre-check, inline in the loop: most free slots are skipped without a full copy.
-    // A record with an odd sequence is an allocation still being written: not acknowledged to
-    // its caller yet, so not live (and, if its writer died there, never live).
-    uint64_t w0 = protocol::load_word(reinterpret_cast<const uint64_t*>(&slab[i]));
-    if (!((w0 >> 56) & protocol::kRecordLive) || (w0 & 1)) continue;
-    protocol::BufferRecord record;
-    if (read_live_record(slab[i], out, &record)) visit(std::as_const(record));
-  }
+  // One guard for the whole scan, not one per record. `visit` is never running when a load
+  // faults: it sees only the private copy.
+  truncated_ = !guarded(base_, size_, [&] {
+    for (uint32_t i = 0; i < slots; ++i) {
+      // Cheap pre-check, inline in the loop: most free slots are skipped without a full copy.
+      // A record with an odd sequence is an allocation still being written: not acknowledged to
+      // its caller yet, so not live (and, if its writer died there, never live).
+      uint64_t w0 = protocol::load_word(reinterpret_cast<const uint64_t*>(&slab[i]));
+      if (!((w0 >> 56) & protocol::kRecordLive) || (w0 & 1)) continue;
+      protocol::BufferRecord record;
+      if (read_live_record(slab[i], out, &record)) visit(std::as_const(record));
+    }
+  });
+  return !truncated_;
 }
 
 // Parses "ttmem-<pid>-<start>.seg"; nullopt for any other name.

@@ -7,6 +7,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -79,6 +82,21 @@ std::optional<uint64_t> process_start_time(pid_t pid) {
   auto st = read_proc_stat(pid);
   if (!st) return std::nullopt;
   return st->start_time;
+}
+
+uint64_t realtime_to_boot_ticks(int64_t realtime_ns) {
+  timespec real{}, boot{};
+  ::clock_gettime(CLOCK_REALTIME, &real);
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);  // start times count from boot, suspend included
+  const int64_t booted_at = (int64_t(real.tv_sec) - boot.tv_sec) * 1'000'000'000 +
+                            (int64_t(real.tv_nsec) - boot.tv_nsec);
+  const int64_t since_boot = std::max<int64_t>(realtime_ns - booted_at, 0);
+  return uint64_t(since_boot / 1'000'000 * ::sysconf(_SC_CLK_TCK) / 1000);
+}
+
+uint64_t own_pid_namespace() {
+  struct stat st;
+  return ::stat("/proc/self/ns/pid", &st) == 0 ? uint64_t(st.st_ino) : 0;
 }
 
 std::string process_cmdline(pid_t pid, size_t max_bytes) {

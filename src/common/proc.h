@@ -14,6 +14,13 @@ namespace ttmem {
 // identifies a process for the lifetime of the system.
 std::optional<uint64_t> process_start_time(pid_t pid);
 
+// The inode of /proc/self/ns/pid: names this process's PID namespace. 0 when unknown (no /proc).
+// Two processes see the same PIDs only when these are equal.
+uint64_t own_pid_namespace();
+
+// A realtime (ns since the epoch) as clock ticks since boot, the unit of process start times.
+uint64_t realtime_to_boot_ticks(int64_t realtime_ns);
+
 // argv joined by spaces, at most max_bytes; empty when unreadable.
 std::string process_cmdline(pid_t pid, size_t max_bytes = 1023);
 

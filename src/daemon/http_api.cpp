@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <malloc.h>
 
 #include <charconv>
 #include <set>
@@ -14,6 +15,12 @@ namespace ttmem::daemon {
 namespace {
 
 using nlohmann::json;
+
+// Bounds on what a client can make the server hold (install_routes).
+constexpr size_t kConnectionThreads = 64;          // connections served at once
+constexpr time_t kIdleSeconds = 2;                 // a connection silent this long is closed
+constexpr time_t kWriteSeconds = 10;               // a client that stops reading is dropped
+constexpr size_t kMaxRequestBodyBytes = 64 << 10;  // GET has none; also bounds a chunked one
 
 // A rejected request: status and a message saying what to do.
 struct BadRequest {
@@ -145,9 +152,16 @@ BufferFilter buffer_filter(const Snapshot& s, const ApiParams& req,
   return f;
 }
 
+BufferSelection buffers_selection(const Snapshot& s, const ApiParams& req) {
+  return select_buffers(s, buffer_filter(s, req, {"device", "kind", "pid", "sort", "limit"}));
+}
+
 struct ApiEndpoint {
   const char* path;
   json (*answer)(const Published& p, const HistoryStore& history, const ApiParams& params);
+  // A list as long as the tracked state: the server sends it a chunk at a time (stream_list)
+  // rather than as one document built whole.
+  bool streamed = false;
 };
 
 const ApiEndpoint kEndpoints[] = {
@@ -172,10 +186,9 @@ const ApiEndpoint kEndpoints[] = {
      }},
     {"/api/v1/buffers",
      [](const Published& p, const HistoryStore&, const ApiParams& params) {
-       const Snapshot& s = p.snapshot;
-       return buffers_json(
-           select_buffers(s, buffer_filter(s, params, {"device", "kind", "pid", "sort", "limit"})));
-     }},
+       return buffers_json(buffers_selection(p.snapshot, params));
+     },
+     /*streamed=*/true},
     {"/api/v1/programs",
      [](const Published& p, const HistoryStore&, const ApiParams& params) {
        const Snapshot& s = p.snapshot;
@@ -186,7 +199,8 @@ const ApiEndpoint kEndpoints[] = {
      [](const Published& p, const HistoryStore&, const ApiParams& params) {
        check_params(params, {});
        return leaks_json(p.snapshot.leaks);
-     }},
+     },
+     /*streamed=*/true},
     {"/api/v1/legacy",
      [](const Published& p, const HistoryStore&, const ApiParams& params) {
        check_params(params, {});
@@ -200,6 +214,63 @@ const ApiEndpoint kEndpoints[] = {
        return history_json(p.snapshot, history, params);
      }},
 };
+
+// Items a streamed list sends per chunk: a few hundred KiB of JSON.
+constexpr size_t kItemsPerChunk = 1000;
+
+// Sends `head`, the items [next, last) as JSON separated by commas, then `tail`, a chunk at a
+// time: the text is the one the whole document would dump to, but only one chunk is ever held.
+// Built whole, four concurrent /api/v1/buffers answers over 200,000 buffers took ttmemd to
+// 3.5 GB, and malloc kept it. `keep` holds what the iterators point into.
+template <class It, class ItemJson>
+void stream_list(httplib::Response& res, std::string head, It next, It last, std::string tail,
+                 ItemJson item_json, std::shared_ptr<const void> keep) {
+  struct Progress {
+    It next, last;
+    std::string head, tail;
+    bool first = true;
+  };
+  auto progress = std::make_shared<Progress>(Progress{next, last, std::move(head),
+                                                      std::move(tail)});
+  res.set_chunked_content_provider(
+      "application/json",
+      [progress, item_json, keep](size_t, httplib::DataSink& sink) {
+        Progress& p = *progress;
+        std::string chunk = std::exchange(p.head, {});
+        for (size_t n = 0; n < kItemsPerChunk && p.next != p.last; ++n, ++p.next) {
+          if (!std::exchange(p.first, false)) chunk += ',';
+          chunk += json_body(item_json(*p.next));
+        }
+        const bool done = p.next == p.last;
+        if (done) chunk += p.tail;
+        if (!sink.write(chunk.data(), chunk.size())) return false;  // the client went away
+        if (done) {
+          sink.done();
+          // The chunks were freed into this thread's malloc arena, which glibc keeps: give
+          // them back, so a burst of large answers does not stay in ttmemd's resident memory.
+          chunk = {};
+          ::malloc_trim(0);
+        }
+        return true;
+      });
+}
+
+void stream_endpoint(const std::string& path, std::shared_ptr<const Published> pub,
+                     const ApiParams& params, httplib::Response& res) {
+  if (path == "/api/v1/leaks") {
+    check_params(params, {});
+    const LeakList& leaks = pub->snapshot.leaks;
+    stream_list(res, R"({"leaks":[)", leaks.begin(), leaks.end(), "]}",
+                [](const LeakRecord& l) { return to_json(l); }, pub);
+    return;
+  }
+  auto rows = std::make_shared<BufferSelection>(buffers_selection(pub->snapshot, params));
+  stream_list(res, R"({"buffers":[)", rows->rows.cbegin(), rows->rows.cend(),
+              fmt::format(R"(],"total":{}}})", rows->total),
+              [](const BufferView* b) { return to_json(*b); },
+              std::make_shared<std::pair<std::shared_ptr<const Published>,
+                                         std::shared_ptr<BufferSelection>>>(pub, rows));
+}
 
 }  // namespace
 
@@ -220,27 +291,69 @@ std::optional<ApiReply> answer_api(const std::string& path, const Published& pub
 
 void install_routes(httplib::Server& server, const SnapshotBoard& board,
                     const HistoryStore& history, const ApiOptions& options) {
+  // Resource bounds (docs/security.md#the-http-api). Each connection holds a pool thread while
+  // it is open, so idle ones are closed after kIdleSeconds, and the pool is large enough that a
+  // few dozen of them (32 once took /metrics past a 10 s scrape timeout with the default 8
+  // threads) leave threads for /metrics and /api/v1/status.
+  server.new_task_queue = [] { return new httplib::ThreadPool(kConnectionThreads); };
+  server.set_read_timeout(kIdleSeconds, 0);
+  server.set_keep_alive_timeout(kIdleSeconds);
+  // One request per connection. A refused request's body is left unread (below), and on a
+  // kept-alive connection cpp-httplib 0.11 would read it as the next request line, with no
+  // length limit: 100 MiB of body became 130 MB of ttmemd. Scrapers and `ttmem --server`
+  // reconnect per request anyway.
+  server.set_keep_alive_max_count(1);
+  server.set_write_timeout(kWriteSeconds, 0);
+  server.set_payload_max_length(kMaxRequestBodyBytes);
+
   const std::string token = options.token;
+  // Runs once the request line and headers are read and before any body is: a request with a
+  // body is refused unread (a 256 MiB POST was read whole before its 401 or 405, and took ttmemd
+  // to 271 MB). `Connection: close`, so the unread body is never taken for the next request.
   server.set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
-    if (token.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string want = "Bearer " + token;
-    const std::string& got = req.get_header_value("Authorization");
-    // Constant-time comparison: the time taken does not reveal how much of the token matched.
-    unsigned diff = got.size() != want.size();
-    for (size_t i = 0; i < want.size(); ++i)
-      diff |= unsigned(want[i] ^ (i < got.size() ? got[i] : 0));
-    if (diff == 0) return httplib::Server::HandlerResponse::Unhandled;
-    res.set_header("WWW-Authenticate", "Bearer");
-    reply_error(res, 401,
-                "this ttmemd needs a token: send 'Authorization: Bearer <token>' (ttmem: "
-                "--token-file or TTMEM_TOKEN; Prometheus: authorization.credentials_file)");
-    return httplib::Server::HandlerResponse::Handled;
+    auto refuse = [&](int status, const std::string& message) {
+      res.set_header("Connection", "close");
+      reply_error(res, status, message);
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    if (!token.empty()) {
+      std::string want = "Bearer " + token;
+      const std::string& got = req.get_header_value("Authorization");
+      // Constant-time comparison: the time taken does not reveal how much of the token matched.
+      unsigned diff = got.size() != want.size();
+      for (size_t i = 0; i < want.size(); ++i)
+        diff |= unsigned(want[i] ^ (i < got.size() ? got[i] : 0));
+      if (diff != 0) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        return refuse(401,
+                      "this ttmemd needs a token: send 'Authorization: Bearer <token>' (ttmem: "
+                      "--token-file or TTMEM_TOKEN; Prometheus: authorization.credentials_file)");
+      }
+    }
+    // Read-only: every other method is refused, on every path.
+    if (req.method != "GET" && req.method != "HEAD") {
+      res.set_header("Allow", "GET, HEAD");
+      return refuse(405, "the ttmemd API is read-only: use GET");
+    }
+    if (req.has_header("Transfer-Encoding") ||
+        req.get_header_value<uint64_t>("Content-Length") > 0) {
+      return refuse(413, "the ttmemd API takes no request body: send GET without one");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
   });
 
-  // Every JSON endpoint: the current publication, answered by answer_api().
+  // Every JSON endpoint: the current publication, answered by answer_api(), or streamed.
   for (const ApiEndpoint& e : kEndpoints) {
-    server.Get(e.path, [&board, &history](const httplib::Request& req, httplib::Response& res) {
+    server.Get(e.path, [&board, &history, streamed = e.streamed](const httplib::Request& req,
+                                                                  httplib::Response& res) {
       auto pub = board.current();
+      if (streamed) {
+        try {
+          return stream_endpoint(req.path, std::move(pub), req.params, res);
+        } catch (const BadRequest& bad) {
+          return reply_error(res, bad.status, bad.message);
+        }
+      }
       ApiReply reply = *answer_api(req.path, *pub, history, req.params);
       res.status = reply.status;
       res.set_content(reply.body, "application/json");
@@ -256,15 +369,7 @@ void install_routes(httplib::Server& server, const SnapshotBoard& board,
     res.set_content(render_metrics(in, metrics), "text/plain; version=0.0.4; charset=utf-8");
   });
 
-  // Read-only: every other method is refused, every other path is a JSON 404.
-  auto refuse = [](const httplib::Request&, httplib::Response& res) {
-    res.set_header("Allow", "GET, HEAD");
-    reply_error(res, 405, "the ttmemd API is read-only: use GET");
-  };
-  server.Post(".*", refuse);
-  server.Put(".*", refuse);
-  server.Patch(".*", refuse);
-  server.Delete(".*", refuse);
+  // Every other path is a JSON 404 (other methods never get here: see the pre-routing handler).
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty()) {
       reply_error(res, 404,

@@ -37,11 +37,14 @@ void CounterLedger::update(const Snapshot& s) {
       t.dropped_events += d.dropped_events;
     }
   }
+  std::map<uint64_t, std::string> device_of;
+  for (const auto& d : s.devices) device_of[d.chip_id] = join_ids(d.logical_ids);
   // A live process's counter can only grow, and retiring moves its value from the live to the
   // retired sum, so each total is monotonic; max() guards against a process's final counts
   // never having been seen by an earlier snapshot.
   for (auto& [chip, t] : totals) {
     const ChipTotals& prev = totals_[chip];
+    t.device = !prev.device.empty() ? prev.device : device_of[chip];
     for (uint32_t k = 0; k < kNumKinds; ++k) {
       t.allocs[k] = std::max(t.allocs[k], prev.allocs[k]);
       t.frees[k] = std::max(t.frees[k], prev.frees[k]);
@@ -89,9 +92,13 @@ class Writer {
   std::string out_;
 };
 
+// `device` is the logical ids, "0" or "0,4"; "-" when there are none.
+std::string chip_labels(const std::string& device, uint64_t chip_id) {
+  return fmt::format("device=\"{}\",chip_id=\"{:#x}\"", device.empty() ? "-" : device, chip_id);
+}
+
 std::string device_labels(const DeviceView& d) {
-  std::string ids = join_ids(d.logical_ids);
-  return fmt::format("device=\"{}\",chip_id=\"{:#x}\"", ids.empty() ? "-" : ids, d.chip_id);
+  return chip_labels(join_ids(d.logical_ids), d.chip_id);
 }
 
 constexpr size_t kMaxCommandLabel = 64;
@@ -169,21 +176,16 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
     w.sample("ttmem_device_clash_margin_bytes", device_labels(d), d.clash_margin);
   }
 
-  // Counters: every chip ever seen, with the labels it last had.
-  std::map<uint64_t, std::string> labels;
-  for (const auto& d : s.devices) labels[d.chip_id] = device_labels(d);
-  auto chip_labels = [&](uint64_t chip) {
-    auto it = labels.find(chip);
-    return it != labels.end() ? it->second
-                              : fmt::format("device=\"-\",chip_id=\"{:#x}\"", chip);
-  };
+  // Counters: every chip ever seen, with the labels it was first seen with, for life (before,
+  // a chip whose device had gone changed from device="0" to device="-", a new series).
   if (in.totals != nullptr) {
     w.family("ttmem_allocations_total", "counter", "Buffer and CB allocations reported.");
     for (const auto& [chip, t] : *in.totals) {
       for (uint32_t k = 0; k < kNumKinds; ++k) {
         if (t.allocs[k] == 0) continue;
         w.sample("ttmem_allocations_total",
-                 fmt::format("{},kind=\"{}\"", chip_labels(chip), kind_name(k)), t.allocs[k]);
+                 fmt::format("{},kind=\"{}\"", chip_labels(t.device, chip), kind_name(k)),
+                 t.allocs[k]);
       }
     }
     w.family("ttmem_frees_total", "counter", "Buffer and CB frees reported.");
@@ -191,13 +193,14 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
       for (uint32_t k = 0; k < kNumKinds; ++k) {
         if (t.allocs[k] == 0 && t.frees[k] == 0) continue;
         w.sample("ttmem_frees_total",
-                 fmt::format("{},kind=\"{}\"", chip_labels(chip), kind_name(k)), t.frees[k]);
+                 fmt::format("{},kind=\"{}\"", chip_labels(t.device, chip), kind_name(k)),
+                 t.frees[k]);
       }
     }
     w.family("ttmem_dropped_events_total", "counter",
              "History events lost because a ring filled before it was read (totals stay exact).");
     for (const auto& [chip, t] : *in.totals) {
-      w.sample("ttmem_dropped_events_total", chip_labels(chip), t.dropped_events);
+      w.sample("ttmem_dropped_events_total", chip_labels(t.device, chip), t.dropped_events);
     }
   }
 
@@ -205,6 +208,12 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
   w.sample("ttmem_tracked_processes", "", uint64_t(s.processes.size()));
   w.family("ttmem_leaked_buffers", "gauge", "Leak records of processes that ended.");
   w.sample("ttmem_leaked_buffers", "", s.leaks.count());
+  w.family("ttmem_leak_reports_unshown", "gauge",
+           "Leak reports whose records are not in ttmem_leaked_buffers: unreadable leak files, "
+           "or reports of ended processes that cannot be saved yet (file system full).");
+  w.sample("ttmem_leak_reports_unshown", "",
+           uint64_t(std::count_if(s.problems.begin(), s.problems.end(),
+                                  [](const SegmentProblem& p) { return p.leaks; })));
   w.family("ttmem_segment_problems", "gauge", "Segment files skipped because they failed checks.");
   w.sample("ttmem_segment_problems", "", uint64_t(s.problems.size()));
   w.family("ttmem_segments_rejected", "gauge",

@@ -21,6 +21,10 @@ struct ChipTotals {
   std::array<uint64_t, kNumKinds> allocs{};
   std::array<uint64_t, kNumKinds> frees{};
   uint64_t dropped_events = 0;
+  // The chip's logical ids ("0", "0,4") when the ledger first saw it on a device, kept for the
+  // counters' whole life: a counter whose labels change is a new series to Prometheus, and
+  // rate() over the change breaks. "" until it has been seen on one.
+  std::string device;
 };
 
 class CounterLedger {

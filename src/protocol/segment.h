@@ -58,80 +58,6 @@ inline constexpr uint32_t kStringMaxLen = 126;
 enum class Kind : uint8_t { Dram = 0, L1 = 1, SystemMemory = 2, L1Small = 3, Trace = 4, Cb = 5 };
 
 // ---------------------------------------------------------------------------------------------
-// SegmentHeader (4096 B). Written once before the file is renamed into place, except for the
-// atomic counters and `state`, which the client updates.
-//
-//   0  magic u64 | 8 version u32 | 12 header_size u32 | 16 segment_size u64
-//  24  pid u32 | 28 uid u32 | 32 start_time u64 (clock ticks since boot, /proc/PID/stat #22)
-//  40  created_realtime_ns u64 | 48 created_monotonic_ns u64
-//  56  max_devices u32 | 60 num_kinds u32 | 64 string_capacity u32 | 68 slab_capacity u32
-//  72  ring_capacity u32 | 76 device_slot_size u32 | 80 record_size u32 | 84 event_size u32
-//  88  string_slot_size u32 | 92 reserved u32
-//  96  devices_offset, counters_offset, ring_heads_offset, strings_offset, slab_offset,
-//      rings_offset (u64 each, up to 144)
-// 192  state u32 atomic | 196 string_count u32 atomic | 200 slab_high_water u32 atomic
-// 256  ProcessCounters (64 B, see below)
-// 1024 cmdline[1024]: NUL-separated argv, NUL-padded
-// ---------------------------------------------------------------------------------------------
-
-// Header `state` values.
-inline constexpr uint32_t kStateActive = 1;  // the process is running and writing
-inline constexpr uint32_t kStateExited = 2;  // the process exited normally (leaks may remain)
-
-// Counters of reports the client could not record; all single 8-byte atomics.
-struct ProcessCounters {
-  uint64_t slab_overflow;    // allocations not recorded: slab full
-  uint64_t unknown_frees;    // frees of ids that were not live
-  uint64_t duplicate_allocs; // allocations of an id that was already live (old one replaced)
-  uint64_t invalid_calls;    // reports rejected for bad fields or unregistered devices
-  uint64_t cb_overflow;      // CBs not recorded: too many live CBs on a device
-  uint64_t reserved[3];
-};
-static_assert(sizeof(ProcessCounters) == 64);
-
-struct SegmentHeader {
-  uint64_t magic;
-  uint32_t version;
-  uint32_t header_size;
-  uint64_t segment_size;
-  uint32_t pid;
-  uint32_t uid;
-  uint64_t start_time;
-  uint64_t created_realtime_ns;
-  uint64_t created_monotonic_ns;
-  uint32_t max_devices;
-  uint32_t num_kinds;
-  uint32_t string_capacity;
-  uint32_t slab_capacity;
-  uint32_t ring_capacity;
-  uint32_t device_slot_size;
-  uint32_t record_size;
-  uint32_t event_size;
-  uint32_t string_slot_size;
-  uint32_t reserved0;
-  uint64_t devices_offset;
-  uint64_t counters_offset;
-  uint64_t ring_heads_offset;
-  uint64_t strings_offset;
-  uint64_t slab_offset;
-  uint64_t rings_offset;
-  uint8_t pad0[192 - 144];
-  uint32_t state;
-  uint32_t string_count;
-  uint32_t slab_high_water;
-  uint8_t pad1[256 - 204];
-  ProcessCounters counters;
-  uint8_t pad2[1024 - 320];
-  char cmdline[kCmdlineBytes];
-  uint8_t pad3[kHeaderSize - 2048];
-};
-static_assert(sizeof(SegmentHeader) == kHeaderSize);
-static_assert(offsetof(SegmentHeader, devices_offset) == 96);
-static_assert(offsetof(SegmentHeader, state) == 192);
-static_assert(offsetof(SegmentHeader, counters) == 256);
-static_assert(offsetof(SegmentHeader, cmdline) == 1024);
-
-// ---------------------------------------------------------------------------------------------
 // DeviceSlot (512 B), seqlocked: `seq` odd while being written, even when stable.
 //
 //   0 seq u32 | 4 flags u32 (bit0 registered) | 8 logical_id u32 | 12 arch u32
@@ -172,6 +98,91 @@ struct DeviceSlot {
 static_assert(sizeof(DeviceSlot) == 512);
 static_assert(offsetof(DeviceSlot, kinds) == 64);
 static_assert(offsetof(DeviceSlot, board) == 256);
+
+// ---------------------------------------------------------------------------------------------
+// SegmentHeader (4096 B). Written once before the file is renamed into place, except for the
+// atomic counters and `state`, which the client updates.
+//
+//   0  magic u64 | 8 version u32 | 12 header_size u32 | 16 segment_size u64
+//  24  pid u32 | 28 uid u32 | 32 start_time u64 (clock ticks since boot, /proc/PID/stat #22)
+//  40  created_realtime_ns u64 | 48 created_monotonic_ns u64
+//  56  max_devices u32 | 60 num_kinds u32 | 64 string_capacity u32 | 68 slab_capacity u32
+//  72  ring_capacity u32 | 76 device_slot_size u32 | 80 record_size u32 | 84 event_size u32
+//  88  string_slot_size u32 | 92 reserved u32
+//  96  devices_offset, counters_offset, ring_heads_offset, strings_offset, slab_offset,
+//      rings_offset (u64 each, up to 144)
+// 144  pid_namespace u64: inode of the writer's /proc/self/ns/pid (0 = not known). `pid` and
+//      `start_time` mean something only to a reader in the same PID namespace.
+// 192  state u32 atomic | 196 string_count u32 atomic | 200 slab_high_water u32 atomic
+// 256  ProcessCounters (64 B, see below)
+// 1024 cmdline[1024]: NUL-separated argv, NUL-padded
+// 2048 registering: DeviceSlot (512 B, seqlocked), the descriptor of the latest registration,
+//      written completely before the device's own slot is. A reader that finds the slot being
+//      written (odd), or left odd by a writer that died there, uses this copy when it names
+//      the same device: re-registering is atomic for readers and safe to crash in.
+// ---------------------------------------------------------------------------------------------
+
+// Header `state` values.
+inline constexpr uint32_t kStateActive = 1;  // the process is running and writing
+inline constexpr uint32_t kStateExited = 2;  // the process exited normally (leaks may remain)
+
+// Counters of reports the client could not record; all single 8-byte atomics.
+struct ProcessCounters {
+  uint64_t slab_overflow;    // allocations not recorded: slab full
+  uint64_t unknown_frees;    // frees of ids that were not live
+  uint64_t duplicate_allocs; // allocations of an id that was already live (old one replaced)
+  uint64_t invalid_calls;    // reports rejected for bad fields or unregistered devices
+  uint64_t cb_overflow;      // CBs not recorded: too many live CBs on a device
+  uint64_t tag_overflow;     // tags and op names left out: the string table was full
+  uint64_t reserved[2];
+};
+static_assert(sizeof(ProcessCounters) == 64);
+
+struct SegmentHeader {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t header_size;
+  uint64_t segment_size;
+  uint32_t pid;
+  uint32_t uid;
+  uint64_t start_time;
+  uint64_t created_realtime_ns;
+  uint64_t created_monotonic_ns;
+  uint32_t max_devices;
+  uint32_t num_kinds;
+  uint32_t string_capacity;
+  uint32_t slab_capacity;
+  uint32_t ring_capacity;
+  uint32_t device_slot_size;
+  uint32_t record_size;
+  uint32_t event_size;
+  uint32_t string_slot_size;
+  uint32_t reserved0;
+  uint64_t devices_offset;
+  uint64_t counters_offset;
+  uint64_t ring_heads_offset;
+  uint64_t strings_offset;
+  uint64_t slab_offset;
+  uint64_t rings_offset;
+  uint64_t pid_namespace;
+  uint8_t pad0[192 - 152];
+  uint32_t state;
+  uint32_t string_count;
+  uint32_t slab_high_water;
+  uint8_t pad1[256 - 204];
+  ProcessCounters counters;
+  uint8_t pad2[1024 - 320];
+  char cmdline[kCmdlineBytes];
+  DeviceSlot registering;
+  uint8_t pad3[kHeaderSize - 2048 - sizeof(DeviceSlot)];
+};
+static_assert(sizeof(SegmentHeader) == kHeaderSize);
+static_assert(offsetof(SegmentHeader, devices_offset) == 96);
+static_assert(offsetof(SegmentHeader, pid_namespace) == 144);
+static_assert(offsetof(SegmentHeader, state) == 192);
+static_assert(offsetof(SegmentHeader, counters) == 256);
+static_assert(offsetof(SegmentHeader, cmdline) == 1024);
+static_assert(offsetof(SegmentHeader, registering) == 2048);
 
 // ---------------------------------------------------------------------------------------------
 // KindCounters (64 B): exact counters for one (device, kind). Each field is an 8-byte atomic

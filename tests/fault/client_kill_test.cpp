@@ -128,5 +128,63 @@ TEST(ClientKill, HalfCreatedSegmentOfADeadProcessIsRemoved) {
   EXPECT_TRUE(collector.snapshot().problems.empty());
 }
 
+// A process that re-registers device 0 over and over (a new descriptor each time) with 50
+// buffers live on it. Returns it once it says "ready".
+std::unique_ptr<Child> start_reregistering(const std::string& dir) {
+  auto child = std::make_unique<Child>(
+      std::vector<std::string>{TTMEM_FAULT_CLIENT, "short", "--devices", "1", "--allocs", "50",
+                               "--keep", "50", "--reregister"},
+      std::map<std::string, std::string>{{"TTMEM_DIR", dir}});
+  EXPECT_TRUE(child->expect_line("ready"));
+  return child;
+}
+
+// Re-registering a device is atomic for readers: every read while it happens sees the device
+// and all 50 records (before, 53 of 300 reads dropped the device). And it is safe to be killed
+// in: the leak report is all 50 records every time (before, 3 of 60 kills left the slot's
+// sequence odd, and every record of the device was rejected as corrupt: 50 of 50 lost).
+TEST(ClientKill, ReregisteringADeviceIsAtomicForReadersAndSafeToBeKilledIn) {
+  TempDir dir;
+  {
+    auto client = start_reregistering(dir.path());
+    CollectorOptions options;
+    options.dir = dir.path();
+    options.reap = false;
+    Collector reader(options);
+    int dropped = 0;
+    for (int read = 0; read < 300; ++read) {
+      reader.refresh();
+      const Snapshot& s = reader.snapshot();
+      const bool whole = s.processes.size() == 1 && s.processes[0].buffers == 50 &&
+                         s.processes[0].corrupt_records == 0 && s.devices.size() == 1;
+      dropped += !whole;
+    }
+    EXPECT_EQ(dropped, 0) << "reads that lost the device or its records, of 300";
+    client->kill(SIGKILL);
+    client->wait();
+  }
+  std::mt19937_64 rng(test_seed());
+  CollectorOptions options;
+  options.dir = dir.path();
+  Collector reaper(options);
+  reaper.refresh();  // the first process's 50
+  int short_reports = 0;
+  for (int kill = 0; kill < 60; ++kill) {
+    auto client = start_reregistering(dir.path());
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
+    client->kill(SIGKILL);
+    client->wait();
+    reaper.refresh();
+    size_t records = 0;
+    for (const LeakRecord& l : reaper.snapshot().leaks) records += l.pid == client->pid();
+    if (records != 50) {
+      ++short_reports;
+      ADD_FAILURE() << "kill " << kill << ": " << records << " of 50 leak records";
+    }
+    for (const auto& p : reaper.snapshot().problems) ADD_FAILURE() << p.path << ": " << p.error;
+  }
+  EXPECT_EQ(short_reports, 0);
+}
+
 }  // namespace
 }  // namespace ttmem::test::fault

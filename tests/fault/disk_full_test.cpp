@@ -133,6 +133,14 @@ TEST(DiskFull, FilesystemFillingUpMidRunCountsOverflowsAndNeverRaisesSigbus) {
   EXPECT_NE(status["problems"][0].at("error").get<std::string>().find("cannot save leak report"),
             std::string::npos);
   EXPECT_EQ(leftover_files(dir).size(), 1u) << "the segment holding the leaks was removed";
+  EXPECT_TRUE(status["problems"][0].at("leaks").get<bool>());
+  // `ttmem leaks` never says there are none while a report waits for room: it says how many
+  // buffers wait, and why.
+  RunResult leaks = run({TTMEM_CLI, "--dir", dir, "leaks"});
+  EXPECT_EQ(leaks.exit_code, 0) << leaks.err;
+  EXPECT_EQ(leaks.out.find("No leaked buffers recorded"), std::string::npos) << leaks.out;
+  EXPECT_NE(leaks.err.find("1024 leaked buffers of process"), std::string::npos) << leaks.err;
+  EXPECT_NE(leaks.err.find("not saved yet"), std::string::npos) << leaks.err;
 
   // Once there is room, the next collector reports every one of them.
   ASSERT_TRUE(small.resize(4u << 20));

@@ -14,7 +14,8 @@
 //       segment <path or "none">
 //     then "ready"; with --wait it waits for a line (or end of input) on stdin before exiting 0.
 //     --fsize-limit runs the program under that RLIMIT_FSIZE, as `ulimit -f` would, with SIGXFSZ
-//     left at its default action (which kills the process).
+//     left at its default action (which kills the process). --reregister: after "ready",
+//     re-registers device 0 over and over, its board name alternating, until killed.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -155,6 +156,7 @@ struct ShortOptions {
   uint32_t churn_ms = 0;
   uint64_t fsize_limit = 0;
   bool wait = false;
+  bool reregister = false;
   std::string done_file;
 };
 
@@ -194,6 +196,11 @@ int short_lived(const ShortOptions& o) {
   std::printf("first-error %s\n", ttmem_status_string(first_error));
   std::printf("segment %s\nready\n", segment != nullptr ? segment : "none");
   std::fflush(stdout);
+  for (uint64_t n = 0; o.reregister; ++n) {
+    ttmem_device_desc d = ttmem::test::test_device_desc(0);
+    d.board = n % 2 ? "reregistered-a" : "reregistered-b";  // a new descriptor every time
+    ttmem::register_device(d);
+  }
   if (o.wait) {
     std::string line;
     std::getline(std::cin, line);
@@ -206,7 +213,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: ttmem_fault_client churn --ack FILE [--seed S]\n"
                "       ttmem_fault_client short [--devices D] [--allocs N] [--keep K] "
-               "[--churn-ms M] [--fsize-limit BYTES] [--wait] [--done-file PATH]\n");
+               "[--churn-ms M] [--fsize-limit BYTES] [--wait] [--reregister] "
+               "[--done-file PATH]\n");
   return 2;
 }
 
@@ -220,8 +228,8 @@ int main(int argc, char** argv) {
   ShortOptions o;
   for (int i = 2; i < argc; ++i) {
     std::string k = argv[i];
-    if (k == "--wait") {
-      o.wait = true;
+    if (k == "--wait" || k == "--reregister") {
+      (k == "--wait" ? o.wait : o.reregister) = true;
       continue;
     }
     if (i + 1 >= argc) return usage();

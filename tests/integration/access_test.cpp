@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "access_harness.h"
 #include "common/proc.h"
@@ -224,6 +226,41 @@ TEST(Access, ForgedSegmentsAreRejectedAndChangeNothing) {
     EXPECT_TRUE(fs::exists(dead_foreign)) << "a rejected segment must be left alone";
   }
   EXPECT_TRUE(fs::exists(real));
+}
+
+// A copy named for a PID that a live process holds, but with another start time, names a
+// process that ended before that one started: it can only be believed if it could have been
+// written then. Before, such copies were reaped into leak records listed under the live,
+// unrelated process's pid.
+TEST(Access, CopiesNamingALivePidWithAnotherStartTimeAreImpossibleAndLeakNothing) {
+  TempDir base;
+  const std::string dir = base.path() + "/segments";
+  auto load = start_load(dir, base.path() + "/truth");
+  const std::string real = only_segment(dir);
+  ASSERT_FALSE(real.empty());
+  auto sleeper = start_sleeper();
+  const uint64_t started = process_start_time(sleeper->pid()).value_or(0);
+  ASSERT_GT(started, 1u);
+  // Copies made well after it started (start times are in 10 ms ticks).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Started after the live holder: no such process can have had its pid.
+  const std::string later = forge_segment(real, dir, sleeper->pid(), started + 1);
+  // Started before it, but the file was made (copied) after the holder started.
+  const std::string copied = forge_segment(real, dir, sleeper->pid(), started - 1);
+
+  json status = ttmem_json(dir, {"status", "--json"});
+  for (const std::string& path : {later, copied}) {
+    const json* p = find_problem(status, path);
+    ASSERT_NE(p, nullptr) << path << " was not reported: " << status.at("problems");
+    EXPECT_EQ(p->at("rejected"), "impossible") << path;
+    EXPECT_NE(p->at("error").get<std::string>().find("has belonged to another process"),
+              std::string::npos)
+        << p->at("error");
+    EXPECT_TRUE(fs::exists(path)) << "a rejected segment must be left alone";
+  }
+  ASSERT_EQ(status.at("processes").size(), 1u);
+  EXPECT_EQ(status.at("processes")[0].at("pid"), load->pid());
+  EXPECT_TRUE(ttmem_json(dir, {"leaks", "--json"}).at("leaks").empty());
 }
 
 }  // namespace

@@ -171,13 +171,23 @@ nlohmann::json read_json_file(const std::string& path) {
   return nlohmann::json::parse(s.str());
 }
 
-uint64_t rss_bytes(pid_t pid) {
+namespace {
+
+// A "Field:   N kB" line of /proc/PID/status, in bytes; 0 when absent.
+uint64_t status_bytes(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+    if (line.rfind(field + ":", 0) == 0) {
+      return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10) * 1024;
+    }
   }
   return 0;
 }
+
+}  // namespace
+
+uint64_t rss_bytes(pid_t pid) { return status_bytes(pid, "VmRSS"); }
+uint64_t peak_rss_bytes(pid_t pid) { return status_bytes(pid, "VmHWM"); }
 
 }  // namespace ttmem::test

@@ -71,5 +71,7 @@ nlohmann::json read_json_file(const std::string& path);
 
 // Resident memory of a process (VmRSS), from /proc; 0 if it is gone.
 uint64_t rss_bytes(pid_t pid);
+// Its resident-memory high-water mark (VmHWM).
+uint64_t peak_rss_bytes(pid_t pid);
 
 }  // namespace ttmem::test

@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <fstream>
 #include <random>
 #include <set>
@@ -335,6 +337,145 @@ void alloc_dram(uint64_t id) {
   ttmem_buffer_desc b = ttmem::make_buffer_desc(0, id, ttmem::Kind::Dram, id * 4096, 1024);
   b.page_size = 1024;
   ttmem::buffer_alloc(b);
+}
+
+// A child process that reports through the client library, with `env` set before its first
+// call: runs `report`, hands the test the line it returns, and stays alive (its segment live)
+// until finish().
+class ForkedClient {
+ public:
+  ForkedClient(const std::map<std::string, std::string>& env,
+               const std::function<std::string()>& report) {
+    int result[2];
+    EXPECT_EQ(::pipe(result), 0);
+    EXPECT_EQ(::pipe(go_), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
+      std::string line = report() + "\n";
+      (void)!::write(result[1], line.data(), line.size());
+      ::close(result[1]);  // the test reads until end of file
+      char byte;
+      (void)!::read(go_[0], &byte, 1);
+      ::_exit(0);
+    }
+    ::close(result[1]);
+    char buf[4096];
+    for (ssize_t n; (n = ::read(result[0], buf, sizeof buf)) > 0;) line_.append(buf, size_t(n));
+    ::close(result[0]);
+    if (!line_.empty()) line_.pop_back();
+  }
+  ~ForkedClient() { finish(); }
+  const std::string& line() const { return line_; }
+  // Lets it exit; true when it exited with 0.
+  bool finish() {
+    if (pid_ <= 0) return finished_ok_;
+    (void)!::write(go_[1], "g", 1);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    finished_ok_ = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    return finished_ok_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int go_[2] = {-1, -1};
+  std::string line_;
+  bool finished_ok_ = false;
+};
+
+void register_dram_device() {
+  ttmem_device_desc d = ttmem::make_device_desc();
+  d.kinds[TTMEM_KIND_DRAM] = {12ull << 30, 1ull << 30, 0, 12, 32};
+  ttmem::register_device(d);
+}
+
+ttmem_buffer_desc dram(uint64_t id, uint64_t address, uint64_t size) {
+  return ttmem::make_buffer_desc(0, id, ttmem::Kind::Dram, address, size);
+}
+
+// Reports that cannot describe a real buffer are refused at the API with TTMEM_EINVAL and
+// counted; nothing they carry reaches a record or a total. Before, an address plus size past
+// 2^64 returned TTMEM_OK and every reader counted the record as corrupt (never listed, never a
+// leak), and a size of 2^64-1 wrapped the per-bank size: reserved 0, the requested total wrapped.
+TEST(Pipeline, ImpossibleBuffersAreRefusedAtTheApiAndCorruptNoTotal) {
+  TempDir dir;
+  ForkedClient client({{"TTMEM_DIR", dir.path()}}, [] {
+    register_dram_device();
+    std::vector<ttmem_buffer_desc> impossible = {
+        dram(1, UINT64_MAX - 100, 4096),  // address + size wraps
+        dram(2, 4096, UINT64_MAX),        // per-bank size would wrap
+        dram(3, 0, (1ull << 40) + 1),     // over 1 TiB
+    };
+    impossible.push_back(dram(4, 0, 4096));
+    impossible.back().page_size = UINT64_MAX;  // aligned page size would wrap
+    impossible.push_back(dram(5, 0, 4096));
+    impossible.back().size_per_bank = 1ull << 39;  // x 12 banks reserved: over 1 TiB
+    std::string codes;
+    for (const auto& b : impossible) codes += std::to_string(ttmem_buffer_alloc(&b)) + " ";
+    ttmem_buffer_desc good = dram(6, 1 << 20, 8192);
+    return codes + std::to_string(ttmem_buffer_alloc(&good));
+  });
+  EXPECT_EQ(client.line(), "-1 -1 -1 -1 -1 0");
+
+  Collector c(CollectorOptions{dir.path()});
+  c.refresh();
+  const Snapshot& s = c.snapshot();
+  ASSERT_EQ(s.processes.size(), 1u);
+  EXPECT_EQ(s.processes[0].counters.invalid_calls, 5u);
+  EXPECT_EQ(s.processes[0].corrupt_records, 0u);
+  EXPECT_EQ(s.processes[0].buffers, 1u);
+  ASSERT_EQ(s.devices.size(), 1u);
+  const KindUsage& usage = s.devices[0].kinds[TTMEM_KIND_DRAM];
+  EXPECT_EQ(usage.requested, 8192u);
+  EXPECT_EQ(usage.reserved, 683u * 12);  // 8 KiB over 12 banks: 683 B a bank, in every bank
+  EXPECT_EQ(usage.count, 1u);
+  EXPECT_TRUE(client.finish());
+}
+
+// TTMEM_MAX_BUFFERS=N holds exactly N live buffers (before, any N below 1,024 gave 1,024); a
+// value that is not a whole number is said in one line, not silently ignored; and reports whose
+// tag did not fit the full tag table (4,095 names) are counted and shown, not silently untagged.
+TEST(Pipeline, LimitsAreExactBadSettingsAreSaidAndTagOverflowIsCounted) {
+  TempDir dir;
+  ForkedClient exact({{"TTMEM_DIR", dir.path()}, {"TTMEM_MAX_BUFFERS", "100"}}, [] {
+    register_dram_device();
+    int ok = 0;
+    for (uint64_t id = 1; id <= 150; ++id) ok += ttmem::buffer_alloc(dram(id, id << 20, 64)) == 0;
+    return std::to_string(ok);
+  });
+  EXPECT_EQ(exact.line(), "100");
+  ForkedClient garbled({{"TTMEM_DIR", dir.path()}, {"TTMEM_MAX_BUFFERS", "12abc"}}, [] {
+    register_dram_device();
+    return std::string(ttmem_setup_message());
+  });
+  EXPECT_EQ(garbled.line(),
+            "TTMEM_MAX_BUFFERS=12abc is not a whole number from 64 to 16777216; using 262144. "
+            "Set it to a number in that range");
+  ForkedClient tags({{"TTMEM_DIR", dir.path()}}, [] {
+    register_dram_device();
+    for (uint64_t id = 1; id <= 5000; ++id) {
+      ttmem_buffer_desc b = dram(id, id << 20, 64);
+      std::string tag = "op" + std::to_string(id);
+      b.tag = tag.c_str();
+      ttmem::buffer_alloc(b);
+    }
+    return std::string("done");
+  });
+  ASSERT_EQ(tags.line(), "done");
+
+  json status = ttmem_json(dir.path(), {"status", "--json"});
+  std::map<uint64_t, json> by_buffers;
+  for (const json& p : status.at("processes")) by_buffers[p.at("buffers")] = p;
+  ASSERT_TRUE(by_buffers.count(100)) << status.dump();
+  EXPECT_EQ(by_buffers[100].at("slab_overflow"), 50);
+  ASSERT_TRUE(by_buffers.count(5000)) << status.dump();
+  EXPECT_EQ(by_buffers[5000].at("tag_overflow"), 5000 - 4095);
+  RunResult text = run({TTMEM_CLI, "--dir", dir.path(), "status"});
+  EXPECT_NE(text.out.find("905 reports left untagged: the tag table (4095 names) is full"),
+            std::string::npos)
+      << text.out;
 }
 
 TEST(Pipeline, ForkedChildGetsItsOwnSegmentAndNeverWritesTheParents) {

@@ -307,6 +307,37 @@ TEST_F(LeakStoreTest, VersionOneFilesStillLoad) {
   }
 }
 
+// A process killed holding 200,000 buffers leaves a leak report of more than 64 MiB: it loads
+// whole, by count and record by record, with no size at which leak records stop being shown.
+TEST_F(LeakStoreTest, LeakReportsOver64MiBLoadWhole) {
+  std::vector<LeakRecord> many = leaks_of(9, 200'000);
+  for (auto& l : many) l.command = std::string(200, 'c');  // ~380 B a record line
+  ASSERT_EQ(LeakStore(dir_).save(many), "");
+  const uint64_t bytes = fs::file_size(dir_ + "/ttmem-9-42.leaks.json");
+  ASSERT_GT(bytes, uint64_t{64} << 20);
+  BothLoads b = load_both(dir_);
+  EXPECT_TRUE(b.count_problems.empty());
+  EXPECT_TRUE(b.load_problems.empty()) << b.load_problems.at(0).error;
+  EXPECT_EQ(b.counted.count(), 200'000u);
+  const std::vector<LeakRecord> loaded = records_of(b.loaded);
+  ASSERT_EQ(loaded.size(), 200'000u);
+  EXPECT_EQ(loaded.front().buffer_id, 1u);
+  EXPECT_EQ(loaded.back().buffer_id, 200'000u);
+}
+
+// A version-1 file is parsed as one document, so one too large to parse is refused, and the
+// refusal says so where leaks are shown (a problem marked as hiding leak records).
+TEST_F(LeakStoreTest, OversizedVersionOneFileIsAProblemThatHidesLeaks) {
+  fs::create_directories(dir_);
+  write_file(dir_ + "/ttmem-7-42.leaks.json",
+             R"({"version":1,"leaks":[)" + std::string(LeakStore::kMaxVersion1Bytes, ' ') + "]}");
+  std::vector<SegmentProblem> problems;
+  EXPECT_EQ(LeakStore(dir_).load(&problems).count(), 0u);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_TRUE(problems[0].leaks);
+  EXPECT_NE(problems[0].error.find("version-1 leak file"), std::string::npos) << problems[0].error;
+}
+
 // A viewer refreshing many times a second gets the same list, not a copy, until a retained file
 // changes; a list it was given stays as it was.
 TEST_F(LeakStoreTest, TheListIsSharedUntilAFileChanges) {

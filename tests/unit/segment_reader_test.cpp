@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -20,6 +23,20 @@ namespace pr = protocol;
 using test::SegmentFile;
 constexpr uint32_t kRing = SegmentFile::kRing;
 
+// Opens and reads `path`, expecting exactly one live record, with id `buffer_id`, on device 0.
+void expect_one_record(const std::string& path, uint64_t buffer_id) {
+  std::string err;
+  auto reader = SegmentReader::open(path, &err);
+  ASSERT_TRUE(reader) << err;
+  SegmentState st;
+  ASSERT_TRUE(reader->read(&st, &err)) << err;
+  ASSERT_EQ(st.records.size(), 1u);
+  EXPECT_EQ(st.records[0].buffer_id, buffer_id);
+  ASSERT_TRUE(st.devices[0]);
+  EXPECT_EQ(st.devices[0]->chip_id, 77u);
+  EXPECT_EQ(st.corrupt_records, 0u);
+}
+
 TEST(SegmentReader, ReadsValidRecords) {
   SegmentFile f;
   pr::BufferRecord r{};
@@ -29,16 +46,7 @@ TEST(SegmentReader, ReadsValidRecords) {
   r.size = 4096;
   r.size_per_bank = 512;
   f.put(3, r);
-  std::string err;
-  auto reader = SegmentReader::open(f.path(), &err);
-  ASSERT_TRUE(reader) << err;
-  SegmentState st;
-  ASSERT_TRUE(reader->read(&st, &err)) << err;
-  ASSERT_EQ(st.records.size(), 1u);
-  EXPECT_EQ(st.records[0].buffer_id, 5u);
-  ASSERT_TRUE(st.devices[0]);
-  EXPECT_EQ(st.devices[0]->chip_id, 77u);
-  EXPECT_EQ(st.corrupt_records, 0u);
+  expect_one_record(f.path(), 5);
 }
 
 TEST(SegmentReader, HostileRecordsAreCountedNotTrusted) {
@@ -189,6 +197,74 @@ TEST(SegmentReader, TruncatedFileIsRefused) {
   std::string err;
   EXPECT_FALSE(SegmentReader::open(f.path(), &err));
   EXPECT_NE(err.find("truncated"), std::string::npos) << err;
+}
+
+// A file that grew past its header's size is read up to that size: refusing it would leave its
+// process's buffers unread, its leak records never made and the file in place.
+TEST(SegmentReader, GrownFileIsReadUpToItsDeclaredSize) {
+  SegmentFile f;
+  pr::BufferRecord r{};
+  r.buffer_id = 9;
+  r.size = r.size_per_bank = 64;
+  f.put(0, r);
+  ASSERT_EQ(::truncate(f.path().c_str(), off_t(f.header()->segment_size + (1 << 20))), 0);
+  expect_one_record(f.path(), 9);
+}
+
+// Someone who can write a segment can shrink it at any moment, also between a reader's size
+// check and its loads. Four readers loop over every kind of access while a writer flips the
+// file between its full size and its header alone 1,000 times: no reader may die of SIGBUS
+// (which would end this test), and each truncation they meet is reported as one.
+TEST(SegmentReader, ReadersNeverFaultWhileAWriterFlipsTheSize) {
+  SegmentFile f;
+  for (uint32_t slot = 0; slot < SegmentFile::kSlab; slot += 3) {
+    pr::BufferRecord r{};
+    r.buffer_id = slot;
+    r.size = r.size_per_bank = 4096;
+    f.put(slot, r);
+  }
+  f.ring_heads()[0].head = 5;
+  const off_t full = off_t(f.header()->segment_size);
+  std::atomic<bool> flipping{true};
+  std::atomic<uint64_t> good_reads{0}, truncations_met{0}, faults_caught{0};
+  auto reader_loop = [&] {
+    std::unique_ptr<SegmentReader> reader;
+    while (flipping.load()) {
+      std::string err;
+      if (!reader && !(reader = SegmentReader::open(f.path(), &err))) continue;
+      SegmentState st;
+      uint64_t visited = 0;
+      reader->change_stamp();
+      reader->drain([](uint32_t, const pr::EventRecord&) {});
+      bool ok = reader->read(&st, &err) && reader->read_without_records(&st, &err) &&
+                reader->for_each_live_record(&st, [&](const pr::BufferRecord&) { ++visited; });
+      if (ok) {
+        ++good_reads;
+        continue;
+      }
+      // Failed reads name the truncation; a failed visit says so by its result alone.
+      EXPECT_TRUE(reader->truncated()) << err;
+      EXPECT_TRUE(err.empty() || err.find("truncated") != std::string::npos) << err;
+      ++truncations_met;
+      if (err.empty() || err.find("while being read") != std::string::npos) ++faults_caught;
+      reader.reset();  // a truncated reader is finished: open the file afresh
+    }
+  };
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) readers.emplace_back(reader_loop);
+  for (int flip = 0; flip < 1000; ++flip) {
+    ASSERT_EQ(::truncate(f.path().c_str(), 4096), 0);
+    std::this_thread::yield();
+    ASSERT_EQ(::truncate(f.path().c_str(), full), 0);
+    std::this_thread::yield();
+  }
+  flipping = false;
+  for (auto& t : readers) t.join();
+  std::printf("%llu good reads, %llu truncations met, %llu of them inside a guarded load\n",
+              (unsigned long long)good_reads.load(), (unsigned long long)truncations_met.load(),
+              (unsigned long long)faults_caught.load());
+  EXPECT_GT(truncations_met.load(), 0u);
+  EXPECT_GT(good_reads.load(), 0u);
 }
 
 TEST(SegmentReader, RingDrainCountsOverwrittenEvents) {

@@ -259,7 +259,7 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
     r.dropped_events = p.dropped_events;
     const auto& c = p.counters;
     r.problems = c.slab_overflow + c.unknown_frees + c.duplicate_allocs + c.invalid_calls +
-                 c.cb_overflow + p.torn_records + p.corrupt_records;
+                 c.cb_overflow + c.tag_overflow + p.torn_records + p.corrupt_records;
     vm.processes.push_back(std::move(r));
   }
   for (const TagUsage& t : s.tags) vm.tags.push_back({t.tag, t.reserved, t.buffers});
