@@ -714,11 +714,23 @@ class ReplayEngine {
 
   void apply_checkpoint(const Recording::Checkpoint& cp) {
     std::map<LiveKey, const RecordedBuffer*> exact;
-    for (const auto& b : cp.buffers) exact.emplace(key_of(b), &b);
+    std::set<uint32_t> present;
+    for (const auto& b : cp.buffers) {
+      exact.emplace(key_of(b), &b);
+      present.insert(b.process);
+    }
+    // A process that ended holding buffers leaves the live state when it is reaped, so later
+    // checkpoints lack them; they are its leaks and stay in the figures to the end.
+    auto leaked = [&](uint32_t process) {
+      return !present.count(process) && r_.processes[process].leaked > 0;
+    };
     for (auto it = live_.begin(); it != live_.end();) {
       auto want = exact.find(it->first);
       auto next = std::next(it);
-      if (want == exact.end() || !same_buffer(it->second, *want->second)) remove(it, cp.time_ns);
+      // (CBs are not leaks: they end with their program.)
+      const bool stale = want == exact.end() ? it->first.cb || !leaked(it->first.process)
+                                             : !same_buffer(it->second, *want->second);
+      if (stale) remove(it, cp.time_ns);
       it = next;
     }
     for (const auto& [k, b] : exact) {

@@ -203,7 +203,9 @@ TEST(Record, ExportsMatchGoldenFiles) {
   EXPECT_EQ(state_at(*r, 3500).size(), 2u);  // buffer 7 (checkpoint) + buffer 8
   EXPECT_EQ(state_at(*r, 4500).size(), 3u);  // + the CB
   EXPECT_EQ(state_at(*r, 6500).size(), 1u);  // buffer 8
-  EXPECT_EQ(state_at(*r, 8500).size(), 0u);  // the last checkpoint is empty
+  // The last checkpoint is empty, but the process ended with one buffer outstanding: buffer 8
+  // is its leak, and stays.
+  EXPECT_EQ(state_at(*r, 8500).size(), 1u);
 }
 
 TEST(Record, HostileFilesNeverCrashTheReader) {
