@@ -41,7 +41,8 @@ constexpr uint64_t kRefreshNs = 50'000'000;
 // The recording thread is running by now, so everything the child needs is prepared before
 // fork(): between fork and exec the child may only make async-signal-safe calls (another
 // thread could have held the allocator's lock at the fork).
-pid_t spawn(const std::vector<std::string>& argv, const std::string& dir, uint32_t ring_events) {
+pid_t spawn(const std::vector<std::string>& argv, const std::string& dir, uint32_t ring_events,
+            bool recorded) {
   std::vector<std::string> env;
   bool ring_sized = false;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -54,8 +55,9 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& dir, uint32
   // Lossless: the program waits for the recorder rather than overwrite an event it has not
   // read (RecordAck, protocol/segment.h). Large rings make that wait rare: the recorder,
   // draining continuously, only falls a ring behind when it is descheduled for a while. A ring
-  // the user sized is left alone.
-  env.push_back("TTMEM_RECORD_ACK=1");
+  // the user sized is left alone. When the recording already failed, the program runs as if
+  // nothing recorded it.
+  if (recorded) env.push_back("TTMEM_RECORD_ACK=1");
   if (!ring_sized) env.push_back("TTMEM_RING_EVENTS=" + std::to_string(ring_events));
   std::vector<char*> envp, args;
   for (auto& e : env) envp.push_back(e.data());
@@ -131,7 +133,8 @@ int record(const GlobalOptions& global, const RecordArgs& a) {
       stop = true;
     });
     while (!started && !stop) ::usleep(1000);
-    pid_t child = a.command.empty() || stop ? -1 : spawn(a.command, collector.dir(), a.ring_events);
+    // The program runs even if the recording failed (a full disk): never take it down with us.
+    pid_t child = a.command.empty() ? -1 : spawn(a.command, collector.dir(), a.ring_events, !stop);
     int exit_code = 0;
     const uint64_t deadline =
         a.duration_s > 0 ? monotonic_ns() + uint64_t(a.duration_s * 1e9) : 0;

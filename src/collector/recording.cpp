@@ -31,8 +31,9 @@ using nlohmann::json;
 namespace {
 
 // A block is written once it holds this much: large enough that a write() per block costs
-// nothing per event, small enough to stay in cache while it fills.
-constexpr size_t kBlockTarget = 256 * 1024;
+// little per event (about 750 events a write), small enough to stay in cache while it fills and
+// to lose little when a disk fills (a block that does not fit is the recording's cut-short end).
+constexpr size_t kBlockTarget = 64 * 1024;
 
 void write_all(int fd, const uint8_t* data, size_t size, const std::string& path) {
   while (size > 0) {
@@ -69,8 +70,9 @@ RecordWriter::RecordWriter(const std::string& path, uint32_t checkpoint_interval
   h.checkpoint_interval_ms = checkpoint_interval_ms;
   h.created_realtime_ns = realtime_ns();
   h.created_monotonic_ns = monotonic_ns();
-  write_all(fd_, reinterpret_cast<const uint8_t*>(&h), sizeof h, path_);
-  bytes_written_ = sizeof h;
+  // Written with the first block: a file that cannot be written (a full disk) fails there, on
+  // the recording thread, while the recorded program runs on.
+  header_ = h;
 }
 
 RecordWriter::~RecordWriter() {
@@ -103,7 +105,13 @@ void RecordWriter::write(rf::RecordType type, uint64_t time_ns, const void* payl
 }
 
 void RecordWriter::flush() {
-  if (records_ == 0 || fd_ < 0) return;
+  if (fd_ < 0) return;
+  if (header_) {
+    write_all(fd_, reinterpret_cast<const uint8_t*>(&*header_), sizeof *header_, path_);
+    bytes_written_ = sizeof *header_;
+    header_.reset();
+  }
+  if (records_ == 0) return;
   const size_t payload = used_ - sizeof(rf::BlockHeader);
   rf::BlockHeader h{rf::kBlockMarker, uint32_t(payload), records_,
                     crc32c(block_.data() + sizeof h, payload)};

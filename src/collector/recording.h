@@ -40,6 +40,7 @@ class RecordWriter {
 
   int fd_ = -1;
   std::string path_;
+  std::optional<protocol::record::FileHeader> header_;  // until the first flush writes it
   std::vector<uint8_t> block_;  // a BlockHeader's room, then records
   size_t used_ = 0;
   uint32_t records_ = 0;
