@@ -36,6 +36,8 @@ bench: build
 	  --benchmark_repetitions=$(BENCH_REPETITIONS) --benchmark_report_aggregates_only=true \
 	  --benchmark_out=bench/adapter_results.json --benchmark_out_format=json
 	@/usr/bin/python3 scripts/bench_summary.py bench/adapter_results.json
+	@$(BUILD_DIR)/bench/ttmem_record_bench \
+	  --benchmark_out=bench/record_results.json --benchmark_out_format=json
 
 # The soak (docs/reliability.md#soak): sims in a loop against ttmemd for SOAK_SECONDS with a
 # long-lived client and collector, asserting flat RSS and exact totals; then an hour's worth of

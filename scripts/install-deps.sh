@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-dev python3-pytest pybind11-dev
   tmux procps prometheus
+  chromium fonts-dejavu-core
   clang libclang-rt-14-dev
 )
 

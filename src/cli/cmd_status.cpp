@@ -102,8 +102,8 @@ void print_processes(const Snapshot& s) {
 
 void print_footer(const Snapshot& s) {
   if (s.dropped_events > 0) {
-    std::printf("\n%llu history events dropped (ring full before a reader drained it); totals "
-                "are exact.\n",
+    std::printf("\n%llu history events missed by a reader that records them; totals are exact. "
+                "Record under `ttmem record -- CMD` (lossless), or raise TTMEM_RING_EVENTS.\n",
                 (unsigned long long)s.dropped_events);
   }
   if (!s.leaks.empty()) {

@@ -34,6 +34,9 @@ void add_leaks_command(CLI::App& app, GlobalOptions& global);
 void add_sim_command(CLI::App& app, GlobalOptions& global);
 void add_model_command(CLI::App& app, GlobalOptions& global);
 void add_record_command(CLI::App& app, GlobalOptions& global);  // record and export
+void add_report_command(CLI::App& app, GlobalOptions& global);
+void add_diff_command(CLI::App& app, GlobalOptions& global);
+void add_query_command(CLI::App& app, GlobalOptions& global);
 void add_top_command(CLI::App& app, GlobalOptions& global);
 void add_replay_command(CLI::App& app, GlobalOptions& global);
 void add_advise_command(CLI::App& app, GlobalOptions& global);

@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
   add_sim_command(app, global);
   add_model_command(app, global);
   add_record_command(app, global);
+  add_report_command(app, global);
+  add_diff_command(app, global);
+  add_query_command(app, global);
   add_top_command(app, global);
   add_replay_command(app, global);
   add_advise_command(app, global);

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -94,6 +95,8 @@ struct alignas(64) DeviceState {
   pr::RingHead* shared_head = nullptr;
   uint64_t ring_mask = 0;
   uint64_t ring_head = 0;  // private copy of the shared head (single writer: holder of `lock`)
+  // Under a lossless recorder (RecordAck): how far it has read this ring; null otherwise.
+  const uint64_t* ack_read = nullptr;
 };
 
 struct InternEntry {
@@ -111,6 +114,7 @@ struct State {
   size_t size = 0;
   char path[PATH_MAX] = {};
   pr::SegmentHeader* header = nullptr;
+  pr::RecordAck* ack = nullptr;  // only for a program `ttmem record` runs (TTMEM_RECORD_ACK=1)
   pr::Layout layout{};
   uint32_t slab_capacity = 0;
   uint32_t ring_capacity = 0;
@@ -288,6 +292,27 @@ bool setup_failed(const std::string& dir, const char* step, const char* remedy =
 }
 
 // Creates, sizes and maps the segment under a temporary name, fills the header, then renames it
+// The recorder's acknowledgement file (protocol/segment.h, RecordAck), when `ttmem record` runs
+// this program; otherwise, or if it cannot be made, null: the rings then overwrite as usual.
+pr::RecordAck* create_ack_file(const char* segment_path) {
+  const char* wanted = std::getenv("TTMEM_RECORD_ACK");
+  if (wanted == nullptr || std::strcmp(wanted, "1") != 0) return nullptr;
+  std::string path = std::string(segment_path) + pr::kAckSuffix;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return nullptr;
+  void* p = MAP_FAILED;
+  if (::ftruncate(fd, sizeof(pr::RecordAck)) == 0 &&
+      ::posix_fallocate(fd, 0, sizeof(pr::RecordAck)) == 0) {
+    p = ::mmap(nullptr, sizeof(pr::RecordAck), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  ::close(fd);
+  if (p == MAP_FAILED) {
+    ::unlink(path.c_str());
+    return nullptr;
+  }
+  return static_cast<pr::RecordAck*>(p);
+}
+
 // into place: a collector never sees a half-written header.
 bool create_segment() {
   State& s = g_state;
@@ -351,6 +376,8 @@ bool create_segment() {
   }
   s.pool_count = 0;
   s.slab_used = 0;
+  // Created before the segment appears, so the recorder finds it when it finds the segment.
+  s.ack = create_ack_file(s.path);
 
   auto* h = reinterpret_cast<pr::SegmentHeader*>(s.base);
   h->magic = pr::kSegmentMagic;
@@ -456,6 +483,11 @@ bool reinitialize_after_fork() {
     dev.cb_programs.release();
     dev.ring = nullptr;
     dev.ring_head = 0;
+    dev.ack_read = nullptr;
+  }
+  if (s.ack != nullptr) {  // the parent's: the child gets its own with its segment
+    ::munmap(s.ack, sizeof(pr::RecordAck));
+    s.ack = nullptr;
   }
   release_segment_mapping();  // unmaps the parent's segment in this process only
   release_slot_arrays();
@@ -507,6 +539,7 @@ inline int enter() {
     }
   }
   if (live == 0) ::unlink(s.path);
+  if (s.ack != nullptr) ::unlink((std::string(s.path) + pr::kAckSuffix).c_str());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -594,9 +627,35 @@ void count_free(DeviceState& dev, uint32_t kind, uint64_t requested, uint64_t re
   pr::store_word(&c->total_frees, pr::load_word(&c->total_frees) + 1);
 }
 
+// The slot for event `idx` still holds one the lossless recorder has not read: wait until it has,
+// instead of overwriting it. A recorder that released the program, or made no progress for
+// kAckPatienceNs (it died or hung), is not waited for again on this device.
+[[gnu::noinline, gnu::cold]] void wait_for_recorder(DeviceState& dev, uint64_t idx) {
+  const uint64_t capacity = dev.ring_mask + 1;
+  const auto* released = &g_state.ack->released;
+  uint64_t seen = pr::load_word(dev.ack_read, std::memory_order_acquire);
+  uint64_t progress_ns = monotonic_ns();
+  while (idx - seen >= capacity) {
+    if (pr::load_u32(released, std::memory_order_acquire) != 0 ||
+        monotonic_ns() - progress_ns > pr::kAckPatienceNs) {
+      dev.ack_read = nullptr;
+      return;
+    }
+    timespec pause{0, 20'000};
+    ::nanosleep(&pause, nullptr);
+    const uint64_t now_read = pr::load_word(dev.ack_read, std::memory_order_acquire);
+    if (now_read != seen) progress_ns = monotonic_ns();
+    seen = now_read;
+  }
+}
+
 void push_event(DeviceState& dev, const pr::EventRecord& ev) {
   if (dev.ring == nullptr) [[unlikely]] return;
   uint64_t idx = dev.ring_head;
+  if (dev.ack_read != nullptr &&
+      idx - pr::load_word(dev.ack_read, std::memory_order_acquire) > dev.ring_mask) [[unlikely]] {
+    wait_for_recorder(dev, idx);
+  }
   pr::EventRecord* slot = dev.ring + (idx & dev.ring_mask);
   pr::store_word(&slot->seq, 2 * idx + 1);
   std::atomic_thread_fence(std::memory_order_release);
@@ -619,7 +678,9 @@ pr::EventRecord event_from(pr::EventType type, const pr::BufferRecord& r) {
   ev.size_per_bank = r.size_per_bank;
   ev.num_banks = r.num_banks;
   ev.num_cores = r.num_cores;
-  ev.page_size = r.page_size;
+  // A CB has no pages; its event carries the core rectangle instead, so history alone gives
+  // which cores it covers (protocol.md, EventRecord).
+  ev.page_size = r.kind == uint8_t(pr::Kind::Cb) ? r.aux : r.page_size;
   ev.time_ns = r.time_ns;
   return ev;
 }
@@ -689,6 +750,7 @@ bool install_device(uint32_t id, const pr::DeviceSlot& slot) {
   if (!dev.cb_programs.ready() && !dev.cb_programs.reserve(s.slab_capacity)) return false;
   dev.kind_counters = counters(id, 0);
   dev.shared_head = ring_head(id);
+  dev.ack_read = s.ack != nullptr ? &s.ack->read[id] : nullptr;
   if (dev.ring == nullptr) {
     uint64_t off = s.layout.rings_offset + uint64_t(id) * s.ring_capacity * sizeof(pr::EventRecord);
     if (commit_range(off, uint64_t(s.ring_capacity) * sizeof(pr::EventRecord))) {

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,6 +71,8 @@ Collector::Collector(CollectorOptions options)
 Collector::~Collector() {
   for (auto& [path, t] : segments_) {
     if (t.pidfd >= 0) ::close(t.pidfd);
+    // The programs waiting on this reader go on without it.
+    if (t.ack) pr::store_u32(&t.ack->released, 1, std::memory_order_release);
   }
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
@@ -89,6 +92,28 @@ bool Collector::wait(int timeout_ms) {
   refresh();
   return n > 0;
 }
+
+namespace {
+
+// A program's RecordAck file, mapped read-write: only if it is a regular file of the right size
+// that belongs to this user (the program made it for a recorder running as the same user).
+std::shared_ptr<pr::RecordAck> map_ack_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return nullptr;
+  struct stat st;
+  void* p = MAP_FAILED;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
+      st.st_size == off_t(sizeof(pr::RecordAck))) {
+    p = ::mmap(nullptr, sizeof(pr::RecordAck), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  ::close(fd);
+  if (p == MAP_FAILED) return nullptr;
+  return std::shared_ptr<pr::RecordAck>(static_cast<pr::RecordAck*>(p), [](pr::RecordAck* a) {
+    ::munmap(a, sizeof(pr::RecordAck));
+  });
+}
+
+}  // namespace
 
 void Collector::track(const std::string& path, const SegmentName& name) {
   struct stat st;
@@ -142,6 +167,8 @@ void Collector::track(const std::string& path, const SegmentName& name) {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, t.pidfd, &ev);
   }
   t.reader = std::move(reader);
+  t.attached = !refreshed_once_;
+  if (options_.acknowledge_events) t.ack = map_ack_file(path + pr::kAckSuffix);
   segments_.emplace(path, std::move(t));
 }
 
@@ -365,7 +392,30 @@ void Collector::reap(const std::string& path, Tracked& t) {
     return;
   }
   ::unlink(path.c_str());
+  ::unlink((path + pr::kAckSuffix).c_str());  // a lossless recorder's, left by a crash
   reaped_.insert(path);
+}
+
+uint64_t Collector::drain_events(uint64_t* dropped) {
+  uint64_t delivered = 0;
+  for (auto& [path, t] : segments_) {
+    if (!t.read_ok || !t.drained_once) continue;  // refresh() starts each segment's draining
+    const uint64_t lost_before = t.reader->dropped_total();
+    drain(t, ProcessKey{t.reader->pid(), t.reader->start_time()}, &delivered);
+    *dropped += t.reader->dropped_total() - lost_before;
+  }
+  return delivered;
+}
+
+void Collector::drain(Tracked& t, const ProcessKey& key, uint64_t* delivered) {
+  t.reader->drain([&](uint32_t device, const pr::EventRecord& ev) {
+    ++*delivered;
+    if (sink_) sink_(key, device, ev);
+  });
+  if (!t.ack) return;
+  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+    pr::store_word(&t.ack->read[d], t.reader->cursor(d), std::memory_order_release);
+  }
 }
 
 std::optional<Collector::ProcessAccess> Collector::process(const ProcessKey& key) const {
@@ -397,10 +447,10 @@ void Collector::refresh() {
       continue;
     }
     if (options_.drain_events) {
-      ProcessKey key{t.reader->pid(), t.reader->start_time()};
-      t.reader->drain([&](uint32_t device, const pr::EventRecord& ev) {
-        if (sink_) sink_(key, device, ev);
-      });
+      if (!t.drained_once && t.attached) t.reader->skip_events_before(t.state.ring_heads);
+      t.drained_once = true;
+      uint64_t delivered = 0;
+      drain(t, ProcessKey{t.reader->pid(), t.reader->start_time()}, &delivered);
     }
     if (dead && options_.reap) {
       reap(it->first, t);
@@ -412,6 +462,7 @@ void Collector::refresh() {
     }
     ++it;
   }
+  refreshed_once_ = true;
   build_snapshot();
 }
 
@@ -612,10 +663,9 @@ void Collector::build_snapshot() {
         totals.allocs[k] = c.total_allocs;
         totals.frees[k] = c.total_frees;
       }
-      uint64_t head = st.ring_heads[d];
-      uint64_t lost = options_.drain_events
-                          ? r.dropped(d)
-                          : (head > r.ring_capacity() ? head - r.ring_capacity() : 0);
+      // Events this reader missed. One that reads no history misses nothing: a ring
+      // overwriting while nobody records is how it works, not a loss.
+      uint64_t lost = options_.drain_events ? r.dropped(d) : 0;
       v.dropped_events += lost;
       p.dropped_events += lost;
       totals.dropped_events = lost;

@@ -23,6 +23,10 @@ struct CollectorOptions {
   std::string dir;            // segment directory; "" = $TTMEM_DIR or /dev/shm/ttmem-<uid>
   bool reap = true;           // turn dead processes into leak records and remove their segments
   bool drain_events = false;  // read the event rings (for history and recording)
+  // With drain_events: tell the programs that asked for it (RecordAck, protocol/segment.h) how
+  // far their rings have been read, so they wait rather than overwrite. Only a lossless recorder
+  // sets this: the programs then run at the pace it reads.
+  bool acknowledge_events = false;
   bool list_buffers = true;   // fill Snapshot::buffers (aggregates are always computed)
   bool leak_records = true;   // load every leak record; false: only their count (leak headers)
   // Watch the directory so wait() and fd() wake when a segment appears or goes. A reader that
@@ -61,6 +65,11 @@ class Collector {
   const std::string& dir() const { return options_.dir; }
   LeakStore& leak_store() { return leaks_; }
 
+  // Drains the event rings of every segment already read, without rescanning or re-reading:
+  // cheap enough for a recorder to call in a tight loop between refreshes. Returns the events
+  // delivered to the sink and adds the events found overwritten to *dropped.
+  uint64_t drain_events(uint64_t* dropped);
+
   // Receives every ring event read (needs drain_events).
   void set_event_sink(ProcessEventSink sink) { sink_ = std::move(sink); }
 
@@ -93,6 +102,12 @@ class Collector {
     bool read_ok = false;
     bool records_copied = false;  // state.records holds the records; else fold them in place
     uint64_t stamp = 0;  // change_stamp() taken just before the last read
+    // Present at this collector's first refresh: its history before that is no loss to this
+    // reader, so draining starts at the ring heads of the first read. A segment that appears
+    // later was born while this reader watched: draining starts at its first event.
+    bool attached = false;
+    bool drained_once = false;
+    std::shared_ptr<protocol::RecordAck> ack;  // mapped read-write; null if none
   };
   struct Problem {
     std::string error;
@@ -117,6 +132,7 @@ class Collector {
   void reap(const std::string& path, Tracked& t);
   void build_snapshot();
   void drain_inotify();
+  void drain(Tracked& t, const ProcessKey& key, uint64_t* delivered);
 
   CollectorOptions options_;
   const uint64_t pid_namespace_;  // this collector's (own_pid_namespace())
@@ -128,6 +144,7 @@ class Collector {
   std::set<std::string> reaped_;  // paths already reported, in case unlink failed
   ProcessEventSink sink_;
   Snapshot snapshot_;
+  bool refreshed_once_ = false;
   // Highest CB coverage seen per chip id: the CB peak (a process's own CB counters add
   // overlapping sets, so they cannot give it).
   std::unordered_map<uint64_t, uint64_t> cb_peaks_;

@@ -323,6 +323,9 @@ void SegmentReader::drain_guarded(const EventSink& sink) {
         continue;
       }
       ev.seq = want;
+      // Strings are published before the events that use them: a tag newer than the table
+      // read last is there now.
+      if (ev.tag >= strings_.size()) refresh_strings();
       if (sink) sink(d, ev);
     }
     cursor = head;

@@ -84,6 +84,14 @@ class SegmentReader {
   template <class Visit>
   bool for_each_live_record(SegmentState* out, Visit&& visit);
 
+  // Device slot `device` as the segment holds it now (under its seqlock): for a reader of events
+  // whose last read() came before the device was registered. nullopt if not registered.
+  std::optional<protocol::DeviceSlot> device(uint32_t device) const {
+    auto st = std::make_unique<SegmentState>();
+    read_device(device, st.get());
+    return st->devices[device];
+  }
+
   // Tag text for an id; "" for 0 or unknown ids.
   const std::string& tag(uint32_t id) const;
 
@@ -93,6 +101,14 @@ class SegmentReader {
   // next read fails) if the file is truncated meanwhile.
   void drain(const EventSink& sink);
   uint64_t dropped(uint32_t device) const { return dropped_[device]; }
+  // Starts the next drain() at `heads` (as a read() saw them) without counting what came before
+  // as dropped: for a reader that attaches to a running process, whose earlier state it has
+  // from the read, so the history before it is not a loss to it.
+  // The index of the next event drain() reads on `device`.
+  uint64_t cursor(uint32_t device) const { return cursors_[device]; }
+  void skip_events_before(const std::array<uint64_t, protocol::kMaxDevices>& heads) {
+    cursors_ = heads;
+  }
   uint64_t dropped_total() const;
 
   // A number that changes whenever the writer reports anything (every alloc, free and CB event

@@ -1,17 +1,25 @@
 // The recording file written by `ttmem record` and read by `ttmem export`: the one definition of
 // its layout (mirrored in docs/protocol.md, "Recording file").
 //
-// A FileHeader, then records back to back. Each record is a RecordHeader followed by `size`
-// payload bytes. Payloads embed the segment's own EventRecord, BufferRecord and DeviceSlot
-// (protocol/segment.h), so a recording holds exactly what the segments held.
+// A FileHeader, then blocks. A block is a BlockHeader and records back to back; its header
+// holds a CRC-32C of those bytes, so a damaged block is detected rather than misread. Each
+// record is a RecordHeader followed by `size` payload bytes, wholly inside one block. Payloads
+// embed the segment's own EventRecord, BufferRecord and DeviceSlot (protocol/segment.h), so a
+// recording holds exactly what the segments held.
 //
 //   0   +--------------------------+
 //       | FileHeader         64 B  |  magic, version, record sizes, checkpoint interval
 //  64   +--------------------------+
-//       | RecordHeader       16 B  |  type, payload size, time (CLOCK_MONOTONIC ns)
-//       | payload          size B  |
+//       | BlockHeader        16 B  |  marker, bytes, records, CRC-32C of the bytes
+//       |   RecordHeader     16 B  |  type, payload size, time (CLOCK_MONOTONIC ns)
+//       |   payload        size B  |
+//       |   ...                    |
 //       +--------------------------+
 //       | ...                      |
+//
+// The recorder ends a block at least at every refresh (tens of milliseconds), so a recorder
+// killed mid-write loses at most its last block, and a reader recognises that block as cut
+// short (the file ends inside it) rather than corrupt.
 //
 // A CHECKPOINT holds every live buffer at its time: a reader seeks to the last checkpoint before
 // the moment it wants and replays EVENTs after it. A checkpoint's time is taken before the state
@@ -31,7 +39,7 @@ namespace ttmem::protocol::record {
 
 // "TTMEMREC" read as a little-endian u64.
 inline constexpr uint64_t kFileMagic = 0x434552'4D454D5454ULL;
-inline constexpr uint32_t kFileVersion = 1;
+inline constexpr uint32_t kFileVersion = 2;  // 2: records in checksummed blocks
 
 // ---------------------------------------------------------------------------------------------
 // FileHeader (64 B)
@@ -58,6 +66,18 @@ struct FileHeader {
 static_assert(sizeof(FileHeader) == 64);
 static_assert(offsetof(FileHeader, checkpoint_interval_ms) == 32);
 static_assert(offsetof(FileHeader, created_realtime_ns) == 40);
+
+// BlockHeader (16 B): 0 marker u32 = "TTMB" | 4 size u32 (bytes of records that follow)
+// 8 records u32 | 12 crc32c u32 (CRC-32C of those `size` bytes)
+inline constexpr uint32_t kBlockMarker = 0x424D5454;  // "TTMB" read as a little-endian u32
+inline constexpr uint32_t kMaxBlockBytes = 16u << 20;
+struct BlockHeader {
+  uint32_t marker;
+  uint32_t size;
+  uint32_t records;
+  uint32_t crc32c;
+};
+static_assert(sizeof(BlockHeader) == 16);
 
 // RecordHeader (16 B): 0 type u16 | 2 reserved u16 | 4 size u32 (payload bytes) | 8 time_ns u64
 struct RecordHeader {

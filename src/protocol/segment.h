@@ -345,6 +345,24 @@ inline constexpr const char* kSegmentPrefix = "ttmem-";
 inline constexpr const char* kSegmentSuffix = ".seg";
 
 // ---------------------------------------------------------------------------------------------
+// RecordAck (4096 B), the file "<segment>.ack": how far a lossless recorder has read each ring.
+// Only a program `ttmem record` runs has one (it sets TTMEM_RECORD_ACK=1): its client creates
+// the file, mode 0600, before renaming its segment into place, and removes it at exit. The
+// recorder maps it read-write and stores, after every drain, the index of the next event it
+// will read per device (release). Before overwriting an event the recorder has not read, the
+// client waits for it, so the recording loses nothing. `released` = 1 (the recorder stopped),
+// or no progress for kAckPatienceNs (it died), and the client stops waiting for good.
+// ---------------------------------------------------------------------------------------------
+inline constexpr const char* kAckSuffix = ".ack";
+inline constexpr uint64_t kAckPatienceNs = 2'000'000'000;
+struct alignas(8) RecordAck {
+  uint64_t read[kMaxDevices];
+  uint32_t released;
+  uint8_t reserved[4096 - kMaxDevices * 8 - 4];
+};
+static_assert(sizeof(RecordAck) == 4096);
+
+// ---------------------------------------------------------------------------------------------
 // Word-wise atomic access. Records are copied as 8-byte relaxed atomics so concurrent access is
 // well-defined (and TSan-clean); the seqlock decides whether a copy is consistent.
 // ---------------------------------------------------------------------------------------------

@@ -174,8 +174,9 @@ TEST(Collector, AggregatesAreTheSameWhetherRecordsAreCopiedOrFoldedInPlace) {
     EXPECT_EQ(a.tags[i].reserved, b.tags[i].reserved) << a.tags[i].tag;
     EXPECT_EQ(a.tags[i].buffers, b.tags[i].buffers) << a.tags[i].tag;
   }
-  EXPECT_EQ(a.dropped_events, b.dropped_events);
-  EXPECT_GT(a.dropped_events, 0u);
+  // Neither reads history: rings that overwrote what nobody read lost nothing to them.
+  EXPECT_EQ(a.dropped_events, 0u);
+  EXPECT_EQ(b.dropped_events, 0u);
 }
 
 // Aggregates alone do not need the records, but reaping does: a collector that does not list

@@ -505,8 +505,9 @@ void add_header(Frame& f, const ViewModel& vm, const UiState& ui, const LayoutOp
 
   // Warnings: each is one line, only when it applies.
   if (vm.dropped_events > 0) {
-    f.push_back(Line().add(fmt::format("! {} history events dropped (ring full before a reader "
-                                       "drained it); totals are exact",
+    f.push_back(Line().add(fmt::format("! {} history events missed by a reader that records "
+                                       "them; totals are exact. Record under `ttmem record -- "
+                                       "CMD`, or raise TTMEM_RING_EVENTS",
                                        vm.dropped_events),
                            Style::kWarn));
   }
