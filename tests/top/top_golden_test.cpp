@@ -90,7 +90,8 @@ TEST_F(TopCli, CompatibilityNameShowsTheSameView) {
   RunResult b = top({"-a", "--once", "--stable", "--ascii", "--width", "120"}, TTMEM_COMPAT);
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_EQ(a.out, b.out);
-  // Without a terminal, the seed's plain `allocation_monitor_client -a` prints one snapshot.
+  // Without a terminal, a plain `allocation_monitor_client -a` (the prototype monitor's name and
+  // flags) prints one snapshot.
   RunResult c = top({"-a", "-r", "100"}, TTMEM_COMPAT);
   ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_NE(c.out.find("8 devices"), std::string::npos) << c.out;

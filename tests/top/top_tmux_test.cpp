@@ -200,7 +200,7 @@ TEST(TopTmux, ShowsEightDevicesProcessesAndHandlesKeysAndResizing) {
   EXPECT_EQ(exit_status(dir.path()), "0");
 }
 
-// Started before the workload, the compatibility name shows it once it appears, with the seed's
+// Started before the workload, the compatibility name shows it once it appears, with the prototype monitor's
 // flags; -d limits it to the devices asked for.
 TEST(TopTmux, CompatibilityNameFollowsAWorkloadThatStartsLater) {
   TempDir dir;
