@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "harness.h"
@@ -31,6 +32,11 @@ std::vector<std::string> lines_of(const std::string& s) {
 }
 
 // A tmux server of our own; killed (with everything in it) at destruction.
+// Configure found no tmux: the terminal tests cannot run here.
+constexpr const char* kNoTmux =
+    "tmux is not installed: the terminal UI is not tested (scripts/install-deps.sh installs it)";
+bool have_tmux() { return std::string_view(TTMEM_TMUX).size() > 0; }
+
 class Tmux {
  public:
   explicit Tmux(const std::string& dir) {
@@ -133,6 +139,7 @@ bool fits(const std::string& screen, size_t width) {
 }
 
 TEST(TopTmux, ShowsEightDevicesProcessesAndHandlesKeysAndResizing) {
+  if (!have_tmux()) GTEST_SKIP() << kNoTmux;
   TempDir dir;
   auto load = start_workload(dir.path());
   Tmux t(dir.path());
@@ -203,6 +210,7 @@ TEST(TopTmux, ShowsEightDevicesProcessesAndHandlesKeysAndResizing) {
 // Started before the workload, the compatibility name shows it once it appears, with the prototype monitor's
 // flags; -d limits it to the devices asked for.
 TEST(TopTmux, CompatibilityNameFollowsAWorkloadThatStartsLater) {
+  if (!have_tmux()) GTEST_SKIP() << kNoTmux;
   TempDir dir;
   Tmux t(dir.path());
   t.start(top_command(TTMEM_COMPAT, dir.path(), "-a -r 100"), 120, 40);
