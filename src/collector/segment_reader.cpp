@@ -29,6 +29,8 @@ void advise_huge_pages(void* data, size_t bytes) {
 }
 
 constexpr int kReadRetries = 4;
+// A device descriptor: the slot and the registration copy, in turn (read_device).
+constexpr int kDeviceReadRetries = 64;
 
 template <class T>
 const T* at(const uint8_t* base, uint64_t offset) {
@@ -188,14 +190,15 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
   out->devices[d].reset();
   pr::DeviceSlot slot;
+  // The slot, or while it is being re-registered (or was left half written by a writer that died
+  // there) the header's `registering` copy, which the client writes completely first
+  // (protocol/segment.h). A writer re-registering in a loop writes one of the two at a time, so
+  // trying them in turn finds a stable one even when each read is slower than a write.
+  const pr::DeviceSlot* registering = &at<pr::SegmentHeader>(base_, 0)->registering;
   bool ok = false;
-  for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(&slots[d], &slot);
-  if (!ok) {
-    // Being re-registered, or left half written by a writer that died there: the client wrote
-    // the complete new descriptor to the header's `registering` copy first (protocol/segment.h).
-    const pr::DeviceSlot* registering = &at<pr::SegmentHeader>(base_, 0)->registering;
-    for (int i = 0; i < kReadRetries && !ok; ++i) ok = pr::seqlock_read32(registering, &slot);
-    ok = ok && slot.logical_id == d;
+  for (int i = 0; i < kDeviceReadRetries && !ok; ++i) {
+    ok = pr::seqlock_read32(&slots[d], &slot) ||
+         (pr::seqlock_read32(registering, &slot) && slot.logical_id == d);
   }
   if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) return;
   // Every load from the mapping before the board text is made: a load that faults must find no
