@@ -145,8 +145,11 @@ TEST(HttpBounds, ConcurrentListsOf200000BuffersAreStreamedAndMemoryComesBack) {
   std::printf("ttmemd RSS %.1f MiB before, peak %.1f MiB, %.1f MiB after 4 lists of %zu bytes\n",
               double(resident) / kMiB, double(peak) / kMiB, double(after) / kMiB,
               replies[0].body.size());
-  EXPECT_LT(peak, resident + 128 * kMiB);
-  EXPECT_LT(after, resident + 32 * kMiB);
+  // A sanitizer's allocator keeps freed memory in quarantine: resident memory says nothing there.
+  if (kResidentMemoryIsMeaningful) {
+    EXPECT_LT(peak, resident + 128 * kMiB);
+    EXPECT_LT(after, resident + 32 * kMiB);
+  }
   holder.close_stdin();
   holder.wait();
 }

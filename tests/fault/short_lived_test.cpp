@@ -139,7 +139,9 @@ TEST(ShortLived, ThousandsOfProcessesLeaveNoSegmentsNoDescriptorsAndFlatDaemonMe
   std::printf("%u processes; ttmemd: %zu then %zu fds, RSS %llu then %llu KiB\n", processes,
               first.fds, second.fds, (unsigned long long)first.rss / 1024,
               (unsigned long long)second.rss / 1024);
-  EXPECT_LE(second.fds, first.fds) << "ttmemd keeps descriptors of processes that are gone";
+  // A descriptor kept per process would show as hundreds; one or two more are an HTTP connection
+  // or a process still being reaped when the count was taken (seen under AddressSanitizer).
+  EXPECT_LE(second.fds, first.fds + 2) << "ttmemd keeps descriptors of processes that are gone";
   // 1 MiB over a thousand processes would be a kilobyte kept for each: a leak, not noise.
   if (kResidentMemoryIsMeaningful) {
     EXPECT_LE(second.rss, first.rss + (1u << 20)) << "ttmemd's memory grows with processes seen";
