@@ -89,7 +89,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto reply = ttmem::daemon::answer_api(path, state.published, state.history, params);
   if (!reply) return 0;
-  FUZZ_CHECK(reply->status == 200 || reply->status == 400);
+  // 404 only from /api/v1/legacy, on a ttmemd with no legacy socket (as here).
+  FUZZ_CHECK(reply->status == 200 || reply->status == 400 ||
+             (reply->status == 404 && path == "/api/v1/legacy"));
   FUZZ_CHECK(nlohmann::json::accept(reply->body));
   return 0;
 }

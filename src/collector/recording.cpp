@@ -287,8 +287,9 @@ void Recorder::after_refresh(uint64_t refresh_started_ns, bool checkpoint_now) {
   }
   for (auto& [key, p] : processes_) {
     if (present.count(key) || p.ended) continue;
+    const ProcessKey& process = key;  // clang before 16 cannot capture a structured binding
     uint32_t leaked = uint32_t(std::count_if(s.leaks.begin(), s.leaks.end(), [&](const auto& l) {
-      return l.pid == key.pid && l.process_start_time == key.start_time;
+      return l.pid == process.pid && l.process_start_time == process.start_time;
     }));
     rf::ProcessEndRecord r{p.index, leaked};
     writer_.write(rf::RecordType::ProcessEnd, observed_ns, &r, sizeof r);

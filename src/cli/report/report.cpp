@@ -342,7 +342,7 @@ std::string render_html(const Recording& r, const ReportOptions& o) {
       if (d.tag_peak[t] > 0) dev_ops.push_back(t);
     }
     std::sort(dev_ops.begin(), dev_ops.end(),
-              [&](uint32_t a, uint32_t b) { return d.tag_peak[a] > d.tag_peak[b]; });
+              [&tag_peak = d.tag_peak](uint32_t a, uint32_t b) { return tag_peak[a] > tag_peak[b]; });
     if (dev_ops.size() > o.ops_per_chart) dev_ops.resize(o.ops_per_chart);
     json op_series = json::array();
     for (uint32_t t : dev_ops) {
