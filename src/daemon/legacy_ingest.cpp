@@ -82,6 +82,20 @@ bool fits(uint64_t held, uint64_t add, uint64_t limit) {
   return add != 0 && add <= limit && held <= limit - add;
 }
 
+// The fields a live legacy buffer (BufferView) and a leaked one (LeakRecord) share: the prototype's
+// clients name a buffer by its address and say nothing of banks, so its bytes are its range.
+template <class Record>
+void fill_from_legacy(Record& r, const LegacyKey& where, const LegacyLedger::Buffer& b) {
+  r.device = where.device;
+  r.kind = b.kind;
+  r.buffer_id = where.address;
+  r.address = where.address;
+  r.size = b.size;
+  r.reserved = b.size;
+  r.time_ns = b.time_ns;
+  r.tag = "legacy";
+}
+
 }  // namespace
 
 LegacyLedger::~LegacyLedger() {
@@ -477,14 +491,7 @@ void LegacyIngest::retire(const ProcessKey& key, const Snapshot& base) {
     l.command = p.command;
     l.detected_realtime_ns = now;
     l.chip_id = external_chip_id(base, where.device);
-    l.device = where.device;
-    l.kind = b.kind;
-    l.buffer_id = where.address;
-    l.address = where.address;
-    l.size = b.size;
-    l.reserved = b.size;
-    l.tag = "legacy";
-    l.time_ns = b.time_ns;
+    fill_from_legacy(l, where, b);
     leaks.push_back(std::move(l));
   }
   if (!leaks.empty()) leaks_.push_back(std::move(leaks));
@@ -884,15 +891,8 @@ std::vector<ExternalProcess> LegacyIngest::processes() const {
       e.buffers.reserve(p->ledger.buffers().size());
       for (const auto& [where, b] : p->ledger.buffers()) {
         BufferView v;
-        v.device = where.device;
-        v.kind = b.kind;
-        v.buffer_id = where.address;
-        v.address = where.address;
-        v.size = b.size;
+        fill_from_legacy(v, where, b);
         v.size_per_bank = b.size;
-        v.reserved = b.size;
-        v.time_ns = b.time_ns;
-        v.tag = "legacy";
         e.buffers.push_back(std::move(v));
       }
     }
