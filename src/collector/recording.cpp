@@ -208,6 +208,7 @@ void Recorder::on_event(const ProcessKey& key, uint32_t device, const pr::EventR
   rf::EventEntry entry{p.index, device, e};
   entry.event.tag = recording_tag(p, key, e.tag);
   writer_.write(rf::RecordType::Event, e.time_ns, &entry, sizeof entry);
+  latest_event_ns_ = std::max(latest_event_ns_, e.time_ns);
   ++events_;
 }
 
@@ -304,7 +305,11 @@ void Recorder::after_refresh(uint64_t refresh_started_ns, bool checkpoint_now) {
 
 void Recorder::finish(uint64_t refresh_started_ns) {
   after_refresh(refresh_started_ns);
-  if (last_checkpoint_ != refresh_started_ns) checkpoint(refresh_started_ns);
+  // Events read by the last refresh can postdate its start, and one of them can be an ALLOC
+  // whose FREE that refresh did not reach; no later refresh will bring the FREE. So the last
+  // checkpoint is stamped after every recorded event: a recording ends on an exact state.
+  const uint64_t end_ns = std::max(refresh_started_ns, latest_event_ns_ + 1);
+  if (last_checkpoint_ != end_ns) checkpoint(end_ns);
   writer_.close();
 }
 

@@ -56,7 +56,7 @@ class Recorder {
   // Writes what the refresh observed (drops, problems, ends) and a checkpoint when one is due,
   // or at once with `checkpoint_now` (after a gap: the exact state again, as soon as possible).
   void after_refresh(uint64_t refresh_started_ns, bool checkpoint_now = false);
-  // A last checkpoint; the file is complete after this.
+  // A last checkpoint, later than every event written; the file is complete after this.
   void finish(uint64_t refresh_started_ns);
   void flush() { writer_.flush(); }
   uint64_t events() const { return events_; }
@@ -89,6 +89,7 @@ class Recorder {
   ProcessEntry* last_entry_ = nullptr;
   std::map<std::string, uint32_t> strings_;
   uint64_t events_ = 0;
+  uint64_t latest_event_ns_ = 0;  // the newest event time written
   uint64_t dropped_total_ = 0;
 };
 

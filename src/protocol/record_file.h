@@ -24,7 +24,9 @@
 // A CHECKPOINT holds every live buffer at its time: a reader seeks to the last checkpoint before
 // the moment it wants and replays EVENTs after it. A checkpoint's time is taken before the state
 // it holds was read, so replaying events after it is idempotent: an ALLOC of a buffer already
-// live replaces it, a FREE of a buffer not live is ignored.
+// live replaces it, a FREE of a buffer not live is ignored. One case is not: an ALLOC read with
+// the state whose FREE came just after the read shows the buffer until the next refresh's events
+// bring that FREE. The last CHECKPOINT is therefore stamped after every EVENT in the file.
 //
 // Readers validate everything (a recording is input from anywhere): magic, version, every size
 // field, every record's type and size, every index and kind.
