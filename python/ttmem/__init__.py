@@ -24,7 +24,7 @@ from . import _ttmem
 __all__ = [
     "KINDS", "LAYOUTS", "ARCHS", "Error",
     "register_device", "alloc", "free", "cb_alloc", "cb_free_program", "cb_free_all", "op",
-    "enabled", "segment_path",
+    "enabled", "segment_path", "setup_message",
     "status", "buffers", "leaks",
 ]
 
@@ -222,6 +222,12 @@ def enabled() -> bool:
 def segment_path() -> Optional[str]:
     """This process's segment file, or None before its first report (or when disabled)."""
     return _ttmem.segment_path()
+
+
+def setup_message() -> Optional[str]:
+    """Why set-up did not go as configured (an unusable TTMEM_DIR, say), as a sentence saying
+    what to do; None when it did."""
+    return _ttmem.setup_message()
 
 
 # --- the read API --------------------------------------------------------------------------------

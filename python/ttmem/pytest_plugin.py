@@ -13,13 +13,17 @@ A leaking test's teardown is reported failed (``LEAKED``), with one line per buf
 kind, size, tag. ``@pytest.mark.ttmem_allow_leaks`` exempts a test whose buffers are meant to
 outlive it. Circular buffers are not counted unless ``--ttmem-leaks-include-cbs`` is given:
 tt-metal keeps a program's CBs until the device's next program, by design.
+
+The session header says whether tracking is on. When it cannot start (an unusable TTMEM_DIR, or
+TTMEM_DISABLE set), nothing could be judged, so every test that asked for the check errors in
+its setup with the reason, rather than passing unchecked.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import pytest
 
@@ -54,6 +58,11 @@ def pytest_configure(config):
         f"{_MARKER}: buffers this test leaves allocated on the device are intended "
         "(ttmem leak check)")
     if _flag(config, "ttmem_leaks", "ttmem_leaks"):
+        # Tracking starts now, not at the first report, so the header can say whether it works.
+        reason = tracking_off_reason()
+        if reason is not None:
+            config.pluginmanager.register(TrackingOff(reason), "ttmem-leak-checker")
+            return
         checker = LeakChecker(_flag(config, "ttmem_leaks_include_cbs", "ttmem_leaks_include_cbs"))
         config.pluginmanager.register(checker, "ttmem-leak-checker")
 
@@ -82,6 +91,29 @@ def describe(leaked) -> str:
     return "\n".join(lines)
 
 
+def tracking_off_reason() -> Optional[str]:
+    """Why this process's reports are not recorded, or None when they are."""
+    if ttmem.enabled():
+        return None
+    return ttmem.setup_message() or "tracking is disabled (TTMEM_DISABLE is set)"
+
+
+class TrackingOff:
+    """Registered instead of LeakChecker when tracking cannot start: says so in the header and
+    errors every test that asked for the check, which could not be judged."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def pytest_report_header(self, config):
+        return [f"ttmem: tracking is OFF, leak checks cannot run: {self.reason}"]
+
+    def pytest_runtest_setup(self, item):
+        if item.get_closest_marker(_MARKER) is None:
+            pytest.fail(f"ttmem: leak check asked for, but tracking is off: {self.reason}",
+                        pytrace=False)
+
+
 class LeakChecker:
     """Per-test comparison of this process's live buffers (registered by pytest_configure)."""
 
@@ -89,6 +121,10 @@ class LeakChecker:
         self.include_cbs = include_cbs
         self.baseline: Dict[str, set] = {}
         self.fixture_owned: set = set()
+
+    def pytest_report_header(self, config):
+        where = os.path.dirname(ttmem.segment_path() or "") or "the segment directory"
+        return [f"ttmem: leak checks on (this process's segment in {where})"]
 
     def live(self) -> Dict[Key, dict]:
         path = ttmem.segment_path()

@@ -146,10 +146,45 @@ def test_program_cbs():
 
 
 def test_a_process_that_reports_nothing_passes(run):
+    # The plugin starts tracking at the session's start (its header says whether it works), so
+    # the process has a segment, empty.
     result = run('''
 import ttmem
 
 def test_nothing():
-    assert ttmem.segment_path() is None
+    assert ttmem.segment_path() is not None
+    assert ttmem.buffers(pid=__import__("os").getpid()) == []
 ''', "--ttmem-leaks", preamble="")
     result.assert_outcomes(passed=1)
+
+
+def test_tracking_that_cannot_start_errors_the_checked_tests(pytester, tmp_path, monkeypatch):
+    # A file where the segment directory should be: the client cannot start tracking.
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("TTMEM_DIR", str(blocker / "segments"))
+    pytester.makepyfile(test_cases='''
+import pytest
+
+def test_would_leak():
+    pass
+
+@pytest.mark.ttmem_allow_leaks
+def test_exempt():
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "ttmem.pytest_plugin", "--ttmem-leaks")
+    result.stdout.fnmatch_lines(["ttmem: tracking is OFF, leak checks cannot run: *TTMEM_DIR*"])
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*leak check asked for, but tracking is off*"])
+    assert result.ret == 1
+
+
+def test_header_says_where_the_checks_read(run):
+    result = run('''
+def test_clean():
+    alloc(1)
+    ttmem.free(0, 1)
+''', "--ttmem-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["ttmem: leak checks on (this process's segment in *segments)"])
