@@ -44,6 +44,12 @@ py::object to_python(const nlohmann::json& j) {
   }
 }
 
+// A C string of the client API as Python's str, or None for NULL.
+std::optional<std::string> optional_text(const char* text) {
+  if (text == nullptr) return std::nullopt;
+  return std::string(text);
+}
+
 // One collector pass over options.dir ("" = $TTMEM_DIR, else /dev/shm/ttmem-<uid>). Throws
 // std::runtime_error (RuntimeError in Python) when the directory cannot be used.
 ttmem::Snapshot take_snapshot(const ttmem::CollectorOptions& options) {
@@ -144,11 +150,8 @@ PYBIND11_MODULE(_ttmem, m) {
   m.def("op_pop", &ttmem_op_pop);
   m.def("enabled", [] { return ttmem_enabled() != 0; });
   m.def("status_string", [](int st) { return std::string(ttmem_status_string(st)); });
-  m.def("segment_path", []() -> std::optional<std::string> {
-    const char* p = ttmem_segment_path();
-    if (p == nullptr) return std::nullopt;
-    return std::string(p);
-  });
+  m.def("segment_path", [] { return optional_text(ttmem_segment_path()); });
+  m.def("setup_message", [] { return optional_text(ttmem_setup_message()); });
 
   m.def("status", &status, py::arg("dir"));
   m.def("buffers", &buffers, py::arg("dir"), py::arg("pid") = py::none(),

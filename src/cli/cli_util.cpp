@@ -25,7 +25,15 @@ Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers, bool leak
     o.watch = false;  // one refresh, then exit
     Collector c(o);
     c.refresh();
+    // A directory named with --dir that does not exist is most likely a typo: say so and fail.
+    // The default one is simply not made yet; the front-ends say that where they say "no
+    // devices".
+    if (c.segment_dir_missing() && !global.dir.empty()) {
+      throw CliError(missing_segment_dir_text(c.dir()) + "; check --dir");
+    }
     return c.snapshot();
+  } catch (const CliError&) {
+    throw;
   } catch (const std::runtime_error& e) {
     throw CliError(e.what());
   }
@@ -54,6 +62,20 @@ uint32_t resolve_kind(const std::string& name) {
 }
 
 void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+CLI::Validator number_up_to(double max) {
+  return CLI::Validator(
+      [max](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || value != value) {
+          return "expected a number, got '" + text + "'";
+        }
+        if (value < 0 || value > max) return fmt::format("must be 0 to {:g}, got {}", max, text);
+        return std::string();
+      },
+      fmt::format("0..{:g}", max));
+}
 
 int run_app(CLI::App& app, int argc, char** argv, const char* program) {
   try {

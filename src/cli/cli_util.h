@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -32,6 +33,11 @@ uint64_t resolve_device(const Snapshot& s, uint32_t logical_id);
 uint32_t resolve_kind(const std::string& name);
 
 void print_json(const nlohmann::json& j);
+
+// A number from 0 to `max`, with a message that says what to give (CLI11's own NonNegativeNumber
+// prints the whole double range). Unsigned options need it too: CLI11 reads "-5" for a size_t as
+// 2^64 - 5, and a seconds option given 1e30 would overflow its nanoseconds.
+CLI::Validator number_up_to(double max);
 
 // Parses and runs `app`: --help and --version exit 0, usage errors 2 (CLI11's message), a
 // CliError prints "<program>: <message>" and its exit code, any other exception exits 1.

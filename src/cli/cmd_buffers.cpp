@@ -112,7 +112,8 @@ void add_buffers_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--pid,-p", a->pid, "Only this process");
   cmd->add_option("--sort,-s", a->sort, "Order: size (largest first) or age (oldest first)")
       ->check(CLI::IsMember({"size", "age"}));
-  cmd->add_option("--limit,-n", a->limit, "Show at most N buffers (0: all)");
+  cmd->add_option("--limit,-n", a->limit, "Show at most N buffers (0: all)")
+      ->check(number_up_to(1e12));
   cmd->add_flag("--programs", a->programs,
                 "One row per program's CB set: its CB bytes and where its region ends");
   cmd->add_flag("--json", a->json, "Print JSON");

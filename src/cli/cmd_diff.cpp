@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "collector/json.h"
@@ -228,9 +229,11 @@ void add_diff_command(CLI::App& app, GlobalOptions&) {
   cmd->add_option("A", a->a, "Baseline: a recording or a status --json snapshot")->required();
   cmd->add_option("B", a->b, "Compared run, of the same sort as A")->required();
   cmd->add_option("--fail-over", a->fail_over_pct,
-                  "Exit 1 when a device's kind peaks or ends more than PCT % above A");
+                  "Exit 1 when a device's kind peaks or ends more than PCT % above A")
+      ->check(number_up_to(1e9));
   cmd->add_option("--fail-over-bytes", a->fail_over_bytes,
-                  "Exit 1 when a device's kind peaks or ends more than N bytes above A");
+                  "Exit 1 when a device's kind peaks or ends more than N bytes above A")
+      ->check(number_up_to(1.8e19));
   cmd->add_flag("--json", a->json_out, "Rows as JSON");
   cmd->callback([a] { diff(*a); });
 }

@@ -33,7 +33,11 @@ void print_text(const Snapshot& s) {
     return;
   }
   if (s.leaks.empty()) {
-    std::printf("No leaked buffers recorded in %s.\n", s.segment_dir.c_str());
+    if (s.segment_dir_missing) {
+      std::printf("No leaked buffers: %s.\n", missing_segment_dir_text(s.segment_dir).c_str());
+    } else {
+      std::printf("No leaked buffers recorded in %s.\n", s.segment_dir.c_str());
+    }
     return;
   }
   Table t({"PID", "DEV", "KIND", "ID", "ADDRESS", "SIZE", "RESERVED", "TAG", "COMMAND"},

@@ -56,15 +56,15 @@ PlanStep alloc_step(const std::string& spec) {
     body = spec.substr(eq + 1);
   }
   const auto parts = split(body, ':');
-  if (parts.size() < 2 || parts.size() > 4) throw CliError(usage);
+  if (parts.size() < 2 || parts.size() > 4) throw CliError(usage, 2);
   auto type = model::parse_buffer_type(parts[0]);
   auto size = model::parse_size(parts[1]);
   auto page = parts.size() > 2 ? model::parse_size(parts[2]) : std::optional<uint64_t>(2048);
-  if (!type || !size || !page) throw CliError(usage);
+  if (!type || !size || !page) throw CliError(usage, 2);
   s.buffer = {.type = *type, .size = *size, .page_size = *page};
   if (parts.size() == 4) {
     auto shards = model::parse_size(parts[3]);
-    if (!shards || *shards == 0 || *shards > UINT32_MAX) throw CliError(usage);
+    if (!shards || *shards == 0 || *shards > UINT32_MAX) throw CliError(usage, 2);
     s.buffer.layout = model::Layout::HeightSharded;
     s.buffer.num_shards = static_cast<uint32_t>(*shards);
   }
@@ -78,11 +78,11 @@ model::CircularBufferConfig cb_config(const std::string& spec) {
   const size_t colon = spec.rfind(':');
   model::CircularBufferConfig cb;
   auto size = model::parse_size(colon == std::string::npos ? spec : spec.substr(colon + 1));
-  if (!size) throw CliError(usage);
+  if (!size) throw CliError(usage, 2);
   cb.size = *size;
   if (colon != std::string::npos) {
     auto cores = model::parse_core_ranges(spec.substr(0, colon));
-    if (!cores) throw CliError(usage);
+    if (!cores) throw CliError(usage, 2);
     cb.cores = *cores;
   }
   return cb;
@@ -109,7 +109,9 @@ model::Plan build_plan(const ModelOptions& o) {
   apply_device_options(o.device_options, p);
   if (!o.mesh.empty()) {
     p.mesh = model::parse_mesh(o.mesh);
-    if (!p.mesh) throw CliError(fmt::format("--mesh '{}': give ROWSxCOLS, e.g. 2x4", o.mesh));
+    if (!p.mesh) {
+      throw CliError(fmt::format("--mesh '{}': give ROWSxCOLS, e.g. 2x4", o.mesh), 2);
+    }
   }
 
   for (const std::string& spec : o.allocs) plan.steps.push_back(alloc_step(spec));
@@ -130,7 +132,8 @@ model::Plan build_plan(const ModelOptions& o) {
   if (plan.steps.empty()) {
     throw CliError(
         "nothing to model: give --alloc, --trace, --cb or --steps FILE "
-        "(e.g. ttmem model --device-type n150 --alloc DRAM:112MiB:2048)");
+        "(e.g. ttmem model --device-type n150 --alloc DRAM:112MiB:2048)",
+        2);
   }
   return plan;
 }

@@ -163,7 +163,8 @@ void query(const GlobalOptions& global, const QueryArgs& a) {
   const Format f = parse_format(a.format);
   std::optional<uint32_t> only_kind;
   if (!a.kind.empty()) only_kind = resolve_kind(a.kind);
-  if (a.loop_s < 0) throw CliError("-l must be a number of seconds above 0", 2);
+  // The first snapshot before the header: a directory that cannot be read prints nothing else.
+  Snapshot first = take_snapshot(global, false, false);
   if (f.header) {
     std::string line;
     for (size_t i = 0; i < chosen.size(); ++i) {
@@ -172,17 +173,15 @@ void query(const GlobalOptions& global, const QueryArgs& a) {
     }
     std::printf("%s\n", line.c_str());
   }
-  if (a.loop_s == 0) {
-    print_rows(take_snapshot(global, false, false), chosen, f, only_kind);
-    return;
-  }
+  print_rows(first, chosen, f, only_kind);
+  if (a.loop_s == 0) return;
   struct sigaction sa{};
   sa.sa_handler = on_signal;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
   while (!g_stop) {
-    print_rows(take_snapshot(global, false, false), chosen, f, only_kind);
     for (double slept = 0; slept < a.loop_s && !g_stop; slept += 0.05) ::usleep(50'000);
+    if (!g_stop) print_rows(take_snapshot(global, false, false), chosen, f, only_kind);
   }
 }
 
@@ -195,7 +194,8 @@ void add_query_command(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str();
   cmd->add_option("--format", a->format, "csv, optionally ,noheader and ,nounits")
       ->capture_default_str();
-  cmd->add_option("-l,--loop", a->loop_s, "Print the rows again every SECONDS until Ctrl-C");
+  cmd->add_option("-l,--loop", a->loop_s, "Print the rows again every SECONDS until Ctrl-C")
+      ->check(number_up_to(86400));
   cmd->add_option("--kind", a->kind, "Only this kind (DRAM, L1, ...; rows even when unused)");
   cmd->callback([&global, a] { query(global, *a); });
 }

@@ -115,6 +115,8 @@ int record(const GlobalOptions& global, const RecordArgs& a) {
   CollectorOptions o = collector_options(global);
   o.drain_events = true;
   o.acknowledge_events = true;
+  // The program it starts creates the directory anyway; made now, it is watched from the start.
+  o.create_dir = !a.command.empty();
   try {
     Collector collector(o);
     Recorder recorder(collector, a.output, uint32_t(a.checkpoint_s * 1000));
@@ -204,7 +206,8 @@ void add_record_command(CLI::App& app, GlobalOptions& global) {
       "record", "Record every tracked process's allocations into a file (Ctrl-C stops)");
   auto a = std::make_shared<RecordArgs>();
   cmd->add_option("-o,--output", a->output, "Recording file to write")->required();
-  cmd->add_option("--duration", a->duration_s, "Stop after this many seconds (0: no limit)");
+  cmd->add_option("--duration", a->duration_s, "Stop after this many seconds (0: no limit)")
+      ->check(number_up_to(1e9));
   cmd->add_option("--checkpoint", a->checkpoint_s,
                   "Seconds between state checkpoints (seek points)")
       ->capture_default_str();
@@ -230,7 +233,8 @@ void add_record_command(CLI::App& app, GlobalOptions& global) {
       ->check(CLI::IsMember({"perfetto", "json", "csv"}))
       ->capture_default_str();
   ex->add_option("-o,--output", *output, "Output file (default: standard output)");
-  ex->add_option("--at", *at, "With --format json: the live buffers this many seconds in");
+  ex->add_option("--at", *at, "With --format json: the live buffers this many seconds in")
+      ->check(number_up_to(1e9));
   ex->callback([input, format, output, at] { export_recording(*input, *format, *output, *at); });
 }
 

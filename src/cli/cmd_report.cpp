@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/report/report.h"
 
@@ -75,7 +76,8 @@ void add_report_command(CLI::App& app, GlobalOptions&) {
   cmd->add_option("-o,--output", a->output, "HTML file to write")->capture_default_str();
   cmd->add_option("--points", a->points,
                   "Time buckets per chart (each keeps its exact peak)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(number_up_to(1e6));
   cmd->callback([a] { report(*a); });
 }
 

@@ -24,15 +24,6 @@ void print_scenarios() {
   }
 }
 
-// CLI11's NonNegativeNumber prints the whole double range on failure; this says what to give.
-const CLI::Validator kNonNegative(
-    [](std::string& text) -> std::string {
-      char* end = nullptr;
-      const double value = std::strtod(text.c_str(), &end);
-      if (end == text.c_str() || *end != '\0') return "expected a number, got '" + text + "'";
-      return value < 0 ? "must be 0 or more, got " + text : std::string();
-    },
-    "NUMBER>=0");
 
 }  // namespace
 
@@ -46,26 +37,31 @@ void add_sim_command(CLI::App& app, GlobalOptions& global) {
                   "llama-decode, cb-clash, oom, leak or trace-too-small (--list describes them)");
   cmd->add_flag("--list", *list, "List the scenarios and exit");
   cmd->add_option("--seed", options->seed, "Seed: each seed gives the same run every time")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(number_up_to(1.8e19));
   cmd->add_option("--speed", options->speed,
                   "Time multiplier: 2 runs twice as fast, 0 as fast as possible")
       ->capture_default_str()
-      ->check(kNonNegative);
+      ->check(number_up_to(1e6));
   cmd->add_option("--device-type", options->device_type,
                   "n150, n300, t3k, galaxy, p100a or p150 (default: the scenario's)");
   cmd->add_option("--mesh", options->mesh, "Mesh shape ROWSxCOLS, e.g. 2x4 on a t3k");
   cmd->add_option("--hold", options->hold_seconds,
                   "Keep the final state up for SECONDS (real time) before cleaning up or exiting")
-      ->check(kNonNegative);
+      ->check(number_up_to(1e7));
   cmd->callback([&global, options, scenario, list] {
     if (*list) {
       print_scenarios();
       return;
     }
     if (scenario->empty()) {
-      throw CliError("name a scenario: ttmem sim llama-decode (ttmem sim --list shows them all)");
+      throw CliError("name a scenario: ttmem sim llama-decode (ttmem sim --list shows them all)",
+                     2);
     }
     require_local(global, "ttmem sim");
+    // Progress shows line by line through a pipe too (`ttmem sim ... | tee log`); std::cout
+    // writes through stdout, as it is synchronised with stdio.
+    std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
     // The client reads TTMEM_DIR on its first call, so --dir must be in place before the run.
     if (!global.dir.empty()) setenv("TTMEM_DIR", global.dir.c_str(), 1);
     int status = 0;

@@ -32,8 +32,10 @@ void print_devices(const Snapshot& s) {
     }
   }
   if (t.rows() == 0) {
-    std::printf("No devices: no tracked process has registered a device in %s.\n",
-                s.segment_dir.c_str());
+    std::printf("No devices: %s.\n",
+                s.segment_dir_missing
+                    ? missing_segment_dir_text(s.segment_dir).c_str()
+                    : ("no tracked process has registered a device in " + s.segment_dir).c_str());
     return;
   }
   t.print();

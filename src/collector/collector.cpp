@@ -46,26 +46,53 @@ CollectorOptions with_resolved_dir(CollectorOptions o) {
 
 }  // namespace
 
+std::string missing_segment_dir_text(const std::string& dir) {
+  const std::string clients = default_segment_dir();
+  return fmt::format(
+      "segment directory {} does not exist: no program has been tracked with it{}", dir,
+      clients == dir ? " yet (tracked programs create it)"
+                     : fmt::format("; tracked programs here use {} (TTMEM_DIR, else "
+                                   "/dev/shm/ttmem-<uid>)",
+                                   clients));
+}
+
 Collector::Collector(CollectorOptions options)
     : options_(with_resolved_dir(std::move(options))),
       pid_namespace_(own_pid_namespace()),
       leaks_(options_.dir + "/leaks") {
-  if (!make_private_dirs(options_.dir)) {
+  if (options_.create_dir && !make_private_dirs(options_.dir)) {
     throw std::runtime_error(fmt::format(
         "segment directory {} is not usable ({}); pass --dir or set TTMEM_DIR to a writable "
         "directory",
         options_.dir, std::strerror(errno)));
   }
+  struct stat st;
+  if (::stat(options_.dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    throw std::runtime_error(fmt::format(
+        "segment directory {} is not a directory; pass --dir or set TTMEM_DIR to a directory",
+        options_.dir));
+  }
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (options_.watch) inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd_ >= 0) {
-    ::inotify_add_watch(inotify_fd_, options_.dir.c_str(),
-                        IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_CLOSE_WRITE);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = inotify_fd_;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inotify_fd_, &ev);
   }
+  watch_dir_if_present();
+}
+
+bool Collector::watch_dir_if_present() {
+  struct stat st;
+  segment_dir_missing_ = ::stat(options_.dir.c_str(), &st) != 0;
+  if (!segment_dir_missing_ && !watching_dir_ && inotify_fd_ >= 0) {
+    watching_dir_ =
+        ::inotify_add_watch(inotify_fd_, options_.dir.c_str(),
+                            IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_CLOSE_WRITE) >=
+        0;
+  }
+  return !segment_dir_missing_;
 }
 
 Collector::~Collector() {
@@ -312,6 +339,8 @@ void remove_if_abandoned_temporary(const std::string& path, const std::string& n
 }  // namespace
 
 void Collector::scan_directory() {
+  // A directory that appears later (the first tracked program creates it) is watched from then.
+  if (segment_dir_missing_ && !watch_dir_if_present()) return;
   DIR* d = ::opendir(options_.dir.c_str());
   if (d == nullptr) return;
   std::set<std::string> present;
@@ -478,6 +507,7 @@ void Collector::build_snapshot() {
   s.taken_realtime_ns = realtime_ns();
   s.taken_monotonic_ns = monotonic_ns();
   s.segment_dir = options_.dir;
+  s.segment_dir_missing = segment_dir_missing_;
 
   std::unordered_map<uint64_t, size_t> device_index;  // chip id -> index in s.devices
   // Per device and kind, the per-bank ranges for the address map.

@@ -33,7 +33,15 @@ struct CollectorOptions {
   // refreshes once and exits turns this off: tearing the inotify watch down when the process
   // ends can take the kernel tens of milliseconds, which would be most of `ttmem status`.
   bool watch = true;
+  // Make the directory when it is missing. Only what launches tracked programs sets this
+  // (`ttmem record -- CMD`): a reader pointed at a mistyped path must not create it. Without it
+  // a missing directory reads as empty (segment_dir_missing()) and is picked up once it appears.
+  bool create_dir = false;
 };
+
+// What to tell a user whose segment directory does not exist: nothing was tracked with it, and
+// which directory tracked programs use.
+std::string missing_segment_dir_text(const std::string& dir);
 
 // Identifies the process an event came from.
 struct ProcessKey {
@@ -63,6 +71,8 @@ class Collector {
 
   const Snapshot& snapshot() const { return snapshot_; }
   const std::string& dir() const { return options_.dir; }
+  // The directory did not exist at the last refresh: nothing has been tracked with it yet.
+  bool segment_dir_missing() const { return segment_dir_missing_; }
   LeakStore& leak_store() { return leaks_; }
 
   // Drains the event rings of every segment already read, without rescanning or re-reading:
@@ -132,6 +142,8 @@ class Collector {
   void reap(const std::string& path, Tracked& t);
   void build_snapshot();
   void drain_inotify();
+  // Checks that the directory exists and watches it once it does; false while it is missing.
+  bool watch_dir_if_present();
   void drain(Tracked& t, const ProcessKey& key, uint64_t* delivered);
 
   CollectorOptions options_;
@@ -145,6 +157,8 @@ class Collector {
   ProcessEventSink sink_;
   Snapshot snapshot_;
   bool refreshed_once_ = false;
+  bool segment_dir_missing_ = false;
+  bool watching_dir_ = false;
   // Highest CB coverage seen per chip id: the CB peak (a process's own CB counters add
   // overlapping sets, so they cannot give it).
   std::unordered_map<uint64_t, uint64_t> cb_peaks_;

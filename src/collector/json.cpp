@@ -138,6 +138,7 @@ json status_json(const Snapshot& s) {
   for (const auto& p : s.processes) processes.push_back(to_json(p));
   for (const auto& p : s.problems) problems.push_back(to_json(p));
   return {{"segment_dir", s.segment_dir},
+          {"segment_dir_missing", s.segment_dir_missing},
           {"taken_realtime_ns", s.taken_realtime_ns},
           {"taken_monotonic_ns", s.taken_monotonic_ns},
           {"devices", devices},
@@ -402,6 +403,8 @@ LeakRecord leak_from_json(const json& j) {
 Snapshot snapshot_from_json(const json& status, const json& buffers, const json& leaks) {
   Snapshot s;
   s.segment_dir = string_field(status, "segment_dir");
+  auto missing = status.find("segment_dir_missing");  // absent from older ttmemd versions
+  s.segment_dir_missing = missing != status.end() && *missing == true;
   s.taken_realtime_ns = integer_field<uint64_t>(status, "taken_realtime_ns");
   // Absent from older ttmemd versions; 0 means "now" to whoever computes ages.
   if (status.contains("taken_monotonic_ns")) {

@@ -251,6 +251,7 @@ struct Snapshot {
   uint64_t taken_realtime_ns = 0;
   uint64_t taken_monotonic_ns = 0;
   std::string segment_dir;
+  bool segment_dir_missing = false;  // nothing has been tracked with segment_dir yet
   std::vector<DeviceView> devices;  // sorted by first logical id, then chip id
   std::vector<ProcessView> processes;
   std::vector<BufferView> buffers;  // live buffers and CBs of live processes

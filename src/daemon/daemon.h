@@ -66,6 +66,11 @@ class Daemon {
   // "legacy ingest on PATH", "legacy ingest off: WHY", or "" when no legacy socket was asked for.
   const std::string& legacy_status() const { return legacy_status_; }
 
+  // True while the segment directory does not exist: the daemon watches for it and never
+  // creates it (the first tracked program does).
+  bool segment_dir_missing() const { return collector_.segment_dir_missing(); }
+  const std::string& segment_dir() const { return collector_.dir(); }
+
   // Runs until stop() or SIGINT/SIGTERM (when handle_signals). Returns the exit code.
   int run(bool handle_signals);
   void stop();

@@ -96,6 +96,10 @@ int main(int argc, char** argv) {
     // The first line on stdout is the URL, so scripts and tests can start ttmemd on port 0.
     std::printf("ttmemd listening on %s\n", d.url().c_str());
     if (!d.legacy_status().empty()) std::printf("%s\n", d.legacy_status().c_str());
+    if (d.segment_dir_missing()) {
+      std::fprintf(stderr, "ttmemd: %s; serving it once it appears\n",
+                   ttmem::missing_segment_dir_text(d.segment_dir()).c_str());
+    }
     std::fflush(stdout);
     return d.run(/*handle_signals=*/true);
   } catch (const std::exception& e) {

@@ -81,3 +81,12 @@ def test_unusable_directory_raises(tmp_path):
     path.write_text("not a directory")
     with pytest.raises(RuntimeError):
         ttmem.status(dir=str(path))
+
+
+def test_a_missing_directory_is_said_and_never_created(tmp_path):
+    missing = tmp_path / "typo" / "deeper"
+    status = ttmem.status(dir=missing)
+    assert status["segment_dir_missing"] is True
+    assert status["devices"] == [] and status["processes"] == []
+    assert ttmem.buffers(dir=missing) == []
+    assert not (tmp_path / "typo").exists()

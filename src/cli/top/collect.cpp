@@ -229,6 +229,7 @@ L1Map build_l1_map(const Snapshot& s, const DeviceView& d) {
 ViewModel collect(const Snapshot& s, const History& history, const CollectRequest& req) {
   ViewModel vm;
   vm.segment_dir = s.segment_dir;
+  vm.segment_dir_missing = s.segment_dir_missing;
   vm.taken_realtime_ns = s.taken_realtime_ns;
   vm.samples = history.samples();
   vm.dropped_events = s.dropped_events;

@@ -1,6 +1,7 @@
 #include "cli/top/layout.h"
 
 #include "cli/top/collect.h"
+#include "collector/collector.h"
 
 #include <algorithm>
 #include <cmath>
@@ -527,11 +528,13 @@ void add_header(Frame& f, const ViewModel& vm, const UiState& ui, const LayoutOp
                            Style::kWarn));
   }
   if (vm.devices.empty() && vm.missing_devices.empty()) {
-    f.push_back(Line().add(
-        o.stable ? "No devices: no tracked process has registered a device."
-                 : "No devices: no tracked process has registered a device in " + vm.segment_dir +
-                       " (same TTMEM_DIR?)",
-        Style::kDim));
+    std::string why =
+        o.stable ? "no tracked process has registered a device."
+        : vm.segment_dir_missing
+            ? missing_segment_dir_text(vm.segment_dir) + "."
+            : "no tracked process has registered a device in " + vm.segment_dir +
+                  " (same TTMEM_DIR?)";
+    f.push_back(Line().add("No devices: " + why, Style::kDim));
   }
 }
 

@@ -105,7 +105,9 @@ nlohmann::json json_snapshot(const Snapshot& s, const TopArgs& a) {
 }
 
 // Snapshots as text or JSON: --once, --count, --json, or a stdout that is not a terminal.
-void run_text(SnapshotSource& c, const TopArgs& a, bool unicode) {
+// `dir_named`: the directory was given with --dir; one that does not exist is then an error, as
+// for `ttmem status` (the live screen instead says so and waits for it).
+void run_text(SnapshotSource& c, const TopArgs& a, bool unicode, bool dir_named) {
   History history;
   UiState ui;
   ui.view = parse_view(a.view);
@@ -129,6 +131,9 @@ void run_text(SnapshotSource& c, const TopArgs& a, bool unicode) {
     }
     const Snapshot& s = c.snapshot();
     if (i == 0) {
+      if (dir_named && s.segment_dir_missing) {
+        throw cli::CliError(missing_segment_dir_text(s.segment_dir) + "; check --dir");
+      }
       for (uint32_t id : a.devices) cli::resolve_device(s, id);  // unknown -d: an error
     }
     history.push(s);
@@ -260,7 +265,8 @@ void add_top_options(CLI::App& app, TopArgs& a) {
                  "Buffer order: reserved, size, age, address, device, kind, pid or tag")
       ->check(CLI::IsMember({"reserved", "size", "age", "address", "device", "kind", "pid", "tag"}))
       ->capture_default_str();
-  app.add_option("--limit", a.limit, "Rows of the text buffers view (0: all)");
+  app.add_option("--limit", a.limit, "Rows of the text buffers view (0: all)")
+      ->check(cli::number_up_to(1e12));
   app.add_option("--width", a.width, "Text width in columns (default: the terminal's, else 120)")
       ->check(CLI::Range(40, 1000));
   app.add_flag("--ascii", a.ascii, "ASCII bars and sparklines even in a UTF-8 locale");
@@ -281,7 +287,7 @@ void run_top(const cli::GlobalOptions& global, const TopArgs& a) {
   const bool text = a.once || a.json || a.count > 0 || a.stable || !::isatty(STDOUT_FILENO) ||
                     !::isatty(STDIN_FILENO);
   if (text) {
-    run_text(*c, a, unicode);
+    run_text(*c, a, unicode, !global.dir.empty());
     return;
   }
   try {

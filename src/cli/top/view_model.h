@@ -111,6 +111,7 @@ struct L1Map {
 
 struct ViewModel {
   std::string segment_dir;
+  bool segment_dir_missing = false;
   uint64_t taken_realtime_ns = 0;
   uint64_t samples = 0;  // refreshes folded into the history
   std::vector<DeviceRow> devices;
