@@ -16,6 +16,7 @@
 #include "collector/leak_store.h"
 #include "collector/model.h"
 #include "collector/segment_reader.h"
+#include "collector/tt_metal_counters.h"
 
 namespace ttmem {
 
@@ -33,6 +34,9 @@ struct CollectorOptions {
   // refreshes once and exits turns this off: tearing the inotify watch down when the process
   // ends can take the kernel tens of milliseconds, which would be most of `ttmem status`.
   bool watch = true;
+  // Read tt-metal's own per-chip counters (collector/tt_metal_counters.h) at every refresh.
+  bool tt_metal_shm = true;
+  std::string tt_metal_shm_dir;  // "" = $TTMEM_TT_METAL_SHM_DIR or /dev/shm
 };
 
 // Identifies the process an event came from.
@@ -148,6 +152,7 @@ class Collector {
   // Highest CB coverage seen per chip id: the CB peak (a process's own CB counters add
   // overlapping sets, so they cannot give it).
   std::unordered_map<uint64_t, uint64_t> cb_peaks_;
+  TtMetalScan tt_metal_;  // tt-metal's counters as read by the last refresh
 };
 
 }  // namespace ttmem
