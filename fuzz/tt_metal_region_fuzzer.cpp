@@ -8,10 +8,9 @@
 //                      for the chip, with every chip slot unused: {offset u16, length u8,
 //                      bytes[length]} at offset modulo the region's size. A real region is 8 KiB
 //                      of mostly zeros; this reaches its slot checks without guessing all of it.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -65,8 +65,9 @@ void print_tt_metal_counters(const Snapshot& s) {
   for (const auto& d : s.devices) {
     if (!d.tt_metal) continue;
     if (!any) {
-      std::printf("\ntt-metal's own counters (per chip, per process; no buffers, banks or free "
-                  "space):\n");
+      std::printf(
+          "\ntt-metal's own counters (per chip, per process; no buffers, banks or free "
+          "space):\n");
       any = true;
     }
     const TtMetalChipCounters& c = *d.tt_metal;

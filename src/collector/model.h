@@ -75,7 +75,7 @@ struct TtMetalChipCounters {
   bool totals_stale = false;
   uint64_t live_processes = 0;   // slots of live processes
   uint64_t stale_processes = 0;  // slots of ended processes or of a pid since reused
-  struct RemoteChip {  // chip_stats beyond the file's own chip: chips reached through it
+  struct RemoteChip {            // chip_stats beyond the file's own chip: chips reached through it
     uint32_t logical_id = 0;
     std::array<uint64_t, kNumKinds> bytes{};
   };

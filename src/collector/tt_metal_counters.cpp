@@ -38,7 +38,8 @@ std::array<uint64_t, kNumKinds> as_kinds(const uint64_t (&allocated)[shm::kCount
 }
 
 bool plausible(const std::array<uint64_t, kNumKinds>& bytes) {
-  return std::all_of(bytes.begin(), bytes.end(), [](uint64_t b) { return b <= kMaxPlausibleBytes; });
+  return std::all_of(bytes.begin(), bytes.end(),
+                     [](uint64_t b) { return b <= kMaxPlausibleBytes; });
 }
 
 bool all_zero(const std::array<uint64_t, kNumKinds>& bytes) {
@@ -61,17 +62,18 @@ std::string exceeded_kinds(const std::array<uint64_t, kNumKinds>& parts,
   std::string kinds;
   for (uint32_t k = 0; k < kNumKinds; ++k) {
     if (parts[k] > total[k]) {
-      kinds += fmt::format("{}{} {} > {}", kinds.empty() ? "" : ", ", kind_name(k), parts[k],
-                           total[k]);
+      kinds +=
+          fmt::format("{}{} {} > {}", kinds.empty() ? "" : ", ", kind_name(k), parts[k], total[k]);
     }
   }
   return kinds;
 }
 
 std::string wrong_size(uint64_t size) {
-  return fmt::format("size {} bytes, not the {} of a DeviceMemoryRegion (being created, "
-                     "truncated, or not tt-metal's)",
-                     size, shm::kFileSize);
+  return fmt::format(
+      "size {} bytes, not the {} of a DeviceMemoryRegion (being created, "
+      "truncated, or not tt-metal's)",
+      size, shm::kFileSize);
 }
 
 void add_to(std::array<uint64_t, kNumKinds>& sum, const std::array<uint64_t, kNumKinds>& bytes) {
@@ -86,8 +88,7 @@ std::string default_tt_metal_shm_dir() {
 }
 
 std::optional<TtMetalRegion> parse_tt_metal_region(std::span<const std::byte> bytes,
-                                                   uint64_t chip_id_from_name,
-                                                   std::string* error) {
+                                                   uint64_t chip_id_from_name, std::string* error) {
   if (bytes.size() != shm::kFileSize) {
     *error = wrong_size(bytes.size());
     return std::nullopt;
@@ -102,14 +103,15 @@ std::optional<TtMetalRegion> parse_tt_metal_region(std::span<const std::byte> by
     return std::nullopt;
   }
   if (r.version >= 4 && r.init_state != shm::kInitReady) {
-    *error = fmt::format("not initialised (init_state {:#x}): being created, or its creator died "
-                         "first",
-                         r.init_state);
+    *error = fmt::format(
+        "not initialised (init_state {:#x}): being created, or its creator died "
+        "first",
+        r.init_state);
     return std::nullopt;
   }
   if (r.asic_id != chip_id_from_name) {
-    *error = fmt::format("header names chip {}, the file name chip {}", r.asic_id,
-                         chip_id_from_name);
+    *error =
+        fmt::format("header names chip {}, the file name chip {}", r.asic_id, chip_id_from_name);
     return std::nullopt;
   }
   TtMetalRegion out;
@@ -131,12 +133,13 @@ std::optional<TtMetalRegion> parse_tt_metal_region(std::span<const std::byte> by
     const shm::ChipStats& c = r.chip_stats[i];
     const auto chip_bytes = as_kinds(c.allocated);
     if (c.chip_id == shm::kChipUnused) {
-      if (!all_zero(chip_bytes)) out.warnings.push_back(fmt::format("unused chip slot {} holds counters", i));
+      if (!all_zero(chip_bytes))
+        out.warnings.push_back(fmt::format("unused chip slot {} holds counters", i));
       continue;
     }
     if (c.is_remote > 1 || !plausible(chip_bytes) || !chip_ids.insert(c.chip_id).second) {
       out.warnings.push_back(fmt::format("chip slot {} skipped: {}", i,
-                                         c.is_remote > 1            ? "is_remote is neither 0 nor 1"
+                                         c.is_remote > 1          ? "is_remote is neither 0 nor 1"
                                          : !plausible(chip_bytes) ? "impossible counters"
                                                                   : "chip id repeated"));
       continue;
@@ -204,9 +207,10 @@ std::string read_region_file(int dir_fd, const std::string& name, const std::str
     struct stat after {};
     if (::fstat(fd, &after) != 0 || after.st_size != before.st_size ||
         got != uint64_t(before.st_size)) {
-      error = fmt::format("changed size while being read ({} bytes, then {}); read again at the "
-                          "next refresh",
-                          before.st_size, got);
+      error = fmt::format(
+          "changed size while being read ({} bytes, then {}); read again at the "
+          "next refresh",
+          before.st_size, got);
     }
   }
   ::close(fd);
@@ -219,7 +223,7 @@ TtMetalScan read_tt_metal_counters(const std::string& dir,
                                    const std::function<void(const std::string&)>& before_read) {
   TtMetalScan scan;
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return scan;  // no directory: no tt-metal here
+  if (d == nullptr) return scan;                        // no directory: no tt-metal here
   std::vector<std::pair<uint64_t, std::string>> files;  // (chip id, name)
   size_t ignored = 0;
   while (dirent* e = ::readdir(d)) {
@@ -252,9 +256,10 @@ TtMetalScan read_tt_metal_counters(const std::string& dir,
   }
   ::closedir(d);
   if (ignored > 0) {
-    scan.problems.push_back({dir, fmt::format("tt-metal counters: {} files beyond the first {} "
-                                              "were not read",
-                                              ignored, kMaxTtMetalFiles),
+    scan.problems.push_back({dir,
+                             fmt::format("tt-metal counters: {} files beyond the first {} "
+                                         "were not read",
+                                         ignored, kMaxTtMetalFiles),
                              "", false});
   }
   return scan;
@@ -262,12 +267,30 @@ TtMetalScan read_tt_metal_counters(const std::string& dir,
 
 namespace {
 
+// The start time of the running process that holds each pid asked about: one look at /proc per
+// pid and merge, however many chips' files name it.
+class RunningProcesses {
+ public:
+  std::optional<uint64_t> start_of(pid_t pid) {
+    auto [it, fresh] = known_.try_emplace(pid);
+    if (fresh) {
+      it->second = process_start_time(pid);
+      if (it->second && process_liveness(pid, *it->second) != Liveness::Alive) it->second.reset();
+    }
+    return it->second;
+  }
+
+ private:
+  std::map<pid_t, std::optional<uint64_t>> known_;
+};
+
 // The start time of the live process that wrote a slot last updated at `last_update_ns`, or
 // nullopt when that process has ended: no process holds the pid, it is a zombie, or the pid now
 // belongs to a process that started after the slot's last update (the pid was reused).
-std::optional<uint64_t> live_writer_start(pid_t pid, uint64_t last_update_ns) {
-  const std::optional<uint64_t> start = process_start_time(pid);
-  if (!start || process_liveness(pid, *start) != Liveness::Alive) return std::nullopt;
+std::optional<uint64_t> live_writer_start(RunningProcesses& running, pid_t pid,
+                                          uint64_t last_update_ns) {
+  const std::optional<uint64_t> start = running.start_of(pid);
+  if (!start) return std::nullopt;
   // Two ticks of slack: start times are whole ticks, the slot's time is converted to them.
   // A time in the future (a wrong clock, or garbage) counts as now.
   constexpr uint64_t kSlackTicks = 2;
@@ -282,10 +305,12 @@ void merge_tt_metal_counters(Snapshot& s, const TtMetalScan& scan) {
   // Chips each ttmem-reported process registered: (pid, start time) -> chip ids.
   std::map<std::pair<pid_t, uint64_t>, std::set<uint64_t>> ttmem_chips;
   for (const ProcessView& p : s.processes) {
-    for (const ProcessDeviceTotals& t : p.device_totals) ttmem_chips[{p.pid, p.start_time}].insert(t.chip_id);
+    for (const ProcessDeviceTotals& t : p.device_totals)
+      ttmem_chips[{p.pid, p.start_time}].insert(t.chip_id);
   }
-  // tt-metal processes by pid, and whether each slot's writer lives, asked once per pid and time.
-  std::map<pid_t, ProcessView> shm_processes;
+  // tt-metal processes by pid, over every chip's file.
+  std::map<std::pair<pid_t, uint64_t>, ProcessView> shm_processes;  // by pid and start time
+  RunningProcesses running;
   for (const TtMetalRegion& region : scan.regions) {
     auto device = std::find_if(s.devices.begin(), s.devices.end(),
                                [&](const DeviceView& d) { return d.chip_id == region.chip_id; });
@@ -300,23 +325,25 @@ void merge_tt_metal_counters(Snapshot& s, const TtMetalScan& scan) {
     }
     TtMetalChipCounters c = region.file;
     for (const TtMetalRegion::Process& slot : region.processes) {
-      const std::optional<uint64_t> start = live_writer_start(slot.pid, slot.last_update_realtime_ns);
+      const std::optional<uint64_t> start =
+          live_writer_start(running, slot.pid, slot.last_update_realtime_ns);
       (start ? c.live_processes : c.stale_processes) += 1;
-      auto [it, fresh] = shm_processes.try_emplace(slot.pid);
+      // Stale slots of a pid are one row (start time 0), apart from a live process holding the
+      // pid now: they may be an earlier process's.
+      auto [it, fresh] = shm_processes.try_emplace({slot.pid, start.value_or(0)});
       ProcessView& p = it->second;
       if (fresh) {
         p.pid = slot.pid;
         p.source = kSourceTtMetalShm;
         p.command = slot.name;
         p.counted = false;
-        p.stale = true;
+        p.stale = !start;
+        p.start_time = start.value_or(0);
         if (start) p.uid = process_uid(slot.pid).value_or(0);
       }
       p.chips.push_back(region.chip_id);
       add_to(p.reported, slot.bytes);
       if (!start) continue;
-      p.stale = false;
-      p.start_time = *start;
       // The same process through ttmem's client on this chip: its detailed figures are in the
       // model already, this slot is shown but not counted again.
       auto seen = ttmem_chips.find({slot.pid, *start});
@@ -334,7 +361,7 @@ void merge_tt_metal_counters(Snapshot& s, const TtMetalScan& scan) {
     c.totals_stale = c.live_processes == 0;
     device->tt_metal = std::move(c);
   }
-  for (auto& [pid, p] : shm_processes) s.processes.push_back(std::move(p));
+  for (auto& [key, p] : shm_processes) s.processes.push_back(std::move(p));
   s.problems.insert(s.problems.end(), scan.problems.begin(), scan.problems.end());
   std::sort(s.devices.begin(), s.devices.end(), device_order);
   std::stable_sort(s.processes.begin(), s.processes.end(),

@@ -52,8 +52,7 @@ struct TtMetalRegion {
 // *error, when the file as a whole cannot be believed (wrong size, unknown version, not
 // initialised, a header naming another chip, impossible totals).
 std::optional<TtMetalRegion> parse_tt_metal_region(std::span<const std::byte> bytes,
-                                                   uint64_t chip_id_from_name,
-                                                   std::string* error);
+                                                   uint64_t chip_id_from_name, std::string* error);
 
 struct TtMetalScan {
   std::vector<TtMetalRegion> regions;

@@ -1,11 +1,10 @@
 // tt-metal's own per-chip counters end to end: region files of both versions written from the
 // documented layout, next to a real ttmem client, read by `ttmem status`, `ttmem top --once
 // --json`, ttmemd's /api/v1/status and /metrics, which must all show the same exact figures.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cstdlib>
 #include <optional>
@@ -67,7 +66,7 @@ uint64_t reserved(const json& device, const char* kind) {
 }
 
 struct Expected {
-  pid_t client = 0;       // ttmem_testload: a ttmem client that tt-metal's file also lists
+  pid_t client = 0;  // ttmem_testload: a ttmem client that tt-metal's file also lists
   uint64_t client_dram = 0;
   pid_t ended = 0;
 };
@@ -166,12 +165,12 @@ TEST(TtMetalShm, StatusTopApiAndMetricsShowTheCountersExactly) {
 
   RunResult text = run({TTMEM_CLI, "--dir", segments.path(), "status"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  for (const char* line : {"chip 0x3039: counters only, capacity unknown; version 3",
-                           "chip 0x7000: buffers (ttmem) and tt-metal counters",
-                           "chip 0x309: counters only", "(STALE: no live process",
-                           "remote chip (logical id 9) through it: DRAM",
-                           "[tt-metal counters] self",
-                           "[tt-metal counters, STALE: process ended, not counted] ended"}) {
+  for (const char* line :
+       {"chip 0x3039: counters only, capacity unknown; version 3",
+        "chip 0x7000: buffers (ttmem) and tt-metal counters", "chip 0x309: counters only",
+        "(STALE: no live process", "remote chip (logical id 9) through it: DRAM",
+        "[tt-metal counters] self",
+        "[tt-metal counters, STALE: process ended, not counted] ended"}) {
     EXPECT_NE(text.out.find(line), std::string::npos) << line << "\n" << text.out;
   }
 
@@ -186,18 +185,18 @@ TEST(TtMetalShm, StatusTopApiAndMetricsShowTheCountersExactly) {
   EXPECT_EQ(eventually([&] { return status_differs(get_json(d.url(), "/api/v1/status"), e); }), "");
   const std::string metrics = http_get(d.url(), "/metrics").body;
   const std::string self = std::to_string(::getpid());
-  for (const std::string& sample : {
-           std::string("ttmem_device_reserved_bytes{device=\"-\",chip_id=\"0x3039\",kind=\"DRAM\","
-                       "source=\"tt-metal-shm\"} 7000000\n"),
-           std::string("ttmem_device_capacity_bytes{device=\"-\",chip_id=\"0x3039\",kind=\"L1\","
-                       "source=\"tt-metal-shm\"} 0\n"),
-           fmt::format("ttmem_device_reserved_bytes{{device=\"0\",chip_id=\"0x7000\",kind=\"DRAM\","
-                       "source=\"ttmem\"}} {}\n",
-                       e.client_dram + 2'000'000),
-           std::string("ttmem_tt_metal_total_bytes{device=\"-\",chip_id=\"0x309\",kind=\"DRAM\","
-                       "stale=\"true\"} 9000\n"),
-           "ttmem_process_reserved_bytes{pid=\"" + self +
-               "\",command=\"self\",kind=\"DRAM\",source=\"tt-metal-shm\"} 9000000\n"}) {
+  for (const std::string& sample :
+       {std::string("ttmem_device_reserved_bytes{device=\"-\",chip_id=\"0x3039\",kind=\"DRAM\","
+                    "source=\"tt-metal-shm\"} 7000000\n"),
+        std::string("ttmem_device_capacity_bytes{device=\"-\",chip_id=\"0x3039\",kind=\"L1\","
+                    "source=\"tt-metal-shm\"} 0\n"),
+        fmt::format("ttmem_device_reserved_bytes{{device=\"0\",chip_id=\"0x7000\",kind=\"DRAM\","
+                    "source=\"ttmem\"}} {}\n",
+                    e.client_dram + 2'000'000),
+        std::string("ttmem_tt_metal_total_bytes{device=\"-\",chip_id=\"0x309\",kind=\"DRAM\","
+                    "stale=\"true\"} 9000\n"),
+        "ttmem_process_reserved_bytes{pid=\"" + self +
+            "\",command=\"self\",kind=\"DRAM\",source=\"tt-metal-shm\"} 9000000\n"}) {
     EXPECT_NE(metrics.find(sample), std::string::npos) << sample;
   }
   // Stale slots and the client's second row are never samples of memory in use.

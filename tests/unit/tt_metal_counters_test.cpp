@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <random>
 
+#include "../integration/tt_metal_region_writer.h"
 #include "common/clock.h"
 #include "common/proc.h"
-#include "../integration/tt_metal_region_writer.h"
 
 namespace ttmem {
 namespace {
@@ -121,6 +121,23 @@ TEST_F(TtMetalCounters, CountsLiveSlotsAndShowsEndedAndReusedOnesAsStale) {
   }
 }
 
+TEST_F(TtMetalCounters, AnEarlierProcessOfAReusedPidIsARowOfItsOwn) {
+  // Chip 1's slot was last updated before this process started: an earlier holder of the pid.
+  TtMetalRegionWriter(4, 1, 0).process(::getpid(), {300, 0, 0, 0, 0}, 1'000'000'000).write(dir_);
+  TtMetalRegionWriter(4, 2, 0).process(::getpid(), {400, 0, 0, 0, 0}, realtime_ns()).write(dir_);
+  Snapshot s = merged(read_tt_metal_counters(dir_));
+  ASSERT_EQ(s.processes.size(), 2u);
+  const ProcessView& earlier = s.processes[0].stale ? s.processes[0] : s.processes[1];
+  const ProcessView& now = s.processes[0].stale ? s.processes[1] : s.processes[0];
+  EXPECT_TRUE(earlier.stale);
+  EXPECT_EQ(earlier.reported[kDram], 300u);
+  EXPECT_EQ(earlier.chips, std::vector<uint64_t>{1});
+  EXPECT_FALSE(now.stale);
+  EXPECT_TRUE(now.counted);
+  EXPECT_EQ(now.reserved[kDram], 400u);
+  EXPECT_EQ(now.reported[kDram], 400u);
+}
+
 TEST_F(TtMetalCounters, TotalsWithNoLiveProcessAreStale) {
   TtMetalRegionWriter(4, 77, 0).process(dead_pid(), {5000, 0, 0, 0, 0}, realtime_ns()).write(dir_);
   Snapshot s = merged(read_tt_metal_counters(dir_));
@@ -133,8 +150,12 @@ TEST_F(TtMetalCounters, TotalsWithNoLiveProcessAreStale) {
 }
 
 TEST_F(TtMetalCounters, AProcessTtmemReportsOnTheSameChipIsNotCountedTwice) {
-  TtMetalRegionWriter(4, 0x7000, 0).process(::getpid(), {4096, 0, 0, 0, 0}, realtime_ns()).write(dir_);
-  TtMetalRegionWriter(4, 0x7001, 1).process(::getpid(), {8192, 0, 0, 0, 0}, realtime_ns()).write(dir_);
+  TtMetalRegionWriter(4, 0x7000, 0)
+      .process(::getpid(), {4096, 0, 0, 0, 0}, realtime_ns())
+      .write(dir_);
+  TtMetalRegionWriter(4, 0x7001, 1)
+      .process(::getpid(), {8192, 0, 0, 0, 0}, realtime_ns())
+      .write(dir_);
   Snapshot s;
   ProcessView own;
   own.pid = ::getpid();
@@ -215,9 +236,8 @@ TEST_F(TtMetalCounters, RefusesFilesThatCannotBeBelieved) {
 TEST_F(TtMetalCounters, AFileThatChangesSizeWhileReadIsReadAgainNextTime) {
   TtMetalRegionWriter(4, 9, 0).process(::getpid(), {1, 0, 0, 0, 0}, realtime_ns()).write(dir_);
   const std::string path = dir_ + "/" + TtMetalRegionWriter::file_name(9);
-  TtMetalScan scan = read_tt_metal_counters(dir_, [](const std::string& p) {
-    ASSERT_EQ(::truncate(p.c_str(), 4000), 0);
-  });
+  TtMetalScan scan = read_tt_metal_counters(
+      dir_, [](const std::string& p) { ASSERT_EQ(::truncate(p.c_str(), 4000), 0); });
   EXPECT_TRUE(scan.regions.empty());
   ASSERT_EQ(scan.problems.size(), 1u);
   EXPECT_NE(scan.problems[0].error.find("changed size while being read"), std::string::npos)
