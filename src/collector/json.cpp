@@ -379,7 +379,8 @@ ProcessView process_from_json(const json& j) {
     p.counted = bool_field(j, "counted");
     p.stale = bool_field(j, "stale");
     per_kind_field(j, "reported_bytes", p.reported);
-    integers_field(j, "chips", p.chips);
+    // null: no chips (what an empty list becomes when a document is flattened and rebuilt).
+    if (!field(j, "chips").is_null()) integers_field(j, "chips", p.chips);
   }
   p.segment = string_field(j, "segment");
   p.segment_check = string_field(j, "segment_check");
