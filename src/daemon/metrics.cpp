@@ -236,7 +236,10 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
   w.sample("ttmem_leak_reports_unshown", "",
            uint64_t(std::count_if(s.problems.begin(), s.problems.end(),
                                   [](const SegmentProblem& p) { return p.leaks; })));
-  w.family("ttmem_segment_problems", "gauge", "Segment files skipped because they failed checks.");
+  w.family(
+      "ttmem_segment_problems", "gauge",
+      "Segment files, and tt-metal counter files, skipped (wholly or in part) because they failed "
+      "checks.");
   w.sample("ttmem_segment_problems", "", uint64_t(s.problems.size()));
   w.family("ttmem_segments_rejected", "gauge",
            "Well-formed segment files not believed: their owner or holder is not the process "
