@@ -6,6 +6,8 @@
   recording/   a recording made by `ttmem record` around ttmem_testload
   legacy/      AllocMessage streams in the 72-, 112- and 144-byte forms
   http_query/  request targets for every API endpoint and parameter
+  tt_metal_region/  tt-metal counter files of both versions (docs/protocol.md), whole and as
+               patches over a well-formed region
 The http_response/ seeds (answers a server might send `ttmem --server`) are written by hand.
 
     fuzz/make_corpus.py BUILD_DIR      (a normal build with the tests: make build)
@@ -121,6 +123,62 @@ def http_queries():
         write("http_query", f"target_{i:02d}", t.encode())
 
 
+# tt-metal's DeviceMemoryRegion (docs/protocol.md, "tt-metal's own per-chip counters").
+REGION_SIZE = 8576
+KINDS = 5
+
+
+def tt_metal_region(version, chip, processes=(), remote=(), init_ready=True):
+    """A whole region file: processes are (pid, [bytes per kind], updated_ns, name), remote
+    chips (logical id, [bytes per kind]); chip slot 0 is the file's own chip (logical id 0)."""
+    totals = [0] * KINDS
+    local = [0] * KINDS
+    for _, counts, _, _ in processes:
+        totals = [a + b for a, b in zip(totals, counts)]
+        local = [a + b for a, b in zip(local, counts)]
+    for _, counts in remote:
+        totals = [a + b for a, b in zip(totals, counts)]
+    out = bytearray(REGION_SIZE)
+    struct.pack_into("<IIQI4xQQI4x5Q", out, 0, version, len(processes), 1, 1, 0, chip, 0,
+                     *totals)
+    chips = [(0, 0, local)] + [(lid, 1, counts) for lid, counts in remote]
+    for i in range(16):
+        lid, is_remote, counts = chips[i] if i < len(chips) else (0xFFFFFFFF, 0, [0] * KINDS)
+        struct.pack_into("<II5Q", out, 88 + 48 * i, lid, is_remote, *counts)
+    for i, (pid, counts, updated, name) in enumerate(processes):
+        struct.pack_into("<i4x5QQ64s", out, 856 + 120 * i, pid, *counts, updated, name.encode())
+    if version >= 4 and init_ready:
+        struct.pack_into("<I", out, 8536, 0x52454459)
+    return bytes(out)
+
+
+def tt_metal_regions():
+    # Input: flags (bit 0: patches over a well-formed region, bit 1: version 4), chip id u64.
+    chip = 0x1234
+    head = lambda flags: bytes([flags]) + struct.pack("<Q", chip)
+    now = 1_800_000_000 * 10**9
+    live = [(1, [1 << 20, 4096, 0, 0, 2048], now, "python3"),
+            (2, [1 << 30, 0, 0, 1 << 24, 0], now, "pytest")]
+    write("tt_metal_region", "v3_two_processes", head(0) + tt_metal_region(3, chip, live))
+    write("tt_metal_region", "v4_remote_chip",
+          head(0) + tt_metal_region(4, chip, live, remote=[(5, [100, 200, 0, 0, 0])]))
+    write("tt_metal_region", "v4_not_ready",
+          head(0) + tt_metal_region(4, chip, live, init_ready=False))
+    write("tt_metal_region", "v5_unknown", head(0) + tt_metal_region(5, chip, live))
+    write("tt_metal_region", "truncated", head(0) + tt_metal_region(4, chip, live)[:900])
+    write("tt_metal_region", "wrong_chip", head(0) + tt_metal_region(4, chip + 1, live))
+    # Patches: a process slot (pid 7, DRAM 4096) and its total; a repeated pid; a bad pid.
+    slot = struct.pack("<i4xQ", 7, 4096)
+    write("tt_metal_region", "patch_v4_process",
+          head(3) + struct.pack("<HB", 856, len(slot)) + slot +
+          struct.pack("<HB", 48, 8) + struct.pack("<Q", 4096))
+    write("tt_metal_region", "patch_v3_repeated_pid",
+          head(1) + struct.pack("<HB", 856, len(slot)) + slot +
+          struct.pack("<HB", 976, len(slot)) + slot)
+    write("tt_metal_region", "patch_v4_bad_pid",
+          head(3) + struct.pack("<HB", 856, 4) + struct.pack("<i", -3))
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -128,3 +186,4 @@ if __name__ == "__main__":
     recording(sys.argv[1])
     legacy()
     http_queries()
+    tt_metal_regions()

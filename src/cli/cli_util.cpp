@@ -13,6 +13,7 @@ namespace ttmem::cli {
 CollectorOptions collector_options(const GlobalOptions& global) {
   CollectorOptions o;
   o.dir = global.dir;
+  o.tt_metal_shm = !global.no_tt_metal_shm;
   return o;
 }
 

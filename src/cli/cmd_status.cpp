@@ -46,6 +46,7 @@ void print_devices(const Snapshot& s) {
            "CLASH MARGIN", "DROPPED EVENTS"},
           {true, true, true, true, true, true, true});
   for (const auto& d : s.devices) {
+    if (d.detail == kDetailCounters) continue;  // no CBs or addresses in tt-metal's counters
     std::string margin = d.clash_margin < 0
                              ? fmt::format("-{} (CLASH)", format_bytes(uint64_t(-d.clash_margin)))
                              : format_bytes(uint64_t(d.clash_margin));
@@ -58,10 +59,51 @@ void print_devices(const Snapshot& s) {
   c.print();
 }
 
+// Which chips have ttmem's detail and which tt-metal's counters only, and what those counters
+// say that the table above cannot: the file's totals, and whether anything alive still backs
+// them. Printed only where tt-metal's files were read.
+void print_tt_metal_counters(const Snapshot& s) {
+  bool any = false;
+  for (const auto& d : s.devices) {
+    if (!d.tt_metal) continue;
+    if (!any) {
+      std::printf(
+          "\ntt-metal's own counters (per chip, per process; no buffers, banks or free "
+          "space):\n");
+      any = true;
+    }
+    const TtMetalChipCounters& c = *d.tt_metal;
+    std::string totals;
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      if (c.totals[k] == 0) continue;
+      totals += fmt::format(" {} {}", kind_name(k), format_bytes(c.totals[k]));
+    }
+    std::printf("  chip %s: %s; version %u, %llu live and %llu ended processes; file totals%s%s\n",
+                fmt::format("{:#x}", d.chip_id).c_str(),
+                d.detail == kDetailCounters ? "counters only, capacity unknown"
+                                            : "buffers (ttmem) and tt-metal counters",
+                c.version, (unsigned long long)c.live_processes,
+                (unsigned long long)c.stale_processes, totals.empty() ? " none" : totals.c_str(),
+                c.totals_stale ? " (STALE: no live process; left by processes that ended)" : "");
+    for (const auto& r : c.remote_chips) {
+      std::string bytes;
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        if (r.bytes[k] != 0) bytes += fmt::format(" {} {}", kind_name(k), format_bytes(r.bytes[k]));
+      }
+      std::printf("    remote chip (logical id %u) through it:%s\n", r.logical_id,
+                  bytes.empty() ? " none" : bytes.c_str());
+    }
+  }
+}
+
 // Before the command: what the PID column cannot say.
 std::string process_note(const ProcessView& p) {
   // Its pid is the one its own namespace gave it; here it may name another process, or none.
   if (p.segment_check == kCheckOtherNamespace) return "[other pid namespace] ";
+  if (p.source == kSourceTtMetalShm) {
+    return p.stale ? "[tt-metal counters, STALE: process ended, not counted] "
+                   : "[tt-metal counters] ";
+  }
   return p.exited ? "[exited] " : "";
 }
 
@@ -75,12 +117,16 @@ void print_processes(const Snapshot& s) {
           {true, true, true, true, true, true, true, true, false});
   for (const auto& p : s.processes) {
     using protocol::Kind;
-    t.add({std::to_string(p.pid), format_bytes(p.reserved[uint32_t(Kind::Dram)]),
-           format_bytes(p.reserved[uint32_t(Kind::L1)]),
-           format_bytes(p.reserved[uint32_t(Kind::L1Small)]),
-           format_bytes(p.reserved[uint32_t(Kind::Trace)]),
-           format_bytes(p.reserved[uint32_t(Kind::Cb)]), std::to_string(p.buffers),
-           std::to_string(p.dropped_events), process_note(p) + p.command});
+    // The same process through ttmem's client: its row above has the detail (--json has both).
+    const bool tt_metal = p.source == kSourceTtMetalShm;
+    if (tt_metal && !p.counted && !p.stale) continue;
+    // A tt-metal slot shows what it reports (for a stale one: what it left, marked as such).
+    const auto& bytes = tt_metal ? p.reported : p.reserved;
+    t.add({std::to_string(p.pid), format_bytes(bytes[uint32_t(Kind::Dram)]),
+           format_bytes(bytes[uint32_t(Kind::L1)]), format_bytes(bytes[uint32_t(Kind::L1Small)]),
+           format_bytes(bytes[uint32_t(Kind::Trace)]), format_bytes(bytes[uint32_t(Kind::Cb)]),
+           tt_metal ? "-" : std::to_string(p.buffers), std::to_string(p.dropped_events),
+           process_note(p) + p.command});
   }
   t.print();
   for (const auto& p : s.processes) {
@@ -135,6 +181,7 @@ void add_status_command(CLI::App& app, GlobalOptions& global) {
       return;
     }
     print_devices(s);
+    print_tt_metal_counters(s);
     print_processes(s);
     print_footer(s);
   });

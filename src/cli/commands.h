@@ -16,6 +16,7 @@ struct GlobalOptions {
   std::string dir;         // segment directory; empty: $TTMEM_DIR or /dev/shm/ttmem-<uid>
   std::string server;      // ttmemd URL (http://host:port) to read from instead of `dir`
   std::string token_file;  // bearer token for `server`; empty: $TTMEM_TOKEN, if set
+  bool no_tt_metal_shm = false;  // leave tt-metal's own per-chip counters unread
 };
 
 class CliError : public std::runtime_error {

@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
                  "Bearer token for --server: the file's first line (default: $TTMEM_TOKEN)")
       ->needs(server);
 
+  app.add_flag("--no-tt-metal-shm", global.no_tt_metal_shm,
+               "Do not read tt-metal's own per-chip counters (tt_device_<chip>_memory in "
+               "$TTMEM_TT_METAL_SHM_DIR, else /dev/shm)");
+
   add_status_command(app, global);
   add_buffers_command(app, global);
   add_leaks_command(app, global);

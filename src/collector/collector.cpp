@@ -41,6 +41,7 @@ namespace {
 
 CollectorOptions with_resolved_dir(CollectorOptions o) {
   if (o.dir.empty()) o.dir = default_segment_dir();
+  if (o.tt_metal_shm_dir.empty()) o.tt_metal_shm_dir = default_tt_metal_shm_dir();
   return o;
 }
 
@@ -492,6 +493,7 @@ void Collector::refresh() {
     ++it;
   }
   refreshed_once_ = true;
+  if (options_.tt_metal_shm) tt_metal_ = read_tt_metal_counters(options_.tt_metal_shm_dir);
   build_snapshot();
 }
 
@@ -750,6 +752,8 @@ void Collector::build_snapshot() {
   for (const auto& [path, problem] : problems_) {
     s.problems.push_back({path, problem.error, problem.rejected, problem.leaks});
   }
+  // Last: its processes are matched against the segments' to count none twice.
+  merge_tt_metal_counters(s, tt_metal_);
   snapshot_ = std::move(s);
 }
 

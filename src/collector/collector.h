@@ -16,6 +16,7 @@
 #include "collector/leak_store.h"
 #include "collector/model.h"
 #include "collector/segment_reader.h"
+#include "collector/tt_metal_counters.h"
 
 namespace ttmem {
 
@@ -37,6 +38,9 @@ struct CollectorOptions {
   // (`ttmem record -- CMD`): a reader pointed at a mistyped path must not create it. Without it
   // a missing directory reads as empty (segment_dir_missing()) and is picked up once it appears.
   bool create_dir = false;
+  // Read tt-metal's own per-chip counters (collector/tt_metal_counters.h) at every refresh.
+  bool tt_metal_shm = true;
+  std::string tt_metal_shm_dir;  // "" = $TTMEM_TT_METAL_SHM_DIR or /dev/shm
 };
 
 // What to tell a user whose segment directory does not exist: nothing was tracked with it, and
@@ -162,6 +166,7 @@ class Collector {
   // Highest CB coverage seen per chip id: the CB peak (a process's own CB counters add
   // overlapping sets, so they cannot give it).
   std::unordered_map<uint64_t, uint64_t> cb_peaks_;
+  TtMetalScan tt_metal_;  // tt-metal's counters as read by the last refresh
 };
 
 }  // namespace ttmem

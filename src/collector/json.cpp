@@ -38,10 +38,29 @@ json to_json(const KindUsage& k) {
           {"fragmentation", k.fragmentation}};
 }
 
+json to_json(const TtMetalChipCounters& c) {
+  json remote = json::array();
+  for (const auto& r : c.remote_chips) {
+    remote.push_back({{"logical_id", r.logical_id}, {"allocated_bytes", per_kind(r.bytes)}});
+  }
+  return {{"path", c.path},
+          {"version", c.version},
+          {"creator_logical_id", c.creator_logical_id},
+          {"board_serial", c.board_serial},
+          {"last_update_realtime_ns", c.last_update_realtime_ns},
+          {"total_allocated_bytes", per_kind(c.totals)},
+          {"totals_stale", c.totals_stale},
+          {"live_processes", c.live_processes},
+          {"stale_processes", c.stale_processes},
+          {"remote_chips", remote}};
+}
+
 json to_json(const DeviceView& d) {
   json kinds = json::object();
   for (uint32_t k = 0; k < kNumKinds; ++k) kinds[std::string(kind_name(k))] = to_json(d.kinds[k]);
   return {{"chip_id", d.chip_id},
+          {"detail", d.detail},
+          {"tt_metal_shm", d.tt_metal ? to_json(*d.tt_metal) : json(nullptr)},
           {"logical_ids", d.logical_ids},
           {"arch", arch_name(d.arch)},
           {"board", d.board},
@@ -65,6 +84,11 @@ json to_json(const ProcessView& p) {
           {"start_time", p.start_time},
           {"uid", p.uid},
           {"command", p.command},
+          {"source", p.source},
+          {"counted", p.counted},
+          {"stale", p.stale},
+          {"reported_bytes", per_kind(p.reported)},
+          {"chips", p.chips},
           {"segment", p.segment},
           {"segment_check", p.segment_check},
           {"exited", p.exited},
@@ -319,6 +343,28 @@ DeviceView device_from_json(const json& j) {
   d.has_l1_buffers = bool_field(j, "has_l1_buffers");
   d.clash_margin = integer_field<int64_t>(j, "clash_margin_bytes");
   d.dropped_events = integer_field<uint64_t>(j, "dropped_events");
+  // Absent from an older ttmemd's documents: then every chip had ttmem's detail.
+  if (j.contains("detail")) {
+    d.detail = string_field(j, "detail") == kDetailCounters ? kDetailCounters : kDetailBuffers;
+  }
+  if (j.contains("tt_metal_shm") && !field(j, "tt_metal_shm").is_null()) {
+    const json& t = field(j, "tt_metal_shm");
+    TtMetalChipCounters& c = d.tt_metal.emplace();
+    c.path = string_field(t, "path");
+    c.version = integer_field<uint32_t>(t, "version");
+    c.creator_logical_id = integer_field<uint32_t>(t, "creator_logical_id");
+    c.board_serial = integer_field<uint64_t>(t, "board_serial");
+    c.last_update_realtime_ns = integer_field<uint64_t>(t, "last_update_realtime_ns");
+    per_kind_field(t, "total_allocated_bytes", c.totals);
+    c.totals_stale = bool_field(t, "totals_stale");
+    c.live_processes = integer_field<uint64_t>(t, "live_processes");
+    c.stale_processes = integer_field<uint64_t>(t, "stale_processes");
+    for (const json& r : array_field(t, "remote_chips")) {
+      TtMetalChipCounters::RemoteChip& chip = c.remote_chips.emplace_back();
+      chip.logical_id = integer_field<uint32_t>(r, "logical_id");
+      per_kind_field(r, "allocated_bytes", chip.bytes);
+    }
+  }
   return d;
 }
 
@@ -328,6 +374,15 @@ ProcessView process_from_json(const json& j) {
   p.start_time = integer_field<uint64_t>(j, "start_time");
   p.uid = integer_field<uint32_t>(j, "uid");
   p.command = string_field(j, "command");
+  // Absent from an older ttmemd's documents: then every process was ttmem's.
+  if (j.contains("source")) {
+    p.source = string_field(j, "source") == kSourceTtMetalShm ? kSourceTtMetalShm : kSourceTtmem;
+    p.counted = bool_field(j, "counted");
+    p.stale = bool_field(j, "stale");
+    per_kind_field(j, "reported_bytes", p.reported);
+    // null: no chips (what an empty list becomes when a document is flattened and rebuilt).
+    if (!field(j, "chips").is_null()) integers_field(j, "chips", p.chips);
+  }
   p.segment = string_field(j, "segment");
   p.segment_check = string_field(j, "segment_check");
   p.exited = bool_field(j, "exited");

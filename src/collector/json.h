@@ -10,6 +10,7 @@
 namespace ttmem {
 
 nlohmann::json to_json(const KindUsage& k);
+nlohmann::json to_json(const TtMetalChipCounters& c);
 nlohmann::json to_json(const DeviceView& d);
 nlohmann::json to_json(const ProcessView& p);
 nlohmann::json to_json(const BufferView& b);

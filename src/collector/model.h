@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,8 +60,43 @@ struct KindUsage {
   double fragmentation = 0.0;
 };
 
+// tt-metal's own counters for one chip (protocol/tt_metal_shm.h), as its file holds them: what
+// the chip's view can say about processes ttmem's client does not see. Counters only: no
+// buffers, banks or addresses.
+struct TtMetalChipCounters {
+  std::string path;
+  uint32_t version = 0;
+  uint32_t creator_logical_id = 0;  // the logical id of the process that created the file
+  uint64_t board_serial = 0;
+  uint64_t last_update_realtime_ns = 0;
+  std::array<uint64_t, kNumKinds> totals{};  // the file's totals (every process, every chip)
+  // True when no process slot of the file belongs to a live process: the totals are what ended
+  // processes left behind (the file outlives them), not memory in use.
+  bool totals_stale = false;
+  uint64_t live_processes = 0;   // slots of live processes
+  uint64_t stale_processes = 0;  // slots of ended processes or of a pid since reused
+  struct RemoteChip {            // chip_stats beyond the file's own chip: chips reached through it
+    uint32_t logical_id = 0;
+    std::array<uint64_t, kNumKinds> bytes{};
+  };
+  std::vector<RemoteChip> remote_chips;
+};
+
+// Where a chip's figures come from (DeviceView::detail).
+inline constexpr const char* kDetailBuffers = "buffers";    // ttmem's client: every buffer
+inline constexpr const char* kDetailCounters = "counters";  // tt-metal's counters only
+
+// Who reported a process (ProcessView::source).
+inline constexpr const char* kSourceTtmem = "ttmem";
+inline constexpr const char* kSourceTtMetalShm = "tt-metal-shm";
+
 struct DeviceView {
   uint64_t chip_id = 0;
+  // kDetailBuffers when some ttmem client registered the chip, else kDetailCounters: then kinds
+  // hold bytes only (requested = reserved = tt-metal's counters of live processes), and
+  // capacity, banks and free space are unknown (0).
+  std::string detail = kDetailBuffers;
+  std::optional<TtMetalChipCounters> tt_metal;  // when tt-metal's file for the chip was read
   std::vector<uint32_t> logical_ids;  // as registered by each process (usually one value)
   uint32_t arch = 0;
   std::string board;
@@ -103,6 +139,16 @@ struct ProcessView {
   uint64_t start_time = 0;
   uint32_t uid = 0;
   std::string command;
+  // kSourceTtmem (a segment or a legacy client) or kSourceTtMetalShm (a slot in tt-metal's
+  // per-chip counters; then no buffers, and start_time is that of the live process holding pid).
+  std::string source = kSourceTtmem;
+  // A tt-metal slot: counted (its bytes are in `reserved`, `requested` and its chips' usage) only
+  // when its process is alive and no ttmem client reports the same process on the same chip.
+  // Otherwise `reserved` is zero and `reported` alone holds what the slot says.
+  bool counted = true;
+  bool stale = false;  // a tt-metal slot of a process that ended (or whose pid was reused)
+  std::array<uint64_t, kNumKinds> reported{};  // tt-metal's counters over the process's chips
+  std::vector<uint64_t> chips;                 // tt-metal slot: the chips whose files name it
   std::string segment;  // path
   // How the segment's origin was checked: "held" (the process holds it open and the file is its
   // user's), "owner" (only the file's owner could be checked: the process belongs to another

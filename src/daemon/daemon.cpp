@@ -40,6 +40,7 @@ CollectorOptions collector_options(const DaemonOptions& o) {
   CollectorOptions c;
   c.dir = o.dir;
   c.reap = o.reap;
+  c.tt_metal_shm = o.tt_metal_shm;
   return c;
 }
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   bool legacy = false;
   bool no_process_metrics = false;
   bool no_reap = false;
+  bool no_tt_metal_shm = false;
   app.add_option("--dir", o.dir, "Segment directory (default: $TTMEM_DIR, else /dev/shm/ttmem-<uid>)");
   app.add_option("--listen", o.listen, "HTTP address HOST:PORT (port 0: any free port)")
       ->capture_default_str();
@@ -65,6 +66,9 @@ int main(int argc, char** argv) {
                  "0660); default: owner only (0600)");
   app.add_flag("--no-reap", no_reap,
                "Leave dead processes' segments for another collector to report");
+  app.add_flag("--no-tt-metal-shm", no_tt_metal_shm,
+               "Do not read tt-metal's own per-chip counters (tt_device_<chip>_memory in "
+               "$TTMEM_TT_METAL_SHM_DIR, else /dev/shm)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -72,6 +76,7 @@ int main(int argc, char** argv) {
   }
   o.process_metrics = !no_process_metrics;
   o.reap = !no_reap;
+  o.tt_metal_shm = !no_tt_metal_shm;
   if (legacy && o.legacy_socket.empty()) o.legacy_socket = ttmem::protocol::legacy::kDefaultSocketPath;
   try {
     if (!token_file.empty()) o.token = ttmem::read_token_file(token_file);

@@ -101,6 +101,11 @@ std::string device_labels(const DeviceView& d) {
   return chip_labels(join_ids(d.logical_ids), d.chip_id);
 }
 
+// Where a chip's figures come from: ttmem's client (every buffer) or tt-metal's own counters.
+std::string_view device_source(const DeviceView& d) {
+  return d.detail == kDetailCounters ? kSourceTtMetalShm : kSourceTtmem;
+}
+
 constexpr size_t kMaxCommandLabel = 64;
 
 }  // namespace
@@ -153,11 +158,28 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
             k == uint32_t(protocol::Kind::SystemMemory)) {
           continue;  // no banks, no address map
         }
-        w.sample(g.name, fmt::format("{},kind=\"{}\"", base, kind_name(k)), u.*(g.field));
+        w.sample(g.name,
+                 fmt::format("{},kind=\"{}\",source=\"{}\"", base, kind_name(k), device_source(d)),
+                 u.*(g.field));
       }
     }
   }
 
+  // The totals of tt-metal's files as they stand, live or stale: a file outlives its processes,
+  // so what ended processes left is labelled stale="true", never counted as memory in use.
+  w.family("ttmem_tt_metal_total_bytes", "gauge",
+           "Totals in tt-metal's per-chip counter file; stale=\"true\" when no live process "
+           "backs them.");
+  for (const auto& d : s.devices) {
+    if (!d.tt_metal) continue;
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      if (k == uint32_t(protocol::Kind::SystemMemory)) continue;  // tt-metal has no such counter
+      w.sample("ttmem_tt_metal_total_bytes",
+               fmt::format("{},kind=\"{}\",stale=\"{}\"", device_labels(d), kind_name(k),
+                           d.tt_metal->totals_stale ? "true" : "false"),
+               d.tt_metal->totals[k]);
+    }
+  }
   w.family("ttmem_device_cb_region_bytes", "gauge",
            "CB region in use per core: the highest CB end among live programs minus the L1 "
            "unreserved base. What binds L1.");
@@ -214,7 +236,10 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
   w.sample("ttmem_leak_reports_unshown", "",
            uint64_t(std::count_if(s.problems.begin(), s.problems.end(),
                                   [](const SegmentProblem& p) { return p.leaks; })));
-  w.family("ttmem_segment_problems", "gauge", "Segment files skipped because they failed checks.");
+  w.family(
+      "ttmem_segment_problems", "gauge",
+      "Segment files, and tt-metal counter files, skipped (wholly or in part) because they failed "
+      "checks.");
   w.sample("ttmem_segment_problems", "", uint64_t(s.problems.size()));
   w.family("ttmem_segments_rejected", "gauge",
            "Well-formed segment files not believed: their owner or holder is not the process "
@@ -247,13 +272,14 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
       for (uint32_t k = 0; k < kNumKinds; ++k) {
         if (p.reserved[k] == 0) continue;
         w.sample("ttmem_process_reserved_bytes",
-                 fmt::format("pid=\"{}\",command=\"{}\",kind=\"{}\"", p.pid, escape_label(cmd),
-                             kind_name(k)),
+                 fmt::format("pid=\"{}\",command=\"{}\",kind=\"{}\",source=\"{}\"", p.pid,
+                             escape_label(cmd), kind_name(k), p.source),
                  p.reserved[k]);
       }
     }
     w.family("ttmem_process_buffers", "gauge", "Live buffers per process (CBs excluded).");
     for (const auto& p : s.processes) {
+      if (p.source == kSourceTtMetalShm) continue;  // counters only: no buffers to count
       w.sample("ttmem_process_buffers",
                fmt::format("pid=\"{}\",command=\"{}\"", p.pid,
                            escape_label(p.command.substr(0, kMaxCommandLabel))),

@@ -19,10 +19,20 @@
 //   856 ProcessStats[64] (120 B each): pid i32 | pad | {dram,l1,l1_small,trace,cb}_allocated u64
 //       | last_update_timestamp u64 | process_name[64]
 //  8536 init_state u32 (version 4) | padding to 8576 (the struct is 64-byte aligned)
+//
+// Timestamps are nanoseconds since the Unix epoch. chip_id in a ChipStats is tt-metal's logical
+// chip id (chip_stats[0] the file's own chip, the others remote chips reached through it); pid 0
+// marks an unused process slot. Counters are bytes allocated now, written with relaxed atomics
+// and no lock: a reader sees each one whole but not all at one instant.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "protocol/segment.h"
 
 namespace ttmem::protocol::tt_metal_shm {
 
@@ -37,6 +47,25 @@ inline constexpr uint32_t kInitReady = 0x52454459u;  // "REDY", version 4
 
 // The kinds in tt-metal's counters, in its order: DRAM, L1, L1_SMALL, TRACE, CB.
 inline constexpr size_t kCounterKinds = 5;
+// ttmem's kind of each of tt-metal's counters (tt-metal has no SYSTEM_MEMORY counter).
+inline constexpr Kind kCounterKind[kCounterKinds] = {Kind::Dram, Kind::L1, Kind::L1Small,
+                                                     Kind::Trace, Kind::Cb};
+
+// The unique chip id a file name `tt_device_<decimal id>_memory` names, or nullopt for any other
+// name (digits only: no sign, no spaces, no overflow).
+inline std::optional<uint64_t> chip_id_from_file_name(std::string_view name) {
+  const std::string_view prefix = kFilePrefix, suffix = kFileSuffix;
+  if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) ||
+      !name.ends_with(suffix)) {
+    return std::nullopt;
+  }
+  const std::string_view digits =
+      name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  uint64_t id = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return id;
+}
 
 struct ChipStats {
   uint32_t chip_id;
@@ -78,5 +107,13 @@ static_assert(offsetof(DeviceMemoryRegion, chip_stats) == 88);
 static_assert(offsetof(DeviceMemoryRegion, processes) == 856);
 static_assert(offsetof(DeviceMemoryRegion, init_state) == 8536);
 static_assert(sizeof(DeviceMemoryRegion) == 8576);
+static_assert(offsetof(ProcessStats, allocated) == 8);
+static_assert(offsetof(ProcessStats, last_update_timestamp) == 48);
+static_assert(offsetof(ProcessStats, process_name) == 56);
+static_assert(offsetof(ChipStats, allocated) == 8);
+
+// tt-metal sizes the file to the whole struct (ftruncate) in both versions: any other size is a
+// file being created, truncated or not tt-metal's.
+inline constexpr size_t kFileSize = sizeof(DeviceMemoryRegion);
 
 }  // namespace ttmem::protocol::tt_metal_shm

@@ -227,11 +227,14 @@ TEST(DaemonMetrics, FollowPrometheusNamingAndStayMonotonic) {
     if (s.name.find("bytes") != std::string::npos) {
       EXPECT_TRUE(s.name.ends_with("_bytes") || s.name.ends_with("_bytes_total")) << s.name;
     }
-    // Bounded label sets: device metrics never carry a pid or buffer identity.
+    // Bounded label sets: device metrics never carry a pid or buffer identity; `source` takes
+    // two values (ttmem, tt-metal-shm).
     if (s.name.rfind("ttmem_device_", 0) == 0) {
       for (const auto& [k, v] : s.labels) {
-        EXPECT_TRUE(k == "device" || k == "chip_id" || k == "kind" || k == "arch" || k == "board")
+        EXPECT_TRUE(k == "device" || k == "chip_id" || k == "kind" || k == "arch" ||
+                    k == "board" || k == "source")
             << s.name << " label " << k;
+        if (k == "source") EXPECT_TRUE(v == "ttmem" || v == "tt-metal-shm") << v;
       }
     }
     if (s.name == "ttmem_device_reserved_bytes" && s.labels.at("device") == "2") {

@@ -271,7 +271,7 @@ TEST_P(LegacyIngestForm, ImpossibleSizesAreRefusedAndMoveNoOtherClientsTotals) {
         if (device_figure(status, 0, "DRAM", "buffers") != 1) return "DRAM buffers";
         std::string metrics = http_get(d.url(), "/metrics").body;
         if (metrics.find("ttmem_device_allocated_bytes{device=\"0\",chip_id=\"0xee00000000000000\","
-                         "kind=\"DRAM\"} 4096\n") == std::string::npos) {
+                         "kind=\"DRAM\",source=\"ttmem\"} 4096\n") == std::string::npos) {
           return "metrics: " + metrics.substr(0, 2000);
         }
         return "";

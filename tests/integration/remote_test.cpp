@@ -292,6 +292,8 @@ TEST(SnapshotFromJson, RoundTripsAndRejectsEveryMutilatedField) {
                                 pointer.ends_with("/clash_margin_bytes"))) {
           continue;
         }
+        // A null leaf is an absent optional or an empty list: null and [] are what it may be.
+        if (value.is_null() && (bad.is_null() || bad.is_array())) continue;
         json copy = *doc;
         copy[json::json_pointer(pointer)] = bad;
         const json& st = doc == &status ? copy : status;

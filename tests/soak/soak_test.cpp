@@ -404,8 +404,8 @@ TEST(Soak, SimsAgainstTheDaemonKeepRssFlatAndTotalsExact) {
   EXPECT_EQ(metric(metrics, "ttmem_tracked_processes "), 1.0);
   for (uint32_t d = 0; d < truth.at("devices").size(); ++d) {
     const json& dram = truth["devices"][std::to_string(d)]["DRAM"];
-    const std::string labels =
-        fmt::format("{{device=\"{}\",chip_id=\"0x{:x}\",kind=\"DRAM\"}} ", d, kChipIdBase + d);
+    const std::string labels = fmt::format(
+        "{{device=\"{}\",chip_id=\"0x{:x}\",kind=\"DRAM\",source=\"ttmem\"}} ", d, kChipIdBase + d);
     EXPECT_EQ(metric(metrics, "ttmem_device_reserved_bytes" + labels),
               dram.at("reserved").get<double>())
         << labels;

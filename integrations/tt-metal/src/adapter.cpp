@@ -114,14 +114,10 @@ std::optional<uint64_t> chip_id_from_tt_metal_counters(uint32_t logical_id) {
   if (dir == nullptr) return std::nullopt;
   std::optional<uint64_t> found;
   int matches = 0;
-  const std::string_view prefix = shm::kFilePrefix, suffix = shm::kFileSuffix;
   while (dirent* e = ::readdir(dir)) {
-    std::string_view name = e->d_name;
-    if (!name.starts_with(prefix) || !name.ends_with(suffix)) continue;
-    std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-    uint64_t id = 0;
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
-    if (ec != std::errc() || end != digits.data() + digits.size()) continue;
+    const std::optional<uint64_t> named = shm::chip_id_from_file_name(e->d_name);
+    if (!named) continue;
+    const uint64_t id = *named;
     // Copied into private memory: another process may truncate or rewrite the file.
     int fd = ::openat(::dirfd(dir), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) continue;

@@ -25,6 +25,11 @@ DeviceRow device_row(const DeviceView& d, const History& history) {
   r.logical_ids = d.logical_ids;
   r.arch = std::string(arch_name(d.arch));
   r.board = d.board;
+  if (d.tt_metal) {
+    r.source_note = d.detail == kDetailCounters ? "tt-metal counters only, capacity unknown"
+                                                : "+ tt-metal counters";
+    if (d.tt_metal->totals_stale) r.source_note += " (stale totals)";
+  }
   r.grid_x = d.grid_x;
   r.grid_y = d.grid_y;
   for (size_t i = 0; i < kBarKinds.size(); ++i) {
@@ -250,6 +255,8 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
   }
 
   for (const ProcessView& p : s.processes) {
+    // A tt-metal slot not counted (stale, or ttmem's client reports it) holds no memory in use.
+    if (!p.counted) continue;
     ProcessRow r;
     r.pid = p.pid;
     r.command = p.command;

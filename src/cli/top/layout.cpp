@@ -197,6 +197,7 @@ Line device_title(const DeviceRow& d, size_t) {
   l.add(fmt::format("  chip {:#x}  {} {}x{}{}", d.chip_id, d.arch, d.grid_x, d.grid_y,
                     d.board.empty() ? "" : "  " + d.board),
         Style::kDim);
+  if (!d.source_note.empty()) l.add("  [" + d.source_note + "]", Style::kDim);
   l.add(fmt::format("  {} buffers  clash margin ", d.buffers));
   l.add(margin_text(d.clash_margin), margin_style(d.clash_margin));
   if (d.dropped_events > 0) {

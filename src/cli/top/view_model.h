@@ -40,6 +40,9 @@ struct DeviceRow {
   std::vector<uint32_t> logical_ids;
   std::string arch;
   std::string board;
+  // Where the figures come from, when not only ttmem's client: tt-metal's counters only (no
+  // buffers, capacity unknown), or both; "stale" when tt-metal's totals have no live process.
+  std::string source_note;
   uint16_t grid_x = 0, grid_y = 0;
   std::array<KindRow, kBarKinds.size()> kinds{};
   uint64_t buffers = 0;  // live buffers and CBs
