@@ -116,7 +116,9 @@ Daemon::Daemon(DaemonOptions options)
   api.metrics.version = TTMEM_VERSION;
   http_ = std::make_unique<HttpServer>(
       host_, port, options_.http_limits,
-      [this, api](const HttpRequest& req) { return answer_request(req, board_, history_, api); });
+      [this, api](const HttpRequest& req) {
+        return answer_request(req, board_, history_, api, list_slots_);
+      });
   port_ = http_->port();
 
   if (legacy_) legacy_->set_server_url(url());

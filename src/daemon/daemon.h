@@ -83,6 +83,7 @@ class Daemon {
   HistoryStore history_;
   CounterLedger ledger_;
   SnapshotBoard board_;
+  ListSlots list_slots_;
   std::unique_ptr<LegacyIngest> legacy_;
   std::string legacy_status_;
   std::unique_ptr<HttpServer> http_;

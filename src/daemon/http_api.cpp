@@ -218,14 +218,26 @@ template <class It, class ItemJson>
 HttpResponse stream_list(std::string head, It next, It last, std::string tail,
                          ItemJson item_json, std::shared_ptr<const void> keep) {
   struct Progress {
+    Progress(It from, It to, std::string text_before, std::string text_after,
+             std::shared_ptr<const void> held)
+        : next(from), last(to), head(std::move(text_before)), tail(std::move(text_after)),
+          keep(std::move(held)) {}
     It next, last;
     std::string head, tail;
+    std::shared_ptr<const void> keep;
     bool first = true;
+    // Ended, sent or abandoned: the publication it held may be the last reference to one, and
+    // malloc keeps freed memory; give it back, so a burst of large answers does not stay in
+    // ttmemd's resident memory.
+    ~Progress() {
+      keep.reset();
+      ::malloc_trim(0);
+    }
   };
-  auto progress = std::make_shared<Progress>(Progress{next, last, std::move(head),
-                                                      std::move(tail)});
+  auto progress = std::make_shared<Progress>(next, last, std::move(head), std::move(tail),
+                                             std::move(keep));
   HttpResponse res;
-  res.next_piece = [progress, item_json, keep](std::string& piece) {
+  res.next_piece = [progress, item_json](std::string& piece) {
     Progress& p = *progress;
     piece += std::exchange(p.head, {});
     for (size_t n = 0; n < kItemsPerPiece && p.next != p.last; ++n, ++p.next) {
@@ -234,28 +246,31 @@ HttpResponse stream_list(std::string head, It next, It last, std::string tail,
     }
     if (p.next != p.last) return true;
     piece += p.tail;
-    // The pieces were freed into malloc's arenas, which glibc keeps: give them back, so a burst
-    // of large answers does not stay in ttmemd's resident memory.
-    ::malloc_trim(0);
     return false;
   };
   return res;
 }
 
+// `slot` (ListSlots) is held until the answer is sent or abandoned.
 HttpResponse stream_endpoint(const std::string& path, std::shared_ptr<const Published> pub,
-                             const ApiParams& params) {
+                             const ApiParams& params, std::shared_ptr<const void> slot) {
   if (path == "/api/v1/leaks") {
     check_params(params, {});
     const LeakList& leaks = pub->snapshot.leaks;
     return stream_list(R"({"leaks":[)", leaks.begin(), leaks.end(), "]}",
-                       [](const LeakRecord& l) { return to_json(l); }, pub);
+                       [](const LeakRecord& l) { return to_json(l); },
+                       std::make_shared<std::pair<std::shared_ptr<const Published>,
+                                                  std::shared_ptr<const void>>>(pub, slot));
   }
-  auto rows = std::make_shared<BufferSelection>(buffers_selection(pub->snapshot, params));
-  return stream_list(R"({"buffers":[)", rows->rows.cbegin(), rows->rows.cend(),
-                     fmt::format(R"(],"total":{}}})", rows->total),
-                     [](const BufferView* b) { return to_json(*b); },
-                     std::make_shared<std::pair<std::shared_ptr<const Published>,
-                                                std::shared_ptr<BufferSelection>>>(pub, rows));
+  struct Held {
+    std::shared_ptr<const Published> pub;
+    BufferSelection rows;
+    std::shared_ptr<const void> slot;
+  };
+  auto held = std::make_shared<Held>(Held{pub, buffers_selection(pub->snapshot, params), slot});
+  return stream_list(R"({"buffers":[)", held->rows.rows.cbegin(), held->rows.rows.cend(),
+                     fmt::format(R"(],"total":{}}})", held->rows.total),
+                     [](const BufferView* b) { return to_json(*b); }, held);
 }
 
 // Whether `got` is the Authorization header a client with `token` sends, compared in constant
@@ -316,8 +331,19 @@ std::optional<ApiReply> answer_api(const std::string& path, const Published& pub
   return std::nullopt;
 }
 
+std::shared_ptr<const void> ListSlots::take() {
+  if (used_->fetch_add(1) >= kMaxListsAtOnce) {
+    used_->fetch_sub(1);
+    return nullptr;
+  }
+  // The count outlives this ListSlots if an answer does.
+  return std::shared_ptr<const void>(used_.get(),
+                                     [used = used_](const void*) { used->fetch_sub(1); });
+}
+
 HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
-                            const HistoryStore& history, const ApiOptions& options) {
+                            const HistoryStore& history, const ApiOptions& options,
+                            ListSlots& lists) {
   if (auto refused = refusal(req, options.token)) return std::move(*refused);
   auto pub = board.current();
   if (req.path == "/metrics") {
@@ -332,8 +358,16 @@ HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
   // Every JSON endpoint: the current publication, answered by answer_api(), or streamed.
   for (const ApiEndpoint& e : kEndpoints) {
     if (req.path != e.path || !e.streamed) continue;
+    auto slot = lists.take();
+    if (!slot) {
+      HttpResponse busy = reply_error(
+          503, fmt::format("{} long lists are being sent already; ask again in a moment",
+                           ListSlots::kMaxListsAtOnce));
+      busy.headers.emplace_back("Retry-After", "1");
+      return busy;
+    }
     try {
-      return stream_endpoint(req.path, std::move(pub), req.params);
+      return stream_endpoint(req.path, std::move(pub), req.params, std::move(slot));
     } catch (const BadRequest& bad) {
       return reply_error(bad.status, bad.message);
     }

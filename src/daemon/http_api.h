@@ -7,6 +7,7 @@
 // for as long as its answer is being sent. The history store has its own lock.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,11 +65,25 @@ struct ApiReply {
 std::optional<ApiReply> answer_api(const std::string& path, const Published& published,
                                    const HistoryStore& history, const ApiParams& params);
 
+// The long lists (/api/v1/buffers, /api/v1/leaks) being sent at once. Each holds the publication
+// it began from (for 200,000 buffers about 30 MiB) until its client has taken all of it, so
+// their number bounds what slow readers can pin; a list asked for beyond it is answered 503.
+class ListSlots {
+ public:
+  static constexpr size_t kMaxListsAtOnce = 8;
+  // A slot, held until the returned value is destroyed; nullptr when all are taken.
+  std::shared_ptr<const void> take();
+
+ private:
+  std::shared_ptr<std::atomic<size_t>> used_ = std::make_shared<std::atomic<size_t>>(0);
+};
+
 // Answers one request as ttmemd does: the token (401), the method (405: read-only) and a body
 // (413) are checked first, and each such refusal closes the connection; then /metrics, the
 // endpoints under /api/v1/ (the long lists streamed), or a JSON 404. HEAD is answered as GET
 // (the server leaves the body out). board and history must outlive every answer's streaming.
 HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
-                            const HistoryStore& history, const ApiOptions& options);
+                            const HistoryStore& history, const ApiOptions& options,
+                            ListSlots& lists);
 
 }  // namespace ttmem::daemon

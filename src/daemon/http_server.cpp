@@ -67,7 +67,7 @@ HttpResponse server_error(int status, std::string_view message) {
   return r;
 }
 
-// The whole text of an answer that is ready at once; a canned 503 for connections over a cap.
+// The status line and headers of `r`: framed by Content-Length, or chunked when streamed.
 std::string answer_head(const HttpResponse& r, bool close) {
   std::string head = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\n", r.status,
                                  reason_phrase(r.status), r.content_type);
@@ -229,6 +229,7 @@ struct HttpServer::Connection {
   size_t out_sent = 0;
   std::function<bool(std::string&)> next_piece;  // the rest of a streamed answer
   bool close_after = false;  // close once `out` is sent
+  uint32_t watching = 0;     // the epoll events asked for
   uint64_t deadline_ms = 0;  // closed if still waiting then
 };
 
@@ -319,7 +320,7 @@ void HttpServer::run() {
       Connection& c = it->second;
       if (events[i].events & (EPOLLERR | EPOLLHUP)) {
         close_connection(fd);
-      } else if (c.writing) {
+      } else if (c.writing || (events[i].events & EPOLLOUT)) {
         serve(c, now);
       } else {
         read_request(c, now);
@@ -386,6 +387,8 @@ void HttpServer::refuse_connection(int fd) {
 }
 
 void HttpServer::watch(Connection& c, uint32_t events) {
+  if (c.watching == events) return;
+  c.watching = events;
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = c.fd;
@@ -413,6 +416,20 @@ void HttpServer::close_expired(uint64_t now) {
   for (int fd : expired) close_connection(fd);
 }
 
+// Appends the streamed answer's next piece to c.out as a chunk, and the last chunk after the
+// last piece.
+void HttpServer::append_next_piece(Connection& c) {
+  c.out.erase(0, c.out_sent);
+  c.out_sent = 0;
+  std::string piece;
+  bool more = c.next_piece(piece);
+  if (!piece.empty()) c.out += fmt::format("{:x}\r\n{}\r\n", piece.size(), piece);
+  if (!more) {
+    c.out += "0\r\n\r\n";
+    c.next_piece = nullptr;
+  }
+}
+
 void HttpServer::read_request(Connection& c, uint64_t now) {
   // Never more than a head may take: what a client sends beyond it is not read at all (a head
   // that fills the buffer is too long, and refused by parse_head).
@@ -427,11 +444,15 @@ void HttpServer::read_request(Connection& c, uint64_t now) {
 }
 
 void HttpServer::serve(Connection& c, uint64_t now) {
-  // A loop, not a call from one answer to the next: a client may have pipelined hundreds.
-  for (;;) {
-    if (!c.writing && !start_answer(c, now)) return;
-    if (!write_answer(c, now)) return;
+  if (!c.writing && !start_answer(c, now)) {
+    watch(c, EPOLLIN);  // the rest of the head
+    return;
   }
+  if (!write_answer(c, now)) return;
+  // Answered. A request pipelined behind it waits for the next turn, after everyone else's, so
+  // a client with a buffer full of requests does not keep the loop to itself: a socket with
+  // room reports EPOLLOUT at once.
+  watch(c, c.in.empty() ? EPOLLIN : EPOLLOUT);
 }
 
 bool HttpServer::start_answer(Connection& c, uint64_t now) {
@@ -480,19 +501,19 @@ bool HttpServer::start_answer(Connection& c, uint64_t now) {
 }
 
 bool HttpServer::write_answer(Connection& c, uint64_t now) {
+  bool built_a_piece = false;
   for (;;) {
     // Refill from a streamed answer once most of what was built is sent, so a slow reader holds
-    // one piece at most.
-    while (c.next_piece && c.out.size() - c.out_sent < kSendLowWater) {
-      c.out.erase(0, c.out_sent);
-      c.out_sent = 0;
-      std::string piece;
-      bool more = c.next_piece(piece);
-      if (!piece.empty()) c.out += fmt::format("{:x}\r\n{}\r\n", piece.size(), piece);
-      if (!more) {
-        c.out += "0\r\n\r\n";
-        c.next_piece = nullptr;
+    // one piece at most; and one piece a turn, so a fast reader of a long answer does not keep
+    // the loop from everyone else (four 200,000-buffer lists were otherwise sent one after
+    // another, and /metrics waited behind them).
+    if (c.next_piece && c.out.size() - c.out_sent < kSendLowWater) {
+      if (built_a_piece) {
+        watch(c, EPOLLOUT);
+        return false;
       }
+      append_next_piece(c);
+      built_a_piece = true;
     }
     if (c.out_sent == c.out.size()) break;
     ssize_t n = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
@@ -519,7 +540,6 @@ bool HttpServer::write_answer(Connection& c, uint64_t now) {
   c.out_sent = 0;
   c.writing = false;
   c.deadline_ms = now + (c.in.empty() ? kIdleMs : kRequestHeadMs);
-  watch(c, EPOLLIN);
   return true;
 }
 

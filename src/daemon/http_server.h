@@ -53,7 +53,7 @@ class HttpServer {
   void accept_connections(uint64_t now_ms);
   void refuse_connection(int fd);
   void read_request(Connection& c, uint64_t now_ms);
-  // Answers the requests in c.in, one after another, as far as the socket takes the answers.
+  // Answers the request at the start of c.in, or goes on with the answer being sent.
   void serve(Connection& c, uint64_t now_ms);
   // Parses the request at the start of c.in and builds its answer; false if the head is not
   // all there yet.
@@ -61,6 +61,7 @@ class HttpServer {
   // Sends what the socket takes; true once the whole answer is sent and the connection waits
   // for the next request, false while it waits to be writable or once it is closed.
   bool write_answer(Connection& c, uint64_t now_ms);
+  void append_next_piece(Connection& c);
   void watch(Connection& c, uint32_t events);
   void close_connection(int fd);
   void close_expired(uint64_t now_ms);

@@ -74,6 +74,7 @@ TEST(HttpTarget, PathAndQueryAreDecodedAsBefore) {
 // request: the token first, then the method, then a body.
 TEST_F(HttpApi, RefusalsComeBeforeRoutingAndCloseTheConnection) {
   SnapshotBoard board;
+  ListSlots lists;
   ApiOptions options;
   options.token = "s3cret";
   auto answer = [&](const char* method, std::vector<std::pair<std::string, std::string>> headers) {
@@ -81,7 +82,7 @@ TEST_F(HttpApi, RefusalsComeBeforeRoutingAndCloseTheConnection) {
     req.method = method;
     req.path = "/nowhere";
     req.headers = std::move(headers);
-    return answer_request(req, board, history_, options);
+    return answer_request(req, board, history_, options, lists);
   };
   HttpResponse r = answer("POST", {{"Content-Length", "999999999"}});
   EXPECT_EQ(r.status, 401);
