@@ -143,8 +143,11 @@ BufferFilter buffer_filter(const Snapshot& s, const ApiParams& req,
   return f;
 }
 
+const std::initializer_list<const char*> kBufferParams = {"device", "kind", "pid", "sort",
+                                                          "limit"};
+
 BufferSelection buffers_selection(const Snapshot& s, const ApiParams& req) {
-  return select_buffers(s, buffer_filter(s, req, {"device", "kind", "pid", "sort", "limit"}));
+  return select_buffers(s, buffer_filter(s, req, kBufferParams));
 }
 
 struct ApiEndpoint {
@@ -209,68 +212,100 @@ const ApiEndpoint kEndpoints[] = {
 // Items a streamed list builds per piece: a few hundred KiB of JSON.
 constexpr size_t kItemsPerPiece = 1000;
 
-// An answer that sends `head`, the items [next, last) as JSON separated by commas, then `tail`,
-// a piece at a time as the client takes them: the text is the one the whole document would
-// dump to, but only one piece is ever held. Built whole, four concurrent /api/v1/buffers answers
-// over 200,000 buffers took ttmemd to 3.5 GB, and malloc kept it. `keep` holds what the
-// iterators point into.
-template <class It, class ItemJson>
-HttpResponse stream_list(std::string head, It next, It last, std::string tail,
-                         ItemJson item_json, std::shared_ptr<const void> keep) {
+// A streamed list's items [next, last), what follows them, and what the iterators point into.
+template <class It>
+struct ListRows {
+  It next, last;
+  std::string tail;
+  std::shared_ptr<const void> keep;
+};
+
+// An answer that sends `head`, the items select_rows() returns as JSON separated by commas, then
+// their tail, a piece at a time as the client takes them: the text is the one the whole document
+// would dump to, but only one piece is ever held. Built whole, four concurrent /api/v1/buffers
+// answers over 200,000 buffers took ttmemd to 3.5 GB, and malloc kept it.
+//
+// The rows are selected when the first piece is built, not when the request is answered (a sort
+// of 200,000 buffers takes ~100 ms), so that requests that arrive together take the same
+// publication.
+template <class SelectRows, class ItemJson>
+HttpResponse stream_list(std::string head, SelectRows select_rows, ItemJson item_json) {
+  using Rows = decltype(select_rows());
   struct Progress {
-    Progress(It from, It to, std::string text_before, std::string text_after,
-             std::shared_ptr<const void> held)
-        : next(from), last(to), head(std::move(text_before)), tail(std::move(text_after)),
-          keep(std::move(held)) {}
-    It next, last;
-    std::string head, tail;
-    std::shared_ptr<const void> keep;
+    Progress(std::string text_before, SelectRows select)
+        : head(std::move(text_before)), select_rows(std::move(select)) {}
+    std::string head;
+    std::optional<SelectRows> select_rows;  // holds the publication until the rows are taken
+    std::optional<Rows> rows;
     bool first = true;
     // Ended, sent or abandoned: the publication it held may be the last reference to one, and
     // malloc keeps freed memory; give it back, so a burst of large answers does not stay in
     // ttmemd's resident memory.
     ~Progress() {
-      keep.reset();
+      rows.reset();
+      select_rows.reset();
       ::malloc_trim(0);
     }
   };
-  auto progress = std::make_shared<Progress>(next, last, std::move(head), std::move(tail),
-                                             std::move(keep));
+  auto progress = std::make_shared<Progress>(std::move(head), std::move(select_rows));
   HttpResponse res;
   res.next_piece = [progress, item_json](std::string& piece) {
     Progress& p = *progress;
-    piece += std::exchange(p.head, {});
-    for (size_t n = 0; n < kItemsPerPiece && p.next != p.last; ++n, ++p.next) {
-      if (!std::exchange(p.first, false)) piece += ',';
-      piece += json_body(item_json(*p.next));
+    if (!p.rows) {
+      p.rows.emplace((*p.select_rows)());
+      p.select_rows.reset();
     }
-    if (p.next != p.last) return true;
-    piece += p.tail;
+    Rows& r = *p.rows;
+    piece += std::exchange(p.head, {});
+    for (size_t n = 0; n < kItemsPerPiece && r.next != r.last; ++n, ++r.next) {
+      if (!std::exchange(p.first, false)) piece += ',';
+      piece += json_body(item_json(*r.next));
+    }
+    if (r.next != r.last) return true;
+    piece += r.tail;
     return false;
   };
   return res;
 }
 
-// `slot` (ListSlots) is held until the answer is sent or abandoned.
+// `slot` (ListSlots) is held until the answer is sent or abandoned. Parameters are checked here,
+// so a bad one is still a 400 before anything is sent. The rows come from the snapshot copy of
+// ListSlots::snapshot_copy(), and the publication is let go once the first piece is built.
 HttpResponse stream_endpoint(const std::string& path, std::shared_ptr<const Published> pub,
-                             const ApiParams& params, std::shared_ptr<const void> slot) {
+                             const ApiParams& params, std::shared_ptr<const void> slot,
+                             ListSlots& lists) {
   if (path == "/api/v1/leaks") {
     check_params(params, {});
-    const LeakList& leaks = pub->snapshot.leaks;
-    return stream_list(R"({"leaks":[)", leaks.begin(), leaks.end(), "]}",
-                       [](const LeakRecord& l) { return to_json(l); },
-                       std::make_shared<std::pair<std::shared_ptr<const Published>,
-                                                  std::shared_ptr<const void>>>(pub, slot));
+    return stream_list(
+        R"({"leaks":[)",
+        [pub, slot] {
+          // A LeakList shares its records (files the collector loaded): a copy is cheap.
+          auto leaks = std::make_shared<const LeakList>(pub->snapshot.leaks);
+          return ListRows<LeakList::const_iterator>{
+              leaks->begin(), leaks->end(), "]}",
+              std::make_shared<std::pair<std::shared_ptr<const LeakList>,
+                                         std::shared_ptr<const void>>>(leaks, slot)};
+        },
+        [](const LeakRecord& l) { return to_json(l); });
   }
-  struct Held {
-    std::shared_ptr<const Published> pub;
-    BufferSelection rows;
-    std::shared_ptr<const void> slot;
-  };
-  auto held = std::make_shared<Held>(Held{pub, buffers_selection(pub->snapshot, params), slot});
-  return stream_list(R"({"buffers":[)", held->rows.rows.cbegin(), held->rows.rows.cend(),
-                     fmt::format(R"(],"total":{}}})", held->rows.total),
-                     [](const BufferView* b) { return to_json(*b); }, held);
+  BufferFilter filter = buffer_filter(pub->snapshot, params, kBufferParams);
+  return stream_list(
+      R"({"buffers":[)",
+      [pub, slot, filter, &lists] {
+        struct Selected {
+          std::shared_ptr<const Snapshot> snapshot;
+          BufferSelection selection;
+          std::shared_ptr<const void> slot;
+        };
+        auto snapshot = lists.snapshot_copy(pub);
+        auto selected = std::make_shared<Selected>(
+            Selected{snapshot, select_buffers(*snapshot, filter), slot});
+        const BufferSelection& rows = selected->selection;
+        return ListRows<decltype(rows.rows.cbegin())>{
+            rows.rows.cbegin(), rows.rows.cend(), fmt::format(R"(],"total":{}}})", rows.total),
+            selected};
+      },
+      [](const BufferView* b) { return to_json(*b); });
 }
 
 // Whether `got` is the Authorization header a client with `token` sends, compared in constant
@@ -341,6 +376,17 @@ std::shared_ptr<const void> ListSlots::take() {
                                      [used = used_](const void*) { used->fetch_sub(1); });
 }
 
+std::shared_ptr<const Snapshot> ListSlots::snapshot_copy(
+    const std::shared_ptr<const Published>& pub) {
+  auto copy = copy_.lock();
+  if (!copy || copied_from_.lock() != pub) {
+    copy = std::make_shared<const Snapshot>(pub->snapshot);
+    copy_ = copy;
+    copied_from_ = pub;
+  }
+  return copy;
+}
+
 HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
                             const HistoryStore& history, const ApiOptions& options,
                             ListSlots& lists) {
@@ -367,7 +413,7 @@ HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
       return busy;
     }
     try {
-      return stream_endpoint(req.path, std::move(pub), req.params, std::move(slot));
+      return stream_endpoint(req.path, std::move(pub), req.params, std::move(slot), lists);
     } catch (const BadRequest& bad) {
       return reply_error(bad.status, bad.message);
     }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -366,6 +367,10 @@ void HttpServer::accept_connections(uint64_t now) {
       continue;
     }
     ++from_client;
+    // An answer is written in pieces, and a kept-alive connection waits for the next request
+    // after it: Nagle's algorithm would hold a piece's tail until the client's delayed ACK.
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     Connection& c = state_->connections[fd];
     c.fd = fd;
     c.client = std::move(client);
@@ -417,17 +422,25 @@ void HttpServer::close_expired(uint64_t now) {
 }
 
 // Appends the streamed answer's next piece to c.out as a chunk, and the last chunk after the
-// last piece.
-void HttpServer::append_next_piece(Connection& c) {
+// last piece. False when the piece could not be built: the answer has begun, so its status
+// cannot change, and the connection is closed without the last chunk, which tells the client
+// the answer is incomplete.
+bool HttpServer::append_next_piece(Connection& c) {
   c.out.erase(0, c.out_sent);
   c.out_sent = 0;
   std::string piece;
-  bool more = c.next_piece(piece);
+  bool more = false;
+  try {
+    more = c.next_piece(piece);
+  } catch (const std::exception&) {
+    return false;
+  }
   if (!piece.empty()) c.out += fmt::format("{:x}\r\n{}\r\n", piece.size(), piece);
   if (!more) {
     c.out += "0\r\n\r\n";
     c.next_piece = nullptr;
   }
+  return true;
 }
 
 void HttpServer::read_request(Connection& c, uint64_t now) {
@@ -444,9 +457,17 @@ void HttpServer::read_request(Connection& c, uint64_t now) {
 }
 
 void HttpServer::serve(Connection& c, uint64_t now) {
-  if (!c.writing && !start_answer(c, now)) {
-    watch(c, EPOLLIN);  // the rest of the head
-    return;
+  if (!c.writing) {
+    if (!start_answer(c, now)) {
+      watch(c, EPOLLIN);  // the rest of the head
+      return;
+    }
+    // A streamed answer starts on the next turn, after the other requests of this one: those
+    // that came together are then answered from the same publication (see http_api.cpp).
+    if (c.next_piece) {
+      watch(c, EPOLLOUT);
+      return;
+    }
   }
   if (!write_answer(c, now)) return;
   // Answered. A request pipelined behind it waits for the next turn, after everyone else's, so
@@ -512,7 +533,10 @@ bool HttpServer::write_answer(Connection& c, uint64_t now) {
         watch(c, EPOLLOUT);
         return false;
       }
-      append_next_piece(c);
+      if (!append_next_piece(c)) {
+        close_connection(c.fd);
+        return false;
+      }
       built_a_piece = true;
     }
     if (c.out_sent == c.out.size()) break;

@@ -61,7 +61,7 @@ class HttpServer {
   // Sends what the socket takes; true once the whole answer is sent and the connection waits
   // for the next request, false while it waits to be writable or once it is closed.
   bool write_answer(Connection& c, uint64_t now_ms);
-  void append_next_piece(Connection& c);
+  bool append_next_piece(Connection& c);
   void watch(Connection& c, uint32_t events);
   void close_connection(int fd);
   void close_expired(uint64_t now_ms);
