@@ -1,18 +1,17 @@
-// Fuzz target: ttmemd's HTTP API parameters. A request target is split and decoded the way
-// cpp-httplib does it, then answered by answer_api(), where every endpoint validates its
+// Fuzz target: ttmemd's HTTP API parameters. A request target is split and decoded by
+// parse_target(), as ttmemd's HTTP server does, then answered by answer_api(), where every endpoint validates its
 // parameters, against a small daemon state with two devices, two processes, buffers and history.
 //
 // Input: a request target, e.g. "/api/v1/buffers?device=0&kind=l1&sort=age&limit=3".
 //
 // Properties: an API endpoint answers 200 or 400, never 500 (an exception that escaped the
 // validation), and its body is always JSON.
-#include <httplib.h>
-
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/kinds.h"
 #include "daemon/http_api.h"
+#include "daemon/http_message.h"
 #include "fuzz_support.h"
 
 namespace {
@@ -79,14 +78,11 @@ struct State {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const State state;
   std::string target(reinterpret_cast<const char*>(data), size);
-  // As cpp-httplib's request line parser: the path is URL-decoded, the query split into
-  // decoded name=value pairs.
-  size_t question = target.find('?');
-  std::string path = httplib::detail::decode_url(target.substr(0, question), false);
+  // As ttmemd's HTTP server: the path is percent-decoded, the query split into decoded
+  // name=value pairs.
+  std::string path;
   ttmem::daemon::ApiParams params;
-  if (question != std::string::npos && question + 1 < target.size()) {
-    httplib::detail::parse_query_text(target.substr(question + 1), params);
-  }
+  ttmem::daemon::parse_target(target, &path, &params);
   auto reply = ttmem::daemon::answer_api(path, state.published, state.history, params);
   if (!reply) return 0;
   // 404 only from /api/v1/legacy, on a ttmemd with no legacy socket (as here).

@@ -8,17 +8,15 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include <httplib.h>
-
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "collector/external.h"
 #include "common/clock.h"
+#include "daemon/http_server.h"
 #include "daemon/legacy_ingest.h"
 
 namespace ttmem::daemon {
@@ -86,16 +84,10 @@ sigset_t block_stop_signals() {
   return set;
 }
 
-struct Daemon::Http {
-  httplib::Server server;
-  std::thread thread;
-};
-
 Daemon::Daemon(DaemonOptions options)
     : options_(std::move(options)),
       collector_(collector_options(options_)),
-      history_(options_.history),
-      http_(std::make_unique<Http>()) {
+      history_(options_.history) {
   auto [host, port] = parse_listen(options_.listen);
   if (!is_loopback(host) && options_.token.empty()) {
     throw std::runtime_error(fmt::format(
@@ -123,14 +115,12 @@ Daemon::Daemon(DaemonOptions options)
   api.token = options_.token;
   api.metrics.per_process = options_.process_metrics;
   api.metrics.version = TTMEM_VERSION;
-  install_routes(http_->server, board_, history_, api);
-  port_ = port == 0 ? http_->server.bind_to_any_port(host_)
-                    : (http_->server.bind_to_port(host_, port) ? port : -1);
-  if (port_ < 0) {
-    throw std::runtime_error(fmt::format(
-        "cannot listen on {}: the address is in use or not local; choose another with --listen",
-        options_.listen));
-  }
+  http_ = std::make_unique<HttpServer>(
+      host_, port, options_.http_limits,
+      [this, api](const HttpRequest& req) {
+        return answer_request(req, board_, history_, api, list_slots_);
+      });
+  port_ = http_->port();
 
   if (legacy_) legacy_->set_server_url(url());
 
@@ -153,12 +143,11 @@ Daemon::Daemon(DaemonOptions options)
   ::timerfd_settime(timer_fd_, 0, &its, nullptr);
 
   refresh_and_publish();
-  http_->thread = std::thread([this] { http_->server.listen_after_bind(); });
+  http_->start();
 }
 
 Daemon::~Daemon() {
-  http_->server.stop();
-  if (http_->thread.joinable()) http_->thread.join();
+  http_.reset();  // its answers read board_ and history_
   for (int fd : {epoll_fd_, timer_fd_, stop_fd_}) {
     if (fd >= 0) ::close(fd);
   }

@@ -1,6 +1,6 @@
 // ttmemd: one single-threaded event loop (epoll over the collector's fd, the legacy listener and
 // a timer) that owns the collector and the legacy connections, and publishes an immutable
-// snapshot to the HTTP server's threads after each refresh.
+// snapshot to the HTTP server's thread (http_server.h) after each refresh.
 #pragma once
 
 #include <signal.h>
@@ -14,6 +14,7 @@
 #include "collector/collector.h"
 #include "collector/history.h"
 #include "daemon/http_api.h"
+#include "daemon/http_server.h"
 #include "daemon/metrics.h"
 
 namespace ttmem::daemon {
@@ -24,6 +25,7 @@ struct DaemonOptions {
   std::string dir;                  // segment directory ("" = default)
   std::string listen = "127.0.0.1:9464";  // host:port; port 0 picks a free one
   std::string token;                // required for a non-loopback address
+  HttpLimits http_limits;           // connections open at once, per client and in all
   uint64_t refresh_ms = 500;
   // Between refreshes, check every N ms whether any process reported something and refresh
   // early if so (0: refresh only every refresh_ms). Early refreshes are limited to a tenth of
@@ -87,10 +89,10 @@ class Daemon {
   HistoryStore history_;
   CounterLedger ledger_;
   SnapshotBoard board_;
+  ListSlots list_slots_;
   std::unique_ptr<LegacyIngest> legacy_;
   std::string legacy_status_;
-  struct Http;
-  std::unique_ptr<Http> http_;
+  std::unique_ptr<HttpServer> http_;
   std::string host_;
   int port_ = 0;
   int epoll_fd_ = -1;

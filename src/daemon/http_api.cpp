@@ -1,7 +1,6 @@
 #include "daemon/http_api.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <malloc.h>
 
 #include <charconv>
@@ -16,12 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-// Bounds on what a client can make the server hold (install_routes).
-constexpr size_t kConnectionThreads = 64;          // connections served at once
-constexpr time_t kIdleSeconds = 2;                 // a connection silent this long is closed
-constexpr time_t kWriteSeconds = 10;               // a client that stops reading is dropped
-constexpr size_t kMaxRequestBodyBytes = 64 << 10;  // GET has none; also bounds a chunked one
-
 // A rejected request: status and a message saying what to do.
 struct BadRequest {
   int status;
@@ -34,13 +27,11 @@ std::string json_body(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-void reply_json(httplib::Response& res, const json& j, int status = 200) {
+HttpResponse reply_error(int status, const std::string& message) {
+  HttpResponse res;
   res.status = status;
-  res.set_content(json_body(j), "application/json");
-}
-
-void reply_error(httplib::Response& res, int status, const std::string& message) {
-  reply_json(res, {{"error", message}}, status);
+  res.body = json_body({{"error", message}});
+  return res;
 }
 
 // Rejects parameters the endpoint does not know, so a typo is an error and not a silent no-op.
@@ -152,8 +143,11 @@ BufferFilter buffer_filter(const Snapshot& s, const ApiParams& req,
   return f;
 }
 
+const std::initializer_list<const char*> kBufferParams = {"device", "kind", "pid", "sort",
+                                                          "limit"};
+
 BufferSelection buffers_selection(const Snapshot& s, const ApiParams& req) {
-  return select_buffers(s, buffer_filter(s, req, {"device", "kind", "pid", "sort", "limit"}));
+  return select_buffers(s, buffer_filter(s, req, kBufferParams));
 }
 
 struct ApiEndpoint {
@@ -215,61 +209,144 @@ const ApiEndpoint kEndpoints[] = {
      }},
 };
 
-// Items a streamed list sends per chunk: a few hundred KiB of JSON.
-constexpr size_t kItemsPerChunk = 1000;
+// Items a streamed list builds per piece: a few hundred KiB of JSON.
+constexpr size_t kItemsPerPiece = 1000;
 
-// Sends `head`, the items [next, last) as JSON separated by commas, then `tail`, a chunk at a
-// time: the text is the one the whole document would dump to, but only one chunk is ever held.
-// Built whole, four concurrent /api/v1/buffers answers over 200,000 buffers took ttmemd to
-// 3.5 GB, and malloc kept it. `keep` holds what the iterators point into.
-template <class It, class ItemJson>
-void stream_list(httplib::Response& res, std::string head, It next, It last, std::string tail,
-                 ItemJson item_json, std::shared_ptr<const void> keep) {
+// A streamed list's items [next, last), what follows them, and what the iterators point into.
+template <class It>
+struct ListRows {
+  It next, last;
+  std::string tail;
+  std::shared_ptr<const void> keep;
+};
+
+// An answer that sends `head`, the items select_rows() returns as JSON separated by commas, then
+// their tail, a piece at a time as the client takes them: the text is the one the whole document
+// would dump to, but only one piece is ever held. Built whole, four concurrent /api/v1/buffers
+// answers over 200,000 buffers took ttmemd to 3.5 GB, and malloc kept it.
+//
+// The rows are selected when the first piece is built, not when the request is answered (a sort
+// of 200,000 buffers takes ~100 ms), so that requests that arrive together take the same
+// publication.
+template <class SelectRows, class ItemJson>
+HttpResponse stream_list(std::string head, SelectRows select_rows, ItemJson item_json) {
+  using Rows = decltype(select_rows());
   struct Progress {
-    It next, last;
-    std::string head, tail;
+    Progress(std::string text_before, SelectRows select)
+        : head(std::move(text_before)), select_rows(std::move(select)) {}
+    std::string head;
+    std::optional<SelectRows> select_rows;  // holds the publication until the rows are taken
+    std::optional<Rows> rows;
     bool first = true;
+    // Ended, sent or abandoned: the publication it held may be the last reference to one, and
+    // malloc keeps freed memory; give it back, so a burst of large answers does not stay in
+    // ttmemd's resident memory.
+    ~Progress() {
+      rows.reset();
+      select_rows.reset();
+      ::malloc_trim(0);
+    }
   };
-  auto progress = std::make_shared<Progress>(Progress{next, last, std::move(head),
-                                                      std::move(tail)});
-  res.set_chunked_content_provider(
-      "application/json",
-      [progress, item_json, keep](size_t, httplib::DataSink& sink) {
-        Progress& p = *progress;
-        std::string chunk = std::exchange(p.head, {});
-        for (size_t n = 0; n < kItemsPerChunk && p.next != p.last; ++n, ++p.next) {
-          if (!std::exchange(p.first, false)) chunk += ',';
-          chunk += json_body(item_json(*p.next));
-        }
-        const bool done = p.next == p.last;
-        if (done) chunk += p.tail;
-        if (!sink.write(chunk.data(), chunk.size())) return false;  // the client went away
-        if (done) {
-          sink.done();
-          // The chunks were freed into this thread's malloc arena, which glibc keeps: give
-          // them back, so a burst of large answers does not stay in ttmemd's resident memory.
-          chunk = {};
-          ::malloc_trim(0);
-        }
-        return true;
-      });
+  auto progress = std::make_shared<Progress>(std::move(head), std::move(select_rows));
+  HttpResponse res;
+  res.next_piece = [progress, item_json](std::string& piece) {
+    Progress& p = *progress;
+    if (!p.rows) {
+      p.rows.emplace((*p.select_rows)());
+      p.select_rows.reset();
+    }
+    Rows& r = *p.rows;
+    piece += std::exchange(p.head, {});
+    for (size_t n = 0; n < kItemsPerPiece && r.next != r.last; ++n, ++r.next) {
+      if (!std::exchange(p.first, false)) piece += ',';
+      piece += json_body(item_json(*r.next));
+    }
+    if (r.next != r.last) return true;
+    piece += r.tail;
+    return false;
+  };
+  return res;
 }
 
-void stream_endpoint(const std::string& path, std::shared_ptr<const Published> pub,
-                     const ApiParams& params, httplib::Response& res) {
+// `slot` (ListSlots) is held until the answer is sent or abandoned. Parameters are checked here,
+// so a bad one is still a 400 before anything is sent. The rows come from the snapshot copy of
+// ListSlots::snapshot_copy(), and the publication is let go once the first piece is built.
+HttpResponse stream_endpoint(const std::string& path, std::shared_ptr<const Published> pub,
+                             const ApiParams& params, std::shared_ptr<const void> slot,
+                             ListSlots& lists) {
   if (path == "/api/v1/leaks") {
     check_params(params, {});
-    const LeakList& leaks = pub->snapshot.leaks;
-    stream_list(res, R"({"leaks":[)", leaks.begin(), leaks.end(), "]}",
-                [](const LeakRecord& l) { return to_json(l); }, pub);
-    return;
+    return stream_list(
+        R"({"leaks":[)",
+        [pub, slot] {
+          // A LeakList shares its records (files the collector loaded): a copy is cheap.
+          auto leaks = std::make_shared<const LeakList>(pub->snapshot.leaks);
+          return ListRows<LeakList::const_iterator>{
+              leaks->begin(), leaks->end(), "]}",
+              std::make_shared<std::pair<std::shared_ptr<const LeakList>,
+                                         std::shared_ptr<const void>>>(leaks, slot)};
+        },
+        [](const LeakRecord& l) { return to_json(l); });
   }
-  auto rows = std::make_shared<BufferSelection>(buffers_selection(pub->snapshot, params));
-  stream_list(res, R"({"buffers":[)", rows->rows.cbegin(), rows->rows.cend(),
-              fmt::format(R"(],"total":{}}})", rows->total),
-              [](const BufferView* b) { return to_json(*b); },
-              std::make_shared<std::pair<std::shared_ptr<const Published>,
-                                         std::shared_ptr<BufferSelection>>>(pub, rows));
+  BufferFilter filter = buffer_filter(pub->snapshot, params, kBufferParams);
+  return stream_list(
+      R"({"buffers":[)",
+      [pub, slot, filter, &lists] {
+        struct Selected {
+          std::shared_ptr<const Snapshot> snapshot;
+          BufferSelection selection;
+          std::shared_ptr<const void> slot;
+        };
+        auto snapshot = lists.snapshot_copy(pub);
+        auto selected = std::make_shared<Selected>(
+            Selected{snapshot, select_buffers(*snapshot, filter), slot});
+        const BufferSelection& rows = selected->selection;
+        return ListRows<decltype(rows.rows.cbegin())>{
+            rows.rows.cbegin(), rows.rows.cend(), fmt::format(R"(],"total":{}}})", rows.total),
+            selected};
+      },
+      [](const BufferView* b) { return to_json(*b); });
+}
+
+// Whether `got` is the Authorization header a client with `token` sends, compared in constant
+// time: the time taken does not reveal how much of the token matched.
+bool authorized(const std::string* got, const std::string& token) {
+  const std::string want = "Bearer " + token;
+  const std::string sent = got ? *got : std::string();
+  unsigned diff = sent.size() != want.size();
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff |= unsigned(want[i] ^ (i < sent.size() ? sent[i] : 0));
+  }
+  return diff == 0;
+}
+
+// Checked as soon as the request head is in, before anything else: a request with a body is
+// refused and the body never read (a 256 MiB POST was read whole before its 401 or 405, and took
+// ttmemd to 271 MB). The connection closes after the answer, so the unread body is never taken
+// for the next request.
+std::optional<HttpResponse> refusal(const HttpRequest& req, const std::string& token) {
+  auto refuse = [](int status, const std::string& message) {
+    HttpResponse res = reply_error(status, message);
+    res.close = true;
+    return res;
+  };
+  if (!token.empty() && !authorized(req.header("Authorization"), token)) {
+    HttpResponse res =
+        refuse(401, "this ttmemd needs a token: send 'Authorization: Bearer <token>' (ttmem: "
+                    "--token-file or TTMEM_TOKEN; Prometheus: authorization.credentials_file)");
+    res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return res;
+  }
+  // Read-only: every other method is refused, on every path.
+  if (req.method != "GET" && req.method != "HEAD") {
+    HttpResponse res = refuse(405, "the ttmemd API is read-only: use GET");
+    res.headers.emplace_back("Allow", "GET, HEAD");
+    return res;
+  }
+  if (req.announces_body()) {
+    return refuse(413, "the ttmemd API takes no request body: send GET without one");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -289,96 +366,68 @@ std::optional<ApiReply> answer_api(const std::string& path, const Published& pub
   return std::nullopt;
 }
 
-void install_routes(httplib::Server& server, const SnapshotBoard& board,
-                    const HistoryStore& history, const ApiOptions& options) {
-  // Resource bounds (docs/security.md#the-http-api). Each connection holds a pool thread while
-  // it is open, so idle ones are closed after kIdleSeconds, and the pool is large enough that a
-  // few dozen of them (32 once took /metrics past a 10 s scrape timeout with the default 8
-  // threads) leave threads for /metrics and /api/v1/status.
-  server.new_task_queue = [] { return new httplib::ThreadPool(kConnectionThreads); };
-  server.set_read_timeout(kIdleSeconds, 0);
-  server.set_keep_alive_timeout(kIdleSeconds);
-  // One request per connection. A refused request's body is left unread (below), and on a
-  // kept-alive connection cpp-httplib 0.11 would read it as the next request line, with no
-  // length limit: 100 MiB of body became 130 MB of ttmemd. Scrapers and `ttmem --server`
-  // reconnect per request anyway.
-  server.set_keep_alive_max_count(1);
-  server.set_write_timeout(kWriteSeconds, 0);
-  server.set_payload_max_length(kMaxRequestBodyBytes);
-
-  const std::string token = options.token;
-  // Runs once the request line and headers are read and before any body is: a request with a
-  // body is refused unread (a 256 MiB POST was read whole before its 401 or 405, and took ttmemd
-  // to 271 MB). `Connection: close`, so the unread body is never taken for the next request.
-  server.set_pre_routing_handler([token](const httplib::Request& req, httplib::Response& res) {
-    auto refuse = [&](int status, const std::string& message) {
-      res.set_header("Connection", "close");
-      reply_error(res, status, message);
-      return httplib::Server::HandlerResponse::Handled;
-    };
-    if (!token.empty()) {
-      std::string want = "Bearer " + token;
-      const std::string& got = req.get_header_value("Authorization");
-      // Constant-time comparison: the time taken does not reveal how much of the token matched.
-      unsigned diff = got.size() != want.size();
-      for (size_t i = 0; i < want.size(); ++i)
-        diff |= unsigned(want[i] ^ (i < got.size() ? got[i] : 0));
-      if (diff != 0) {
-        res.set_header("WWW-Authenticate", "Bearer");
-        return refuse(401,
-                      "this ttmemd needs a token: send 'Authorization: Bearer <token>' (ttmem: "
-                      "--token-file or TTMEM_TOKEN; Prometheus: authorization.credentials_file)");
-      }
-    }
-    // Read-only: every other method is refused, on every path.
-    if (req.method != "GET" && req.method != "HEAD") {
-      res.set_header("Allow", "GET, HEAD");
-      return refuse(405, "the ttmemd API is read-only: use GET");
-    }
-    if (req.has_header("Transfer-Encoding") ||
-        req.get_header_value<uint64_t>("Content-Length") > 0) {
-      return refuse(413, "the ttmemd API takes no request body: send GET without one");
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-
-  // Every JSON endpoint: the current publication, answered by answer_api(), or streamed.
-  for (const ApiEndpoint& e : kEndpoints) {
-    server.Get(e.path, [&board, &history, streamed = e.streamed](const httplib::Request& req,
-                                                                  httplib::Response& res) {
-      auto pub = board.current();
-      if (streamed) {
-        try {
-          return stream_endpoint(req.path, std::move(pub), req.params, res);
-        } catch (const BadRequest& bad) {
-          return reply_error(res, bad.status, bad.message);
-        }
-      }
-      ApiReply reply = *answer_api(req.path, *pub, history, req.params);
-      res.status = reply.status;
-      res.set_content(reply.body, "application/json");
-    });
+std::shared_ptr<const void> ListSlots::take() {
+  if (used_->fetch_add(1) >= kMaxListsAtOnce) {
+    used_->fetch_sub(1);
+    return nullptr;
   }
+  // The count outlives this ListSlots if an answer does.
+  return std::shared_ptr<const void>(used_.get(),
+                                     [used = used_](const void*) { used->fetch_sub(1); });
+}
 
-  MetricsOptions metrics = options.metrics;
-  server.Get("/metrics", [&board, metrics](const httplib::Request&, httplib::Response& res) {
-    auto pub = board.current();
+std::shared_ptr<const Snapshot> ListSlots::snapshot_copy(
+    const std::shared_ptr<const Published>& pub) {
+  auto copy = copy_.lock();
+  if (!copy || copied_from_.lock() != pub) {
+    copy = std::make_shared<const Snapshot>(pub->snapshot);
+    copy_ = copy;
+    copied_from_ = pub;
+  }
+  return copy;
+}
+
+HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
+                            const HistoryStore& history, const ApiOptions& options,
+                            ListSlots& lists) {
+  if (auto refused = refusal(req, options.token)) return std::move(*refused);
+  auto pub = board.current();
+  if (req.path == "/metrics") {
     MetricsInput in{&pub->snapshot, &pub->totals, pub->legacy_connections,
                     pub->legacy_rejected_bytes,
                     pub->legacy.is_null() ? nullptr : &pub->legacy_kernel_bytes};
-    res.set_content(render_metrics(in, metrics), "text/plain; version=0.0.4; charset=utf-8");
-  });
-
-  // Every other path is a JSON 404 (other methods never get here: see the pre-routing handler).
-  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404 && res.body.empty()) {
-      reply_error(res, 404,
-                  fmt::format("no endpoint {}; try /api/v1/status, /api/v1/devices, "
-                              "/api/v1/processes, /api/v1/buffers, /api/v1/programs, "
-                              "/api/v1/leaks, /api/v1/legacy, /api/v1/history or /metrics",
-                              req.path.substr(0, 128)));
+    HttpResponse res;
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    res.body = render_metrics(in, options.metrics);
+    return res;
+  }
+  // Every JSON endpoint: the current publication, answered by answer_api(), or streamed.
+  for (const ApiEndpoint& e : kEndpoints) {
+    if (req.path != e.path || !e.streamed) continue;
+    auto slot = lists.take();
+    if (!slot) {
+      HttpResponse busy = reply_error(
+          503, fmt::format("{} long lists are being sent already; ask again in a moment",
+                           ListSlots::kMaxListsAtOnce));
+      busy.headers.emplace_back("Retry-After", "1");
+      return busy;
     }
-  });
+    try {
+      return stream_endpoint(req.path, std::move(pub), req.params, std::move(slot), lists);
+    } catch (const BadRequest& bad) {
+      return reply_error(bad.status, bad.message);
+    }
+  }
+  if (auto reply = answer_api(req.path, *pub, history, req.params)) {
+    HttpResponse res;
+    res.status = reply->status;
+    res.body = std::move(reply->body);
+    return res;
+  }
+  return reply_error(404, fmt::format("no endpoint {}; try /api/v1/status, /api/v1/devices, "
+                                      "/api/v1/processes, /api/v1/buffers, /api/v1/programs, "
+                                      "/api/v1/leaks, /api/v1/legacy, /api/v1/history or /metrics",
+                                      req.path.substr(0, 128)));
 }
 
 }  // namespace ttmem::daemon

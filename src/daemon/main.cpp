@@ -27,6 +27,16 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file,
                  "File whose first line is the bearer token every request must carry; required "
                  "to listen on a non-loopback address");
+  app.add_option("--http-max-connections", o.http_limits.max_connections,
+                 "HTTP connections open at once from all clients; more are answered 503 and "
+                 "closed")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--http-max-connections-per-client", o.http_limits.max_connections_per_client,
+                 "HTTP connections open at once from one client address; more are answered 503 "
+                 "and closed")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
   app.add_option("--interval", o.refresh_ms, "Refresh interval in milliseconds")
       ->check(CLI::Range(10, 60000))
       ->capture_default_str();

@@ -1,4 +1,5 @@
-// answer_api: the HTTP API's parameter validation, called as the server calls it.
+// answer_api and answer_request: the HTTP API's parameter validation and refusals, called as the
+// server calls them, and parse_target, which turns a request target into their input.
 #include "daemon/http_api.h"
 
 #include <gtest/gtest.h>
@@ -55,6 +56,46 @@ TEST_F(HttpApi, ParameterThatIsNotUtf8IsStillA400WithAJsonBody) {
 TEST_F(HttpApi, OtherPathsAreNotApiEndpoints) {
   EXPECT_FALSE(answer_api("/metrics", published_, history_, {}));
   EXPECT_FALSE(answer_api("/api/v1/status/", published_, history_, {}));
+}
+
+TEST(HttpTarget, PathAndQueryAreDecodedAsBefore) {
+  std::string path;
+  ApiParams params;
+  parse_target("/api/v1/%62uffers?kind=l1+small&limit=%33&&=x&flag&bad=%zz%4", &path, &params);
+  EXPECT_EQ(path, "/api/v1/buffers");
+  EXPECT_EQ(params, (ApiParams{{"kind", "l1 small"}, {"limit", "3"}, {"flag", ""},
+                               {"bad", "%zz%4"}}));
+  parse_target("/a+b%2", &path, &params);
+  EXPECT_EQ(path, "/a+b%2");  // '+' is a space only in the query
+  EXPECT_TRUE(params.empty());
+}
+
+// Refusals close the connection, since the body they leave unread must not be taken for a
+// request: the token first, then the method, then a body.
+TEST_F(HttpApi, RefusalsComeBeforeRoutingAndCloseTheConnection) {
+  SnapshotBoard board;
+  ListSlots lists;
+  ApiOptions options;
+  options.token = "s3cret";
+  auto answer = [&](const char* method, std::vector<std::pair<std::string, std::string>> headers) {
+    HttpRequest req;
+    req.method = method;
+    req.path = "/nowhere";
+    req.headers = std::move(headers);
+    return answer_request(req, board, history_, options, lists);
+  };
+  HttpResponse r = answer("POST", {{"Content-Length", "999999999"}});
+  EXPECT_EQ(r.status, 401);
+  EXPECT_TRUE(r.close);
+  r = answer("POST", {{"authorization", "Bearer s3cret"}});
+  EXPECT_EQ(r.status, 405);
+  EXPECT_TRUE(r.close);
+  r = answer("GET", {{"Authorization", "Bearer s3cret"}, {"Transfer-Encoding", "chunked"}});
+  EXPECT_EQ(r.status, 413);
+  EXPECT_TRUE(r.close);
+  r = answer("GET", {{"Authorization", "Bearer s3cret"}, {"Content-Length", "0"}});
+  EXPECT_EQ(r.status, 404);
+  EXPECT_FALSE(r.close);
 }
 
 }  // namespace
