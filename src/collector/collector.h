@@ -1,5 +1,5 @@
 // The collector: discovers client segments, validates and reads them, notices process deaths,
-// and folds everything into one Snapshot (collector/model.h). A library with no main: the CLI,
+// and folds everything into one Snapshot (collector/snapshot.h). A library with no main: the CLI,
 // the TUI, the daemon, the Python module and the tests all link it.
 //
 // Single-threaded by design (one event loop): call refresh() or wait() from one thread.
@@ -14,7 +14,7 @@
 #include <unordered_map>
 
 #include "collector/leak_store.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
 #include "collector/segment_reader.h"
 
 namespace ttmem {

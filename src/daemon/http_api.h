@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "collector/history.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
 #include "daemon/metrics.h"
 
 namespace httplib {

@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "collector/external.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
 #include "protocol/legacy.h"
 
 namespace ttmem::daemon {

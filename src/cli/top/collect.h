@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cli/top/view_model.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
 
 namespace ttmem::top {
 
