@@ -17,7 +17,7 @@
 
 #include <fmt/format.h>
 
-#include "collector/external.h"
+#include "daemon/external.h"
 #include "common/clock.h"
 #include "daemon/legacy_ingest.h"
 

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "collector/history.h"
+#include "daemon/history.h"
 #include "collector/snapshot.h"
 #include "daemon/metrics.h"
 

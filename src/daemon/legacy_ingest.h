@@ -34,7 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "collector/external.h"
+#include "daemon/external.h"
 #include "collector/snapshot.h"
 #include "protocol/legacy.h"
 

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "collector/collector.h"
-#include "collector/history.h"
+#include "daemon/history.h"
 #include "collector/json.h"
 
 namespace {
