@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "collector/fold.h"
 #include "collector/leak_store.h"
 #include "collector/snapshot.h"
 #include "collector/segment_reader.h"
@@ -145,9 +146,7 @@ class Collector {
   ProcessEventSink sink_;
   Snapshot snapshot_;
   bool refreshed_once_ = false;
-  // Highest CB coverage seen per chip id: the CB peak (a process's own CB counters add
-  // overlapping sets, so they cannot give it).
-  std::unordered_map<uint64_t, uint64_t> cb_peaks_;
+  CbPeaks cb_peaks_;  // the fold's, kept from one refresh to the next
 };
 
 }  // namespace ttmem
