@@ -336,9 +336,11 @@ void Collector::scan_directory() {
     // The mapping outlives the unlink: deliver the events the process wrote last (a client that
     // exits with nothing live removes its own segment) before forgetting it.
     if (options_.drain_events && sink_) {
-      ProcessKey key{it->second.reader->pid(), it->second.reader->start_time()};
-      it->second.reader->drain(
-          [&](uint32_t device, const pr::EventRecord& ev) { sink_(key, device, ev); });
+      const Tracked& t = it->second;
+      const EventSource source{ProcessKey{t.reader->pid(), t.reader->start_time()},
+                               t.reader.get(), &t.state};
+      t.reader->drain(
+          [&](uint32_t device, const pr::EventRecord& ev) { sink_(source, device, ev); });
     }
     if (it->second.pidfd >= 0) ::close(it->second.pidfd);
     it = segments_.erase(it);
@@ -381,9 +383,10 @@ uint64_t Collector::drain_events(uint64_t* dropped) {
 }
 
 void Collector::drain(Tracked& t, const ProcessKey& key, uint64_t* delivered) {
+  const EventSource source{key, t.reader.get(), &t.state};
   t.reader->drain([&](uint32_t device, const pr::EventRecord& ev) {
     ++*delivered;
-    if (sink_) sink_(key, device, ev);
+    if (sink_) sink_(source, device, ev);
   });
   if (!t.ack) return;
   for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {

@@ -43,8 +43,18 @@ struct ProcessKey {
   auto operator<=>(const ProcessKey&) const = default;
 };
 
+// The process an event came from, handed to the event sink with each event: its reader (device
+// slots registered since the last read, tag strings) and its latest state. Valid during the
+// call. The sink gets them here rather than from Collector::process(), which looks through the
+// segments the refresh delivering the event is still changing.
+struct EventSource {
+  ProcessKey key;
+  const SegmentReader* reader = nullptr;  // null when the process has left the collector
+  const SegmentState* state = nullptr;
+};
+
 using ProcessEventSink =
-    std::function<void(const ProcessKey&, uint32_t device, const protocol::EventRecord&)>;
+    std::function<void(const EventSource&, uint32_t device, const protocol::EventRecord&)>;
 
 class Collector {
  public:
@@ -75,9 +85,10 @@ class Collector {
   void set_event_sink(ProcessEventSink sink) { sink_ = std::move(sink); }
 
   // The reader and latest state of a tracked process, or nullopt once it has left the model: for
-  // event-sink consumers (the recorder) that need its device descriptors and tag strings. Valid
-  // until the next refresh(); callable from inside the sink. state->records is filled only when
-  // the collector lists buffers: otherwise records are folded in place, never copied.
+  // consumers of a snapshot (the recorder's checkpoints) that need its device descriptors and
+  // tag strings. Valid until the next refresh(); not for the event sink, which is handed them
+  // (EventSource). state->records is filled only when the collector lists buffers: otherwise
+  // records are folded in place, never copied.
   struct ProcessAccess {
     const SegmentReader* reader;
     const SegmentState* state;
