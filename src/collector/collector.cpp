@@ -18,24 +18,13 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "collector/address_map.h"
-#include "collector/cb_coverage.h"
-#include "collector/query.h"
+#include "collector/fold.h"
 #include "common/clock.h"
 #include "common/proc.h"
 
 namespace ttmem {
 
 namespace pr = protocol;
-
-namespace {
-
-uint64_t reserved_of(const pr::BufferRecord& r, const pr::DeviceSlot& d) {
-  return pr::reserved_bytes(r.kind, r.size, r.size_per_bank, r.num_cores,
-                            d.kinds[r.kind].num_banks);
-}
-
-}  // namespace
 
 namespace {
 
@@ -377,9 +366,11 @@ void Collector::scan_directory() {
     // The mapping outlives the unlink: deliver the events the process wrote last (a client that
     // exits with nothing live removes its own segment) before forgetting it.
     if (options_.drain_events && sink_) {
-      ProcessKey key{it->second.reader->pid(), it->second.reader->start_time()};
-      it->second.reader->drain(
-          [&](uint32_t device, const pr::EventRecord& ev) { sink_(key, device, ev); });
+      const Tracked& t = it->second;
+      const EventSource source{ProcessKey{t.reader->pid(), t.reader->start_time()},
+                               t.reader.get(), &t.state};
+      t.reader->drain(
+          [&](uint32_t device, const pr::EventRecord& ev) { sink_(source, device, ev); });
     }
     if (it->second.pidfd >= 0) ::close(it->second.pidfd);
     it = segments_.erase(it);
@@ -390,28 +381,12 @@ void Collector::scan_directory() {
 
 void Collector::reap(const std::string& path, Tracked& t) {
   const SegmentReader& r = *t.reader;
-  std::vector<LeakRecord> leaks;
-  uint64_t now = realtime_ns();
-  std::string command = r.command();
-  for (const auto& rec : t.state.records) {
-    if (rec.kind == uint8_t(pr::Kind::Cb)) continue;  // CBs end with their program
-    const pr::DeviceSlot& dev = *t.state.devices[rec.device];
-    LeakRecord l;
-    l.pid = r.pid();
-    l.process_start_time = r.start_time();
-    l.command = command;
-    l.detected_realtime_ns = now;
-    l.chip_id = dev.chip_id;
-    l.device = rec.device;
-    l.kind = rec.kind;
-    l.buffer_id = rec.buffer_id;
-    l.address = rec.address;
-    l.size = rec.size;
-    l.reserved = reserved_of(rec, dev);
-    l.tag = r.tag(rec.tag);
-    l.time_ns = rec.time_ns;
-    leaks.push_back(std::move(l));
-  }
+  ProcessView identity;
+  identity.pid = r.pid();
+  identity.start_time = r.start_time();
+  identity.command = r.command();
+  std::vector<LeakRecord> leaks = leak_records(
+      identity, t.state, [&r](uint32_t id) { return r.tag(id); }, realtime_ns());
   if (std::string err = leaks_.save(leaks); !err.empty()) {
     // Keep the segment: the leak report must not be lost. Try again at the next refresh.
     Problem& p = problems_[path];
@@ -438,9 +413,10 @@ uint64_t Collector::drain_events(uint64_t* dropped) {
 }
 
 void Collector::drain(Tracked& t, const ProcessKey& key, uint64_t* delivered) {
+  const EventSource source{key, t.reader.get(), &t.state};
   t.reader->drain([&](uint32_t device, const pr::EventRecord& ev) {
     ++*delivered;
-    if (sink_) sink_(key, device, ev);
+    if (sink_) sink_(source, device, ev);
   });
   if (!t.ack) return;
   for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
@@ -505,249 +481,49 @@ bool Collector::changed() const {
 }
 
 void Collector::build_snapshot() {
-  Snapshot s;
-  s.taken_realtime_ns = realtime_ns();
-  s.taken_monotonic_ns = monotonic_ns();
-  s.segment_dir = options_.dir;
-  s.segment_dir_missing = segment_dir_missing_;
-
-  std::unordered_map<uint64_t, size_t> device_index;  // chip id -> index in s.devices
-  // Per device and kind, the per-bank ranges for the address map.
-  std::vector<std::array<std::vector<AddressRange>, kNumKinds>> ranges;
-  // Per device, the L1 the CB sets of every process cover (docs/architecture.md, CBs); the same
-  // per tag (index into s.tags) and device, so an op's CB figure adds no overlapping sets either.
-  std::vector<CbCoverage> device_cbs;
-  std::map<std::pair<size_t, size_t>, CbCoverage> tag_cbs;
-  std::unordered_map<std::string, size_t> tag_index;
+  const uint64_t taken_realtime_ns = realtime_ns();
+  const uint64_t taken_monotonic_ns = monotonic_ns();
   size_t total_records = 0;
   for (const auto& [path, t] : segments_) total_records += t.state.records.size();
-  if (options_.list_buffers) s.buffers.reserve(total_records);
-
+  SnapshotFold fold(options_.list_buffers, total_records);
   for (auto& [path, t] : segments_) {
-    SegmentReader& r = *t.reader;
+    const SegmentReader* reader = t.reader.get();
     SegmentState& st = t.state;
     ProcessView p;
-    p.pid = r.pid();
-    p.start_time = r.start_time();
-    p.uid = r.uid();
-    p.command = r.command();
+    p.pid = reader->pid();
+    p.start_time = reader->start_time();
+    p.uid = reader->uid();
+    p.command = reader->command();
     p.segment = path;
     p.segment_check = t.check;
     p.exited = st.process_state == pr::kStateExited;
     p.counters = st.process_counters;
-
-    // Devices of this process, mapped to the model's devices by chip id on first use: records
-    // folded in place may name a device the reader found only while scanning them.
-    std::array<int, pr::kMaxDevices> local_to_model;
-    local_to_model.fill(-1);
-    // Room for this process's ranges up front. The live counters are not trusted: together they
-    // are held to the records there are (or, before the scan, the slots it will visit).
-    uint64_t unreserved_ranges = t.records_copied ? st.records.size() : st.record_slots;
-    auto model_device = [&](uint32_t d) -> size_t {
-      if (local_to_model[d] >= 0) return size_t(local_to_model[d]);
-      const pr::DeviceSlot& slot = *st.devices[d];
-      auto [it, inserted] = device_index.emplace(slot.chip_id, s.devices.size());
-      if (inserted) {
-        DeviceView v;
-        v.chip_id = slot.chip_id;
-        v.arch = slot.arch;
-        v.board = slot.board;
-        v.grid_x = slot.grid_x;
-        v.grid_y = slot.grid_y;
-        v.l1_per_core = slot.l1_per_core;
-        v.unreserved_base = slot.unreserved_base;
-        v.trace_region_size = slot.trace_region_size;
-        v.l1_small_size = slot.l1_small_size;
-        for (uint32_t k = 0; k < kNumKinds; ++k) {
-          v.kinds[k].capacity = slot.kinds[k].capacity;
-          v.kinds[k].num_banks = slot.kinds[k].num_banks;
-          v.kinds[k].bank_size = slot.kinds[k].bank_size;
-          v.kinds[k].bank_base = slot.kinds[k].bank_base;
-        }
-        s.devices.push_back(std::move(v));
-        ranges.emplace_back();
-        device_cbs.emplace_back();
-      }
-      DeviceView& v = s.devices[it->second];
-      local_to_model[d] = int(it->second);
-      if (std::find(v.logical_ids.begin(), v.logical_ids.end(), d) == v.logical_ids.end()) {
-        v.logical_ids.push_back(d);
-      }
-      for (uint32_t k = 0; k < kNumKinds; ++k) {
-        if (k == uint32_t(pr::Kind::Cb)) continue;  // CBs take no ranges in the map
-        uint64_t room = std::min<uint64_t>(st.counters[d][k].live_count, unreserved_ranges);
-        unreserved_ranges -= room;
-        auto& kind_ranges = ranges[it->second][k];
-        kind_ranges.reserve(kind_ranges.size() + room);
-      }
-      return it->second;
-    };
-
-    // Tag ids are small per-segment integers: resolve each to its TagUsage once.
-    std::vector<int> tag_of_id;
-    auto tag_usage = [&](uint32_t id) -> TagUsage& {
-      if (id >= tag_of_id.size()) tag_of_id.resize(size_t(id) + 1, -1);
-      if (tag_of_id[id] < 0) {
-        const std::string& text = r.tag(id);
-        std::string name = text.empty() ? "(untagged)" : text;
-        auto [ti, fresh] = tag_index.emplace(name, s.tags.size());
-        if (fresh) s.tags.push_back(TagUsage{name, {}, 0});
-        tag_of_id[id] = int(ti->second);
-      }
-      return s.tags[size_t(tag_of_id[id])];
-    };
-
-    // This process's CB sets: the L1 they cover per model device, and which programs own them.
-    std::unordered_map<size_t, CbCoverage> process_cbs;
-    std::vector<std::pair<size_t, uint64_t>> cb_programs;  // (model device, program id)
-
-    // Every record is folded here, whether it was copied by the read or is visited in place.
-    auto fold = [&](const pr::BufferRecord& rec) {
-      const size_t m = model_device(rec.device);
-      const pr::DeviceSlot& slot = *st.devices[rec.device];
-      DeviceView& v = s.devices[m];
-      const uint64_t reserved = reserved_of(rec, slot);
-      const bool is_cb = rec.kind == uint8_t(pr::Kind::Cb);
-      KindUsage& ku = v.kinds[rec.kind];
-      ku.count += 1;
-      (is_cb ? p.cbs : p.buffers) += 1;
-      if (is_cb) {
-        // CB sets overlap: their bytes are not added, the covered L1 is computed below.
-        process_cbs[m].add(core_rect_of(rec.aux), rec.address + rec.size);
-        if (cb_programs.empty() || cb_programs.back() != std::pair{m, rec.buffer_id}) {
-          cb_programs.emplace_back(m, rec.buffer_id);
-        }
-      } else {
-        ku.requested += rec.size;
-        ku.reserved += reserved;
-        p.reserved[rec.kind] += reserved;
-        p.requested[rec.kind] += rec.size;
-        ranges[m][rec.kind].push_back({rec.address, rec.address + rec.size_per_bank});
-        if (rec.kind == uint8_t(pr::Kind::L1)) {
-          v.lowest_l1_address =
-              v.has_l1_buffers ? std::min(v.lowest_l1_address, rec.address) : rec.address;
-          v.has_l1_buffers = true;
-        }
-      }
-      TagUsage& tag = tag_usage(rec.tag);
-      if (is_cb) {
-        tag_cbs[{size_t(&tag - s.tags.data()), m}].add(core_rect_of(rec.aux),
-                                                       rec.address + rec.size);
-      } else {
-        tag.reserved[rec.kind] += reserved;
-      }
-      tag.buffers += 1;
-      if (!options_.list_buffers) return;
-      BufferView& b = s.buffers.emplace_back();
-      b.pid = p.pid;
-      b.process_start_time = p.start_time;
-      b.chip_id = slot.chip_id;
-      b.device = rec.device;
-      b.kind = rec.kind;
-      b.layout = rec.layout;
-      b.buffer_id = rec.buffer_id;
-      b.address = rec.address;
-      b.size = rec.size;
-      b.size_per_bank = rec.size_per_bank;
-      b.reserved = reserved;
-      b.page_size = rec.page_size;
-      b.num_banks = rec.num_banks;
-      b.num_cores = rec.num_cores;
-      for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
-      b.tag = r.tag(rec.tag);
-      b.time_ns = rec.time_ns;
-    };
+    fold.begin_process(std::move(p), st, [reader](uint32_t id) { return reader->tag(id); },
+                       t.records_copied ? st.records.size() : st.record_slots);
     if (t.records_copied) {
-      for (const auto& rec : st.records) fold(rec);
+      for (const auto& rec : st.records) fold.add(rec);
     } else {
-      // A file truncated during the scan leaves what was folded; the next refresh's read fails
-      // and drops the segment with the reason.
-      if (!r.for_each_live_record(&st, fold)) {
+      // Folded in place, never copied. A file truncated during the scan leaves what was folded;
+      // the next refresh's read fails and drops the segment with the reason.
+      if (!t.reader->for_each_live_record(&st, [&fold](const pr::BufferRecord& rec) {
+            fold.add(rec);
+          })) {
         problems_[path] = Problem{"segment was truncated while being read; remove it"};
       }
     }
-    p.torn_records = st.torn_records;
-    p.corrupt_records = st.corrupt_records;
-    constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
-    for (const auto& [m, cbs] : process_cbs) {
-      const uint64_t covered = cbs.covered_bytes(s.devices[m].unreserved_base);
-      p.reserved[kCb] += covered;
-      p.requested[kCb] += covered;
-      device_cbs[m].merge(cbs);
+    // Events this reader missed. One that reads no history misses nothing: a ring overwriting
+    // while nobody records is how it works, not a loss.
+    std::array<uint64_t, pr::kMaxDevices> dropped{};
+    if (options_.drain_events) {
+      for (uint32_t d = 0; d < pr::kMaxDevices; ++d) dropped[d] = reader->dropped(d);
     }
-    std::sort(cb_programs.begin(), cb_programs.end());
-    cb_programs.erase(std::unique(cb_programs.begin(), cb_programs.end()), cb_programs.end());
-    for (const auto& [m, program] : cb_programs) s.devices[m].cb_programs += 1;
-    p.cb_programs = cb_programs.size();
-
-    // After the records: the scan may have found devices the read had not.
-    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
-      if (!st.devices[d]) continue;
-      DeviceView& v = s.devices[model_device(d)];
-      ProcessDeviceTotals totals;
-      totals.chip_id = st.devices[d]->chip_id;
-      for (uint32_t k = 0; k < kNumKinds; ++k) {
-        const pr::KindCounters& c = st.counters[d][k];
-        // A process's CB counters add overlapping sets: the CB peak is the collector's own.
-        if (k != uint32_t(pr::Kind::Cb)) v.kinds[k].peak += c.peak_reserved;
-        v.kinds[k].total_allocs += c.total_allocs;
-        v.kinds[k].total_frees += c.total_frees;
-        totals.allocs[k] = c.total_allocs;
-        totals.frees[k] = c.total_frees;
-      }
-      // Events this reader missed. One that reads no history misses nothing: a ring
-      // overwriting while nobody records is how it works, not a loss.
-      uint64_t lost = options_.drain_events ? r.dropped(d) : 0;
-      v.dropped_events += lost;
-      p.dropped_events += lost;
-      totals.dropped_events = lost;
-      p.device_totals.push_back(totals);
-    }
-    s.dropped_events += p.dropped_events;
-    s.processes.push_back(std::move(p));
+    fold.end_process(dropped);
   }
-
-  for (const auto& [tag_and_device, cbs] : tag_cbs) {
-    const auto [t, m] = tag_and_device;
-    s.tags[t].reserved[uint32_t(pr::Kind::Cb)] += cbs.covered_bytes(s.devices[m].unreserved_base);
-  }
-  for (size_t i = 0; i < s.devices.size(); ++i) {
-    DeviceView& v = s.devices[i];
-    KindUsage& cb = v.kinds[uint32_t(pr::Kind::Cb)];
-    cb.reserved = cb.requested = device_cbs[i].covered_bytes(v.unreserved_base);
-    uint64_t& cb_peak = cb_peaks_[v.chip_id];
-    cb_peak = std::max(cb_peak, cb.reserved);
-    cb.peak = cb_peak;
-    for (uint32_t k = 0; k < kNumKinds; ++k) {
-      KindUsage& ku = v.kinds[k];
-      ku.peak = std::max(ku.peak, ku.reserved);
-      if (k == uint32_t(pr::Kind::Cb) || k == uint32_t(pr::Kind::SystemMemory)) continue;
-      FreeSpace f = free_space(ranges[i][k], ku.bank_base, ku.bank_base + ku.bank_size);
-      ku.largest_free_block = f.largest_free_block;
-      ku.free_per_bank = f.free_bytes;
-      ku.fragmentation =
-          f.free_bytes == 0 ? 0.0 : 1.0 - double(f.largest_free_block) / double(f.free_bytes);
-    }
-    // The CB region grows up from the unreserved base toward the lowest L1 buffer.
-    const KindUsage& l1 = v.kinds[uint32_t(pr::Kind::L1)];
-    v.cb_region_end = device_cbs[i].region_end(v.unreserved_base);
-    if (!v.has_l1_buffers) v.lowest_l1_address = l1.bank_base + l1.bank_size;
-    v.clash_margin = int64_t(v.lowest_l1_address) - int64_t(v.cb_region_end);
-    cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;
-    std::sort(v.logical_ids.begin(), v.logical_ids.end());
-  }
-  std::sort(s.devices.begin(), s.devices.end(), device_order);
-  std::sort(s.tags.begin(), s.tags.end(), [](const TagUsage& a, const TagUsage& b) {
-    uint64_t ta = 0, tb = 0;
-    for (uint32_t k = 0; k < kNumKinds; ++k) {
-      ta += a.reserved[k];
-      tb += b.reserved[k];
-    }
-    return ta != tb ? ta > tb : a.tag < b.tag;
-  });
-  std::sort(s.processes.begin(), s.processes.end(),
-            [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
-
+  Snapshot s = fold.finish(&cb_peaks_);
+  s.taken_realtime_ns = taken_realtime_ns;
+  s.taken_monotonic_ns = taken_monotonic_ns;
+  s.segment_dir = options_.dir;
+  s.segment_dir_missing = segment_dir_missing_;
   s.leaks = options_.leak_records ? leaks_.load(&s.problems) : leaks_.load_count(&s.problems);
   for (const auto& [path, problem] : problems_) {
     s.problems.push_back({path, problem.error, problem.rejected, problem.leaks});

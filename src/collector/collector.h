@@ -1,5 +1,5 @@
 // The collector: discovers client segments, validates and reads them, notices process deaths,
-// and folds everything into one Snapshot (collector/model.h). A library with no main: the CLI,
+// and folds everything into one Snapshot (collector/snapshot.h). A library with no main: the CLI,
 // the TUI, the daemon, the Python module and the tests all link it.
 //
 // Single-threaded by design (one event loop): call refresh() or wait() from one thread.
@@ -13,8 +13,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "collector/fold.h"
 #include "collector/leak_store.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
 #include "collector/segment_reader.h"
 #include "collector/tt_metal_counters.h"
 
@@ -54,8 +55,18 @@ struct ProcessKey {
   auto operator<=>(const ProcessKey&) const = default;
 };
 
+// The process an event came from, handed to the event sink with each event: its reader (device
+// slots registered since the last read, tag strings) and its latest state. Valid during the
+// call. The sink gets them here rather than from Collector::process(), which looks through the
+// segments the refresh delivering the event is still changing.
+struct EventSource {
+  ProcessKey key;
+  const SegmentReader* reader = nullptr;  // null when the process has left the collector
+  const SegmentState* state = nullptr;
+};
+
 using ProcessEventSink =
-    std::function<void(const ProcessKey&, uint32_t device, const protocol::EventRecord&)>;
+    std::function<void(const EventSource&, uint32_t device, const protocol::EventRecord&)>;
 
 class Collector {
  public:
@@ -88,9 +99,10 @@ class Collector {
   void set_event_sink(ProcessEventSink sink) { sink_ = std::move(sink); }
 
   // The reader and latest state of a tracked process, or nullopt once it has left the model: for
-  // event-sink consumers (the recorder) that need its device descriptors and tag strings. Valid
-  // until the next refresh(); callable from inside the sink. state->records is filled only when
-  // the collector lists buffers: otherwise records are folded in place, never copied.
+  // consumers of a snapshot (the recorder's checkpoints) that need its device descriptors and
+  // tag strings. Valid until the next refresh(); not for the event sink, which is handed them
+  // (EventSource). state->records is filled only when the collector lists buffers: otherwise
+  // records are folded in place, never copied.
   struct ProcessAccess {
     const SegmentReader* reader;
     const SegmentState* state;
@@ -163,9 +175,7 @@ class Collector {
   bool refreshed_once_ = false;
   bool segment_dir_missing_ = false;
   bool watching_dir_ = false;
-  // Highest CB coverage seen per chip id: the CB peak (a process's own CB counters add
-  // overlapping sets, so they cannot give it).
-  std::unordered_map<uint64_t, uint64_t> cb_peaks_;
+  CbPeaks cb_peaks_;      // the fold's, kept from one refresh to the next
   TtMetalScan tt_metal_;  // tt-metal's counters as read by the last refresh
 };
 

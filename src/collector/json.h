@@ -1,10 +1,10 @@
-// JSON forms of the collector's model, shared by `ttmem --json`, the daemon and the leak store.
+// JSON forms of the collector's snapshot, shared by `ttmem --json`, the daemon and the leak store.
 // Sizes are integers in bytes; kinds are keyed by their names (DRAM, L1, ...).
 #pragma once
 
 #include <nlohmann/json.hpp>
 
-#include "collector/model.h"
+#include "collector/snapshot.h"
 #include "collector/query.h"
 
 namespace ttmem {

@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-#include "collector/model.h"
+#include "collector/snapshot.h"
 
 namespace ttmem {
 

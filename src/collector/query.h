@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "collector/model.h"
+#include "collector/snapshot.h"
 
 namespace ttmem {
 

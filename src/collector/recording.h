@@ -73,11 +73,14 @@ class Recorder {
     std::array<uint64_t, protocol::kMaxDevices> dropped{};
     bool ended = false;
   };
-  ProcessEntry& process_entry(const ProcessKey& key);
-  void ensure_device(ProcessEntry& p, const ProcessKey& key, uint32_t device);
-  uint32_t recording_tag(ProcessEntry& p, const ProcessKey& key, uint32_t segment_tag);
+  // The process's reader and state from the collector, for what is recorded after a refresh;
+  // events come with theirs.
+  EventSource source_of(const ProcessKey& key) const;
+  ProcessEntry& process_entry(const EventSource& source);
+  void ensure_device(ProcessEntry& p, const EventSource& source, uint32_t device);
+  uint32_t recording_tag(ProcessEntry& p, const EventSource& source, uint32_t segment_tag);
   uint32_t string_id(const std::string& text);
-  void on_event(const ProcessKey& key, uint32_t device, const protocol::EventRecord& e);
+  void on_event(const EventSource& source, uint32_t device, const protocol::EventRecord& e);
   void checkpoint(uint64_t time_ns);
 
   Collector& collector_;
@@ -152,6 +155,18 @@ std::optional<Recording> read_recording(const std::string& path, std::string* er
 // Live buffers at `time_ns`: the last checkpoint at or before it, then the events after it.
 std::vector<RecordedBuffer> state_at(const Recording& r, uint64_t time_ns);
 
+// A live buffer's identity: (process, device, buffer id); a CB record's: its program, address
+// and core rectangle (a program has one record per CB and core range).
+struct LiveKey {
+  uint32_t process, device;
+  uint8_t cb;
+  uint64_t id, address;
+  uint32_t cores;
+  auto operator<=>(const LiveKey&) const = default;
+};
+
+LiveKey key_of(const RecordedBuffer& b);
+
 // The recording replayed in time order with exact totals. Events change the live set; each
 // checkpoint, an exact copy of the live state, replaces it, so after a gap the totals are exact
 // again from the next checkpoint (the recorder takes one as soon as it sees a gap). An ALLOC
@@ -168,6 +183,8 @@ class ReplayVisitor {
 };
 // Returns the buffers live at the recording's end (leaks, or what was live when it stopped).
 std::vector<RecordedBuffer> replay(const Recording& r, ReplayVisitor& visitor);
+// state_at(), telling `visitor` everything replayed up to `time_ns`.
+std::vector<RecordedBuffer> state_at(const Recording& r, uint64_t time_ns, ReplayVisitor& visitor);
 
 // The start of a recording's time axis: exports give times relative to it.
 uint64_t recording_start_ns(const Recording& r);

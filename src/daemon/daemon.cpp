@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "collector/external.h"
+#include "daemon/external.h"
 #include "common/clock.h"
 #include "daemon/http_server.h"
 #include "daemon/legacy_ingest.h"

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "collector/collector.h"
-#include "collector/history.h"
+#include "daemon/history.h"
 #include "daemon/http_api.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"

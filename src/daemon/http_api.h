@@ -16,8 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "collector/history.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
+#include "daemon/history.h"
 #include "daemon/http_message.h"
 #include "daemon/metrics.h"
 

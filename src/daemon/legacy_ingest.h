@@ -34,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "collector/external.h"
-#include "collector/model.h"
+#include "daemon/external.h"
+#include "collector/snapshot.h"
 #include "protocol/legacy.h"
 
 namespace ttmem::daemon {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "collector/model.h"
+#include "collector/snapshot.h"
 
 namespace ttmem::daemon {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "ack_table.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
 #include "harness.h"
 
 namespace ttmem::test::fault {

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "collector/collector.h"
-#include "collector/history.h"
+#include "daemon/history.h"
 #include "collector/json.h"
 
 namespace {
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   }
   ttmem::Collector collector({.dir = o.dir, .drain_events = true});
   uint64_t events = 0;
-  collector.set_event_sink([&](const ttmem::ProcessKey&, uint32_t, const auto&) { ++events; });
+  collector.set_event_sink([&](const ttmem::EventSource&, uint32_t, const auto&) { ++events; });
   ttmem::HistoryStore history({.resolution_ms = 100, .retention_s = o.history_retention_s});
   collector.refresh();
   std::printf("collecting\n");

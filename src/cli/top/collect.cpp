@@ -270,7 +270,7 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
                  c.cb_overflow + c.tag_overflow + p.torn_records + p.corrupt_records;
     vm.processes.push_back(std::move(r));
   }
-  for (const TagUsage& t : s.tags) vm.tags.push_back({t.tag, t.reserved, t.buffers});
+  vm.tags = s.tags;
 
   // Buffers: filter to the shown devices, then sort only as many as are wanted.
   std::vector<const BufferView*> rows;

@@ -9,12 +9,15 @@
 #include <vector>
 
 #include "cli/top/view_model.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
 
 namespace ttmem::top {
 
 // Used bytes per device x kind over the last refreshes, for the sparklines. Keyed by chip id, so
-// a device keeps its history when processes come and go.
+// a device keeps its history when processes come and go. Not the daemon's HistoryStore
+// (daemon/history.h): a sparkline needs one value per refresh and per bar, kinds merged as the
+// bars show them, in a fixed ring that one thread owns; the daemon's samples each kind at a
+// wall-clock resolution for many readers.
 class History {
  public:
   static constexpr size_t kCapacity = 240;  // 2 minutes at the default 500 ms

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "collector/model.h"
+#include "collector/snapshot.h"
 
 namespace ttmem::top {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "collector/model.h"
+#include "collector/snapshot.h"
 
 namespace ttmem::top {
 
@@ -60,12 +60,6 @@ struct ProcessRow {
   uint64_t cbs = 0;
   uint64_t dropped_events = 0;
   uint64_t problems = 0;  // reports the client could not record, torn or corrupt records
-};
-
-struct TagRow {
-  std::string tag;
-  std::array<uint64_t, kNumKinds> reserved{};
-  uint64_t buffers = 0;
 };
 
 struct BufferRow {
@@ -120,7 +114,7 @@ struct ViewModel {
   std::vector<DeviceRow> devices;
   std::vector<uint32_t> missing_devices;  // requested with -d but not (yet) registered
   std::vector<ProcessRow> processes;
-  std::vector<TagRow> tags;
+  std::vector<TagUsage> tags;  // as the snapshot has them
   std::vector<BufferRow> buffers;  // sorted as requested, at most the requested limit
   uint64_t total_buffers = 0;      // before the limit
   uint64_t dropped_events = 0;

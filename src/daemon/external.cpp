@@ -1,4 +1,4 @@
-#include "collector/external.h"
+#include "daemon/external.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-// The collector's model: what every viewer (CLI, TUI, daemon, Python) reads. A Snapshot is a
+// The collector's snapshot: what every viewer (CLI, TUI, daemon, Python) reads. A Snapshot is a
 // plain value built from all segments at one instant; it owns its data (the leak records shared,
 // immutable, with other snapshots) and can be kept, diffed and serialised without touching shared
 // memory again.

@@ -1,4 +1,4 @@
-#include "collector/history.h"
+#include "daemon/history.h"
 
 #include <stdexcept>
 #include <string>

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "collector/model.h"
+#include "collector/snapshot.h"
 
 namespace ttmem {
 
