@@ -19,15 +19,20 @@ void print_devices(const Snapshot& s) {
           {true, false, false, false, true, true, true, true, true, true, true});
   for (const auto& d : s.devices) {
     bool first = true;
+    // tt-metal's counters give bytes only: capacity, free space and buffers are unknown ("-"),
+    // not zero.
+    const bool counters_only = d.detail == kDetailCounters;
     for (uint32_t k = 0; k < kNumKinds; ++k) {
       const KindUsage& u = d.kinds[k];
       if (u.capacity == 0 && u.reserved == 0 && u.count == 0) continue;
+      const bool no_free_block = counters_only || k == uint32_t(protocol::Kind::SystemMemory);
       t.add({first ? join_ids(d.logical_ids) : "", first ? fmt::format("{:#x}", d.chip_id) : "",
              first ? std::string(arch_name(d.arch)) : "", std::string(kind_name(k)),
-             format_bytes(u.reserved), format_bytes(u.requested), format_bytes(u.capacity),
+             format_bytes(u.reserved), format_bytes(u.requested),
+             counters_only ? "-" : format_bytes(u.capacity),
              format_percent(u.reserved, u.capacity), format_bytes(u.peak),
-             k == uint32_t(protocol::Kind::SystemMemory) ? "-" : format_bytes(u.largest_free_block),
-             std::to_string(u.count)});
+             no_free_block ? "-" : format_bytes(u.largest_free_block),
+             counters_only ? "-" : std::to_string(u.count)});
       first = false;
     }
   }
@@ -39,7 +44,6 @@ void print_devices(const Snapshot& s) {
     return;
   }
   t.print();
-  std::printf("\n");
   // CB: the USED row above is the L1 every live program's CB set covers (sets overlap, so they
   // are not added); here the region per core, which binds L1 and sets the clash margin.
   Table c({"DEV", "CB PROGRAMS", "CB REGION/CORE", "CB REGION END", "LOWEST L1 BUFFER",
@@ -56,6 +60,8 @@ void print_devices(const Snapshot& s) {
            d.has_l1_buffers ? fmt::format("{:#x}", d.lowest_l1_address) : "-", margin,
            std::to_string(d.dropped_events)});
   }
+  if (c.rows() == 0) return;
+  std::printf("\n");
   c.print();
 }
 

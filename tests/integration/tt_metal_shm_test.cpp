@@ -2,6 +2,8 @@
 // documented layout, next to a real ttmem client, read by `ttmem status`, `ttmem top --once
 // --json`, ttmemd's /api/v1/status and /metrics, which must all show the same exact figures.
 #include <fmt/format.h>
+#include <sstream>
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,6 +175,19 @@ TEST(TtMetalShm, StatusTopApiAndMetricsShowTheCountersExactly) {
         "[tt-metal counters, STALE: process ended, not counted] ended"}) {
     EXPECT_NE(text.out.find(line), std::string::npos) << line << "\n" << text.out;
   }
+  // A counters-only chip's row: capacity, free block and buffer count are unknown, not 0 B.
+  std::istringstream rows(text.out);
+  bool saw_counters_row = false;
+  for (std::string row; std::getline(rows, row);) {
+    if (row.find("0x3039") == std::string::npos || row.find("DRAM") == std::string::npos ||
+        row.find("chip 0x3039") != std::string::npos) {
+      continue;  // the table row, not the counters section's line
+    }
+    saw_counters_row = true;
+    EXPECT_EQ(row.find(" 0 B"), std::string::npos) << row;
+    EXPECT_EQ(row.back(), '-') << row;
+  }
+  EXPECT_TRUE(saw_counters_row) << text.out;
 
   // Turned off: only the client's chip, and no tt-metal rows.
   json off = ttmem_json(segments.path(), {"--no-tt-metal-shm", "status", "--json"});
