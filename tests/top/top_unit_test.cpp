@@ -1,7 +1,12 @@
 // The collect and layout steps of `ttmem top` on hand-built snapshots: no terminal needed.
 #include <gtest/gtest.h>
 
+#include <curses.h>
+
+#include <regex>
+
 #include "cli/top/collect.h"
+#include "cli/top/keys.h"
 #include "cli/top/layout.h"
 #include "cli/top/text_render.h"
 
@@ -212,6 +217,122 @@ TEST(TopLayout, StableTextMasksVolatileFields) {
   text = render_text(layout(collect(s, h, {}), ui, o));
   EXPECT_NE(text.find("RESERVEDv"), std::string::npos);
   EXPECT_EQ(text.find("0.0s"), std::string::npos);
+}
+
+// Drives the screen as the live loop does: collect as many rows as the screen can reach, lay out,
+// then press a key against the window that frame showed.
+class Screen {
+ public:
+  Screen(Snapshot s, UiState ui, int width, int height)
+      : s_(std::move(s)), ui_(ui), o_{width, height, false, true, 500} {
+    h_.push(s_);
+    draw();
+  }
+  void press(int key) {
+    handle_key(key, ui_, vm_, window_);
+    draw();
+  }
+  const Frame& frame() const { return frame_; }
+  const TableWindow& window() const { return window_; }
+  // The "rows a-b of n" line, as three numbers; all zero without one.
+  std::array<size_t, 3> rows_line() const {
+    static const std::regex re(R"(^rows (\d+)-(\d+) of (\d+)$)");
+    for (const auto& l : frame_) {
+      std::smatch m;
+      std::string t = l.text();
+      if (std::regex_match(t, m, re)) {
+        return {std::stoul(m[1]), std::stoul(m[2]), std::stoul(m[3])};
+      }
+    }
+    return {0, 0, 0};
+  }
+
+ private:
+  void draw() {
+    CollectRequest r;
+    r.sort = ui_.sort;
+    r.buffer_limit = ui_.scroll + table_rows(ui_, o_);
+    r.map_device = ui_.view == View::kL1Map ? ui_.map_device : -1;
+    vm_ = collect(s_, h_, r);
+    frame_ = layout(vm_, ui_, o_, &window_);
+  }
+  Snapshot s_;
+  History h_;
+  UiState ui_;
+  LayoutOptions o_;
+  ViewModel vm_;
+  Frame frame_;
+  TableWindow window_;
+};
+
+Snapshot many_buffers(size_t n) {
+  Snapshot s = snapshot(1);
+  s.buffers.clear();
+  for (size_t i = 0; i < n; ++i) {
+    s.buffers.push_back(buffer(0, uint32_t(Kind::Dram), i + 1, 0x1000 * i, 4096 + i, i));
+  }
+  return s;
+}
+
+// The rows line counts every live buffer and names exactly the rows on the screen, after every
+// key: End shows the last row, PgUp and Down move by what the screen holds.
+TEST(TopKeys, BufferRowsLineCountsEveryLiveBufferAfterEveryKey) {
+  for (auto [w, h] : {std::pair{80, 24}, std::pair{100, 30}, std::pair{200, 60}}) {
+    SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h));
+    Screen screen(many_buffers(2410), UiState{.view = View::kBuffers}, w, h);
+    auto check = [&](const char* after) {
+      SCOPED_TRACE(after);
+      auto [first, last, total] = screen.rows_line();
+      EXPECT_EQ(total, 2410u);
+      EXPECT_EQ(first, screen.window().first + 1);
+      EXPECT_EQ(last - first + 1, screen.window().shown);
+      EXPECT_EQ(screen.frame().size(), size_t(h));
+      // The table fills the screen: the line above the footer is the rows line.
+      EXPECT_EQ(screen.frame()[size_t(h) - 2].text().rfind("rows ", 0), 0u);
+      return std::pair{first, last};
+    };
+    auto [first, last] = check("start");
+    EXPECT_EQ(first, 1u);
+    const size_t page = last;
+    screen.press(KEY_END);
+    std::tie(first, last) = check("End");
+    EXPECT_EQ(last, 2410u);
+    screen.press(KEY_PPAGE);
+    std::tie(first, last) = check("End PgUp");
+    EXPECT_EQ(last, 2410u - page);
+    screen.press(KEY_DOWN);
+    std::tie(first, last) = check("End PgUp Down");
+    EXPECT_EQ(last, 2411u - page);
+    screen.press(KEY_NPAGE);
+    screen.press(KEY_NPAGE);
+    std::tie(first, last) = check("PgDn PgDn");
+    EXPECT_EQ(last, 2410u);
+    screen.press(KEY_UP);
+    std::tie(first, last) = check("Up at the end");
+    EXPECT_EQ(last, 2409u);
+    screen.press(KEY_HOME);
+    std::tie(first, last) = check("Home");
+    EXPECT_EQ(first, 1u);
+  }
+}
+
+// At 80x24 the L1 map's buffer table shows every buffer of a short list.
+TEST(TopKeys, L1MapTableShowsEveryBufferThatFits) {
+  Snapshot s = snapshot(1);
+  s.buffers.push_back(buffer(0, kL1, 4, 800 << 10, 2048, 50));
+  Screen screen(s, UiState{.view = View::kL1Map}, 80, 24);
+  size_t shown = 0;
+  for (const auto& l : screen.frame()) shown += l.text().find("ttnn::op") != std::string::npos;
+  EXPECT_EQ(shown, 3u);
+  EXPECT_EQ(screen.window().total, 3u);
+
+  // Many buffers: the table fills the screen down to its rows line, which counts them all.
+  for (uint64_t i = 0; i < 40; ++i) s.buffers.push_back(buffer(0, kL1, 10 + i, 900 << 10, 64, i));
+  Screen full(s, UiState{.view = View::kL1Map}, 80, 24);
+  EXPECT_EQ(full.rows_line()[2], 43u);
+  EXPECT_EQ(full.frame()[22].text().rfind("rows ", 0), 0u) << render_text(full.frame());
+  full.press(KEY_END);
+  EXPECT_EQ(full.rows_line()[1], 43u);
 }
 
 }  // namespace

@@ -80,14 +80,18 @@ struct Cell {
 };
 using Row = std::vector<Cell>;
 
-// Appends the header and rows [first, first + max_rows) (all when max_rows is 0), and a line
-// saying how many more there are when they do not fit.
-void add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>& rows,
-               size_t width, size_t first, size_t max_rows) {
+// Appends the column header, then the rows from `first` that fit in `max_rows` lines below it,
+// the rows line included (all rows when max_rows is 0). `rows` may hold only a prefix of the table (collect sorts no more than the screen can
+// reach); `total` is the table's real length, so the "rows a-b of N" line counts every live row,
+// not the prefix. A window that would run past the end is moved up so that it stays full: the
+// line is right whatever the scroll position a key left behind. Returns what it showed.
+TableWindow add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>& rows,
+                      size_t total, size_t width, size_t first, size_t max_rows) {
+  total = std::max(total, rows.size());
   // A window onto part of the rows ends with a line saying which rows it shows.
-  const bool windowed = max_rows != 0 && (rows.size() > max_rows || first > 0);
-  const size_t n = max_rows == 0 ? rows.size() : (windowed ? max_rows - 1 : max_rows);
-  first = std::min(first, rows.size());
+  const bool windowed = max_rows != 0 && (total > max_rows || first > 0);
+  const size_t n = max_rows == 0 ? total : (windowed ? std::max<size_t>(max_rows, 2) - 1 : max_rows);
+  first = std::min(first, total > n ? total - n : 0);
   const size_t last = std::min(rows.size(), first + n);
   std::vector<size_t> w(cols.size(), 0);
   for (size_t c = 0; c < cols.size(); ++c) w[c] = display_width(cols[c].title);
@@ -118,11 +122,13 @@ void add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>
     }
     f.push_back(std::move(l));
   }
+  const size_t shown = last > first ? last - first : 0;
   if (windowed) {
-    f.push_back(Line().add(fmt::format("rows {}-{} of {}", rows.empty() ? 0 : first + 1, last,
-                                       rows.size()),
+    f.push_back(Line().add(fmt::format("rows {}-{} of {}", shown == 0 ? 0 : first + 1, last, total),
                            Style::kDim));
   }
+  // A page is what the window holds, even when fewer rows are left to fill it.
+  return {first, windowed ? n : shown, total};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,14 +679,16 @@ std::string sparkline(const std::vector<uint64_t>& values, size_t width, bool un
 
 size_t table_rows(const UiState& ui, const LayoutOptions& o) {
   if (o.height == 0) return 0;
-  // Header, its warnings (up to two), title, table header, "rows" line, footer.
-  int rows = o.height - 7;
-  if (ui.view == View::kL1Map) rows -= 16 + 4;  // grid, legend, CB region, clash margin
-  return size_t(std::max(rows, 1));
+  // An upper bound, never short: every frame has the header line, the table's column header
+  // and the footer; the view's other lines only take rows away.
+  (void)ui;
+  return size_t(std::max(o.height - 3, 1));
 }
 
-Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
+Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
+             TableWindow* window) {
   Frame f;
+  TableWindow scrolled;
   const size_t width = size_t(std::max(o.width, 1));
   if (o.height != 0 && (width < kMinWidth || o.height < kMinHeight)) {
     f.push_back(Line().add(fmt::format("terminal too small ({}x{}); need {}x{}", o.width,
@@ -727,14 +735,14 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
         if (procs.empty()) {
           f.push_back(Line().add("No tracked processes.", Style::kDim));
         } else {
-          add_table(f, process_columns(), procs, width, 0, std::max<size_t>(max, o.height ? 1 : 0));
+          add_table(f, process_columns(), procs, procs.size(), width, 0, std::max<size_t>(max, o.height ? 1 : 0));
         }
       }
       room = left();
       if (room >= 4 && !tags.empty()) {
         f.push_back(Line());
         f.push_back(Line().add(fmt::format("Tags and ops ({})", vm.tags.size()), Style::kTitle));
-        add_table(f, tag_columns(), tags, width, 0, o.height == 0 ? 0 : room - 3);
+        add_table(f, tag_columns(), tags, tags.size(), width, 0, o.height == 0 ? 0 : room - 3);
       }
       break;
     }
@@ -748,8 +756,8 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
       size_t room = left();
       if (room >= 2) {
         // vm.buffers starts at row 0 of the sorted list; the view shows from ui.scroll.
-        add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable), width,
-                  ui.scroll, o.height == 0 ? 0 : room - 1);
+        scrolled = add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable),
+                             vm.total_buffers, width, ui.scroll, o.height == 0 ? 0 : room - 1);
       }
       break;
     }
@@ -764,9 +772,11 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
         f.push_back(Line().add(fmt::format("L1 and L1_SMALL buffers by address ({})",
                                            vm.l1_map.l1_buffers_total),
                                Style::kTitle));
-        add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
-                  buffer_rows(vm.l1_map.l1_buffers, o.stable), width, ui.scroll,
-                  o.height == 0 ? 0 : room - 3);
+        // Room less the blank line, the title and the column header: the table fills the screen.
+        scrolled = add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
+                             buffer_rows(vm.l1_map.l1_buffers, o.stable),
+                             vm.l1_map.l1_buffers_total, width, ui.scroll,
+                             o.height == 0 ? 0 : room - 3);
       }
       break;
     }
@@ -778,6 +788,7 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
     add_footer(f, ui, o.unicode);
   }
   for (auto& l : f) clip(l, width);
+  if (window != nullptr) *window = scrolled;
   return f;
 }
 

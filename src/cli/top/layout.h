@@ -70,10 +70,21 @@ struct LayoutOptions {
   int refresh_ms = 500;
 };
 
-Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o);
+// The rows of a view's scrolled table (buffers, or the L1 map's buffers) that a frame showed:
+// [first, first + shown) of total. Keys scroll from it, so paging and End agree with the screen.
+struct TableWindow {
+  size_t first = 0;
+  size_t shown = 0;
+  size_t total = 0;
+};
 
-// How many rows of its scrolled table `view` shows at this height (for the collect limit and
-// for scrolling by pages).
+// `window`, when given, receives what the view's scrolled table showed (all zero for the
+// overview, which does not scroll).
+Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
+             TableWindow* window = nullptr);
+
+// At most how many rows of its scrolled table `view` shows at this height: enough rows for
+// collect to sort (ui.scroll plus this). The exact window comes from layout().
 size_t table_rows(const UiState& ui, const LayoutOptions& o);
 
 // Columns taken by a UTF-8 string (one per code point).
