@@ -95,10 +95,75 @@ TEST(TopLayout, BarFillsInProportionAndMarksThePeak) {
   EXPECT_EQ(bar(0, 0, 0, 6, true).text(), "-     ");
 }
 
-TEST(TopLayout, SparklineScalesToTheWindowAndRightAligns) {
-  EXPECT_EQ(sparkline({1, 2, 4, 8}, 6, false), "  _-+@");
-  EXPECT_EQ(sparkline({0, 8}, 2, true), " █");
-  EXPECT_EQ(display_width(sparkline(std::vector<uint64_t>(500, 3), 10, true)), 10u);
+TEST(TopLayout, SparklineScalesToCapacityAndRightAligns) {
+  // Shares of the capacity: 0.7% is the lowest glyph, 28% a third of the way, full is full.
+  EXPECT_EQ(sparkline({7, 280, 1000}, 1000, 5, true), "  ▁▃█");
+  EXPECT_EQ(sparkline({7, 280, 1000}, 1000, 3, false), ".-@");
+  // The same plateau at different shares draws different heights, not all solid.
+  EXPECT_NE(sparkline({7, 7, 7}, 1000, 3, true), sparkline({280, 280, 280}, 1000, 3, true));
+  // Nothing in use is blank, wherever it stands.
+  EXPECT_EQ(sparkline({0, 1000, 0}, 1000, 3, false), " @ ");
+  EXPECT_EQ(sparkline({0, 0}, 0, 2, true), "  ");
+  EXPECT_EQ(display_width(sparkline(std::vector<uint64_t>(500, 3), 100, 10, true)), 10u);
+}
+
+TEST(TopLayout, SparklineWithoutCapacityScalesToItsMaximumAndSaysSo) {
+  EXPECT_EQ(sparkline({1, 2, 4, 8}, 0, 6, false), "  ._=@");
+  EXPECT_EQ(history_max({3, kHistoryRestart, 9, 4}), 9u);
+
+  Snapshot s = snapshot(1);
+  s.devices[0].kinds[uint32_t(Kind::Trace)].capacity = 0;
+  s.devices[0].kinds[uint32_t(Kind::Trace)].reserved = 3 << 20;
+  History h;
+  h.push(s);
+  UiState ui;
+  std::string text = render_text(layout(collect(s, h, {}), ui, {200, 0, false, true, 500}));
+  size_t trace = text.find("  TRACE");
+  ASSERT_NE(trace, std::string::npos) << text;
+  std::string line = text.substr(trace, text.find('\n', trace) - trace);
+  EXPECT_NE(line.find("@ max 3.00 MiB"), std::string::npos) << line;
+  // Kinds with a capacity carry no label.
+  size_t l1 = text.find("  L1 ");
+  EXPECT_EQ(text.substr(l1, text.find('\n', l1) - l1).find(" max "), std::string::npos);
+}
+
+TEST(TopLayout, SparklineBreaksWhereANewProcessTookTheChip) {
+  EXPECT_EQ(sparkline({1000, kHistoryRestart, 500}, 1000, 3, false), "@|=");
+  EXPECT_EQ(sparkline({1000, kHistoryRestart, 500}, 1000, 3, true), "█┊▄");
+}
+
+TEST(TopCollect, HistoryMarksARestartWhenOtherProcessesHoldTheChip) {
+  Snapshot s = snapshot(1);
+  ProcessDeviceTotals on_chip;
+  on_chip.chip_id = 0x100;
+  s.processes[0].device_totals = {on_chip};
+  s.processes[0].start_time = 1;
+  History h;
+  h.push(s);
+  h.push(s);
+  EXPECT_EQ(h.series(0x100, 1).size(), 2u);  // the same process: no mark
+
+  s.processes[0].device_totals.clear();  // the process ended: the chip is idle, no mark yet
+  h.push(s);
+  EXPECT_EQ(h.series(0x100, 1).size(), 3u);
+
+  s.processes[0].pid = 43;  // a new process on the same chip
+  s.processes[0].start_time = 2;
+  s.processes[0].device_totals = {on_chip};
+  h.push(s);
+  auto v = h.series(0x100, 1);
+  ASSERT_EQ(v.size(), 5u);
+  EXPECT_EQ(v[3], kHistoryRestart);
+  EXPECT_NE(v[4], kHistoryRestart);
+  h.push(s);
+  EXPECT_EQ(h.series(0x100, 1).size(), 6u);  // still the new process: one mark only
+
+  // A second process joining the first is the same run: no mark.
+  ProcessView joiner = s.processes[0];
+  joiner.pid = 44;
+  s.processes.push_back(joiner);
+  h.push(s);
+  EXPECT_EQ(h.series(0x100, 1).size(), 7u);
 }
 
 TEST(TopCollect, HistoryKeepsTheNewestSamplesOldestFirst) {

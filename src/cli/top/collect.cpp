@@ -154,13 +154,33 @@ std::vector<std::pair<uint64_t, uint64_t>> merged(std::vector<std::pair<uint64_t
 }  // namespace
 
 void History::push(const Snapshot& s) {
+  // Who holds each chip now: live, counted processes registered on it.
+  std::map<uint64_t, std::vector<ProcessKey>> holders;
+  for (const ProcessView& p : s.processes) {
+    if (!p.counted || p.exited) continue;
+    for (const auto& t : p.device_totals) holders[t.chip_id].emplace_back(p.pid, p.start_time);
+    for (uint64_t chip : p.chips) holders[chip].emplace_back(p.pid, p.start_time);
+  }
+  auto append = [](Ring& r, uint64_t v) {
+    r.values[r.next] = v;
+    r.next = (r.next + 1) % kCapacity;
+    r.size = std::min(r.size + 1, kCapacity);
+  };
   for (const DeviceView& d : s.devices) {
     auto& rings = rings_[d.chip_id];
+    bool restarted = false;
+    if (auto now = holders.find(d.chip_id); now != holders.end()) {
+      std::vector<ProcessKey>& last = holders_[d.chip_id];
+      restarted = !last.empty() && std::none_of(now->second.begin(), now->second.end(),
+                                                [&](const ProcessKey& k) {
+                                                  return std::find(last.begin(), last.end(), k) !=
+                                                         last.end();
+                                                });
+      last = now->second;
+    }
     for (size_t i = 0; i < kBarKinds.size(); ++i) {
-      Ring& r = rings[i];
-      r.values[r.next] = d.kinds[kBarKinds[i]].reserved;
-      r.next = (r.next + 1) % kCapacity;
-      r.size = std::min(r.size + 1, kCapacity);
+      if (restarted) append(rings[i], kHistoryRestart);
+      append(rings[i], d.kinds[kBarKinds[i]].reserved);
     }
   }
   ++samples_;

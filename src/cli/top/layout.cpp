@@ -226,7 +226,15 @@ Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
     l.add("  " + fit(bytes_or_dash(k.largest_free_block, k.capacity != 0), kBytesWidth, true) +
           fit(banked ? fmt::format("{:.0f}%", k.fragmentation * 100) : "-", 5, true));
   }
-  if (w.spark) l.add("  " + sparkline(k.history, w.spark, unicode), Style::kTitle);
+  if (w.spark) {
+    // Without a capacity the sparkline is scaled to its own maximum: the label gives the range.
+    std::string range =
+        k.capacity == 0 ? " max " + format_bytes(history_max(k.history)) : std::string();
+    if (display_width(range) * 2 > w.spark) range.clear();
+    l.add("  " + sparkline(k.history, k.capacity, w.spark - display_width(range), unicode),
+          Style::kTitle);
+    if (!range.empty()) l.add(range, Style::kDim);
+  }
   return l;
 }
 
@@ -653,21 +661,36 @@ Line bar(uint64_t used, uint64_t peak, uint64_t capacity, size_t width, bool uni
   return l;
 }
 
-std::string sparkline(const std::vector<uint64_t>& values, size_t width, bool unicode) {
+uint64_t history_max(const std::vector<uint64_t>& values) {
+  uint64_t max = 0;
+  for (uint64_t v : values) {
+    if (v != kHistoryRestart) max = std::max(max, v);
+  }
+  return max;
+}
+
+std::string sparkline(const std::vector<uint64_t>& values, uint64_t capacity, size_t width,
+                      bool unicode) {
   static constexpr const char* kLevels[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
   static constexpr char kAscii[] = "._-=+*#@";
-  size_t n = std::min(values.size(), width);
-  uint64_t max = 0;
-  for (size_t i = values.size() - n; i < values.size(); ++i) max = std::max(max, values[i]);
+  const size_t n = std::min(values.size(), width);
+  const std::vector<uint64_t> window(values.end() - ptrdiff_t(n), values.end());
+  // Scaled to the kind's capacity, as the bar is, so a glyph's height means the same share on
+  // every row; only a kind whose capacity is unknown scales to its own maximum (and says so).
+  const uint64_t scale = capacity != 0 ? capacity : history_max(window);
   std::string out(width - n, ' ');
-  for (size_t i = values.size() - n; i < values.size(); ++i) {
-    uint64_t v = values[i];
-    if (v == 0 || max == 0) {
+  for (uint64_t v : window) {
+    if (v == kHistoryRestart) {
+      out += unicode ? "┊" : "|";
+      continue;
+    }
+    // Nothing in use is blank; anything in use is at least the lowest glyph.
+    if (v == 0 || scale == 0) {
       out += ' ';
       continue;
     }
-    // Scaled to the window's maximum: a few KiB of L1 moving on a 1 GiB device still shows.
-    size_t level = std::min<size_t>(7, size_t(double(v) / double(max) * 7.0 + 0.5));
+    double eighths = std::ceil(std::min(1.0, double(v) / double(scale)) * 8.0);
+    size_t level = size_t(std::clamp(eighths, 1.0, 8.0)) - 1;
     if (unicode) {
       out += kLevels[level];
     } else {

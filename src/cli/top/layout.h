@@ -95,7 +95,13 @@ std::string fit(const std::string& s, size_t width, bool right_aligned = false);
 
 // Pieces of the layout, exposed for tests.
 Line bar(uint64_t used, uint64_t peak, uint64_t capacity, size_t width, bool unicode);
-std::string sparkline(const std::vector<uint64_t>& values, size_t width, bool unicode);
+// The newest `width` values of a history, right-aligned: one glyph per sample, its height the
+// share of `capacity` (of the window's maximum when capacity is 0), blank for nothing in use,
+// and a break glyph where kHistoryRestart marks a new process on the chip.
+std::string sparkline(const std::vector<uint64_t>& values, uint64_t capacity, size_t width,
+                      bool unicode);
+// The largest value of a history, restart marks left out.
+uint64_t history_max(const std::vector<uint64_t>& values);
 Style usage_style(uint64_t used, uint64_t capacity);
 
 }  // namespace ttmem::top
