@@ -3,12 +3,18 @@
 
 #include <curses.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "cli/top/collect.h"
 #include "cli/top/keys.h"
 #include "cli/top/layout.h"
 #include "cli/top/text_render.h"
+
+#include <fmt/format.h>
 
 namespace ttmem::top {
 namespace {
@@ -288,8 +294,8 @@ TEST(TopLayout, StableTextMasksVolatileFields) {
 // then press a key against the window that frame showed.
 class Screen {
  public:
-  Screen(Snapshot s, UiState ui, int width, int height)
-      : s_(std::move(s)), ui_(ui), o_{width, height, false, true, 500} {
+  Screen(Snapshot s, UiState ui, int width, int height, bool unicode = false)
+      : s_(std::move(s)), ui_(ui), o_{width, height, unicode, true, 500} {
     h_.push(s_);
     draw();
   }
@@ -398,6 +404,137 @@ TEST(TopKeys, L1MapTableShowsEveryBufferThatFits) {
   EXPECT_EQ(full.frame()[22].text().rfind("rows ", 0), 0u) << render_text(full.frame());
   full.press(KEY_END);
   EXPECT_EQ(full.rows_line()[1], 43u);
+}
+
+// The screens of a busy 8-chip machine at the terminal sizes people use, against golden files
+// (regenerate after an intended change: TTMEM_UPDATE_GOLDEN=1 ctest --test-dir build -R TopSizes).
+Snapshot busy_machine() {
+  Snapshot s = snapshot(8);
+  for (auto& d : s.devices) {
+    d.board = "t3k";
+    d.kinds[uint32_t(Kind::Dram)].reserved = 1181116006;
+    d.kinds[uint32_t(Kind::Dram)].capacity = 12830000000;
+    d.kinds[uint32_t(Kind::Dram)].peak = 1224065679;
+    d.kinds[uint32_t(Kind::Trace)].reserved = 14040000;
+    d.kinds[uint32_t(Kind::Trace)].capacity = 50040000;
+    d.kinds[uint32_t(Kind::Cb)].reserved = 15330000;
+    d.kinds[uint32_t(Kind::Cb)].capacity = 89390000;
+    d.kinds[uint32_t(Kind::Cb)].count = 28;
+    d.kinds[uint32_t(Kind::Dram)].count = 300;
+  }
+  const char* tags[] = {"ttnn::operations::matmul::Matmul", "kv_cache", "ttnn::embedding",
+                        "ttnn::operations::data_movement::concat"};
+  for (uint64_t i = 0; i < 60; ++i) {
+    BufferView b = buffer(uint32_t(i % 8), uint32_t(Kind::Dram), 100 + i, 0x40000000 + i * 0x100000,
+                          (i + 1) * 81920, i);
+    b.tag = tags[i % 4];
+    s.buffers.push_back(b);
+  }
+  s.processes[0].buffers = s.buffers.size();
+  return s;
+}
+
+void check_golden(const std::string& name, const std::string& actual) {
+  const std::string path = std::string(TTMEM_GOLDEN_DIR) + "/" + name;
+  const char* update = std::getenv("TTMEM_UPDATE_GOLDEN");
+  if (update != nullptr && std::string(update) == "1") {
+    std::ofstream(path) << actual;
+    return;
+  }
+  std::ifstream in(path);
+  std::stringstream expected;
+  expected << in.rdbuf();
+  ASSERT_FALSE(expected.str().empty()) << path << " is missing; run with TTMEM_UPDATE_GOLDEN=1";
+  EXPECT_EQ(actual, expected.str())
+      << "differs from " << path << "; if intended, rerun with TTMEM_UPDATE_GOLDEN=1";
+}
+
+// A cut line ends with an ellipsis and never in the middle of a number or between a number and
+// its unit ("2410 bu", "clash margin 1.28").
+TEST(TopSizes, CutTextEndsWithAnEllipsisAndKeepsNumbersWithTheirUnits) {
+  Snapshot s = busy_machine();
+  // A number cut off at the edge, or followed by the start of its unit.
+  const std::regex split(R"((^|\s)-?[0-9][0-9.,]* (b|bu|buf|buff|buffe|K|Ki|M|Mi|G|Gi|T|Ti)[~…]$)");
+  size_t cut_lines = 0;
+  for (int v = 0; v < kNumViews; ++v) {
+    for (int w = 40; w <= 140; w += 3) {
+      for (Density d : {Density::kDetailed, Density::kCompact}) {
+        for (bool unicode : {false, true}) {
+          Screen screen(s, UiState{.view = View(v), .density = d}, w, 30, unicode);
+          for (const auto& l : screen.frame()) {
+            const std::string t = l.text();
+            EXPECT_LE(l.width(), size_t(w)) << t;
+            EXPECT_FALSE(std::regex_search(t, split)) << w << ": " << t;
+            // Titles hold counts and sizes with units ("8 devices", "1.00 MiB"): none ends
+            // in a bare number.
+            if (t.rfind("ttmem top", 0) == 0 || t.rfind("Device ", 0) == 0 ||
+                t.rfind("L1 map", 0) == 0) {
+              EXPECT_FALSE(std::regex_search(t, std::regex(R"((^|\s)[0-9][0-9.,]*[~…]$)"))) << w << ": " << t;
+            }
+            const char* mark = unicode ? "…" : "~";
+            cut_lines += t.size() >= std::strlen(mark) &&
+                         t.compare(t.size() - std::strlen(mark), std::string::npos, mark) == 0;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(cut_lines, 0u);  // the sizes above do cut lines
+}
+
+// Detailed mode on a short screen says how many devices it could not show and how to see them.
+TEST(TopSizes, DetailedModeCountsTheDevicesItCannotShow) {
+  Screen screen(busy_machine(), UiState{.density = Density::kDetailed}, 80, 24);
+  const std::string text = render_text(screen.frame());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(\+(\d+) more devices \(c: compact\))")))
+      << text;
+  size_t titles = 0;
+  for (size_t at = text.find("Device "); at != std::string::npos; at = text.find("Device ", at + 1)) {
+    ++titles;
+  }
+  EXPECT_EQ(titles + std::stoul(m[1]), 8u) << text;
+  EXPECT_GT(titles, 0u);
+}
+
+// At 80 columns the buffers view gives up BANKS and ADDRESS, not the tag; a wide screen has all.
+TEST(TopSizes, NarrowBuffersViewDropsLowValueColumnsBeforeTheTag) {
+  auto header_and_text = [](int w, BufferSort sort) {
+    Screen screen(busy_machine(), UiState{.view = View::kBuffers, .sort = sort}, w, 24);
+    return std::pair{screen.frame()[3].text(), render_text(screen.frame())};
+  };
+  auto [narrow, text] = header_and_text(80, BufferSort::kReserved);
+  EXPECT_EQ(narrow.find("BANKS"), std::string::npos) << narrow;
+  EXPECT_EQ(narrow.find("ADDRESS"), std::string::npos) << narrow;
+  EXPECT_NE(narrow.find("RESERVED"), std::string::npos) << narrow;
+  EXPECT_NE(text.find("ttnn::operations::matmul::Matmul"), std::string::npos) << text;
+  // The column the rows are sorted by stays.
+  EXPECT_NE(header_and_text(80, BufferSort::kAddress).first.find("ADDRESS"), std::string::npos);
+  auto [wide, unused] = header_and_text(200, BufferSort::kReserved);
+  EXPECT_NE(wide.find("BANKS"), std::string::npos) << wide;
+  EXPECT_NE(wide.find("ADDRESS"), std::string::npos) << wide;
+}
+
+// The compact overview gives the bars the room: no run of blanks before MARGIN.
+TEST(TopSizes, CompactBarsTakeTheFreeColumns) {
+  Screen screen(busy_machine(), UiState{.density = Density::kCompact}, 80, 24);
+  const std::string row = screen.frame()[3].text();
+  ASSERT_EQ(row.rfind("0 ", 0), 0u) << row;
+  EXPECT_EQ(row.find("     384.00 KiB"), std::string::npos) << row;
+  EXPECT_NE(row.find("#.."), std::string::npos) << row;  // TRACE at 28%: bars wider than a cell
+}
+
+TEST(TopSizes, GoldenScreensAtEachTerminalSize) {
+  Snapshot s = busy_machine();
+  static constexpr const char* kViewFiles[kNumViews] = {"overview", "buffers", "l1map"};
+  for (auto [w, h] : {std::pair{80, 24}, std::pair{100, 30}, std::pair{200, 60}, std::pair{45, 10}}) {
+    for (int v = 0; v < kNumViews; ++v) {
+      Screen screen(s, UiState{.view = View(v)}, w, h);
+      const std::string text = render_text(screen.frame());
+      for (const auto& l : screen.frame()) EXPECT_LE(l.width(), size_t(w)) << l.text();
+      check_golden(fmt::format("top_{}_{}x{}.txt", kViewFiles[v], w, h), text);
+    }
+  }
 }
 
 }  // namespace

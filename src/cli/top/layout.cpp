@@ -4,7 +4,9 @@
 #include "collector/collector.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <string_view>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -73,6 +75,9 @@ std::string pid_text(pid_t pid, bool stable) { return stable ? "*" : std::to_str
 struct Column {
   std::string title;
   bool right = true;
+  // When the table is too wide, columns go in this order, highest first; 0 never goes. The last
+  // column (a tag or command) is the one people read, so the others give way to it.
+  int drop_order = 0;
 };
 struct Cell {
   std::string text;
@@ -100,12 +105,33 @@ TableWindow add_table(Frame& f, const std::vector<Column>& cols, const std::vect
       w[c] = std::max(w[c], display_width(rows[r][c].text));
     }
   }
-  size_t used = 0;
-  for (size_t c = 0; c + 1 < cols.size(); ++c) used += w[c] + 2;
+  // Drop columns, in their drop order, while the last one would get less than it wants.
+  std::vector<bool> hidden(cols.size(), false);
+  auto used_by_others = [&] {
+    size_t used = 0;
+    for (size_t c = 0; c + 1 < cols.size(); ++c) used += hidden[c] ? 0 : w[c] + 2;
+    return used;
+  };
+  if (!cols.empty()) {
+    const size_t wanted_last = std::min<size_t>(w.back(), 24);
+    while (used_by_others() + wanted_last > width) {
+      size_t victim = cols.size();
+      for (size_t c = 0; c + 1 < cols.size(); ++c) {
+        if (!hidden[c] && cols[c].drop_order > 0 &&
+            (victim == cols.size() || cols[c].drop_order > cols[victim].drop_order)) {
+          victim = c;
+        }
+      }
+      if (victim == cols.size()) break;
+      hidden[victim] = true;
+    }
+  }
+  const size_t used = used_by_others();
   if (!cols.empty()) w.back() = std::max<size_t>(std::min(w.back(), width - std::min(width, used)), 1);
 
   Line h;
   for (size_t c = 0; c < cols.size(); ++c) {
+    if (hidden[c]) continue;
     h.add(fit(cols[c].title, w[c], cols[c].right) + (c + 1 < cols.size() ? "  " : ""),
           Style::kHeader);
   }
@@ -113,6 +139,7 @@ TableWindow add_table(Frame& f, const std::vector<Column>& cols, const std::vect
   for (size_t r = first; r < last; ++r) {
     Line l;
     for (size_t c = 0; c < cols.size(); ++c) {
+      if (hidden[c]) continue;
       const Cell cell = c < rows[r].size() ? rows[r][c] : Cell{};
       bool last_col = c + 1 == cols.size();
       l.add(last_col && !cols[c].right ? fit(cell.text, std::min(w[c], display_width(cell.text)))
@@ -238,10 +265,30 @@ Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
   return l;
 }
 
-void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode) {
+size_t device_lines(const DeviceRow& d) {
+  size_t n = 1;
+  for (const auto& k : d.kinds) n += kind_shown(k) ? 1 : 0;
+  return n;
+}
+
+// Whole devices while they fit in `max_lines`; the rest are counted on one line that names the
+// key for the compact layout, so no device disappears without a word.
+void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode,
+                          size_t max_lines) {
   DetailWidths w = detail_widths(width);
   add_detail_header(f, w);
-  for (const auto& d : vm.devices) {
+  size_t used = 1;
+  for (size_t i = 0; i < vm.devices.size(); ++i) {
+    const DeviceRow& d = vm.devices[i];
+    const bool last = i + 1 == vm.devices.size();
+    if (used + device_lines(d) + (last ? 0 : 1) > max_lines) {
+      size_t more = vm.devices.size() - i;
+      f.push_back(Line().add(fmt::format("+{} more device{} (c: compact)", more,
+                                         more == 1 ? "" : "s"),
+                             Style::kWarn));
+      return;
+    }
+    used += device_lines(d);
     f.push_back(device_title(d, width));
     for (const auto& k : d.kinds) {
       if (kind_shown(k)) f.push_back(kind_line(k, w, unicode));
@@ -250,25 +297,38 @@ void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unic
 }
 
 void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unicode) {
-  const size_t dev_w = 5, margin_w = 17, bufs_w = 7;
-  size_t rest = width > dev_w + margin_w + bufs_w ? width - dev_w - margin_w - bufs_w : 0;
-  size_t cell = std::max<size_t>(rest / kBarKinds.size(), 7);
-  size_t bar_w = cell > 9 ? cell - 9 : 0;  // " " + "100.0%" + "  "
+  // The margin and buffer columns are as wide as their widest value (plus a gap); the bars get
+  // everything else.
+  constexpr size_t kDevWidth = 5;
+  constexpr size_t kPctWidth = 6;  // "100.0%"
+  size_t margin_w = 6, bufs_w = 4;  // "MARGIN", "BUFS"
+  for (const auto& d : vm.devices) {
+    margin_w = std::max(margin_w, display_width(margin_text(d.clash_margin)));
+    bufs_w = std::max(bufs_w, std::to_string(d.buffers).size());
+  }
+  margin_w += 2;
+  bufs_w += 2;
+  const size_t fixed = kDevWidth + margin_w + bufs_w;
+  // A cell is [bar " "] pct and a one-column gap; without room for a bar, the pct alone.
+  const size_t cell = std::max((width > fixed ? width - fixed : 0) / kBarKinds.size(), kPctWidth + 1);
+  const size_t bar_w = cell >= kPctWidth + 2 + 3 ? cell - kPctWidth - 2 : 0;
   Line h;
-  h.add(fit("DEV", dev_w), Style::kHeader);
-  for (uint32_t k : kBarKinds) h.add(fit(std::string(kind_name(k)), cell), Style::kHeader);
+  h.add(fit("DEV", kDevWidth), Style::kHeader);
+  for (uint32_t k : kBarKinds) h.add(fit(std::string(kind_name(k)), cell - 1) + " ", Style::kHeader);
   h.add(fit("MARGIN", margin_w, true) + fit("BUFS", bufs_w, true), Style::kHeader);
   f.push_back(std::move(h));
   for (const auto& d : vm.devices) {
     Line l;
-    l.add(fit(join_ids(d.logical_ids), dev_w), Style::kTitle);
+    l.add(fit(join_ids(d.logical_ids), kDevWidth), Style::kTitle);
     for (const auto& k : d.kinds) {
+      size_t taken = kPctWidth;
       if (bar_w > 0) {
         for (auto& s : bar(k.used, k.peak, k.capacity, bar_w, unicode).spans) l.spans.push_back(s);
         l.add(" ");
+        taken += bar_w + 1;
       }
-      l.add(fit(pct_text(k.used, k.capacity), 6, true), usage_style(k.used, k.capacity));
-      l.add(std::string(cell - bar_w - (bar_w > 0 ? 7 : 6), ' '));
+      l.add(fit(pct_text(k.used, k.capacity), kPctWidth, true), usage_style(k.used, k.capacity));
+      l.add(std::string(cell - taken, ' '));
     }
     l.add(fit(margin_text(d.clash_margin), margin_w, true), margin_style(d.clash_margin));
     l.add(fit(std::to_string(d.buffers), bufs_w, true));
@@ -367,14 +427,18 @@ std::vector<Row> buffer_rows(const std::vector<BufferRow>& buffers, bool stable)
 }
 
 std::vector<Column> buffer_columns(const UiState& ui, bool unicode) {
-  std::vector<Column> cols = {{"PID", true},     {"DEV", true},      {"KIND", false},
-                              {"ID", true},      {"ADDRESS", true},  {"SIZE", true},
-                              {"RESERVED", true}, {"BANKS", true},   {"AGE", true},
+  // On a narrow screen BANKS goes first, then ADDRESS, AGE, ID and SIZE: the tag, the bytes
+  // reserved and whose buffer it is are what the view is for.
+  std::vector<Column> cols = {{"PID", true},          {"DEV", true},         {"KIND", false},
+                              {"ID", true, 2},        {"ADDRESS", true, 4},  {"SIZE", true, 1},
+                              {"RESERVED", true},     {"BANKS", true, 5},    {"AGE", true, 3},
                               {"TAG", false}};
   SortColumn sc = sort_column(ui.sort);
   bool down = sc.descending != ui.reverse;
   for (auto& c : cols) {
-    if (c.title == sc.title) c.title += down ? (unicode ? "▼" : "v") : (unicode ? "▲" : "^");
+    if (c.title != sc.title) continue;
+    c.title += down ? (unicode ? "▼" : "v") : (unicode ? "▲" : "^");
+    c.drop_order = 0;  // the column the rows are sorted by stays
   }
   return cols;
 }
@@ -571,12 +635,65 @@ void add_footer(Frame& f, const UiState& ui, bool unicode) {
   f.push_back(std::move(l));
 }
 
-void clip(Line& l, size_t width) {
+// A word that is a number ("1.28", "2410", "0x1f", "-3"): what follows it is its unit.
+bool numeric_word(const std::string& w) {
+  bool digit = false;
+  for (char c : w) {
+    if (std::isdigit(uint8_t(c))) {
+      digit = true;
+    } else if (!std::isxdigit(uint8_t(c)) && std::string_view(".,x+-%").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return digit;
+}
+
+// How many columns of `text` to keep when it must end with an ellipsis within `width`: at a
+// word boundary near the edge, never between a number and its unit; else a hard cut.
+size_t clip_columns(const std::string& text, size_t width) {
+  const size_t keep = width > 0 ? width - 1 : 0;
+  std::vector<std::string> chars;  // one code point each
+  for (size_t i = 0; i < text.size();) {
+    size_t n = utf8_prefix_bytes(text.substr(i), 1);
+    chars.push_back(text.substr(i, n));
+    i += n;
+  }
+  auto word_before = [&](size_t col) {  // the word ending at column col (exclusive)
+    size_t b = col;
+    while (b > 0 && chars[b - 1] != " ") --b;
+    std::string w;
+    for (size_t i = b; i < col; ++i) w += chars[i];
+    return std::pair{b, w};
+  };
+  size_t cut = keep;
+  // The first word the cut loses (part or all of it).
+  size_t lost = keep;
+  while (lost < chars.size() && chars[lost] == " ") ++lost;
+  size_t lost_end = lost;
+  while (lost_end < chars.size() && chars[lost_end] != " ") ++lost_end;
+  const std::string lost_word = word_before(lost_end).second;
+  // The cut falls inside a word: drop all of it.
+  if (chars[keep] != " ") cut = word_before(keep).first;
+  while (cut > 0 && chars[cut - 1] == " ") --cut;
+  // The word lost is the unit of the number before it ("2410 buffers", "1.28 MiB"): drop the
+  // number too.
+  auto [number_start, before] = word_before(cut);
+  if (lost < chars.size() && !numeric_word(lost_word) && numeric_word(before)) cut = number_start;
+  while (cut > 0 && chars[cut - 1] == " ") --cut;  // no spaces before the ellipsis
+  // Too much lost (a long word, a grid row): cut hard at the edge.
+  return keep - cut > 16 || cut == 0 ? keep : cut;
+}
+
+// Cuts a line to `width` columns, marking the cut with an ellipsis ("~" in ASCII).
+void clip(Line& l, size_t width, bool unicode) {
+  if (l.width() <= width) return;
+  size_t keep = clip_columns(l.text(), width);
   size_t cols = 0;
   for (size_t i = 0; i < l.spans.size(); ++i) {
     size_t w = display_width(l.spans[i].text);
-    if (cols + w > width) {
-      l.spans[i].text.resize(utf8_prefix_bytes(l.spans[i].text, width - cols));
+    if (cols + w >= keep) {
+      l.spans[i].text.resize(utf8_prefix_bytes(l.spans[i].text, keep - cols));
+      l.spans[i].text += unicode ? "…" : "~";
       l.spans.resize(i + 1);
       return;
     }
@@ -718,7 +835,7 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
                                        o.height, kMinWidth, kMinHeight),
                            Style::kWarn));
     f.push_back(Line().add("q", Style::kKey).add(" quit"));
-    for (auto& l : f) clip(l, width);
+    for (auto& l : f) clip(l, width, o.unicode);
     return f;
   }
   add_header(f, vm, ui, o);
@@ -737,7 +854,7 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
                         (ui.density == Density::kAuto &&
                          (o.height == 0 || detailed_rows(vm) + 8 <= left()));
         if (detailed) {
-          add_devices_detailed(f, vm, width, o.unicode);
+          add_devices_detailed(f, vm, width, o.unicode, left());
         } else {
           add_devices_compact(f, vm, width, o.unicode);
         }
@@ -810,7 +927,7 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
     if (f.size() >= size_t(o.height)) f.resize(size_t(o.height) - 1);
     add_footer(f, ui, o.unicode);
   }
-  for (auto& l : f) clip(l, width);
+  for (auto& l : f) clip(l, width, o.unicode);
   if (window != nullptr) *window = scrolled;
   return f;
 }
