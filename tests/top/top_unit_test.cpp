@@ -299,9 +299,10 @@ class Screen {
     h_.push(s_);
     draw();
   }
-  void press(int key) {
-    handle_key(key, ui_, vm_, window_);
+  bool press(int key) {
+    bool go_on = handle_key(key, ui_, vm_, window_);
     draw();
+    return go_on;
   }
   const Frame& frame() const { return frame_; }
   const TableWindow& window() const { return window_; }
@@ -522,6 +523,29 @@ TEST(TopSizes, CompactBarsTakeTheFreeColumns) {
   ASSERT_EQ(row.rfind("0 ", 0), 0u) << row;
   EXPECT_EQ(row.find("     384.00 KiB"), std::string::npos) << row;
   EXPECT_NE(row.find("#.."), std::string::npos) << row;  // TRACE at 28%: bars wider than a cell
+}
+
+// `?` shows every key on its own screen; `?` again (or Esc) closes it without quitting, and a
+// key pressed in the help acts as well as closing it.
+TEST(TopKeys, QuestionMarkShowsTheKeysAndClosesAgain) {
+  Screen screen(busy_machine(), UiState{}, 80, 24);
+  EXPECT_NE(screen.frame().back().text().find("? help"), std::string::npos);
+  screen.press('?');
+  std::string text = render_text(screen.frame());
+  EXPECT_NE(text.find("Keys"), std::string::npos) << text;
+  EXPECT_NE(text.find("reverse the sort"), std::string::npos) << text;
+  EXPECT_EQ(text.find("Processes"), std::string::npos) << text;
+  screen.press('?');
+  text = render_text(screen.frame());
+  EXPECT_EQ(text.find("reverse the sort"), std::string::npos) << text;
+  EXPECT_NE(text.find("Processes"), std::string::npos) << text;
+  EXPECT_TRUE(screen.press('?'));
+  EXPECT_TRUE(screen.press(27));  // Esc closes the help, and does not quit
+  EXPECT_EQ(render_text(screen.frame()).find("reverse the sort"), std::string::npos);
+  screen.press('?');
+  screen.press('2');
+  text = render_text(screen.frame());
+  EXPECT_NE(text.find("Buffers (63 live)"), std::string::npos) << text;
 }
 
 TEST(TopSizes, GoldenScreensAtEachTerminalSize) {

@@ -86,8 +86,8 @@ struct Cell {
 using Row = std::vector<Cell>;
 
 // Appends the column header, then the rows from `first` that fit in `max_rows` lines below it,
-// the rows line included (all rows when max_rows is 0). `rows` may hold only a prefix of the table (collect sorts no more than the screen can
-// reach); `total` is the table's real length, so the "rows a-b of N" line counts every live row,
+// the rows line included (all rows when max_rows is 0). `rows` may hold only a prefix of the
+// table (collect sorts no more than the screen can reach); `total` is the table's real length, so the "rows a-b of N" line counts every live row,
 // not the prefix. A window that would run past the end is moved up so that it stays full: the
 // line is right whatever the scroll position a key left behind. Returns what it showed.
 TableWindow add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>& rows,
@@ -95,7 +95,8 @@ TableWindow add_table(Frame& f, const std::vector<Column>& cols, const std::vect
   total = std::max(total, rows.size());
   // A window onto part of the rows ends with a line saying which rows it shows.
   const bool windowed = max_rows != 0 && (total > max_rows || first > 0);
-  const size_t n = max_rows == 0 ? total : (windowed ? std::max<size_t>(max_rows, 2) - 1 : max_rows);
+  const size_t n =
+      max_rows == 0 ? total : (windowed ? std::max<size_t>(max_rows, 2) - 1 : max_rows);
   first = std::min(first, total > n ? total - n : 0);
   const size_t last = std::min(rows.size(), first + n);
   std::vector<size_t> w(cols.size(), 0);
@@ -310,11 +311,14 @@ void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unico
   bufs_w += 2;
   const size_t fixed = kDevWidth + margin_w + bufs_w;
   // A cell is [bar " "] pct and a one-column gap; without room for a bar, the pct alone.
-  const size_t cell = std::max((width > fixed ? width - fixed : 0) / kBarKinds.size(), kPctWidth + 1);
+  const size_t cell =
+      std::max((width > fixed ? width - fixed : 0) / kBarKinds.size(), kPctWidth + 1);
   const size_t bar_w = cell >= kPctWidth + 2 + 3 ? cell - kPctWidth - 2 : 0;
   Line h;
   h.add(fit("DEV", kDevWidth), Style::kHeader);
-  for (uint32_t k : kBarKinds) h.add(fit(std::string(kind_name(k)), cell - 1) + " ", Style::kHeader);
+  for (uint32_t k : kBarKinds) {
+    h.add(fit(std::string(kind_name(k)), cell - 1) + " ", Style::kHeader);
+  }
   h.add(fit("MARGIN", margin_w, true) + fit("BUFS", bufs_w, true), Style::kHeader);
   f.push_back(std::move(h));
   for (const auto& d : vm.devices) {
@@ -623,6 +627,7 @@ void add_footer(Frame& f, const UiState& ui, bool unicode) {
     l.add(k, Style::kKey).add(std::string(" ") + what + "  ");
   };
   key("q", "quit");
+  key("?", "help");  // early: on a narrow screen the rest of the keys are cut
   key("Tab/1-3", "view");
   if (ui.view == View::kOverview) key("c", "compact/detail");
   if (ui.view != View::kOverview) key(unicode ? "↑↓ PgUp/PgDn" : "Up/Dn PgUp/PgDn", "scroll");
@@ -641,7 +646,8 @@ bool numeric_word(const std::string& w) {
   for (char c : w) {
     if (std::isdigit(uint8_t(c))) {
       digit = true;
-    } else if (!std::isxdigit(uint8_t(c)) && std::string_view(".,x+-%").find(c) == std::string_view::npos) {
+    } else if (!std::isxdigit(uint8_t(c)) &&
+               std::string_view(".,x+-%").find(c) == std::string_view::npos) {
       return false;
     }
   }
@@ -685,6 +691,28 @@ size_t clip_columns(const std::string& text, size_t width) {
 }
 
 // Cuts a line to `width` columns, marking the cut with an ellipsis ("~" in ASCII).
+// The key list, for `?`: every key the live screen takes, with what it does.
+void add_help(Frame& f, bool unicode) {
+  f.push_back(Line());
+  f.push_back(Line().add("Keys", Style::kTitle));
+  const std::pair<const char*, const char*> keys[] = {
+      {"? F1", "this help (any key closes it)"},
+      {"q Esc", "quit"},
+      {"Tab Shift-Tab 1-3", "next/previous view, or overview, buffers, L1 map"},
+      {"c", "overview: automatic, detailed or compact devices"},
+      {unicode ? "↑↓ j k" : "Up Down j k", "scroll a row"},
+      {"PgUp PgDn", "scroll a page"},
+      {"Home End g G", "first / last rows"},
+      {"s S", "buffers: next / previous sort"},
+      {"r", "buffers: reverse the sort"},
+      {unicode ? "←→ h l [ ]" : "Left Right h l [ ]", "L1 map: previous / next device"},
+      {"space p", "pause / resume refreshing"},
+  };
+  for (const auto& [key, what] : keys) {
+    f.push_back(Line().add("  " + fit(key, 20), Style::kKey).add(what));
+  }
+}
+
 void clip(Line& l, size_t width, bool unicode) {
   if (l.width() <= width) return;
   size_t keep = clip_columns(l.text(), width);
@@ -846,79 +874,83 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
     return size_t(o.height) > used ? size_t(o.height) - used : 0;
   };
 
-  switch (ui.view) {
-    case View::kOverview: {
-      if (!vm.devices.empty()) {
-        f.push_back(Line());
-        bool detailed = ui.density == Density::kDetailed ||
-                        (ui.density == Density::kAuto &&
-                         (o.height == 0 || detailed_rows(vm) + 8 <= left()));
-        if (detailed) {
-          add_devices_detailed(f, vm, width, o.unicode, left());
-        } else {
-          add_devices_compact(f, vm, width, o.unicode);
+  if (ui.help) {
+    add_help(f, o.unicode);
+  } else {
+    switch (ui.view) {
+      case View::kOverview: {
+        if (!vm.devices.empty()) {
+          f.push_back(Line());
+          bool detailed = ui.density == Density::kDetailed ||
+                          (ui.density == Density::kAuto &&
+                           (o.height == 0 || detailed_rows(vm) + 8 <= left()));
+          if (detailed) {
+            add_devices_detailed(f, vm, width, o.unicode, left());
+          } else {
+            add_devices_compact(f, vm, width, o.unicode);
+          }
         }
-      }
-      // Processes get the first half of what is left (at least their rows when they fit),
-      // tags the rest.
-      auto procs = process_rows(vm, o.stable);
-      auto tags = tag_rows(vm);
-      size_t room = left();
-      if (room >= 3) {
-        f.push_back(Line());
-        f.push_back(Line().add(fmt::format("Processes ({})", vm.processes.size()), Style::kTitle));
-        size_t max = 0;
-        if (o.height != 0) {
-          max = tags.empty() ? room - 3
-                             : std::max<size_t>(1, std::min(procs.size(), (room - 3) / 2));
+        // Processes get the first half of what is left (at least their rows when they fit),
+        // tags the rest.
+        auto procs = process_rows(vm, o.stable);
+        auto tags = tag_rows(vm);
+        size_t room = left();
+        if (room >= 3) {
+          f.push_back(Line());
+          f.push_back(Line().add(fmt::format("Processes ({})", vm.processes.size()), Style::kTitle));
+          size_t max = 0;
+          if (o.height != 0) {
+            max = tags.empty() ? room - 3
+                               : std::max<size_t>(1, std::min(procs.size(), (room - 3) / 2));
+          }
+          if (procs.empty()) {
+            f.push_back(Line().add("No tracked processes.", Style::kDim));
+          } else {
+            add_table(f, process_columns(), procs, procs.size(), width, 0, std::max<size_t>(max, o.height ? 1 : 0));
+          }
         }
-        if (procs.empty()) {
-          f.push_back(Line().add("No tracked processes.", Style::kDim));
-        } else {
-          add_table(f, process_columns(), procs, procs.size(), width, 0, std::max<size_t>(max, o.height ? 1 : 0));
+        room = left();
+        if (room >= 4 && !tags.empty()) {
+          f.push_back(Line());
+          f.push_back(Line().add(fmt::format("Tags and ops ({})", vm.tags.size()), Style::kTitle));
+          add_table(f, tag_columns(), tags, tags.size(), width, 0, o.height == 0 ? 0 : room - 3);
         }
+        break;
       }
-      room = left();
-      if (room >= 4 && !tags.empty()) {
+      case View::kBuffers: {
         f.push_back(Line());
-        f.push_back(Line().add(fmt::format("Tags and ops ({})", vm.tags.size()), Style::kTitle));
-        add_table(f, tag_columns(), tags, tags.size(), width, 0, o.height == 0 ? 0 : room - 3);
+        f.push_back(Line()
+                        .add(fmt::format("Buffers ({} live)", vm.total_buffers), Style::kTitle)
+                        .add(fmt::format("  sorted by {}{}", sort_name(ui.sort),
+                                         ui.reverse ? ", reversed" : ""),
+                             Style::kDim));
+        size_t room = left();
+        if (room >= 2) {
+          // vm.buffers starts at row 0 of the sorted list; the view shows from ui.scroll.
+          scrolled = add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable),
+                               vm.total_buffers, width, ui.scroll, o.height == 0 ? 0 : room - 1);
+        }
+        break;
       }
-      break;
-    }
-    case View::kBuffers: {
-      f.push_back(Line());
-      f.push_back(Line()
-                      .add(fmt::format("Buffers ({} live)", vm.total_buffers), Style::kTitle)
-                      .add(fmt::format("  sorted by {}{}", sort_name(ui.sort),
-                                       ui.reverse ? ", reversed" : ""),
-                           Style::kDim));
-      size_t room = left();
-      if (room >= 2) {
-        // vm.buffers starts at row 0 of the sorted list; the view shows from ui.scroll.
-        scrolled = add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable),
-                             vm.total_buffers, width, ui.scroll, o.height == 0 ? 0 : room - 1);
-      }
-      break;
-    }
-    case View::kL1Map: {
-      f.push_back(Line());
-      size_t room = left();
-      size_t grid = o.height == 0 ? 16 : std::clamp<size_t>(room > 10 ? (room - 10) / 2 : 2, 2, 16);
-      add_l1_map(f, vm, ui, width, grid);
-      room = left();
-      if (vm.l1_map.valid && room >= 3) {
+      case View::kL1Map: {
         f.push_back(Line());
-        f.push_back(Line().add(fmt::format("L1 and L1_SMALL buffers by address ({})",
-                                           vm.l1_map.l1_buffers_total),
-                               Style::kTitle));
-        // Room less the blank line, the title and the column header: the table fills the screen.
-        scrolled = add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
-                             buffer_rows(vm.l1_map.l1_buffers, o.stable),
-                             vm.l1_map.l1_buffers_total, width, ui.scroll,
-                             o.height == 0 ? 0 : room - 3);
+        size_t room = left();
+        size_t grid = o.height == 0 ? 16 : std::clamp<size_t>(room > 10 ? (room - 10) / 2 : 2, 2, 16);
+        add_l1_map(f, vm, ui, width, grid);
+        room = left();
+        if (vm.l1_map.valid && room >= 3) {
+          f.push_back(Line());
+          f.push_back(Line().add(fmt::format("L1 and L1_SMALL buffers by address ({})",
+                                             vm.l1_map.l1_buffers_total),
+                                 Style::kTitle));
+          // Room less the blank line, the title and the column header: the table fills the screen.
+          scrolled = add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
+                               buffer_rows(vm.l1_map.l1_buffers, o.stable),
+                               vm.l1_map.l1_buffers_total, width, ui.scroll,
+                               o.height == 0 ? 0 : room - 3);
+        }
+        break;
       }
-      break;
     }
   }
 

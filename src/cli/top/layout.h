@@ -60,6 +60,7 @@ struct UiState {
   int map_device = 0;  // index into the shown devices
   Density density = Density::kAuto;
   bool paused = false;
+  bool help = false;  // the key list covers the view until `?` or Esc
 };
 
 struct LayoutOptions {

@@ -164,7 +164,14 @@ bool handle_key(int ch, UiState& ui, const ViewModel& vm, const TableWindow& win
     ui.view = v;
   };
   int devices = std::max<int>(1, int(vm.devices.size()));
+  // The help screen takes the next key: `?` or Esc close it, `q` still quits, anything else
+  // closes it and acts.
+  if (ui.help) {
+    ui.help = false;
+    if (ch == '?' || ch == 27) return true;
+  }
   switch (ch) {
+    case '?': case KEY_F(1): ui.help = true; break;
     case 'q': case 'Q': case 27: return false;
     case '\t': set_view(View((int(ui.view) + 1) % kNumViews)); break;
     case KEY_BTAB: set_view(View((int(ui.view) + kNumViews - 1) % kNumViews)); break;
