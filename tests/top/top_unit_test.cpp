@@ -548,6 +548,46 @@ TEST(TopKeys, QuestionMarkShowsTheKeysAndClosesAgain) {
   EXPECT_NE(text.find("Buffers (63 live)"), std::string::npos) << text;
 }
 
+// A device whose processes ended stays on screen, greyed, with how long ago it went; after
+// History::kKeepGoneNs it is dropped.
+TEST(TopCollect, GoneDevicesStayGreyedForAWhile) {
+  Snapshot s = snapshot(2);
+  History h;
+  h.push(s);
+  Snapshot later = s;
+  later.devices.erase(later.devices.begin());  // device 0 went away
+  later.taken_monotonic_ns += 10'000'000'000;
+  h.push(later);
+  ViewModel vm = collect(later, h, {});
+  ASSERT_EQ(vm.devices.size(), 2u);
+  EXPECT_FALSE(vm.devices[0].gone);
+  EXPECT_EQ(vm.devices[0].logical_ids, std::vector<uint32_t>{1});
+  EXPECT_TRUE(vm.devices[1].gone);
+  EXPECT_EQ(vm.devices[1].gone_for_ns, 10'000'000'000u);
+  Frame f = layout(vm, UiState{}, {120, 0, false, false, 500});
+  bool titled = false;
+  for (const auto& l : f) {
+    if (l.text().rfind("Device 0", 0) != 0) continue;
+    titled = true;
+    EXPECT_NE(l.text().find("[gone 10.0s ago]"), std::string::npos) << l.text();
+    EXPECT_EQ(l.spans[0].style, Style::kDim);
+  }
+  EXPECT_TRUE(titled);
+
+  // Every device gone: the screen shows them, not "No devices".
+  Snapshot empty = later;
+  empty.devices.clear();
+  empty.taken_monotonic_ns += 1'000'000'000;
+  h.push(empty);
+  std::string text = render_text(layout(collect(empty, h, {}), UiState{}, {120, 0, false, true, 500}));
+  EXPECT_EQ(text.find("No devices"), std::string::npos) << text;
+  EXPECT_NE(text.find("[gone]"), std::string::npos) << text;
+
+  empty.taken_monotonic_ns += History::kKeepGoneNs;
+  text = render_text(layout(collect(empty, h, {}), UiState{}, {120, 0, false, true, 500}));
+  EXPECT_NE(text.find("No devices"), std::string::npos) << text;
+}
+
 TEST(TopSizes, GoldenScreensAtEachTerminalSize) {
   Snapshot s = busy_machine();
   static constexpr const char* kViewFiles[kNumViews] = {"overview", "buffers", "l1map"};

@@ -182,6 +182,7 @@ void History::push(const Snapshot& s) {
       if (restarted) append(rings[i], kHistoryRestart);
       append(rings[i], d.kinds[kBarKinds[i]].reserved);
     }
+    last_seen_[d.chip_id] = {d, s.taken_monotonic_ns};
   }
   ++samples_;
 }
@@ -266,6 +267,20 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
     if (!shown(req.devices, d.logical_ids)) continue;
     shown_devices.push_back(&d);
     vm.devices.push_back(device_row(d, history));
+  }
+  // Devices gone from the snapshot but seen lately: greyed rows after the live ones (the L1 map
+  // indexes the live ones only, so they stay first).
+  for (const auto& [chip, seen] : history.last_seen()) {
+    const bool live = std::any_of(s.devices.begin(), s.devices.end(),
+                                  [&](const DeviceView& d) { return d.chip_id == chip; });
+    if (live || !shown(req.devices, seen.device.logical_ids)) continue;
+    const uint64_t gone_for =
+        s.taken_monotonic_ns > seen.seen_ns ? s.taken_monotonic_ns - seen.seen_ns : 0;
+    if (gone_for > History::kKeepGoneNs) continue;
+    DeviceRow r = device_row(seen.device, history);
+    r.gone = true;
+    r.gone_for_ns = gone_for;
+    vm.devices.push_back(std::move(r));
   }
   for (uint32_t id : req.devices) {
     bool found = std::any_of(s.devices.begin(), s.devices.end(), [&](const DeviceView& d) {

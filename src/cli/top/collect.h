@@ -31,6 +31,15 @@ class History {
   std::vector<uint64_t> series(uint64_t chip_id, size_t bar_kind_index) const;
   uint64_t samples() const { return samples_; }
 
+  // A device as last seen, and when (monotonic ns): a device that disappears stays on screen,
+  // greyed, for kKeepGoneNs instead of leaving a blank "No devices".
+  struct LastSeen {
+    DeviceView device;
+    uint64_t seen_ns = 0;
+  };
+  static constexpr uint64_t kKeepGoneNs = 30'000'000'000;
+  const std::map<uint64_t, LastSeen>& last_seen() const { return last_seen_; }
+
  private:
   struct Ring {
     std::array<uint64_t, kCapacity> values{};
@@ -41,6 +50,7 @@ class History {
   using ProcessKey = std::pair<pid_t, uint64_t>;  // pid, start time
   std::map<uint64_t, std::array<Ring, kBarKinds.size()>> rings_;
   std::map<uint64_t, std::vector<ProcessKey>> holders_;  // per chip: who held it last (non-empty)
+  std::map<uint64_t, LastSeen> last_seen_;  // by chip id
   uint64_t samples_ = 0;
 };
 

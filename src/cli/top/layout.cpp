@@ -162,6 +162,12 @@ TableWindow add_table(Frame& f, const std::vector<Column>& cols, const std::vect
 // ---------------------------------------------------------------------------------------------
 // Devices
 
+// A device that is gone is drawn in its last figures, all greyed.
+void grey_if_gone(Line& l, const DeviceRow& d) {
+  if (!d.gone) return;
+  for (auto& span : l.spans) span.style = Style::kDim;
+}
+
 bool kind_shown(const KindRow& k) { return k.capacity != 0 || k.used != 0 || k.count != 0; }
 
 size_t detailed_rows(const ViewModel& vm) {
@@ -225,7 +231,7 @@ void add_detail_header(Frame& f, const DetailWidths& w) {
   f.push_back(std::move(l));
 }
 
-Line device_title(const DeviceRow& d, size_t) {
+Line device_title(const DeviceRow& d, bool stable) {
   Line l;
   l.add(fmt::format("Device {}", join_ids(d.logical_ids)), Style::kTitle);
   l.add(fmt::format("  chip {:#x}  {} {}x{}{}", d.chip_id, d.arch, d.grid_x, d.grid_y,
@@ -236,6 +242,11 @@ Line device_title(const DeviceRow& d, size_t) {
   l.add(margin_text(d.clash_margin), margin_style(d.clash_margin));
   if (d.dropped_events > 0) {
     l.add(fmt::format("  ! {} events dropped", d.dropped_events), Style::kWarn);
+  }
+  grey_if_gone(l, d);
+  if (d.gone) {
+    l.add(stable ? "  [gone]" : fmt::format("  [gone {} ago]", format_age(d.gone_for_ns)),
+          Style::kWarn);
   }
   return l;
 }
@@ -275,7 +286,7 @@ size_t device_lines(const DeviceRow& d) {
 // Whole devices while they fit in `max_lines`; the rest are counted on one line that names the
 // key for the compact layout, so no device disappears without a word.
 void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode,
-                          size_t max_lines) {
+                          bool stable, size_t max_lines) {
   DetailWidths w = detail_widths(width);
   add_detail_header(f, w);
   size_t used = 1;
@@ -290,9 +301,11 @@ void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unic
       return;
     }
     used += device_lines(d);
-    f.push_back(device_title(d, width));
+    f.push_back(device_title(d, stable));
     for (const auto& k : d.kinds) {
-      if (kind_shown(k)) f.push_back(kind_line(k, w, unicode));
+      if (!kind_shown(k)) continue;
+      f.push_back(kind_line(k, w, unicode));
+      grey_if_gone(f.back(), d);
     }
   }
 }
@@ -337,6 +350,8 @@ void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unico
     l.add(fit(margin_text(d.clash_margin), margin_w, true), margin_style(d.clash_margin));
     l.add(fit(std::to_string(d.buffers), bufs_w, true));
     if (d.dropped_events > 0) l.add(" !drop", Style::kWarn);
+    grey_if_gone(l, d);
+    if (d.gone) l.add(" gone", Style::kWarn);
     f.push_back(std::move(l));
   }
 }
@@ -885,7 +900,7 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
                           (ui.density == Density::kAuto &&
                            (o.height == 0 || detailed_rows(vm) + 8 <= left()));
           if (detailed) {
-            add_devices_detailed(f, vm, width, o.unicode, left());
+            add_devices_detailed(f, vm, width, o.unicode, o.stable, left());
           } else {
             add_devices_compact(f, vm, width, o.unicode);
           }

@@ -163,7 +163,9 @@ bool handle_key(int ch, UiState& ui, const ViewModel& vm, const TableWindow& win
     if (ui.view != v) ui.scroll = 0;
     ui.view = v;
   };
-  int devices = std::max<int>(1, int(vm.devices.size()));
+  // The L1 map cycles through live devices only (gone ones come last and have no map).
+  int devices = std::max<int>(1, int(std::count_if(vm.devices.begin(), vm.devices.end(),
+                                                   [](const DeviceRow& d) { return !d.gone; })));
   // The help screen takes the next key: `?` or Esc close it, `q` still quits, anything else
   // closes it and acts.
   if (ui.help) {

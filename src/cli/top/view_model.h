@@ -53,6 +53,10 @@ struct DeviceRow {
   int64_t clash_margin = 0;
   bool has_l1_buffers = false;
   uint64_t dropped_events = 0;
+  // No longer in the snapshot (its processes ended): the last figures, drawn greyed, until
+  // History::kKeepGoneNs after it was last seen.
+  bool gone = false;
+  uint64_t gone_for_ns = 0;
 };
 
 struct ProcessRow {
