@@ -290,11 +290,12 @@ TEST(TopLayout, StableTextMasksVolatileFields) {
   EXPECT_EQ(text.find("0.0s"), std::string::npos);
 }
 
-// Drives the screen as the live loop does: collect as many rows as the screen can reach, lay out,
-// then press a key against the window that frame showed.
-class Screen {
+// A screen driven as the live loop drives it (named apart from draw.h's curses Screen): collect
+// as many rows as the screen can reach, lay out, then press a key against the window that frame
+// showed.
+class KeyedScreen {
  public:
-  Screen(Snapshot s, UiState ui, int width, int height, bool unicode = false)
+  KeyedScreen(Snapshot s, UiState ui, int width, int height, bool unicode = false)
       : s_(std::move(s)), ui_(ui), o_{width, height, unicode, true, 500} {
     h_.push(s_);
     draw();
@@ -351,7 +352,7 @@ Snapshot many_buffers(size_t n) {
 TEST(TopKeys, BufferRowsLineCountsEveryLiveBufferAfterEveryKey) {
   for (auto [w, h] : {std::pair{80, 24}, std::pair{100, 30}, std::pair{200, 60}}) {
     SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h));
-    Screen screen(many_buffers(2410), UiState{.view = View::kBuffers}, w, h);
+    KeyedScreen screen(many_buffers(2410), UiState{.view = View::kBuffers}, w, h);
     auto check = [&](const char* after) {
       SCOPED_TRACE(after);
       auto [first, last, total] = screen.rows_line();
@@ -392,7 +393,7 @@ TEST(TopKeys, BufferRowsLineCountsEveryLiveBufferAfterEveryKey) {
 TEST(TopKeys, L1MapTableShowsEveryBufferThatFits) {
   Snapshot s = snapshot(1);
   s.buffers.push_back(buffer(0, kL1, 4, 800 << 10, 2048, 50));
-  Screen screen(s, UiState{.view = View::kL1Map}, 80, 24);
+  KeyedScreen screen(s, UiState{.view = View::kL1Map}, 80, 24);
   size_t shown = 0;
   for (const auto& l : screen.frame()) shown += l.text().find("ttnn::op") != std::string::npos;
   EXPECT_EQ(shown, 3u);
@@ -400,7 +401,7 @@ TEST(TopKeys, L1MapTableShowsEveryBufferThatFits) {
 
   // Many buffers: the table fills the screen down to its rows line, which counts them all.
   for (uint64_t i = 0; i < 40; ++i) s.buffers.push_back(buffer(0, kL1, 10 + i, 900 << 10, 64, i));
-  Screen full(s, UiState{.view = View::kL1Map}, 80, 24);
+  KeyedScreen full(s, UiState{.view = View::kL1Map}, 80, 24);
   EXPECT_EQ(full.rows_line()[2], 43u);
   EXPECT_EQ(full.frame()[22].text().rfind("rows ", 0), 0u) << render_text(full.frame());
   full.press(KEY_END);
@@ -461,7 +462,7 @@ TEST(TopSizes, CutTextEndsWithAnEllipsisAndKeepsNumbersWithTheirUnits) {
     for (int w = 40; w <= 140; w += 3) {
       for (Density d : {Density::kDetailed, Density::kCompact}) {
         for (bool unicode : {false, true}) {
-          Screen screen(s, UiState{.view = View(v), .density = d}, w, 30, unicode);
+          KeyedScreen screen(s, UiState{.view = View(v), .density = d}, w, 30, unicode);
           for (const auto& l : screen.frame()) {
             const std::string t = l.text();
             EXPECT_LE(l.width(), size_t(w)) << t;
@@ -485,7 +486,7 @@ TEST(TopSizes, CutTextEndsWithAnEllipsisAndKeepsNumbersWithTheirUnits) {
 
 // Detailed mode on a short screen says how many devices it could not show and how to see them.
 TEST(TopSizes, DetailedModeCountsTheDevicesItCannotShow) {
-  Screen screen(busy_machine(), UiState{.density = Density::kDetailed}, 80, 24);
+  KeyedScreen screen(busy_machine(), UiState{.density = Density::kDetailed}, 80, 24);
   const std::string text = render_text(screen.frame());
   std::smatch m;
   ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(\+(\d+) more devices \(c: compact\))")))
@@ -501,7 +502,7 @@ TEST(TopSizes, DetailedModeCountsTheDevicesItCannotShow) {
 // At 80 columns the buffers view gives up BANKS and ADDRESS, not the tag; a wide screen has all.
 TEST(TopSizes, NarrowBuffersViewDropsLowValueColumnsBeforeTheTag) {
   auto header_and_text = [](int w, BufferSort sort) {
-    Screen screen(busy_machine(), UiState{.view = View::kBuffers, .sort = sort}, w, 24);
+    KeyedScreen screen(busy_machine(), UiState{.view = View::kBuffers, .sort = sort}, w, 24);
     return std::pair{screen.frame()[3].text(), render_text(screen.frame())};
   };
   auto [narrow, text] = header_and_text(80, BufferSort::kReserved);
@@ -518,7 +519,7 @@ TEST(TopSizes, NarrowBuffersViewDropsLowValueColumnsBeforeTheTag) {
 
 // The compact overview gives the bars the room: no run of blanks before MARGIN.
 TEST(TopSizes, CompactBarsTakeTheFreeColumns) {
-  Screen screen(busy_machine(), UiState{.density = Density::kCompact}, 80, 24);
+  KeyedScreen screen(busy_machine(), UiState{.density = Density::kCompact}, 80, 24);
   const std::string row = screen.frame()[3].text();
   ASSERT_EQ(row.rfind("0 ", 0), 0u) << row;
   EXPECT_EQ(row.find("     384.00 KiB"), std::string::npos) << row;
@@ -528,7 +529,7 @@ TEST(TopSizes, CompactBarsTakeTheFreeColumns) {
 // `?` shows every key on its own screen; `?` again (or Esc) closes it without quitting, and a
 // key pressed in the help acts as well as closing it.
 TEST(TopKeys, QuestionMarkShowsTheKeysAndClosesAgain) {
-  Screen screen(busy_machine(), UiState{}, 80, 24);
+  KeyedScreen screen(busy_machine(), UiState{}, 80, 24);
   EXPECT_NE(screen.frame().back().text().find("? help"), std::string::npos);
   screen.press('?');
   std::string text = render_text(screen.frame());
@@ -593,7 +594,7 @@ TEST(TopSizes, GoldenScreensAtEachTerminalSize) {
   static constexpr const char* kViewFiles[kNumViews] = {"overview", "buffers", "l1map"};
   for (auto [w, h] : {std::pair{80, 24}, std::pair{100, 30}, std::pair{200, 60}, std::pair{45, 10}}) {
     for (int v = 0; v < kNumViews; ++v) {
-      Screen screen(s, UiState{.view = View(v)}, w, h);
+      KeyedScreen screen(s, UiState{.view = View(v)}, w, h);
       const std::string text = render_text(screen.frame());
       for (const auto& l : screen.frame()) EXPECT_LE(l.width(), size_t(w)) << l.text();
       check_golden(fmt::format("top_{}_{}x{}.txt", kViewFiles[v], w, h), text);
