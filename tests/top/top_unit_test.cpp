@@ -456,7 +456,9 @@ void check_golden(const std::string& name, const std::string& actual) {
 TEST(TopSizes, CutTextEndsWithAnEllipsisAndKeepsNumbersWithTheirUnits) {
   Snapshot s = busy_machine();
   // A number cut off at the edge, or followed by the start of its unit.
-  const std::regex split(R"((^|\s)-?[0-9][0-9.,]* (b|bu|buf|buff|buffe|K|Ki|M|Mi|G|Gi|T|Ti)[~…]$)");
+  const std::regex split(
+      R"((^|\s)-?[0-9][0-9.,]* (b|bu|buf|buff|buffe|K|Ki|M|Mi|G|Gi|T|Ti)[~…]$)");
+  const std::regex bare_number(R"((^|\s)[0-9][0-9.,]*[~…]$)");
   size_t cut_lines = 0;
   for (int v = 0; v < kNumViews; ++v) {
     for (int w = 40; w <= 140; w += 3) {
@@ -471,7 +473,7 @@ TEST(TopSizes, CutTextEndsWithAnEllipsisAndKeepsNumbersWithTheirUnits) {
             // in a bare number.
             if (t.rfind("ttmem top", 0) == 0 || t.rfind("Device ", 0) == 0 ||
                 t.rfind("L1 map", 0) == 0) {
-              EXPECT_FALSE(std::regex_search(t, std::regex(R"((^|\s)[0-9][0-9.,]*[~…]$)"))) << w << ": " << t;
+              EXPECT_FALSE(std::regex_search(t, bare_number)) << w << ": " << t;
             }
             const char* mark = unicode ? "…" : "~";
             cut_lines += t.size() >= std::strlen(mark) &&
@@ -492,7 +494,8 @@ TEST(TopSizes, DetailedModeCountsTheDevicesItCannotShow) {
   ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(\+(\d+) more devices \(c: compact\))")))
       << text;
   size_t titles = 0;
-  for (size_t at = text.find("Device "); at != std::string::npos; at = text.find("Device ", at + 1)) {
+  for (size_t at = text.find("Device "); at != std::string::npos;
+       at = text.find("Device ", at + 1)) {
     ++titles;
   }
   EXPECT_EQ(titles + std::stoul(m[1]), 8u) << text;
@@ -580,19 +583,21 @@ TEST(TopCollect, GoneDevicesStayGreyedForAWhile) {
   empty.devices.clear();
   empty.taken_monotonic_ns += 1'000'000'000;
   h.push(empty);
-  std::string text = render_text(layout(collect(empty, h, {}), UiState{}, {120, 0, false, true, 500}));
+  const LayoutOptions stable_text{120, 0, false, true, 500};
+  std::string text = render_text(layout(collect(empty, h, {}), UiState{}, stable_text));
   EXPECT_EQ(text.find("No devices"), std::string::npos) << text;
   EXPECT_NE(text.find("[gone]"), std::string::npos) << text;
 
   empty.taken_monotonic_ns += History::kKeepGoneNs;
-  text = render_text(layout(collect(empty, h, {}), UiState{}, {120, 0, false, true, 500}));
+  text = render_text(layout(collect(empty, h, {}), UiState{}, stable_text));
   EXPECT_NE(text.find("No devices"), std::string::npos) << text;
 }
 
 TEST(TopSizes, GoldenScreensAtEachTerminalSize) {
   Snapshot s = busy_machine();
   static constexpr const char* kViewFiles[kNumViews] = {"overview", "buffers", "l1map"};
-  for (auto [w, h] : {std::pair{80, 24}, std::pair{100, 30}, std::pair{200, 60}, std::pair{45, 10}}) {
+  for (auto [w, h] :
+       {std::pair{80, 24}, std::pair{100, 30}, std::pair{200, 60}, std::pair{45, 10}}) {
     for (int v = 0; v < kNumViews; ++v) {
       KeyedScreen screen(s, UiState{.view = View(v)}, w, h);
       const std::string text = render_text(screen.frame());

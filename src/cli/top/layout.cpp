@@ -87,9 +87,10 @@ using Row = std::vector<Cell>;
 
 // Appends the column header, then the rows from `first` that fit in `max_rows` lines below it,
 // the rows line included (all rows when max_rows is 0). `rows` may hold only a prefix of the
-// table (collect sorts no more than the screen can reach); `total` is the table's real length, so the "rows a-b of N" line counts every live row,
-// not the prefix. A window that would run past the end is moved up so that it stays full: the
-// line is right whatever the scroll position a key left behind. Returns what it showed.
+// table (collect sorts no more than the screen can reach); `total` is the table's real length,
+// so the "rows a-b of N" line counts every live row, not the prefix. A window that would run past
+// the end is moved up so that it stays full: the line is right whatever the scroll position a
+// key left behind. Returns what it showed.
 TableWindow add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>& rows,
                       size_t total, size_t width, size_t first, size_t max_rows) {
   total = std::max(total, rows.size());
