@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "harness.h"
@@ -112,8 +113,12 @@ TEST_F(TopCli, CountPrintsOneSnapshotPerRefresh) {
     ++frames;
   }
   EXPECT_EQ(frames, 3u);
-  // The history has three samples by the last frame: the sparkline is three glyphs wide.
-  EXPECT_NE(r.out.find("@@@"), std::string::npos);
+  // The history has three samples by the last frame: the sparkline is three glyphs wide, each
+  // TRACE's share of its capacity (28%, the third of eight levels), not a solid block.
+  std::string last = r.out.substr(r.out.rfind("ttmem top"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(last, m, std::regex(R"(\n  TRACE .* (\S+)\n)"))) << last;
+  EXPECT_EQ(m[1].str(), "---") << last;
 }
 
 TEST_F(TopCli, JsonSnapshots) {

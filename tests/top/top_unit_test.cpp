@@ -1,9 +1,20 @@
 // The collect and layout steps of `ttmem top` on hand-built snapshots: no terminal needed.
 #include <gtest/gtest.h>
 
+#include <curses.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
 #include "cli/top/collect.h"
+#include "cli/top/keys.h"
 #include "cli/top/layout.h"
 #include "cli/top/text_render.h"
+
+#include <fmt/format.h>
 
 namespace ttmem::top {
 namespace {
@@ -90,10 +101,75 @@ TEST(TopLayout, BarFillsInProportionAndMarksThePeak) {
   EXPECT_EQ(bar(0, 0, 0, 6, true).text(), "-     ");
 }
 
-TEST(TopLayout, SparklineScalesToTheWindowAndRightAligns) {
-  EXPECT_EQ(sparkline({1, 2, 4, 8}, 6, false), "  _-+@");
-  EXPECT_EQ(sparkline({0, 8}, 2, true), " █");
-  EXPECT_EQ(display_width(sparkline(std::vector<uint64_t>(500, 3), 10, true)), 10u);
+TEST(TopLayout, SparklineScalesToCapacityAndRightAligns) {
+  // Shares of the capacity: 0.7% is the lowest glyph, 28% a third of the way, full is full.
+  EXPECT_EQ(sparkline({7, 280, 1000}, 1000, 5, true), "  ▁▃█");
+  EXPECT_EQ(sparkline({7, 280, 1000}, 1000, 3, false), ".-@");
+  // The same plateau at different shares draws different heights, not all solid.
+  EXPECT_NE(sparkline({7, 7, 7}, 1000, 3, true), sparkline({280, 280, 280}, 1000, 3, true));
+  // Nothing in use is blank, wherever it stands.
+  EXPECT_EQ(sparkline({0, 1000, 0}, 1000, 3, false), " @ ");
+  EXPECT_EQ(sparkline({0, 0}, 0, 2, true), "  ");
+  EXPECT_EQ(display_width(sparkline(std::vector<uint64_t>(500, 3), 100, 10, true)), 10u);
+}
+
+TEST(TopLayout, SparklineWithoutCapacityScalesToItsMaximumAndSaysSo) {
+  EXPECT_EQ(sparkline({1, 2, 4, 8}, 0, 6, false), "  ._=@");
+  EXPECT_EQ(history_max({3, kHistoryRestart, 9, 4}), 9u);
+
+  Snapshot s = snapshot(1);
+  s.devices[0].kinds[uint32_t(Kind::Trace)].capacity = 0;
+  s.devices[0].kinds[uint32_t(Kind::Trace)].reserved = 3 << 20;
+  History h;
+  h.push(s);
+  UiState ui;
+  std::string text = render_text(layout(collect(s, h, {}), ui, {200, 0, false, true, 500}));
+  size_t trace = text.find("  TRACE");
+  ASSERT_NE(trace, std::string::npos) << text;
+  std::string line = text.substr(trace, text.find('\n', trace) - trace);
+  EXPECT_NE(line.find("@ max 3.00 MiB"), std::string::npos) << line;
+  // Kinds with a capacity carry no label.
+  size_t l1 = text.find("  L1 ");
+  EXPECT_EQ(text.substr(l1, text.find('\n', l1) - l1).find(" max "), std::string::npos);
+}
+
+TEST(TopLayout, SparklineBreaksWhereANewProcessTookTheChip) {
+  EXPECT_EQ(sparkline({1000, kHistoryRestart, 500}, 1000, 3, false), "@|=");
+  EXPECT_EQ(sparkline({1000, kHistoryRestart, 500}, 1000, 3, true), "█┊▄");
+}
+
+TEST(TopCollect, HistoryMarksARestartWhenOtherProcessesHoldTheChip) {
+  Snapshot s = snapshot(1);
+  ProcessDeviceTotals on_chip;
+  on_chip.chip_id = 0x100;
+  s.processes[0].device_totals = {on_chip};
+  s.processes[0].start_time = 1;
+  History h;
+  h.push(s);
+  h.push(s);
+  EXPECT_EQ(h.series(0x100, 1).size(), 2u);  // the same process: no mark
+
+  s.processes[0].device_totals.clear();  // the process ended: the chip is idle, no mark yet
+  h.push(s);
+  EXPECT_EQ(h.series(0x100, 1).size(), 3u);
+
+  s.processes[0].pid = 43;  // a new process on the same chip
+  s.processes[0].start_time = 2;
+  s.processes[0].device_totals = {on_chip};
+  h.push(s);
+  auto v = h.series(0x100, 1);
+  ASSERT_EQ(v.size(), 5u);
+  EXPECT_EQ(v[3], kHistoryRestart);
+  EXPECT_NE(v[4], kHistoryRestart);
+  h.push(s);
+  EXPECT_EQ(h.series(0x100, 1).size(), 6u);  // still the new process: one mark only
+
+  // A second process joining the first is the same run: no mark.
+  ProcessView joiner = s.processes[0];
+  joiner.pid = 44;
+  s.processes.push_back(joiner);
+  h.push(s);
+  EXPECT_EQ(h.series(0x100, 1).size(), 7u);
 }
 
 TEST(TopCollect, HistoryKeepsTheNewestSamplesOldestFirst) {
@@ -212,6 +288,323 @@ TEST(TopLayout, StableTextMasksVolatileFields) {
   text = render_text(layout(collect(s, h, {}), ui, o));
   EXPECT_NE(text.find("RESERVEDv"), std::string::npos);
   EXPECT_EQ(text.find("0.0s"), std::string::npos);
+}
+
+// A screen driven as the live loop drives it (named apart from draw.h's curses Screen): collect
+// as many rows as the screen can reach, lay out, then press a key against the window that frame
+// showed.
+class KeyedScreen {
+ public:
+  KeyedScreen(Snapshot s, UiState ui, int width, int height, bool unicode = false)
+      : s_(std::move(s)), ui_(ui), o_{width, height, unicode, true, 500} {
+    h_.push(s_);
+    draw();
+  }
+  bool press(int key) {
+    bool go_on = handle_key(key, ui_, vm_, window_);
+    draw();
+    return go_on;
+  }
+  const Frame& frame() const { return frame_; }
+  const TableWindow& window() const { return window_; }
+  // The "rows a-b of n" line, as three numbers; all zero without one.
+  std::array<size_t, 3> rows_line() const {
+    static const std::regex re(R"(^rows (\d+)-(\d+) of (\d+)$)");
+    for (const auto& l : frame_) {
+      std::smatch m;
+      std::string t = l.text();
+      if (std::regex_match(t, m, re)) {
+        return {std::stoul(m[1]), std::stoul(m[2]), std::stoul(m[3])};
+      }
+    }
+    return {0, 0, 0};
+  }
+
+ private:
+  void draw() {
+    CollectRequest r;
+    r.sort = ui_.sort;
+    r.buffer_limit = ui_.scroll + table_rows(ui_, o_);
+    r.map_device = ui_.view == View::kL1Map ? ui_.map_device : -1;
+    vm_ = collect(s_, h_, r);
+    frame_ = layout(vm_, ui_, o_, &window_);
+  }
+  Snapshot s_;
+  History h_;
+  UiState ui_;
+  LayoutOptions o_;
+  ViewModel vm_;
+  Frame frame_;
+  TableWindow window_;
+};
+
+Snapshot many_buffers(size_t n) {
+  Snapshot s = snapshot(1);
+  s.buffers.clear();
+  for (size_t i = 0; i < n; ++i) {
+    s.buffers.push_back(buffer(0, uint32_t(Kind::Dram), i + 1, 0x1000 * i, 4096 + i, i));
+  }
+  return s;
+}
+
+// The rows line counts every live buffer and names exactly the rows on the screen, after every
+// key: End shows the last row, PgUp and Down move by what the screen holds.
+TEST(TopKeys, BufferRowsLineCountsEveryLiveBufferAfterEveryKey) {
+  for (auto [w, h] : {std::pair{80, 24}, std::pair{100, 30}, std::pair{200, 60}}) {
+    SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h));
+    KeyedScreen screen(many_buffers(2410), UiState{.view = View::kBuffers}, w, h);
+    auto check = [&](const char* after) {
+      SCOPED_TRACE(after);
+      auto [first, last, total] = screen.rows_line();
+      EXPECT_EQ(total, 2410u);
+      EXPECT_EQ(first, screen.window().first + 1);
+      EXPECT_EQ(last - first + 1, screen.window().shown);
+      EXPECT_EQ(screen.frame().size(), size_t(h));
+      // The table fills the screen: the line above the footer is the rows line.
+      EXPECT_EQ(screen.frame()[size_t(h) - 2].text().rfind("rows ", 0), 0u);
+      return std::pair{first, last};
+    };
+    auto [first, last] = check("start");
+    EXPECT_EQ(first, 1u);
+    const size_t page = last;
+    screen.press(KEY_END);
+    std::tie(first, last) = check("End");
+    EXPECT_EQ(last, 2410u);
+    screen.press(KEY_PPAGE);
+    std::tie(first, last) = check("End PgUp");
+    EXPECT_EQ(last, 2410u - page);
+    screen.press(KEY_DOWN);
+    std::tie(first, last) = check("End PgUp Down");
+    EXPECT_EQ(last, 2411u - page);
+    screen.press(KEY_NPAGE);
+    screen.press(KEY_NPAGE);
+    std::tie(first, last) = check("PgDn PgDn");
+    EXPECT_EQ(last, 2410u);
+    screen.press(KEY_UP);
+    std::tie(first, last) = check("Up at the end");
+    EXPECT_EQ(last, 2409u);
+    screen.press(KEY_HOME);
+    std::tie(first, last) = check("Home");
+    EXPECT_EQ(first, 1u);
+  }
+}
+
+// At 80x24 the L1 map's buffer table shows every buffer of a short list.
+TEST(TopKeys, L1MapTableShowsEveryBufferThatFits) {
+  Snapshot s = snapshot(1);
+  s.buffers.push_back(buffer(0, kL1, 4, 800 << 10, 2048, 50));
+  KeyedScreen screen(s, UiState{.view = View::kL1Map}, 80, 24);
+  size_t shown = 0;
+  for (const auto& l : screen.frame()) shown += l.text().find("ttnn::op") != std::string::npos;
+  EXPECT_EQ(shown, 3u);
+  EXPECT_EQ(screen.window().total, 3u);
+
+  // Many buffers: the table fills the screen down to its rows line, which counts them all.
+  for (uint64_t i = 0; i < 40; ++i) s.buffers.push_back(buffer(0, kL1, 10 + i, 900 << 10, 64, i));
+  KeyedScreen full(s, UiState{.view = View::kL1Map}, 80, 24);
+  EXPECT_EQ(full.rows_line()[2], 43u);
+  EXPECT_EQ(full.frame()[22].text().rfind("rows ", 0), 0u) << render_text(full.frame());
+  full.press(KEY_END);
+  EXPECT_EQ(full.rows_line()[1], 43u);
+}
+
+// The screens of a busy 8-chip machine at the terminal sizes people use, against golden files
+// (regenerate after an intended change: TTMEM_UPDATE_GOLDEN=1 ctest --test-dir build -R TopSizes).
+Snapshot busy_machine() {
+  Snapshot s = snapshot(8);
+  for (auto& d : s.devices) {
+    d.board = "t3k";
+    d.kinds[uint32_t(Kind::Dram)].reserved = 1181116006;
+    d.kinds[uint32_t(Kind::Dram)].capacity = 12830000000;
+    d.kinds[uint32_t(Kind::Dram)].peak = 1224065679;
+    d.kinds[uint32_t(Kind::Trace)].reserved = 14040000;
+    d.kinds[uint32_t(Kind::Trace)].capacity = 50040000;
+    d.kinds[uint32_t(Kind::Cb)].reserved = 15330000;
+    d.kinds[uint32_t(Kind::Cb)].capacity = 89390000;
+    d.kinds[uint32_t(Kind::Cb)].count = 28;
+    d.kinds[uint32_t(Kind::Dram)].count = 300;
+  }
+  const char* tags[] = {"ttnn::operations::matmul::Matmul", "kv_cache", "ttnn::embedding",
+                        "ttnn::operations::data_movement::concat"};
+  for (uint64_t i = 0; i < 60; ++i) {
+    BufferView b = buffer(uint32_t(i % 8), uint32_t(Kind::Dram), 100 + i, 0x40000000 + i * 0x100000,
+                          (i + 1) * 81920, i);
+    b.tag = tags[i % 4];
+    s.buffers.push_back(b);
+  }
+  s.processes[0].buffers = s.buffers.size();
+  return s;
+}
+
+void check_golden(const std::string& name, const std::string& actual) {
+  const std::string path = std::string(TTMEM_GOLDEN_DIR) + "/" + name;
+  const char* update = std::getenv("TTMEM_UPDATE_GOLDEN");
+  if (update != nullptr && std::string(update) == "1") {
+    std::ofstream(path) << actual;
+    GTEST_SKIP() << "wrote " << path;  // as the CLI goldens do: an update is not a pass
+  }
+  std::ifstream in(path);
+  std::stringstream expected;
+  expected << in.rdbuf();
+  ASSERT_FALSE(expected.str().empty()) << path << " is missing; run with TTMEM_UPDATE_GOLDEN=1";
+  EXPECT_EQ(actual, expected.str())
+      << "differs from " << path << "; if intended, rerun with TTMEM_UPDATE_GOLDEN=1";
+}
+
+// A cut line ends with an ellipsis and never in the middle of a number or between a number and
+// its unit ("2410 bu", "clash margin 1.28").
+TEST(TopSizes, CutTextEndsWithAnEllipsisAndKeepsNumbersWithTheirUnits) {
+  Snapshot s = busy_machine();
+  // A number cut off at the edge, or followed by the start of its unit.
+  const std::regex split(
+      R"((^|\s)-?[0-9][0-9.,]* (b|bu|buf|buff|buffe|K|Ki|M|Mi|G|Gi|T|Ti)[~…]$)");
+  const std::regex bare_number(R"((^|\s)[0-9][0-9.,]*[~…]$)");
+  size_t cut_lines = 0;
+  for (int v = 0; v < kNumViews; ++v) {
+    for (int w = 40; w <= 140; w += 3) {
+      for (Density d : {Density::kDetailed, Density::kCompact}) {
+        for (bool unicode : {false, true}) {
+          KeyedScreen screen(s, UiState{.view = View(v), .density = d}, w, 30, unicode);
+          for (const auto& l : screen.frame()) {
+            const std::string t = l.text();
+            EXPECT_LE(l.width(), size_t(w)) << t;
+            EXPECT_FALSE(std::regex_search(t, split)) << w << ": " << t;
+            // Titles hold counts and sizes with units ("8 devices", "1.00 MiB"): none ends
+            // in a bare number.
+            if (t.rfind("ttmem top", 0) == 0 || t.rfind("Device ", 0) == 0 ||
+                t.rfind("L1 map", 0) == 0) {
+              EXPECT_FALSE(std::regex_search(t, bare_number)) << w << ": " << t;
+            }
+            const char* mark = unicode ? "…" : "~";
+            cut_lines += t.size() >= std::strlen(mark) &&
+                         t.compare(t.size() - std::strlen(mark), std::string::npos, mark) == 0;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(cut_lines, 0u);  // the sizes above do cut lines
+}
+
+// Detailed mode on a short screen says how many devices it could not show and how to see them.
+TEST(TopSizes, DetailedModeCountsTheDevicesItCannotShow) {
+  KeyedScreen screen(busy_machine(), UiState{.density = Density::kDetailed}, 80, 24);
+  const std::string text = render_text(screen.frame());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(\+(\d+) more devices \(c: compact\))")))
+      << text;
+  size_t titles = 0;
+  for (size_t at = text.find("Device "); at != std::string::npos;
+       at = text.find("Device ", at + 1)) {
+    ++titles;
+  }
+  EXPECT_EQ(titles + std::stoul(m[1]), 8u) << text;
+  EXPECT_GT(titles, 0u);
+}
+
+// At 80 columns the buffers view gives up BANKS and ADDRESS, not the tag; a wide screen has all.
+TEST(TopSizes, NarrowBuffersViewDropsLowValueColumnsBeforeTheTag) {
+  auto header_and_text = [](int w, BufferSort sort) {
+    KeyedScreen screen(busy_machine(), UiState{.view = View::kBuffers, .sort = sort}, w, 24);
+    return std::pair{screen.frame()[3].text(), render_text(screen.frame())};
+  };
+  auto [narrow, text] = header_and_text(80, BufferSort::kReserved);
+  EXPECT_EQ(narrow.find("BANKS"), std::string::npos) << narrow;
+  EXPECT_EQ(narrow.find("ADDRESS"), std::string::npos) << narrow;
+  EXPECT_NE(narrow.find("RESERVED"), std::string::npos) << narrow;
+  EXPECT_NE(text.find("ttnn::operations::matmul::Matmul"), std::string::npos) << text;
+  // The column the rows are sorted by stays.
+  EXPECT_NE(header_and_text(80, BufferSort::kAddress).first.find("ADDRESS"), std::string::npos);
+  auto [wide, unused] = header_and_text(200, BufferSort::kReserved);
+  EXPECT_NE(wide.find("BANKS"), std::string::npos) << wide;
+  EXPECT_NE(wide.find("ADDRESS"), std::string::npos) << wide;
+}
+
+// The compact overview gives the bars the room: no run of blanks before MARGIN.
+TEST(TopSizes, CompactBarsTakeTheFreeColumns) {
+  KeyedScreen screen(busy_machine(), UiState{.density = Density::kCompact}, 80, 24);
+  const std::string row = screen.frame()[3].text();
+  ASSERT_EQ(row.rfind("0 ", 0), 0u) << row;
+  EXPECT_EQ(row.find("     384.00 KiB"), std::string::npos) << row;
+  EXPECT_NE(row.find("#.."), std::string::npos) << row;  // TRACE at 28%: bars wider than a cell
+}
+
+// `?` shows every key on its own screen; `?` again (or Esc) closes it without quitting, and a
+// key pressed in the help acts as well as closing it.
+TEST(TopKeys, QuestionMarkShowsTheKeysAndClosesAgain) {
+  KeyedScreen screen(busy_machine(), UiState{}, 80, 24);
+  EXPECT_NE(screen.frame().back().text().find("? help"), std::string::npos);
+  screen.press('?');
+  std::string text = render_text(screen.frame());
+  EXPECT_NE(text.find("Keys"), std::string::npos) << text;
+  EXPECT_NE(text.find("reverse the sort"), std::string::npos) << text;
+  EXPECT_EQ(text.find("Processes"), std::string::npos) << text;
+  screen.press('?');
+  text = render_text(screen.frame());
+  EXPECT_EQ(text.find("reverse the sort"), std::string::npos) << text;
+  EXPECT_NE(text.find("Processes"), std::string::npos) << text;
+  EXPECT_TRUE(screen.press('?'));
+  EXPECT_TRUE(screen.press(27));  // Esc closes the help, and does not quit
+  EXPECT_EQ(render_text(screen.frame()).find("reverse the sort"), std::string::npos);
+  screen.press('?');
+  screen.press('2');
+  text = render_text(screen.frame());
+  EXPECT_NE(text.find("Buffers (63 live)"), std::string::npos) << text;
+}
+
+// A device whose processes ended stays on screen, greyed, with how long ago it went; after
+// History::kKeepGoneNs it is dropped.
+TEST(TopCollect, GoneDevicesStayGreyedForAWhile) {
+  Snapshot s = snapshot(2);
+  History h;
+  h.push(s);
+  Snapshot later = s;
+  later.devices.erase(later.devices.begin());  // device 0 went away
+  later.taken_monotonic_ns += 10'000'000'000;
+  h.push(later);
+  ViewModel vm = collect(later, h, {});
+  ASSERT_EQ(vm.devices.size(), 2u);
+  EXPECT_FALSE(vm.devices[0].gone);
+  EXPECT_EQ(vm.devices[0].logical_ids, std::vector<uint32_t>{1});
+  EXPECT_TRUE(vm.devices[1].gone);
+  EXPECT_EQ(vm.devices[1].gone_for_ns, 10'000'000'000u);
+  Frame f = layout(vm, UiState{}, {120, 0, false, false, 500});
+  bool titled = false;
+  for (const auto& l : f) {
+    if (l.text().rfind("Device 0", 0) != 0) continue;
+    titled = true;
+    EXPECT_NE(l.text().find("[gone 10.0s ago]"), std::string::npos) << l.text();
+    EXPECT_EQ(l.spans[0].style, Style::kDim);
+  }
+  EXPECT_TRUE(titled);
+
+  // Every device gone: the screen shows them, not "No devices".
+  Snapshot empty = later;
+  empty.devices.clear();
+  empty.taken_monotonic_ns += 1'000'000'000;
+  h.push(empty);
+  const LayoutOptions stable_text{120, 0, false, true, 500};
+  std::string text = render_text(layout(collect(empty, h, {}), UiState{}, stable_text));
+  EXPECT_EQ(text.find("No devices"), std::string::npos) << text;
+  EXPECT_NE(text.find("[gone]"), std::string::npos) << text;
+
+  empty.taken_monotonic_ns += History::kKeepGoneNs;
+  text = render_text(layout(collect(empty, h, {}), UiState{}, stable_text));
+  EXPECT_NE(text.find("No devices"), std::string::npos) << text;
+}
+
+TEST(TopSizes, GoldenScreensAtEachTerminalSize) {
+  Snapshot s = busy_machine();
+  static constexpr const char* kViewFiles[kNumViews] = {"overview", "buffers", "l1map"};
+  for (auto [w, h] :
+       {std::pair{80, 24}, std::pair{100, 30}, std::pair{200, 60}, std::pair{45, 10}}) {
+    for (int v = 0; v < kNumViews; ++v) {
+      KeyedScreen screen(s, UiState{.view = View(v)}, w, h);
+      const std::string text = render_text(screen.frame());
+      for (const auto& l : screen.frame()) EXPECT_LE(l.width(), size_t(w)) << l.text();
+      check_golden(fmt::format("top_{}_{}x{}.txt", kViewFiles[v], w, h), text);
+    }
+  }
 }
 
 }  // namespace

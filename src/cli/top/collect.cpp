@@ -154,14 +154,35 @@ std::vector<std::pair<uint64_t, uint64_t>> merged(std::vector<std::pair<uint64_t
 }  // namespace
 
 void History::push(const Snapshot& s) {
+  // Who holds each chip now: live, counted processes registered on it.
+  std::map<uint64_t, std::vector<ProcessKey>> holders;
+  for (const ProcessView& p : s.processes) {
+    if (!p.counted || p.exited) continue;
+    for (const auto& t : p.device_totals) holders[t.chip_id].emplace_back(p.pid, p.start_time);
+    for (uint64_t chip : p.chips) holders[chip].emplace_back(p.pid, p.start_time);
+  }
+  auto append = [](Ring& r, uint64_t v) {
+    r.values[r.next] = v;
+    r.next = (r.next + 1) % kCapacity;
+    r.size = std::min(r.size + 1, kCapacity);
+  };
   for (const DeviceView& d : s.devices) {
     auto& rings = rings_[d.chip_id];
-    for (size_t i = 0; i < kBarKinds.size(); ++i) {
-      Ring& r = rings[i];
-      r.values[r.next] = d.kinds[kBarKinds[i]].reserved;
-      r.next = (r.next + 1) % kCapacity;
-      r.size = std::min(r.size + 1, kCapacity);
+    bool restarted = false;
+    if (auto now = holders.find(d.chip_id); now != holders.end()) {
+      std::vector<ProcessKey>& last = holders_[d.chip_id];
+      restarted = !last.empty() && std::none_of(now->second.begin(), now->second.end(),
+                                                [&](const ProcessKey& k) {
+                                                  return std::find(last.begin(), last.end(), k) !=
+                                                         last.end();
+                                                });
+      last = now->second;
     }
+    for (size_t i = 0; i < kBarKinds.size(); ++i) {
+      if (restarted) append(rings[i], kHistoryRestart);
+      append(rings[i], d.kinds[kBarKinds[i]].reserved);
+    }
+    last_seen_[d.chip_id] = {d, s.taken_monotonic_ns};
   }
   ++samples_;
 }
@@ -246,6 +267,20 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
     if (!shown(req.devices, d.logical_ids)) continue;
     shown_devices.push_back(&d);
     vm.devices.push_back(device_row(d, history));
+  }
+  // Devices gone from the snapshot but seen lately: greyed rows after the live ones (the L1 map
+  // indexes the live ones only, so they stay first).
+  for (const auto& [chip, seen] : history.last_seen()) {
+    const bool live = std::any_of(s.devices.begin(), s.devices.end(),
+                                  [&](const DeviceView& d) { return d.chip_id == chip; });
+    if (live || !shown(req.devices, seen.device.logical_ids)) continue;
+    const uint64_t gone_for =
+        s.taken_monotonic_ns > seen.seen_ns ? s.taken_monotonic_ns - seen.seen_ns : 0;
+    if (gone_for > History::kKeepGoneNs) continue;
+    DeviceRow r = device_row(seen.device, history);
+    r.gone = true;
+    r.gone_for_ns = gone_for;
+    vm.devices.push_back(std::move(r));
   }
   for (uint32_t id : req.devices) {
     bool found = std::any_of(s.devices.begin(), s.devices.end(), [&](const DeviceView& d) {

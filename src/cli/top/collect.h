@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "cli/top/view_model.h"
@@ -22,10 +23,22 @@ class History {
  public:
   static constexpr size_t kCapacity = 240;  // 2 minutes at the default 500 ms
 
+  // Appends each device's usage. When none of the processes that last held a chip holds it now
+  // and others do, a kHistoryRestart mark goes in first: a new run does not silently continue
+  // the old run's sparkline.
   void push(const Snapshot& s);
-  // Oldest first; empty when the device was never seen.
+  // Oldest first, restart marks included; empty when the device was never seen.
   std::vector<uint64_t> series(uint64_t chip_id, size_t bar_kind_index) const;
   uint64_t samples() const { return samples_; }
+
+  // A device as last seen, and when (monotonic ns): a device that disappears stays on screen,
+  // greyed, for kKeepGoneNs instead of leaving a blank "No devices".
+  struct LastSeen {
+    DeviceView device;
+    uint64_t seen_ns = 0;
+  };
+  static constexpr uint64_t kKeepGoneNs = 30'000'000'000;
+  const std::map<uint64_t, LastSeen>& last_seen() const { return last_seen_; }
 
  private:
   struct Ring {
@@ -33,7 +46,11 @@ class History {
     size_t size = 0;
     size_t next = 0;  // where the next value goes
   };
+  // A process as identified across refreshes (pids are reused).
+  using ProcessKey = std::pair<pid_t, uint64_t>;  // pid, start time
   std::map<uint64_t, std::array<Ring, kBarKinds.size()>> rings_;
+  std::map<uint64_t, std::vector<ProcessKey>> holders_;  // per chip: who held it last (non-empty)
+  std::map<uint64_t, LastSeen> last_seen_;  // by chip id
   uint64_t samples_ = 0;
 };
 

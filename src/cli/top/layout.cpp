@@ -4,7 +4,9 @@
 #include "collector/collector.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <string_view>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -73,6 +75,9 @@ std::string pid_text(pid_t pid, bool stable) { return stable ? "*" : std::to_str
 struct Column {
   std::string title;
   bool right = true;
+  // When the table is too wide, columns go in this order, highest first; 0 never goes. The last
+  // column (a tag or command) is the one people read, so the others give way to it.
+  int drop_order = 0;
 };
 struct Cell {
   std::string text;
@@ -80,14 +85,20 @@ struct Cell {
 };
 using Row = std::vector<Cell>;
 
-// Appends the header and rows [first, first + max_rows) (all when max_rows is 0), and a line
-// saying how many more there are when they do not fit.
-void add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>& rows,
-               size_t width, size_t first, size_t max_rows) {
+// Appends the column header, then the rows from `first` that fit in `max_rows` lines below it,
+// the rows line included (all rows when max_rows is 0). `rows` may hold only a prefix of the
+// table (collect sorts no more than the screen can reach); `total` is the table's real length,
+// so the "rows a-b of N" line counts every live row, not the prefix. A window that would run past
+// the end is moved up so that it stays full: the line is right whatever the scroll position a
+// key left behind. Returns what it showed.
+TableWindow add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>& rows,
+                      size_t total, size_t width, size_t first, size_t max_rows) {
+  total = std::max(total, rows.size());
   // A window onto part of the rows ends with a line saying which rows it shows.
-  const bool windowed = max_rows != 0 && (rows.size() > max_rows || first > 0);
-  const size_t n = max_rows == 0 ? rows.size() : (windowed ? max_rows - 1 : max_rows);
-  first = std::min(first, rows.size());
+  const bool windowed = max_rows != 0 && (total > max_rows || first > 0);
+  const size_t n =
+      max_rows == 0 ? total : (windowed ? std::max<size_t>(max_rows, 2) - 1 : max_rows);
+  first = std::min(first, total > n ? total - n : 0);
   const size_t last = std::min(rows.size(), first + n);
   std::vector<size_t> w(cols.size(), 0);
   for (size_t c = 0; c < cols.size(); ++c) w[c] = display_width(cols[c].title);
@@ -96,12 +107,33 @@ void add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>
       w[c] = std::max(w[c], display_width(rows[r][c].text));
     }
   }
-  size_t used = 0;
-  for (size_t c = 0; c + 1 < cols.size(); ++c) used += w[c] + 2;
+  // Drop columns, in their drop order, while the last one would get less than it wants.
+  std::vector<bool> hidden(cols.size(), false);
+  auto used_by_others = [&] {
+    size_t used = 0;
+    for (size_t c = 0; c + 1 < cols.size(); ++c) used += hidden[c] ? 0 : w[c] + 2;
+    return used;
+  };
+  if (!cols.empty()) {
+    const size_t wanted_last = std::min<size_t>(w.back(), 24);
+    while (used_by_others() + wanted_last > width) {
+      size_t victim = cols.size();
+      for (size_t c = 0; c + 1 < cols.size(); ++c) {
+        if (!hidden[c] && cols[c].drop_order > 0 &&
+            (victim == cols.size() || cols[c].drop_order > cols[victim].drop_order)) {
+          victim = c;
+        }
+      }
+      if (victim == cols.size()) break;
+      hidden[victim] = true;
+    }
+  }
+  const size_t used = used_by_others();
   if (!cols.empty()) w.back() = std::max<size_t>(std::min(w.back(), width - std::min(width, used)), 1);
 
   Line h;
   for (size_t c = 0; c < cols.size(); ++c) {
+    if (hidden[c]) continue;
     h.add(fit(cols[c].title, w[c], cols[c].right) + (c + 1 < cols.size() ? "  " : ""),
           Style::kHeader);
   }
@@ -109,6 +141,7 @@ void add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>
   for (size_t r = first; r < last; ++r) {
     Line l;
     for (size_t c = 0; c < cols.size(); ++c) {
+      if (hidden[c]) continue;
       const Cell cell = c < rows[r].size() ? rows[r][c] : Cell{};
       bool last_col = c + 1 == cols.size();
       l.add(last_col && !cols[c].right ? fit(cell.text, std::min(w[c], display_width(cell.text)))
@@ -118,15 +151,23 @@ void add_table(Frame& f, const std::vector<Column>& cols, const std::vector<Row>
     }
     f.push_back(std::move(l));
   }
+  const size_t shown = last > first ? last - first : 0;
   if (windowed) {
-    f.push_back(Line().add(fmt::format("rows {}-{} of {}", rows.empty() ? 0 : first + 1, last,
-                                       rows.size()),
+    f.push_back(Line().add(fmt::format("rows {}-{} of {}", shown == 0 ? 0 : first + 1, last, total),
                            Style::kDim));
   }
+  // A page is what the window holds, even when fewer rows are left to fill it.
+  return {first, windowed ? n : shown, total};
 }
 
 // ---------------------------------------------------------------------------------------------
 // Devices
+
+// A device that is gone is drawn in its last figures, all greyed.
+void grey_if_gone(Line& l, const DeviceRow& d) {
+  if (!d.gone) return;
+  for (auto& span : l.spans) span.style = Style::kDim;
+}
 
 bool kind_shown(const KindRow& k) { return k.capacity != 0 || k.used != 0 || k.count != 0; }
 
@@ -191,7 +232,7 @@ void add_detail_header(Frame& f, const DetailWidths& w) {
   f.push_back(std::move(l));
 }
 
-Line device_title(const DeviceRow& d, size_t) {
+Line device_title(const DeviceRow& d, bool stable) {
   Line l;
   l.add(fmt::format("Device {}", join_ids(d.logical_ids)), Style::kTitle);
   l.add(fmt::format("  chip {:#x}  {} {}x{}{}", d.chip_id, d.arch, d.grid_x, d.grid_y,
@@ -202,6 +243,11 @@ Line device_title(const DeviceRow& d, size_t) {
   l.add(margin_text(d.clash_margin), margin_style(d.clash_margin));
   if (d.dropped_events > 0) {
     l.add(fmt::format("  ! {} events dropped", d.dropped_events), Style::kWarn);
+  }
+  grey_if_gone(l, d);
+  if (d.gone) {
+    l.add(stable ? "  [gone]" : fmt::format("  [gone {} ago]", format_age(d.gone_for_ns)),
+          Style::kWarn);
   }
   return l;
 }
@@ -220,45 +266,93 @@ Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
     l.add("  " + fit(bytes_or_dash(k.largest_free_block, k.capacity != 0), kBytesWidth, true) +
           fit(banked ? fmt::format("{:.0f}%", k.fragmentation * 100) : "-", 5, true));
   }
-  if (w.spark) l.add("  " + sparkline(k.history, w.spark, unicode), Style::kTitle);
+  if (w.spark) {
+    // Without a capacity the sparkline is scaled to its own maximum: the label gives the range.
+    std::string range =
+        k.capacity == 0 ? " max " + format_bytes(history_max(k.history)) : std::string();
+    if (display_width(range) * 2 > w.spark) range.clear();
+    l.add("  " + sparkline(k.history, k.capacity, w.spark - display_width(range), unicode),
+          Style::kTitle);
+    if (!range.empty()) l.add(range, Style::kDim);
+  }
   return l;
 }
 
-void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode) {
+size_t device_lines(const DeviceRow& d) {
+  size_t n = 1;
+  for (const auto& k : d.kinds) n += kind_shown(k) ? 1 : 0;
+  return n;
+}
+
+// Whole devices while they fit in `max_lines`; the rest are counted on one line that names the
+// key for the compact layout, so no device disappears without a word.
+void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode,
+                          bool stable, size_t max_lines) {
   DetailWidths w = detail_widths(width);
   add_detail_header(f, w);
-  for (const auto& d : vm.devices) {
-    f.push_back(device_title(d, width));
+  size_t used = 1;
+  for (size_t i = 0; i < vm.devices.size(); ++i) {
+    const DeviceRow& d = vm.devices[i];
+    const bool last = i + 1 == vm.devices.size();
+    if (used + device_lines(d) + (last ? 0 : 1) > max_lines) {
+      size_t more = vm.devices.size() - i;
+      f.push_back(Line().add(fmt::format("+{} more device{} (c: compact)", more,
+                                         more == 1 ? "" : "s"),
+                             Style::kWarn));
+      return;
+    }
+    used += device_lines(d);
+    f.push_back(device_title(d, stable));
     for (const auto& k : d.kinds) {
-      if (kind_shown(k)) f.push_back(kind_line(k, w, unicode));
+      if (!kind_shown(k)) continue;
+      f.push_back(kind_line(k, w, unicode));
+      grey_if_gone(f.back(), d);
     }
   }
 }
 
 void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unicode) {
-  const size_t dev_w = 5, margin_w = 17, bufs_w = 7;
-  size_t rest = width > dev_w + margin_w + bufs_w ? width - dev_w - margin_w - bufs_w : 0;
-  size_t cell = std::max<size_t>(rest / kBarKinds.size(), 7);
-  size_t bar_w = cell > 9 ? cell - 9 : 0;  // " " + "100.0%" + "  "
+  // The margin and buffer columns are as wide as their widest value (plus a gap); the bars get
+  // everything else.
+  constexpr size_t kDevWidth = 5;
+  constexpr size_t kPctWidth = 6;  // "100.0%"
+  size_t margin_w = 6, bufs_w = 4;  // "MARGIN", "BUFS"
+  for (const auto& d : vm.devices) {
+    margin_w = std::max(margin_w, display_width(margin_text(d.clash_margin)));
+    bufs_w = std::max(bufs_w, std::to_string(d.buffers).size());
+  }
+  margin_w += 2;
+  bufs_w += 2;
+  const size_t fixed = kDevWidth + margin_w + bufs_w;
+  // A cell is [bar " "] pct and a one-column gap; without room for a bar, the pct alone.
+  const size_t cell =
+      std::max((width > fixed ? width - fixed : 0) / kBarKinds.size(), kPctWidth + 1);
+  const size_t bar_w = cell >= kPctWidth + 2 + 3 ? cell - kPctWidth - 2 : 0;
   Line h;
-  h.add(fit("DEV", dev_w), Style::kHeader);
-  for (uint32_t k : kBarKinds) h.add(fit(std::string(kind_name(k)), cell), Style::kHeader);
+  h.add(fit("DEV", kDevWidth), Style::kHeader);
+  for (uint32_t k : kBarKinds) {
+    h.add(fit(std::string(kind_name(k)), cell - 1) + " ", Style::kHeader);
+  }
   h.add(fit("MARGIN", margin_w, true) + fit("BUFS", bufs_w, true), Style::kHeader);
   f.push_back(std::move(h));
   for (const auto& d : vm.devices) {
     Line l;
-    l.add(fit(join_ids(d.logical_ids), dev_w), Style::kTitle);
+    l.add(fit(join_ids(d.logical_ids), kDevWidth), Style::kTitle);
     for (const auto& k : d.kinds) {
+      size_t taken = kPctWidth;
       if (bar_w > 0) {
         for (auto& s : bar(k.used, k.peak, k.capacity, bar_w, unicode).spans) l.spans.push_back(s);
         l.add(" ");
+        taken += bar_w + 1;
       }
-      l.add(fit(pct_text(k.used, k.capacity), 6, true), usage_style(k.used, k.capacity));
-      l.add(std::string(cell - bar_w - (bar_w > 0 ? 7 : 6), ' '));
+      l.add(fit(pct_text(k.used, k.capacity), kPctWidth, true), usage_style(k.used, k.capacity));
+      l.add(std::string(cell - taken, ' '));
     }
     l.add(fit(margin_text(d.clash_margin), margin_w, true), margin_style(d.clash_margin));
     l.add(fit(std::to_string(d.buffers), bufs_w, true));
     if (d.dropped_events > 0) l.add(" !drop", Style::kWarn);
+    grey_if_gone(l, d);
+    if (d.gone) l.add(" gone", Style::kWarn);
     f.push_back(std::move(l));
   }
 }
@@ -353,14 +447,18 @@ std::vector<Row> buffer_rows(const std::vector<BufferRow>& buffers, bool stable)
 }
 
 std::vector<Column> buffer_columns(const UiState& ui, bool unicode) {
-  std::vector<Column> cols = {{"PID", true},     {"DEV", true},      {"KIND", false},
-                              {"ID", true},      {"ADDRESS", true},  {"SIZE", true},
-                              {"RESERVED", true}, {"BANKS", true},   {"AGE", true},
+  // On a narrow screen BANKS goes first, then ADDRESS, AGE, ID and SIZE: the tag, the bytes
+  // reserved and whose buffer it is are what the view is for.
+  std::vector<Column> cols = {{"PID", true},          {"DEV", true},         {"KIND", false},
+                              {"ID", true, 2},        {"ADDRESS", true, 4},  {"SIZE", true, 1},
+                              {"RESERVED", true},     {"BANKS", true, 5},    {"AGE", true, 3},
                               {"TAG", false}};
   SortColumn sc = sort_column(ui.sort);
   bool down = sc.descending != ui.reverse;
   for (auto& c : cols) {
-    if (c.title == sc.title) c.title += down ? (unicode ? "▼" : "v") : (unicode ? "▲" : "^");
+    if (c.title != sc.title) continue;
+    c.title += down ? (unicode ? "▼" : "v") : (unicode ? "▲" : "^");
+    c.drop_order = 0;  // the column the rows are sorted by stays
   }
   return cols;
 }
@@ -545,6 +643,7 @@ void add_footer(Frame& f, const UiState& ui, bool unicode) {
     l.add(k, Style::kKey).add(std::string(" ") + what + "  ");
   };
   key("q", "quit");
+  key("?", "help");  // early: on a narrow screen the rest of the keys are cut
   key("Tab/1-3", "view");
   if (ui.view == View::kOverview) key("c", "compact/detail");
   if (ui.view != View::kOverview) key(unicode ? "↑↓ PgUp/PgDn" : "Up/Dn PgUp/PgDn", "scroll");
@@ -557,12 +656,88 @@ void add_footer(Frame& f, const UiState& ui, bool unicode) {
   f.push_back(std::move(l));
 }
 
-void clip(Line& l, size_t width) {
+// A word that is a number ("1.28", "2410", "0x1f", "-3"): what follows it is its unit.
+bool numeric_word(const std::string& w) {
+  bool digit = false;
+  for (char c : w) {
+    if (std::isdigit(uint8_t(c))) {
+      digit = true;
+    } else if (!std::isxdigit(uint8_t(c)) &&
+               std::string_view(".,x+-%").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return digit;
+}
+
+// How many columns of `text` to keep when it must end with an ellipsis within `width`: at a
+// word boundary near the edge, never between a number and its unit; else a hard cut.
+size_t clip_columns(const std::string& text, size_t width) {
+  const size_t keep = width > 0 ? width - 1 : 0;
+  std::vector<std::string> chars;  // one code point each
+  for (size_t i = 0; i < text.size();) {
+    size_t n = utf8_prefix_bytes(text.substr(i), 1);
+    chars.push_back(text.substr(i, n));
+    i += n;
+  }
+  auto word_before = [&](size_t col) {  // the word ending at column col (exclusive)
+    size_t b = col;
+    while (b > 0 && chars[b - 1] != " ") --b;
+    std::string w;
+    for (size_t i = b; i < col; ++i) w += chars[i];
+    return std::pair{b, w};
+  };
+  size_t cut = keep;
+  // The first word the cut loses (part or all of it).
+  size_t lost = keep;
+  while (lost < chars.size() && chars[lost] == " ") ++lost;
+  size_t lost_end = lost;
+  while (lost_end < chars.size() && chars[lost_end] != " ") ++lost_end;
+  const std::string lost_word = word_before(lost_end).second;
+  // The cut falls inside a word: drop all of it.
+  if (chars[keep] != " ") cut = word_before(keep).first;
+  while (cut > 0 && chars[cut - 1] == " ") --cut;
+  // The word lost is the unit of the number before it ("2410 buffers", "1.28 MiB"): drop the
+  // number too.
+  auto [number_start, before] = word_before(cut);
+  if (lost < chars.size() && !numeric_word(lost_word) && numeric_word(before)) cut = number_start;
+  while (cut > 0 && chars[cut - 1] == " ") --cut;  // no spaces before the ellipsis
+  // Too much lost (a long word, a grid row): cut hard at the edge.
+  return keep - cut > 16 || cut == 0 ? keep : cut;
+}
+
+// Cuts a line to `width` columns, marking the cut with an ellipsis ("~" in ASCII).
+// The key list, for `?`: every key the live screen takes, with what it does.
+void add_help(Frame& f, bool unicode) {
+  f.push_back(Line());
+  f.push_back(Line().add("Keys", Style::kTitle));
+  const std::pair<const char*, const char*> keys[] = {
+      {"? F1", "this help (any key closes it)"},
+      {"q Esc", "quit"},
+      {"Tab Shift-Tab 1-3", "next/previous view, or overview, buffers, L1 map"},
+      {"c", "overview: automatic, detailed or compact devices"},
+      {unicode ? "↑↓ j k" : "Up Down j k", "scroll a row"},
+      {"PgUp PgDn", "scroll a page"},
+      {"Home End g G", "first / last rows"},
+      {"s S", "buffers: next / previous sort"},
+      {"r", "buffers: reverse the sort"},
+      {unicode ? "←→ h l [ ]" : "Left Right h l [ ]", "L1 map: previous / next device"},
+      {"space p", "pause / resume refreshing"},
+  };
+  for (const auto& [key, what] : keys) {
+    f.push_back(Line().add("  " + fit(key, 20), Style::kKey).add(what));
+  }
+}
+
+void clip(Line& l, size_t width, bool unicode) {
+  if (l.width() <= width) return;
+  size_t keep = clip_columns(l.text(), width);
   size_t cols = 0;
   for (size_t i = 0; i < l.spans.size(); ++i) {
     size_t w = display_width(l.spans[i].text);
-    if (cols + w > width) {
-      l.spans[i].text.resize(utf8_prefix_bytes(l.spans[i].text, width - cols));
+    if (cols + w >= keep) {
+      l.spans[i].text.resize(utf8_prefix_bytes(l.spans[i].text, keep - cols));
+      l.spans[i].text += unicode ? "…" : "~";
       l.spans.resize(i + 1);
       return;
     }
@@ -647,21 +822,36 @@ Line bar(uint64_t used, uint64_t peak, uint64_t capacity, size_t width, bool uni
   return l;
 }
 
-std::string sparkline(const std::vector<uint64_t>& values, size_t width, bool unicode) {
+uint64_t history_max(const std::vector<uint64_t>& values) {
+  uint64_t max = 0;
+  for (uint64_t v : values) {
+    if (v != kHistoryRestart) max = std::max(max, v);
+  }
+  return max;
+}
+
+std::string sparkline(const std::vector<uint64_t>& values, uint64_t capacity, size_t width,
+                      bool unicode) {
   static constexpr const char* kLevels[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
   static constexpr char kAscii[] = "._-=+*#@";
-  size_t n = std::min(values.size(), width);
-  uint64_t max = 0;
-  for (size_t i = values.size() - n; i < values.size(); ++i) max = std::max(max, values[i]);
+  const size_t n = std::min(values.size(), width);
+  const std::vector<uint64_t> window(values.end() - ptrdiff_t(n), values.end());
+  // Scaled to the kind's capacity, as the bar is, so a glyph's height means the same share on
+  // every row; only a kind whose capacity is unknown scales to its own maximum (and says so).
+  const uint64_t scale = capacity != 0 ? capacity : history_max(window);
   std::string out(width - n, ' ');
-  for (size_t i = values.size() - n; i < values.size(); ++i) {
-    uint64_t v = values[i];
-    if (v == 0 || max == 0) {
+  for (uint64_t v : window) {
+    if (v == kHistoryRestart) {
+      out += unicode ? "┊" : "|";
+      continue;
+    }
+    // Nothing in use is blank; anything in use is at least the lowest glyph.
+    if (v == 0 || scale == 0) {
       out += ' ';
       continue;
     }
-    // Scaled to the window's maximum: a few KiB of L1 moving on a 1 GiB device still shows.
-    size_t level = std::min<size_t>(7, size_t(double(v) / double(max) * 7.0 + 0.5));
+    double eighths = std::ceil(std::min(1.0, double(v) / double(scale)) * 8.0);
+    size_t level = size_t(std::clamp(eighths, 1.0, 8.0)) - 1;
     if (unicode) {
       out += kLevels[level];
     } else {
@@ -673,21 +863,23 @@ std::string sparkline(const std::vector<uint64_t>& values, size_t width, bool un
 
 size_t table_rows(const UiState& ui, const LayoutOptions& o) {
   if (o.height == 0) return 0;
-  // Header, its warnings (up to two), title, table header, "rows" line, footer.
-  int rows = o.height - 7;
-  if (ui.view == View::kL1Map) rows -= 16 + 4;  // grid, legend, CB region, clash margin
-  return size_t(std::max(rows, 1));
+  // An upper bound, never short: every frame has the header line, the table's column header
+  // and the footer; the view's other lines only take rows away.
+  (void)ui;
+  return size_t(std::max(o.height - 3, 1));
 }
 
-Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
+Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
+             TableWindow* window) {
   Frame f;
+  TableWindow scrolled;
   const size_t width = size_t(std::max(o.width, 1));
   if (o.height != 0 && (width < kMinWidth || o.height < kMinHeight)) {
     f.push_back(Line().add(fmt::format("terminal too small ({}x{}); need {}x{}", o.width,
                                        o.height, kMinWidth, kMinHeight),
                            Style::kWarn));
     f.push_back(Line().add("q", Style::kKey).add(" quit"));
-    for (auto& l : f) clip(l, width);
+    for (auto& l : f) clip(l, width, o.unicode);
     return f;
   }
   add_header(f, vm, ui, o);
@@ -698,77 +890,83 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
     return size_t(o.height) > used ? size_t(o.height) - used : 0;
   };
 
-  switch (ui.view) {
-    case View::kOverview: {
-      if (!vm.devices.empty()) {
-        f.push_back(Line());
-        bool detailed = ui.density == Density::kDetailed ||
-                        (ui.density == Density::kAuto &&
-                         (o.height == 0 || detailed_rows(vm) + 8 <= left()));
-        if (detailed) {
-          add_devices_detailed(f, vm, width, o.unicode);
-        } else {
-          add_devices_compact(f, vm, width, o.unicode);
+  if (ui.help) {
+    add_help(f, o.unicode);
+  } else {
+    switch (ui.view) {
+      case View::kOverview: {
+        if (!vm.devices.empty()) {
+          f.push_back(Line());
+          bool detailed = ui.density == Density::kDetailed ||
+                          (ui.density == Density::kAuto &&
+                           (o.height == 0 || detailed_rows(vm) + 8 <= left()));
+          if (detailed) {
+            add_devices_detailed(f, vm, width, o.unicode, o.stable, left());
+          } else {
+            add_devices_compact(f, vm, width, o.unicode);
+          }
         }
-      }
-      // Processes get the first half of what is left (at least their rows when they fit),
-      // tags the rest.
-      auto procs = process_rows(vm, o.stable);
-      auto tags = tag_rows(vm);
-      size_t room = left();
-      if (room >= 3) {
-        f.push_back(Line());
-        f.push_back(Line().add(fmt::format("Processes ({})", vm.processes.size()), Style::kTitle));
-        size_t max = 0;
-        if (o.height != 0) {
-          max = tags.empty() ? room - 3
-                             : std::max<size_t>(1, std::min(procs.size(), (room - 3) / 2));
+        // Processes get the first half of what is left (at least their rows when they fit),
+        // tags the rest.
+        auto procs = process_rows(vm, o.stable);
+        auto tags = tag_rows(vm);
+        size_t room = left();
+        if (room >= 3) {
+          f.push_back(Line());
+          f.push_back(Line().add(fmt::format("Processes ({})", vm.processes.size()), Style::kTitle));
+          size_t max = 0;
+          if (o.height != 0) {
+            max = tags.empty() ? room - 3
+                               : std::max<size_t>(1, std::min(procs.size(), (room - 3) / 2));
+          }
+          if (procs.empty()) {
+            f.push_back(Line().add("No tracked processes.", Style::kDim));
+          } else {
+            add_table(f, process_columns(), procs, procs.size(), width, 0, std::max<size_t>(max, o.height ? 1 : 0));
+          }
         }
-        if (procs.empty()) {
-          f.push_back(Line().add("No tracked processes.", Style::kDim));
-        } else {
-          add_table(f, process_columns(), procs, width, 0, std::max<size_t>(max, o.height ? 1 : 0));
+        room = left();
+        if (room >= 4 && !tags.empty()) {
+          f.push_back(Line());
+          f.push_back(Line().add(fmt::format("Tags and ops ({})", vm.tags.size()), Style::kTitle));
+          add_table(f, tag_columns(), tags, tags.size(), width, 0, o.height == 0 ? 0 : room - 3);
         }
+        break;
       }
-      room = left();
-      if (room >= 4 && !tags.empty()) {
+      case View::kBuffers: {
         f.push_back(Line());
-        f.push_back(Line().add(fmt::format("Tags and ops ({})", vm.tags.size()), Style::kTitle));
-        add_table(f, tag_columns(), tags, width, 0, o.height == 0 ? 0 : room - 3);
+        f.push_back(Line()
+                        .add(fmt::format("Buffers ({} live)", vm.total_buffers), Style::kTitle)
+                        .add(fmt::format("  sorted by {}{}", sort_name(ui.sort),
+                                         ui.reverse ? ", reversed" : ""),
+                             Style::kDim));
+        size_t room = left();
+        if (room >= 2) {
+          // vm.buffers starts at row 0 of the sorted list; the view shows from ui.scroll.
+          scrolled = add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable),
+                               vm.total_buffers, width, ui.scroll, o.height == 0 ? 0 : room - 1);
+        }
+        break;
       }
-      break;
-    }
-    case View::kBuffers: {
-      f.push_back(Line());
-      f.push_back(Line()
-                      .add(fmt::format("Buffers ({} live)", vm.total_buffers), Style::kTitle)
-                      .add(fmt::format("  sorted by {}{}", sort_name(ui.sort),
-                                       ui.reverse ? ", reversed" : ""),
-                           Style::kDim));
-      size_t room = left();
-      if (room >= 2) {
-        // vm.buffers starts at row 0 of the sorted list; the view shows from ui.scroll.
-        add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable), width,
-                  ui.scroll, o.height == 0 ? 0 : room - 1);
-      }
-      break;
-    }
-    case View::kL1Map: {
-      f.push_back(Line());
-      size_t room = left();
-      size_t grid = o.height == 0 ? 16 : std::clamp<size_t>(room > 10 ? (room - 10) / 2 : 2, 2, 16);
-      add_l1_map(f, vm, ui, width, grid);
-      room = left();
-      if (vm.l1_map.valid && room >= 3) {
+      case View::kL1Map: {
         f.push_back(Line());
-        f.push_back(Line().add(fmt::format("L1 and L1_SMALL buffers by address ({})",
-                                           vm.l1_map.l1_buffers_total),
-                               Style::kTitle));
-        add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
-                  buffer_rows(vm.l1_map.l1_buffers, o.stable), width, ui.scroll,
-                  o.height == 0 ? 0 : room - 3);
+        size_t room = left();
+        size_t grid = o.height == 0 ? 16 : std::clamp<size_t>(room > 10 ? (room - 10) / 2 : 2, 2, 16);
+        add_l1_map(f, vm, ui, width, grid);
+        room = left();
+        if (vm.l1_map.valid && room >= 3) {
+          f.push_back(Line());
+          f.push_back(Line().add(fmt::format("L1 and L1_SMALL buffers by address ({})",
+                                             vm.l1_map.l1_buffers_total),
+                                 Style::kTitle));
+          // Room less the blank line, the title and the column header: the table fills the screen.
+          scrolled = add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
+                               buffer_rows(vm.l1_map.l1_buffers, o.stable),
+                               vm.l1_map.l1_buffers_total, width, ui.scroll,
+                               o.height == 0 ? 0 : room - 3);
+        }
+        break;
       }
-      break;
     }
   }
 
@@ -777,7 +975,8 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o) {
     if (f.size() >= size_t(o.height)) f.resize(size_t(o.height) - 1);
     add_footer(f, ui, o.unicode);
   }
-  for (auto& l : f) clip(l, width);
+  for (auto& l : f) clip(l, width, o.unicode);
+  if (window != nullptr) *window = scrolled;
   return f;
 }
 

@@ -60,6 +60,7 @@ struct UiState {
   int map_device = 0;  // index into the shown devices
   Density density = Density::kAuto;
   bool paused = false;
+  bool help = false;  // the key list covers the view until `?` or Esc
 };
 
 struct LayoutOptions {
@@ -70,10 +71,21 @@ struct LayoutOptions {
   int refresh_ms = 500;
 };
 
-Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o);
+// The rows of a view's scrolled table (buffers, or the L1 map's buffers) that a frame showed:
+// [first, first + shown) of total. Keys scroll from it, so paging and End agree with the screen.
+struct TableWindow {
+  size_t first = 0;
+  size_t shown = 0;
+  size_t total = 0;
+};
 
-// How many rows of its scrolled table `view` shows at this height (for the collect limit and
-// for scrolling by pages).
+// `window`, when given, receives what the view's scrolled table showed (all zero for the
+// overview, which does not scroll).
+Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
+             TableWindow* window = nullptr);
+
+// At most how many rows of its scrolled table `view` shows at this height: enough rows for
+// collect to sort (ui.scroll plus this). The exact window comes from layout().
 size_t table_rows(const UiState& ui, const LayoutOptions& o);
 
 // Columns taken by a UTF-8 string (one per code point).
@@ -84,7 +96,13 @@ std::string fit(const std::string& s, size_t width, bool right_aligned = false);
 
 // Pieces of the layout, exposed for tests.
 Line bar(uint64_t used, uint64_t peak, uint64_t capacity, size_t width, bool unicode);
-std::string sparkline(const std::vector<uint64_t>& values, size_t width, bool unicode);
+// The newest `width` values of a history, right-aligned: one glyph per sample, its height the
+// share of `capacity` (of the window's maximum when capacity is 0), blank for nothing in use,
+// and a break glyph where kHistoryRestart marks a new process on the chip.
+std::string sparkline(const std::vector<uint64_t>& values, uint64_t capacity, size_t width,
+                      bool unicode);
+// The largest value of a history, restart marks left out.
+uint64_t history_max(const std::vector<uint64_t>& values);
 Style usage_style(uint64_t used, uint64_t capacity);
 
 }  // namespace ttmem::top

@@ -19,6 +19,7 @@
 #include "cli/cli_util.h"
 #include "cli/top/collect.h"
 #include "cli/top/draw.h"
+#include "cli/top/keys.h"
 #include "cli/top/layout.h"
 #include "cli/top/source.h"
 #include "cli/top/text_render.h"
@@ -149,30 +150,42 @@ void run_text(SnapshotSource& c, const TopArgs& a, bool unicode, bool dir_named)
   }
 }
 
-// Applies one key to the UI state; false when the key quits.
-bool handle_key(int ch, UiState& ui, const ViewModel& vm, size_t page) {
-  auto scroll_max = [&]() -> size_t {
-    size_t total = ui.view == View::kBuffers ? vm.total_buffers : vm.l1_map.l1_buffers_total;
-    return total > page ? total - page : 0;
-  };
+}  // namespace
+
+bool handle_key(int ch, UiState& ui, const ViewModel& vm, const TableWindow& window) {
+  const size_t page = std::max<size_t>(window.shown, 1);
+  const size_t scroll_max = window.total > page ? window.total - page : 0;
+  // The frame may have moved a scroll past the end back up (the table shrank, or a page key
+  // overshot): keys move from what was on the screen.
+  const size_t at = std::min(ui.scroll, std::max(window.first, scroll_max));
+  auto scroll_to = [&](size_t row) { ui.scroll = std::min(row, scroll_max); };
   auto set_view = [&](View v) {
     if (ui.view != v) ui.scroll = 0;
     ui.view = v;
   };
-  int devices = std::max<int>(1, int(vm.devices.size()));
+  // The L1 map cycles through live devices only (gone ones come last and have no map).
+  int devices = std::max<int>(1, int(std::count_if(vm.devices.begin(), vm.devices.end(),
+                                                   [](const DeviceRow& d) { return !d.gone; })));
+  // The help screen takes the next key: `?` or Esc close it, `q` still quits, anything else
+  // closes it and acts.
+  if (ui.help) {
+    ui.help = false;
+    if (ch == '?' || ch == 27) return true;
+  }
   switch (ch) {
+    case '?': case KEY_F(1): ui.help = true; break;
     case 'q': case 'Q': case 27: return false;
     case '\t': set_view(View((int(ui.view) + 1) % kNumViews)); break;
     case KEY_BTAB: set_view(View((int(ui.view) + kNumViews - 1) % kNumViews)); break;
     case '1': case 'o': set_view(View::kOverview); break;
     case '2': case 'b': set_view(View::kBuffers); break;
     case '3': case 'm': set_view(View::kL1Map); break;
-    case KEY_UP: case 'k': ui.scroll = ui.scroll > 0 ? ui.scroll - 1 : 0; break;
-    case KEY_DOWN: case 'j': ui.scroll = std::min(ui.scroll + 1, scroll_max()); break;
-    case KEY_PPAGE: ui.scroll = ui.scroll > page ? ui.scroll - page : 0; break;
-    case KEY_NPAGE: ui.scroll = std::min(ui.scroll + page, scroll_max()); break;
+    case KEY_UP: case 'k': scroll_to(at > 0 ? at - 1 : 0); break;
+    case KEY_DOWN: case 'j': scroll_to(at + 1); break;
+    case KEY_PPAGE: scroll_to(at > page ? at - page : 0); break;
+    case KEY_NPAGE: scroll_to(at + page); break;
     case KEY_HOME: case 'g': ui.scroll = 0; break;
-    case KEY_END: case 'G': ui.scroll = scroll_max(); break;
+    case KEY_END: case 'G': ui.scroll = scroll_max; break;
     case 's': ui.sort = BufferSort((int(ui.sort) + 1) % kNumBufferSorts); ui.scroll = 0; break;
     case 'S':
       ui.sort = BufferSort((int(ui.sort) + kNumBufferSorts - 1) % kNumBufferSorts);
@@ -194,6 +207,9 @@ bool handle_key(int ch, UiState& ui, const ViewModel& vm, size_t page) {
   return true;
 }
 
+
+namespace {
+
 // The terminal UI: repaint on every refresh, key and resize; refresh on a fixed cadence.
 void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
   Screen screen;
@@ -211,10 +227,10 @@ void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
     lo.height = screen.height();
     lo.unicode = unicode;
     lo.refresh_ms = a.refresh_ms;
-    size_t page = table_rows(ui, lo);
-    ViewModel vm = collect(c.snapshot(), history, request_for(a, ui, ui.scroll + page + 1));
+    ViewModel vm = collect(c.snapshot(), history, request_for(a, ui, ui.scroll + table_rows(ui, lo)));
     if (!vm.devices.empty()) ui.map_device = std::min(ui.map_device, int(vm.devices.size()) - 1);
-    screen.paint(layout(vm, ui, lo));
+    TableWindow window;
+    screen.paint(layout(vm, ui, lo, &window));
 
     uint64_t now = monotonic_ns();
     pollfd pfd{STDIN_FILENO, POLLIN, 0};
@@ -225,7 +241,7 @@ void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
       for (int ch = screen.read_key(); ch != -1; ch = screen.read_key()) {
         if (ch == KEY_RESIZE) {
           screen.invalidate();
-        } else if (!handle_key(ch, ui, vm, page)) {
+        } else if (!handle_key(ch, ui, vm, window)) {
           quit = true;
           break;
         }

@@ -23,6 +23,10 @@ inline constexpr std::array<uint32_t, 5> kBarKinds = {
     uint32_t(protocol::Kind::L1Small), uint32_t(protocol::Kind::Trace),
     uint32_t(protocol::Kind::Cb)};
 
+// In a history, the mark of a restart: the processes on the chip were all replaced, so what
+// follows is not the same run's history. Drawn as a break in the sparkline.
+inline constexpr uint64_t kHistoryRestart = UINT64_MAX;
+
 struct KindRow {
   uint32_t kind = 0;
   uint64_t used = 0;  // reserved bytes (CB: the L1 the live programs' CB sets cover)
@@ -32,7 +36,7 @@ struct KindRow {
   uint64_t count = 0;
   uint64_t largest_free_block = 0;  // per bank
   double fragmentation = 0.0;
-  std::vector<uint64_t> history;  // used bytes, oldest first
+  std::vector<uint64_t> history;  // used bytes, oldest first; kHistoryRestart at a restart
 };
 
 struct DeviceRow {
@@ -49,6 +53,10 @@ struct DeviceRow {
   int64_t clash_margin = 0;
   bool has_l1_buffers = false;
   uint64_t dropped_events = 0;
+  // No longer in the snapshot (its processes ended): the last figures, drawn greyed, until
+  // History::kKeepGoneNs after it was last seen.
+  bool gone = false;
+  uint64_t gone_for_ns = 0;
 };
 
 struct ProcessRow {
