@@ -415,8 +415,18 @@ void HttpServer::close_connection(int fd) {
 
 void HttpServer::close_expired(uint64_t now) {
   std::vector<int> expired;
-  for (const auto& [fd, c] : state_->connections) {
-    if (c.deadline_ms <= now) expired.push_back(fd);
+  for (auto& [fd, c] : state_->connections) {
+    if (c.deadline_ms > now) continue;
+    // A loop held up (long lists being selected) can pass a new connection's idle deadline
+    // before reading the request its client sent in time: bytes waiting unread are not
+    // idleness. They are read on the next turn, and from the first byte the head deadline
+    // bounds the request as ever, so a client trickling bytes gains nothing.
+    char byte;
+    if (!c.writing && c.in.empty() && ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+      c.deadline_ms = now + kRequestHeadMs;
+      continue;
+    }
+    expired.push_back(fd);
   }
   for (int fd : expired) close_connection(fd);
 }

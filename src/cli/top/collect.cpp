@@ -271,8 +271,9 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
   // Devices gone from the snapshot but seen lately: greyed rows after the live ones (the L1 map
   // indexes the live ones only, so they stay first).
   for (const auto& [chip, seen] : history.last_seen()) {
+    const uint64_t gone_chip = chip;  // clang before 16 cannot capture a structured binding
     const bool live = std::any_of(s.devices.begin(), s.devices.end(),
-                                  [&](const DeviceView& d) { return d.chip_id == chip; });
+                                  [&](const DeviceView& d) { return d.chip_id == gone_chip; });
     if (live || !shown(req.devices, seen.device.logical_ids)) continue;
     const uint64_t gone_for =
         s.taken_monotonic_ns > seen.seen_ns ? s.taken_monotonic_ns - seen.seen_ns : 0;
