@@ -34,7 +34,8 @@ void add_sim_command(CLI::App& app, GlobalOptions& global) {
   auto scenario = std::make_shared<std::string>();
   auto list = std::make_shared<bool>(false);
   cmd->add_option("scenario", *scenario,
-                  "llama-decode, cb-clash, oom, leak or trace-too-small (--list describes them)");
+                  "llama-decode, cb-clash, l1-small-clash, oom, leak, trace-too-small or "
+                  "llama-70b-galaxy (--list describes them)");
   cmd->add_flag("--list", *list, "List the scenarios and exit");
   cmd->add_option("--seed", options->seed, "Seed: each seed gives the same run every time")
       ->capture_default_str()
@@ -49,6 +50,10 @@ void add_sim_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--hold", options->hold_seconds,
                   "Keep the final state up for SECONDS (real time) before cleaning up or exiting")
       ->check(number_up_to(1e7));
+  cmd->add_option("--processes", options->processes,
+                  "llama-70b-galaxy: run N processes serving the model at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   cmd->callback([&global, options, scenario, list] {
     if (*list) {
       print_scenarios();

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "model/errors.h"
+#include "sim/galaxy.h"
 #include "sim/llama.h"
 #include "sim/reporter.h"
 #include "sim/rng.h"
@@ -22,7 +23,7 @@ using model::BufferType;
 using model::DataType;
 using model::Layout;
 
-constexpr std::array<ScenarioInfo, 6> kScenarios = {{
+constexpr std::array<ScenarioInfo, 7> kScenarios = {{
     {"llama-decode", "t3k",
      "Llama-3.1-8B decode, tensor parallel over the mesh, batch 32: weights, KV cache, prefill "
      "and compile churn, trace capture, then trace replay as a steady plateau"},
@@ -36,6 +37,10 @@ constexpr std::array<ScenarioInfo, 6> kScenarios = {{
      "DRAM out of memory from fragmentation: enough free bytes in total, no block large enough"},
     {"leak", "n150", "a test suite that forgets to free some buffers, then exits"},
     {"trace-too-small", "t3k", "a decode trace capture larger than the trace region"},
+    {"llama-70b-galaxy", "galaxy",
+     "Llama-3.1-70B served by --processes N processes at once, each tensor parallel over every "
+     "chip (567 live buffers a chip each), with a decode op every 50 ms per process while held: "
+     "64 processes hold over a million live buffers under constant churn"},
 }};
 
 // What every scenario gets: the product, its mesh, the generator seeded by --seed, pacing and output.
@@ -313,6 +318,9 @@ int run_scenario(std::string_view name, const SimOptions& options, std::ostream&
     }
   }
   if (options.speed < 0) throw std::invalid_argument("--speed must be 0 or more");
+  if (options.processes != 1 && info->name != "llama-70b-galaxy") {
+    throw std::invalid_argument("--processes is for llama-70b-galaxy only");
+  }
 
   Context ctx{*info, *board, mesh, options, Rng(options.seed), Pacer(options.speed), {}, out};
   try {
@@ -322,6 +330,9 @@ int run_scenario(std::string_view name, const SimOptions& options, std::ostream&
     if (info->name == "l1-small-clash") l1_small_clash(ctx);
     if (info->name == "leak") leak(ctx);
     if (info->name == "trace-too-small") trace_too_small(ctx);
+    if (info->name == "llama-70b-galaxy") {
+      return run_llama_70b_galaxy(*board, mesh, options, out, err);
+    }
   } catch (const model::ModelError& e) {
     if (e.kind() == model::ErrorKind::InvalidRequest) throw std::invalid_argument(e.what());
     out.flush();

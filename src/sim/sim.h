@@ -17,6 +17,7 @@ struct SimOptions {
   std::string device_type;    // empty: the scenario's default
   std::string mesh;           // empty: the product's default mesh shape ("2x4" on a T3K)
   double hold_seconds = 0.0;  // keep the final state (before cleanup) up this long, in real time
+  uint32_t processes = 1;     // llama-70b-galaxy: processes serving the model at once
 };
 
 struct ScenarioInfo {

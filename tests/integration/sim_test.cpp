@@ -1,6 +1,7 @@
 // The simulator end to end: `ttmem sim` in its own process reports through the client library,
 // and `ttmem status` / `ttmem leaks` (other processes) see what tt-metal would hold.
 #include <signal.h>
+#include <unistd.h>
 
 #include <map>
 #include <regex>
@@ -188,6 +189,60 @@ TEST(Sim, LeakScenarioExitsWithBuffersThatBecomeLeakRecords) {
   ASSERT_FALSE(leaks.at("leaks").empty());
   for (const json& l : leaks.at("leaks")) EXPECT_NE(l.at("kind"), "CB");
   EXPECT_TRUE(ttmem_json(dir.path(), {"status", "--json"}).at("processes").empty());
+}
+
+// Llama-3.1-70B on a Galaxy, served by three processes at once: every chip holds each process's
+// share (7 buffers a layer over 80 layers and 6 model-wide, in DRAM, and the running op's
+// activation in L1), decode ops keep allocating and freeing activations while the state is held,
+// and stopping the first process stops the copies it started.
+TEST(Sim, Llama70bGalaxyHoldsEachProcesssShareOnAll32ChipsUnderChurn) {
+  TempDir dir;
+  Child sim({TTMEM_CLI, "sim", "llama-70b-galaxy", "--processes", "3", "--speed", "0", "--hold",
+             "60"},
+            {{"TTMEM_DIR", dir.path()}});
+  ASSERT_TRUE(sim.expect_line("3 of 3 processes loaded", 60000));
+  ASSERT_TRUE(sim.expect_line("holding for 60 s", 5000));
+  json status = ttmem_json(dir.path(), {"status", "--json"});
+  EXPECT_EQ(status.at("processes").size(), 3u);
+  const json& devices = status.at("devices");
+  ASSERT_EQ(devices.size(), 32u);
+  std::map<std::string, uint64_t> l1_allocs;
+  for (const json& d : devices) {
+    SCOPED_TRACE(d.at("logical_ids").dump());
+    EXPECT_EQ(figure(d, "DRAM", "buffers"), 3u * (80 * 7 + 6));
+    // One activation a process, two for the moment an op has allocated its output and not yet
+    // freed its input.
+    EXPECT_GE(figure(d, "L1", "buffers"), 3u);
+    EXPECT_LE(figure(d, "L1", "buffers"), 6u);
+    // Per chip, a 32nd of 70B parameters at 4 to 8 bits, and the paged KV cache: 2 to 3 GB
+    // for each process.
+    EXPECT_GT(figure(d, "DRAM", "reserved_bytes"), 3 * 2 * kGiB);
+    EXPECT_LT(figure(d, "DRAM", "reserved_bytes"), 3 * 3 * kGiB);
+    l1_allocs[d.at("logical_ids").dump()] = figure(d, "L1", "total_allocs");
+  }
+  ::usleep(300'000);  // six decode ops a process
+  json later = ttmem_json(dir.path(), {"status", "--json"});
+  for (const json& d : later.at("devices")) {
+    EXPECT_GT(figure(d, "L1", "total_allocs"), l1_allocs[d.at("logical_ids").dump()] + 6);
+    EXPECT_EQ(figure(d, "DRAM", "buffers"), 3u * (80 * 7 + 6));
+  }
+  sim.kill(SIGTERM);
+  sim.wait();
+  // The copies end with the first process (their buffers become leak records).
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = ttmem_json(dir.path(), {"status", "--json"}).at("processes").empty();
+    if (!gone) ::usleep(50'000);
+  }
+  EXPECT_TRUE(gone);
+}
+
+TEST(Sim, ProcessesIsForTheGalaxyScenarioOnly) {
+  TempDir dir;
+  RunResult r = run({TTMEM_CLI, "sim", "leak", "--speed", "0", "--processes", "2"},
+                    {{"TTMEM_DIR", dir.path()}});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--processes is for llama-70b-galaxy only"), std::string::npos) << r.err;
 }
 
 TEST(Sim, SameSeedSameRun) {
