@@ -14,6 +14,7 @@
 
 #include <httplib.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
 #include <spawn.h>
@@ -34,6 +35,8 @@
 #include "collector/collector.h"
 #include "collector/json.h"
 #include "collector/segment_reader.h"
+#include "galaxy_load.h"
+#include "protocol/tt_metal_shm.h"
 #include "ttmem/ttmem.hpp"
 
 namespace {
@@ -181,6 +184,87 @@ void BM_LegacyMutexMapSocket(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Second baseline: a model of tt-metal's own default-on per-chip counters (PR #37218, the
+// DeviceMemoryRegion of protocol/tt_metal_shm.h), written from its public behaviour as issue #21
+// describes it. Per event: getpid() (a system call), a relaxed fetch_add on the chip total, a
+// scan of the chip slots for the chip, system_clock::now() twice, a scan of the 64 process slots
+// for this process, and on free compare-and-swap loops that keep the counters from going below
+// zero. The region is shared memory, as tt-metal's file is; this process's slot is the last of
+// the 64, so each scan visits them all (a host serving with 64 processes).
+
+namespace tm = ttmem::protocol::tt_metal_shm;
+
+class TtMetalCounterModel {
+ public:
+  TtMetalCounterModel() {
+    void* p = ::mmap(nullptr, sizeof(tm::DeviceMemoryRegion), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    region_ = static_cast<tm::DeviceMemoryRegion*>(p);
+    for (size_t c = 0; c < tm::kMaxChips; ++c) region_->chip_stats[c].chip_id = uint32_t(c);
+    for (size_t i = 0; i + 1 < tm::kMaxProcesses; ++i) region_->processes[i].pid = 1'000'000 + int(i);
+    region_->processes[tm::kMaxProcesses - 1].pid = ::getpid();
+  }
+  ~TtMetalCounterModel() { ::munmap(region_, sizeof(tm::DeviceMemoryRegion)); }
+
+  void allocate(uint32_t chip, size_t kind, uint64_t bytes) { report(chip, kind, bytes, true); }
+  void deallocate(uint32_t chip, size_t kind, uint64_t bytes) { report(chip, kind, bytes, false); }
+
+ private:
+  static void add(uint64_t& counter, uint64_t bytes) {
+    std::atomic_ref<uint64_t>(counter).fetch_add(bytes, std::memory_order_relaxed);
+  }
+  // A free never takes a counter below zero.
+  static void subtract(uint64_t& counter, uint64_t bytes) {
+    std::atomic_ref<uint64_t> c(counter);
+    uint64_t old = c.load(std::memory_order_relaxed);
+    while (!c.compare_exchange_weak(old, old >= bytes ? old - bytes : 0,
+                                    std::memory_order_relaxed)) {
+    }
+  }
+  static uint64_t now_ns() {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+  }
+  void report(uint32_t chip, size_t kind, uint64_t bytes, bool allocated) {
+    const int32_t pid = ::getpid();
+    auto change = [&](uint64_t& counter) {
+      allocated ? add(counter, bytes) : subtract(counter, bytes);
+    };
+    change(region_->total_allocated[kind]);
+    for (tm::ChipStats& c : region_->chip_stats) {
+      if (std::atomic_ref<uint32_t>(c.chip_id).load(std::memory_order_relaxed) == chip) {
+        change(c.allocated[kind]);
+        break;
+      }
+    }
+    std::atomic_ref<uint64_t>(region_->last_update_timestamp)
+        .store(now_ns(), std::memory_order_relaxed);
+    for (tm::ProcessStats& p : region_->processes) {
+      if (std::atomic_ref<int32_t>(p.pid).load(std::memory_order_relaxed) == pid) {
+        change(p.allocated[kind]);
+        std::atomic_ref<uint64_t>(p.last_update_timestamp)
+            .store(now_ns(), std::memory_order_relaxed);
+        break;
+      }
+    }
+  }
+
+  tm::DeviceMemoryRegion* region_ = nullptr;
+};
+
+void BM_TtMetalCounterModel(benchmark::State& state) {
+  static TtMetalCounterModel* model = nullptr;
+  if (state.thread_index() == 0 && model == nullptr) model = new TtMetalCounterModel();
+  const uint32_t chip = uint32_t(state.thread_index());
+  for (auto _ : state) {
+    model->allocate(chip, 0, 1 << 20);
+    model->deallocate(chip, 0, 1 << 20);
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * 2);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Collector ingest: drain ring events and fold them into per-device, per-kind figures.
 
 struct Fold {
@@ -283,13 +367,9 @@ void BM_StatusSnapshotInProcess(benchmark::State& state) {
   state.counters["json_bytes"] = double(bytes);
 }
 
-void BM_StatusCliProcess(benchmark::State& state) {
-  populate_live_buffers(100000);
-  const char* cli = std::getenv("TTMEM_BENCH_CLI");
-  if (cli == nullptr) {
-    state.SkipWithError("TTMEM_BENCH_CLI not set");
-    return;
-  }
+// `ttmem status --json` as a process, as a shell starts it: wall time per run, the child's CPU as
+// a counter.
+void run_status_cli(benchmark::State& state, const char* cli) {
   double child_cpu_s = 0;
   int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   for (auto _ : state) {
@@ -305,6 +385,16 @@ void BM_StatusCliProcess(benchmark::State& state) {
   }
   ::close(null);
   state.counters["child_cpu_ms"] = 1000.0 * child_cpu_s / double(state.iterations());
+}
+
+void BM_StatusCliProcess(benchmark::State& state) {
+  populate_live_buffers(100000);
+  const char* cli = std::getenv("TTMEM_BENCH_CLI");
+  if (cli == nullptr) {
+    state.SkipWithError("TTMEM_BENCH_CLI not set");
+    return;
+  }
+  run_status_cli(state, cli);
 }
 
 // Shared memory per live buffer: what the segment occupies (fallocated blocks) once 100,000
@@ -358,13 +448,12 @@ int freshness_samples() {
   return v != nullptr ? std::max(1, std::atoi(v)) : 200;
 }
 
+// By chip id: under the Galaxy load every chip of every simulated process has a logical id too.
 uint64_t dram_allocs_of_device0(const std::string& status_json) {
   auto j = nlohmann::json::parse(status_json, nullptr, false);
   if (!j.is_object()) return 0;
   for (const auto& d : j["devices"]) {
-    for (const auto& id : d["logical_ids"]) {
-      if (id == 0) return d["kinds"]["DRAM"]["total_allocs"].get<uint64_t>();
-    }
+    if (d["chip_id"] == wormhole(0).chip_id) return d["kinds"]["DRAM"]["total_allocs"].get<uint64_t>();
   }
   return 0;
 }
@@ -389,8 +478,7 @@ std::string run_capture(const std::vector<std::string>& args, bool* ok) {
 // Measures samples with `read_allocs` (returns device 0's DRAM total_allocs as the reader sees
 // it) and reports the median, p99 and maximum in milliseconds.
 template <class ReadAllocs>
-void measure_freshness(benchmark::State& state, ReadAllocs read_allocs) {
-  populate_live_buffers(uint64_t(state.range(0)));
+void sample_freshness(benchmark::State& state, int samples, ReadAllocs read_allocs) {
   std::vector<double> ms;
   std::mt19937 rng(42);
   std::uniform_int_distribution<int> pause_us(0, 30000);
@@ -398,7 +486,6 @@ void measure_freshness(benchmark::State& state, ReadAllocs read_allocs) {
   b.page_size = 2048;
   b.num_banks = 12;
   uint64_t id = 3ull << 52;
-  const int samples = freshness_samples();
   for (auto _ : state) {
     for (int i = 0; i < samples; ++i) {
       ::usleep(useconds_t(pause_us(rng)));
@@ -426,6 +513,12 @@ void measure_freshness(benchmark::State& state, ReadAllocs read_allocs) {
   state.counters["samples"] = double(ms.size());
 }
 
+template <class ReadAllocs>
+void measure_freshness(benchmark::State& state, ReadAllocs read_allocs) {
+  populate_live_buffers(uint64_t(state.range(0)));
+  sample_freshness(state, freshness_samples(), read_allocs);
+}
+
 // `ttmem status --json`, a new process per look, as a user runs it.
 void BM_FreshnessStatusCli(benchmark::State& state) {
   const char* cli = std::getenv("TTMEM_BENCH_CLI");
@@ -440,43 +533,189 @@ void BM_FreshnessStatusCli(benchmark::State& state) {
   });
 }
 
+// A ttmemd on `dir`, listening on a free port, stopped at destruction.
+class Daemon {
+ public:
+  Daemon(const char* binary, const std::string& dir) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;
+    pid_ = spawn({binary, "--dir", dir, "--listen", "127.0.0.1:0"}, fds[1]);
+    ::close(fds[1]);
+    // "ttmemd listening on http://127.0.0.1:PORT"
+    std::string line;
+    char c;
+    while (line.find('\n') == std::string::npos && ::read(fds[0], &c, 1) == 1) line += c;
+    ::close(fds[0]);
+    auto colon = line.rfind(':');
+    port_ = colon == std::string::npos ? 0 : std::atoi(line.c_str() + colon + 1);
+  }
+  ~Daemon() {
+    if (pid_ > 0) {  // never kill(-1)
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+  int port() const { return port_; }
+  // CPU seconds (user + system) the daemon has used so far, from /proc.
+  double cpu_seconds() const {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid_) + "/stat").c_str(), "r");
+    if (f == nullptr) return 0;
+    char buf[1024] = {};
+    size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    const char* p = std::strrchr(buf, ')');
+    if (n == 0 || p == nullptr) return 0;
+    // Fields after the command: state is field 3; utime and stime are fields 14 and 15.
+    unsigned long long utime = 0, stime = 0;
+    std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime);
+    return double(utime + stime) / double(::sysconf(_SC_CLK_TCK));
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// device 0's DRAM total_allocs as ttmemd's /api/v1/status shows it (0 when it did not answer),
+// asked at most every millisecond.
+uint64_t daemon_dram_allocs_of_device0(httplib::Client& http) {
+  auto res = http.Get("/api/v1/status");
+  uint64_t allocs = res && res->status == 200 ? dram_allocs_of_device0(res->body) : 0;
+  ::usleep(1000);
+  return allocs;
+}
+
 // ttmemd's /api/v1/status (what `ttmem --server URL status` shows), asked every millisecond.
 void BM_FreshnessDaemon(benchmark::State& state) {
-  const char* daemon = std::getenv("TTMEM_BENCH_DAEMON");
-  if (daemon == nullptr) {
+  const char* binary = std::getenv("TTMEM_BENCH_DAEMON");
+  if (binary == nullptr) {
     state.SkipWithError("TTMEM_BENCH_DAEMON not set");
     return;
   }
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return state.SkipWithError("pipe failed");
-  pid_t pid = spawn({daemon, "--dir", g_dir, "--listen", "127.0.0.1:0"}, fds[1]);
-  ::close(fds[1]);
-  // "ttmemd listening on http://127.0.0.1:PORT"
-  std::string line;
-  char c;
-  while (line.find('\n') == std::string::npos && ::read(fds[0], &c, 1) == 1) line += c;
-  ::close(fds[0]);
-  auto colon = line.rfind(':');
-  int port = colon == std::string::npos ? 0 : std::atoi(line.c_str() + colon + 1);
-  if (port > 0) {
-    httplib::Client http("127.0.0.1", port);
-    measure_freshness(state, [&] {
-      auto res = http.Get("/api/v1/status");
-      if (!res || res->status != 200) {
-        ::usleep(1000);
-        return uint64_t{0};
+  Daemon daemon(binary, g_dir);
+  if (daemon.port() <= 0) return state.SkipWithError("ttmemd did not start");
+  httplib::Client http("127.0.0.1", daemon.port());
+  measure_freshness(state, [&] { return daemon_dram_allocs_of_device0(http); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Galaxy scale (issue #21): 32 chips, `ttmem sim llama-70b-galaxy --processes N` holding the live
+// set with a decode op every 50 ms per process (galaxy_load.h). The argument is N; each
+// benchmark reports the live buffers it ran over.
+
+std::unique_ptr<ttmem::bench::GalaxyLoad> g_galaxy;
+int g_galaxy_processes = 0;
+
+// The load with `processes` processes, started (replacing another size) if needed; false, with
+// the benchmark skipped, if it could not be.
+bool galaxy_load(benchmark::State& state, int processes) {
+  const char* cli = std::getenv("TTMEM_BENCH_CLI");
+  if (cli == nullptr) {
+    state.SkipWithError("TTMEM_BENCH_CLI not set");
+    return false;
+  }
+  if (g_galaxy_processes != processes) {
+    g_galaxy.reset();
+    g_galaxy = std::make_unique<ttmem::bench::GalaxyLoad>(cli, g_dir, processes);
+    g_galaxy_processes = processes;
+  }
+  if (!g_galaxy->ok()) state.SkipWithError("ttmem sim llama-70b-galaxy did not load");
+  return g_galaxy->ok();
+}
+
+uint64_t live_buffers(const ttmem::Snapshot& s) {
+  uint64_t n = 0;
+  for (const auto& d : s.devices) {
+    for (const auto& k : d.kinds) n += k.count;
+  }
+  return n;
+}
+
+// Freshness of ttmemd under the Galaxy load's churn, and the daemon's CPU over the samples (% of
+// one core). The million-buffer run takes 40 samples: each can take a refresh of seconds.
+void BM_GalaxyFreshnessDaemon(benchmark::State& state) {
+  const char* binary = std::getenv("TTMEM_BENCH_DAEMON");
+  if (binary == nullptr) return state.SkipWithError("TTMEM_BENCH_DAEMON not set");
+  if (!galaxy_load(state, int(state.range(0)))) return;
+  register_devices(8);
+  Daemon daemon(binary, g_dir);
+  if (daemon.port() <= 0) return state.SkipWithError("ttmemd did not start");
+  httplib::Client http("127.0.0.1", daemon.port());
+  http.set_read_timeout(60);
+  // Until ttmemd shows this process's device 0 at all, no sample can tell a fresh view.
+  ttmem_buffer_desc b = ttmem::make_buffer_desc(0, 5ull << 52, ttmem::Kind::Dram, 1ull << 34, 4096);
+  b.num_banks = 12;
+  ttmem_buffer_alloc(&b);
+  ttmem_buffer_free(0, b.buffer_id);
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+       daemon_dram_allocs_of_device0(http) == 0;) {
+    if (std::chrono::steady_clock::now() > deadline) return state.SkipWithError("ttmemd silent");
+  }
+  const double cpu0 = daemon.cpu_seconds();
+  const auto t0 = std::chrono::steady_clock::now();
+  const int samples = state.range(0) >= ttmem::bench::kGalaxyProcesses1M
+                          ? std::min(freshness_samples(), 40)
+                          : freshness_samples();
+  sample_freshness(state, samples, [&] { return daemon_dram_allocs_of_device0(http); });
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  state.counters["daemon_cpu_pct"] = 100.0 * (daemon.cpu_seconds() - cpu0) / wall;
+  auto res = http.Get("/api/v1/status");
+  if (res && res->status == 200) {
+    auto j = nlohmann::json::parse(res->body, nullptr, false);
+    uint64_t n = 0;
+    if (j.is_object()) {
+      for (const auto& d : j["devices"]) {
+        for (const auto& [kind, k] : d["kinds"].items()) n += k["buffers"].get<uint64_t>();
       }
-      uint64_t allocs = dram_allocs_of_device0(res->body);
-      ::usleep(1000);
-      return allocs;
-    });
-  } else {
-    state.SkipWithError("ttmemd did not start");
+    }
+    state.counters["live_buffers"] = double(n);
   }
-  if (pid > 0) {  // never kill(-1)
-    ::kill(pid, SIGTERM);
-    ::waitpid(pid, nullptr, 0);
+}
+
+// `ttmem status --json` as a process (wall time; the child's CPU as a counter).
+void BM_GalaxyStatusCli(benchmark::State& state) {
+  if (!galaxy_load(state, int(state.range(0)))) return;
+  run_status_cli(state, std::getenv("TTMEM_BENCH_CLI"));
+}
+
+// One refresh of a long-lived collector that lists buffers, as ttmemd and `ttmem top` keep one:
+// CPU time per refresh under the churn.
+ttmem::CollectorOptions galaxy_collector_options() {
+  return ttmem::CollectorOptions{.dir = g_dir, .reap = false};
+}
+
+void BM_GalaxyCollectorRefresh(benchmark::State& state) {
+  if (!galaxy_load(state, int(state.range(0)))) return;
+  ttmem::Collector c(galaxy_collector_options());
+  c.refresh();
+  for (auto _ : state) {
+    c.refresh();
+    benchmark::DoNotOptimize(c.snapshot().buffers.size());
   }
+  state.counters["live_buffers"] = double(live_buffers(c.snapshot()));
+}
+
+// Heap a collector holds after one refresh, per live buffer, with the per-buffer views ttmemd
+// keeps.
+void BM_GalaxyCollectorBytesPerLiveBuffer(benchmark::State& state) {
+  if (!galaxy_load(state, int(state.range(0)))) return;
+  double bytes = 0, buffers = 1;
+  for (auto _ : state) {
+    ::malloc_trim(0);
+    struct mallinfo2 before = ::mallinfo2();
+    {
+      ttmem::Collector c(galaxy_collector_options());
+      c.refresh();
+      struct mallinfo2 after = ::mallinfo2();
+      bytes = double((after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd));
+      buffers = double(std::max<uint64_t>(1, live_buffers(c.snapshot())));
+    }
+  }
+  state.counters["collector_bytes_per_buffer"] = bytes / buffers;
+  state.counters["live_buffers"] = buffers;
 }
 
 // p99 over repetitions (with --benchmark_repetitions=N), beside the framework's median.
@@ -499,6 +738,11 @@ BENCHMARK(BM_LegacyMutexMapSocket)
     ->Threads(2)
     ->UseRealTime()
     ->ComputeStatistics("p99", p99);
+BENCHMARK(BM_TtMetalCounterModel)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime()
+    ->ComputeStatistics("p99", p99);
 BENCHMARK(BM_CollectorIngest)->Unit(benchmark::kMicrosecond)->ComputeStatistics("p99", p99);
 BENCHMARK(BM_FreshnessStatusCli)->Arg(10000)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_FreshnessDaemon)->Arg(10000)->Iterations(1)->Unit(benchmark::kMillisecond);
@@ -516,8 +760,33 @@ int main(int argc, char** argv) {
   ::setenv("TTMEM_DIR", g_dir.c_str(), 1);
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("ttmem_segment_dir", g_dir);
+  // Galaxy scale, one load size after another (a size is started once for all of them).
+  for (int processes : ttmem::bench::galaxy_process_counts()) {
+    benchmark::RegisterBenchmark("BM_GalaxyStatusCli", BM_GalaxyStatusCli)
+        ->Arg(processes)
+        ->ArgName("processes")
+        ->Unit(benchmark::kMillisecond)
+        ->ComputeStatistics("p99", p99);
+    benchmark::RegisterBenchmark("BM_GalaxyCollectorRefresh", BM_GalaxyCollectorRefresh)
+        ->Arg(processes)
+        ->ArgName("processes")
+        ->Unit(benchmark::kMillisecond)
+        ->MeasureProcessCPUTime()
+        ->ComputeStatistics("p99", p99);
+    benchmark::RegisterBenchmark("BM_GalaxyCollectorBytesPerLiveBuffer",
+                                 BM_GalaxyCollectorBytesPerLiveBuffer)
+        ->Arg(processes)
+        ->ArgName("processes")
+        ->Iterations(1);
+    benchmark::RegisterBenchmark("BM_GalaxyFreshnessDaemon", BM_GalaxyFreshnessDaemon)
+        ->Arg(processes)
+        ->ArgName("processes")
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond);
+  }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  g_galaxy.reset();
   std::error_code ec;
   std::filesystem::remove_all(g_dir, ec);
   return 0;

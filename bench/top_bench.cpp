@@ -22,6 +22,7 @@
 #include "cli/top/draw.h"
 #include "cli/top/layout.h"
 #include "collector/collector.h"
+#include "galaxy_load.h"
 #include "ttmem/ttmem.hpp"
 
 namespace {
@@ -130,11 +131,10 @@ double percentile(std::vector<double> v, double p) {
 }
 
 // One refresh of the live UI, as run_live() does it: collector refresh, history, collect for
-// the visible rows, layout, paint.
-void BM_TopRefresh(benchmark::State& state) {
+// the visible rows, layout, paint; over the segments in `dir`, showing `view`.
+void top_refreshes(benchmark::State& state, const std::string& dir, int view) {
   using namespace ttmem;
   using namespace ttmem::top;
-  Fixture& f = fixture();
   ::setenv("LINES", "50", 1);
   ::setenv("COLUMNS", "160", 1);
   std::FILE* null_out = std::fopen("/dev/null", "w");
@@ -142,11 +142,11 @@ void BM_TopRefresh(benchmark::State& state) {
   {
     Screen screen(null_out, null_in, "xterm-256color");
     CollectorOptions co;
-    co.dir = f.dir;
+    co.dir = dir;
     Collector c(co);
     History history;
     UiState ui;
-    ui.view = View(state.range(0));
+    ui.view = View(view);
     LayoutOptions lo{screen.width(), screen.height(), true, false, 100};
     std::vector<double> samples;
     uint64_t buffers = 0;
@@ -173,6 +173,10 @@ void BM_TopRefresh(benchmark::State& state) {
   std::fclose(null_out);
   std::fclose(null_in);
 }
+
+void BM_TopRefresh(benchmark::State& state) {
+  top_refreshes(state, fixture().dir, int(state.range(0)));
+}
 BENCHMARK(BM_TopRefresh)->Arg(0)->Arg(1)->Arg(2)->ArgName("view")->Unit(benchmark::kMillisecond);
 
 // The collector's share of a refresh: reading the segment and building the Snapshot.
@@ -187,6 +191,38 @@ void BM_CollectorRefresh(benchmark::State& state) {
 }
 BENCHMARK(BM_CollectorRefresh)->Unit(benchmark::kMillisecond);
 
+// The overview at Galaxy scale (issue #21): 32 chips, `ttmem sim llama-70b-galaxy --processes N`
+// holding the live set under churn (galaxy_load.h), in a directory of its own. Needs
+// TTMEM_BENCH_CLI (the ttmem binary).
+void BM_TopRefreshGalaxy(benchmark::State& state) {
+  const char* cli = std::getenv("TTMEM_BENCH_CLI");
+  if (cli == nullptr) return state.SkipWithError("TTMEM_BENCH_CLI not set");
+  char tmpl[] = "/dev/shm/ttmem-bench-galaxy-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return state.SkipWithError("mkdtemp failed");
+  const std::string dir = tmpl;
+  {
+    ttmem::bench::GalaxyLoad load(cli, dir, int(state.range(0)));
+    if (load.ok()) {
+      top_refreshes(state, dir, 0);
+    } else {
+      state.SkipWithError("ttmem sim llama-70b-galaxy did not load");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  for (int processes : ttmem::bench::galaxy_process_counts()) {
+    benchmark::RegisterBenchmark("BM_TopRefreshGalaxy", BM_TopRefreshGalaxy)
+        ->Arg(processes)
+        ->ArgName("processes")
+        ->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

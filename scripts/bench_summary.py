@@ -21,7 +21,9 @@ def main(path):
             "time_unit": b["time_unit"],
             "ns_per_event": (1e9 / ips) if ips else None,
             "counters": {k: v for k, v in b.items() if k in (
-                "child_cpu_ms", "shm_bytes_per_buffer", "live_buffers", "dropped")},
+                "child_cpu_ms", "shm_bytes_per_buffer", "live_buffers", "dropped",
+                "fresh_p50_ms", "fresh_p99_ms", "daemon_cpu_pct",
+                "collector_bytes_per_buffer")},
         }
     summary = {}
     for name, aggs in rows.items():
@@ -43,6 +45,11 @@ def main(path):
                                                    "BM_LegacyMutexMapSocket/real_time/threads:1"),
         "two_threads_speedup_vs_baseline": ratio("BM_ClientAllocFree/real_time/threads:2",
                                                  "BM_LegacyMutexMapSocket/real_time/threads:2"),
+        # The second baseline: a model of tt-metal's own default-on counters (issue #21).
+        "single_thread_speedup_vs_tt_metal_counters": ratio(
+            "BM_ClientAllocFree/real_time/threads:1", "BM_TtMetalCounterModel/real_time/threads:1"),
+        "two_threads_speedup_vs_tt_metal_counters": ratio(
+            "BM_ClientAllocFree/real_time/threads:2", "BM_TtMetalCounterModel/real_time/threads:2"),
     }
     doc["ttmem_summary"] = {"benchmarks": summary, "ratios": ratios}
     with open(path, "w") as f:
