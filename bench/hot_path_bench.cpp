@@ -536,10 +536,13 @@ void BM_FreshnessStatusCli(benchmark::State& state) {
 // A ttmemd on `dir`, listening on a free port, stopped at destruction.
 class Daemon {
  public:
-  Daemon(const char* binary, const std::string& dir) {
+  // full_reads: the daemon as it was before incremental collection (`--full-reads`).
+  Daemon(const char* binary, const std::string& dir, bool full_reads = false) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    pid_ = spawn({binary, "--dir", dir, "--listen", "127.0.0.1:0"}, fds[1]);
+    std::vector<std::string> args = {binary, "--dir", dir, "--listen", "127.0.0.1:0"};
+    if (full_reads) args.push_back("--full-reads");
+    pid_ = spawn(args, fds[1]);
     ::close(fds[1]);
     // "ttmemd listening on http://127.0.0.1:PORT"
     std::string line;
@@ -635,12 +638,13 @@ uint64_t live_buffers(const ttmem::Snapshot& s) {
 
 // Freshness of ttmemd under the Galaxy load's churn, and the daemon's CPU over the samples (% of
 // one core). The million-buffer run takes 40 samples: each can take a refresh of seconds.
+// Second argument: 1 incremental (the default), 0 `--full-reads` (the baseline).
 void BM_GalaxyFreshnessDaemon(benchmark::State& state) {
   const char* binary = std::getenv("TTMEM_BENCH_DAEMON");
   if (binary == nullptr) return state.SkipWithError("TTMEM_BENCH_DAEMON not set");
   if (!galaxy_load(state, int(state.range(0)))) return;
   register_devices(8);
-  Daemon daemon(binary, g_dir);
+  Daemon daemon(binary, g_dir, state.range(1) == 0);
   if (daemon.port() <= 0) return state.SkipWithError("ttmemd did not start");
   httplib::Client http("127.0.0.1", daemon.port());
   http.set_read_timeout(60);
@@ -682,14 +686,16 @@ void BM_GalaxyStatusCli(benchmark::State& state) {
 }
 
 // One refresh of a long-lived collector that lists buffers, as ttmemd and `ttmem top` keep one:
-// CPU time per refresh under the churn.
-ttmem::CollectorOptions galaxy_collector_options() {
-  return ttmem::CollectorOptions{.dir = g_dir, .reap = false};
+// CPU time per refresh under the churn. Second argument: incremental (1) or full reads (0).
+ttmem::CollectorOptions galaxy_collector_options(bool incremental) {
+  ttmem::CollectorOptions o{.dir = g_dir, .reap = false};
+  o.incremental = incremental;
+  return o;
 }
 
 void BM_GalaxyCollectorRefresh(benchmark::State& state) {
   if (!galaxy_load(state, int(state.range(0)))) return;
-  ttmem::Collector c(galaxy_collector_options());
+  ttmem::Collector c(galaxy_collector_options(state.range(1) != 0));
   c.refresh();
   for (auto _ : state) {
     c.refresh();
@@ -707,7 +713,7 @@ void BM_GalaxyCollectorBytesPerLiveBuffer(benchmark::State& state) {
     ::malloc_trim(0);
     struct mallinfo2 before = ::mallinfo2();
     {
-      ttmem::Collector c(galaxy_collector_options());
+      ttmem::Collector c(galaxy_collector_options(state.range(1) != 0));
       c.refresh();
       struct mallinfo2 after = ::mallinfo2();
       bytes = double((after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd));
@@ -768,19 +774,22 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->ComputeStatistics("p99", p99);
     benchmark::RegisterBenchmark("BM_GalaxyCollectorRefresh", BM_GalaxyCollectorRefresh)
-        ->Arg(processes)
-        ->ArgName("processes")
+        ->Args({processes, 0})
+        ->Args({processes, 1})
+        ->ArgNames({"processes", "incremental"})
         ->Unit(benchmark::kMillisecond)
         ->MeasureProcessCPUTime()
         ->ComputeStatistics("p99", p99);
     benchmark::RegisterBenchmark("BM_GalaxyCollectorBytesPerLiveBuffer",
                                  BM_GalaxyCollectorBytesPerLiveBuffer)
-        ->Arg(processes)
-        ->ArgName("processes")
+        ->Args({processes, 0})
+        ->Args({processes, 1})
+        ->ArgNames({"processes", "incremental"})
         ->Iterations(1);
     benchmark::RegisterBenchmark("BM_GalaxyFreshnessDaemon", BM_GalaxyFreshnessDaemon)
-        ->Arg(processes)
-        ->ArgName("processes")
+        ->Args({processes, 0})
+        ->Args({processes, 1})
+        ->ArgNames({"processes", "incremental"})
         ->Iterations(1)
         ->Unit(benchmark::kMillisecond);
   }

@@ -132,7 +132,8 @@ double percentile(std::vector<double> v, double p) {
 
 // One refresh of the live UI, as run_live() does it: collector refresh, history, collect for
 // the visible rows, layout, paint; over the segments in `dir`, showing `view`.
-void top_refreshes(benchmark::State& state, const std::string& dir, int view) {
+void top_refreshes(benchmark::State& state, const std::string& dir, int view,
+                   bool incremental = false) {
   using namespace ttmem;
   using namespace ttmem::top;
   ::setenv("LINES", "50", 1);
@@ -143,6 +144,7 @@ void top_refreshes(benchmark::State& state, const std::string& dir, int view) {
     Screen screen(null_out, null_in, "xterm-256color");
     CollectorOptions co;
     co.dir = dir;
+    co.incremental = incremental;
     Collector c(co);
     History history;
     UiState ui;
@@ -192,8 +194,9 @@ void BM_CollectorRefresh(benchmark::State& state) {
 BENCHMARK(BM_CollectorRefresh)->Unit(benchmark::kMillisecond);
 
 // The overview at Galaxy scale (issue #21): 32 chips, `ttmem sim llama-70b-galaxy --processes N`
-// holding the live set under churn (galaxy_load.h), in a directory of its own. Needs
-// TTMEM_BENCH_CLI (the ttmem binary).
+// holding the live set under churn (galaxy_load.h), in a directory of its own; the collector
+// incremental (second argument 1, as `ttmem top` runs) or reading everything at each refresh
+// (0). Needs TTMEM_BENCH_CLI (the ttmem binary).
 void BM_TopRefreshGalaxy(benchmark::State& state) {
   const char* cli = std::getenv("TTMEM_BENCH_CLI");
   if (cli == nullptr) return state.SkipWithError("TTMEM_BENCH_CLI not set");
@@ -203,7 +206,7 @@ void BM_TopRefreshGalaxy(benchmark::State& state) {
   {
     ttmem::bench::GalaxyLoad load(cli, dir, int(state.range(0)));
     if (load.ok()) {
-      top_refreshes(state, dir, 0);
+      top_refreshes(state, dir, 0, state.range(1) != 0);
     } else {
       state.SkipWithError("ttmem sim llama-70b-galaxy did not load");
     }
@@ -218,8 +221,9 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   for (int processes : ttmem::bench::galaxy_process_counts()) {
     benchmark::RegisterBenchmark("BM_TopRefreshGalaxy", BM_TopRefreshGalaxy)
-        ->Arg(processes)
-        ->ArgName("processes")
+        ->Args({processes, 0})
+        ->Args({processes, 1})
+        ->ArgNames({"processes", "incremental"})
         ->Unit(benchmark::kMillisecond);
   }
   benchmark::RunSpecifiedBenchmarks();

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <map>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstddef>
 #include <cstring>
 #include <stdexcept>
@@ -62,6 +64,7 @@ Collector::Collector(CollectorOptions options)
         "segment directory {} is not a directory; pass --dir or set TTMEM_DIR to a directory",
         options_.dir));
   }
+  if (options_.incremental) incremental_ = std::make_unique<IncrementalFold>();
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (options_.watch) inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd_ >= 0) {
@@ -444,8 +447,20 @@ void Collector::refresh() {
     // Records are copied only where they are needed one by one: to list buffers, or to turn a
     // dead process's into leak records. Otherwise build_snapshot() folds them in place.
     t.records_copied = options_.list_buffers || (dead && options_.reap);
-    t.read_ok = t.records_copied ? t.reader->read(&t.state, &error)
-                                 : t.reader->read_without_records(&t.state, &error);
+    if (incremental_ && !(dead && options_.reap)) {
+      t.records_copied = false;
+      t.read_ok = read_incrementally(it->first, t, &error);
+    } else {
+      t.read_ok = t.records_copied ? t.reader->read(&t.state, &error)
+                                   : t.reader->read_without_records(&t.state, &error);
+      if (t.read_ok && incremental_) {
+        // A dead process about to be reaped (or kept, when its leaks cannot be saved yet): its
+        // final records stand until it leaves.
+        const SegmentReader* r = t.reader.get();
+        incremental_->reset_process(it->first, t.state, t.state.records,
+                                    [r](uint32_t id) { return r->tag(id); });
+      }
+    }
     if (!t.read_ok) {
       problems_[it->first] = Problem{error};
       if (t.pidfd >= 0) ::close(t.pidfd);
@@ -473,6 +488,65 @@ void Collector::refresh() {
   build_snapshot();
 }
 
+bool Collector::read_in_full_for_fold(const std::string& path, Tracked& t, std::string* error) {
+  // The heads first: every event from them on happened after the scan began, so applying them
+  // to what the scan saw gives the present (an event the scan already reflects changes nothing).
+  const std::array<uint64_t, pr::kMaxDevices> heads = t.reader->ring_heads();
+  if (!t.reader->read_without_records(&t.state, error)) return false;
+  const SegmentReader* r = t.reader.get();
+  const TagText tags = [r](uint32_t id) { return r->tag(id); };
+  incremental_->start_process(path, t.state);
+  // Into the fold straight from the mapping: a copy would be 64 B more per live buffer.
+  if (!t.reader->for_each_live_record(&t.state, [&](const pr::BufferRecord& rec) {
+        incremental_->add_read(path, t.state, rec, tags);
+      })) {
+    incremental_->remove_process(path);
+    *error = "segment was truncated while being read (only a foreign writer shrinks one); "
+             "remove it";
+    return false;
+  }
+  t.applied = heads;
+  t.torn_at_full_read = t.state.torn_records;
+  t.corrupt_at_full_read = t.state.corrupt_records;
+  return true;
+}
+
+bool Collector::read_incrementally(const std::string& path, Tracked& t, std::string* error) {
+  if (!incremental_->has_process(path)) return read_in_full_for_fold(path, t, error);
+  // The header, device slots and counters every time (a few KB): the process counters
+  // (unknown frees, invalid calls) move without an event.
+  if (!t.reader->read_without_records(&t.state, error)) return false;
+  // Records are not scanned again: what the last scan found torn or corrupt stands.
+  t.state.torn_records = t.torn_at_full_read;
+  t.state.corrupt_records = t.corrupt_at_full_read;
+  // After the device slots: an event on a device registered since needs its slot, which the
+  // fold then refuses the event without (and the segment is read in full).
+  const std::array<uint64_t, pr::kMaxDevices> heads = t.reader->ring_heads();
+  const SegmentReader* r = t.reader.get();
+  const TagText tags = [r](uint32_t id) { return r->tag(id); };
+  bool complete = true;
+  for (uint32_t d = 0; d < pr::kMaxDevices && complete; ++d) {
+    if (heads[d] == t.applied[d]) continue;
+    complete = t.reader->read_events(d, t.applied[d], heads[d],
+                                     [&](uint32_t device, const pr::EventRecord& ev) {
+                                       complete = complete && incremental_->apply(
+                                                                  path, t.state, device, ev, tags);
+                                     }) &&
+               complete;
+    t.applied[d] = heads[d];
+  }
+  if (!complete) {
+    // A gap, or an event the fold cannot take: the present is read in full instead.
+    if (t.reader->truncated()) {
+      *error = "segment was truncated while being read (only a foreign writer shrinks one); "
+               "remove it";
+      return false;
+    }
+    if (!read_in_full_for_fold(path, t, error)) return false;
+  }
+  return true;
+}
+
 bool Collector::changed() const {
   for (const auto& [path, t] : segments_) {
     if (t.reader->change_stamp() != t.stamp) return true;
@@ -480,25 +554,101 @@ bool Collector::changed() const {
   return false;
 }
 
+ProcessView Collector::identity_of(const std::string& path, const Tracked& t) const {
+  const SegmentReader* reader = t.reader.get();
+  ProcessView p;
+  p.pid = reader->pid();
+  p.start_time = reader->start_time();
+  p.uid = reader->uid();
+  p.command = reader->command();
+  p.segment = path;
+  p.segment_check = t.check;
+  p.exited = t.state.process_state == pr::kStateExited;
+  p.counters = t.state.process_counters;
+  return p;
+}
+
+std::array<uint64_t, pr::kMaxDevices> Collector::dropped_events_of(const Tracked& t) const {
+  // Events this reader missed. One that reads no history misses nothing: a ring overwriting
+  // while nobody records is how it works, not a loss.
+  std::array<uint64_t, pr::kMaxDevices> dropped{};
+  if (options_.drain_events) {
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) dropped[d] = t.reader->dropped(d);
+  }
+  return dropped;
+}
+
+void Collector::verify_incremental(const Snapshot& incremental) {
+  std::vector<FoldInput> inputs;
+  for (const auto& [path, t] : segments_) {
+    if (t.reader->change_stamp() != t.stamp) return;  // changed since: nothing to compare
+    FoldInput in;
+    in.identity = identity_of(path, t);
+    std::string error;
+    if (!t.reader->read(&in.state, &error)) return;
+    for (uint32_t id = 0; id < t.reader->tag_count(); ++id) in.tags.push_back(t.reader->tag(id));
+    in.dropped_events = dropped_events_of(t);
+    inputs.push_back(std::move(in));
+  }
+  for (const auto& [path, t] : segments_) {
+    if (t.reader->change_stamp() != t.stamp) return;
+  }
+  CbPeaks peaks = cb_peaks_;
+  const Snapshot full = fold_snapshot(inputs, options_.list_buffers, &peaks);
+  std::string difference;
+  if (!same_figures(incremental, full, &difference)) {
+    // A bug, or a segment whose records changed without events (only a foreign writer does
+    // that): said on stderr, and everything is read in full at the next refresh.
+    std::fprintf(stderr, "ttmem: the incremental fold differs from a full read: %s\n",
+                 difference.c_str());
+    incremental_ = std::make_unique<IncrementalFold>();
+  }
+}
+
 void Collector::build_snapshot() {
   const uint64_t taken_realtime_ns = realtime_ns();
   const uint64_t taken_monotonic_ns = monotonic_ns();
+  Snapshot s;
+  if (incremental_) {
+    std::set<std::string> tracked;
+    std::vector<IncrementalInput> inputs;
+    for (const auto& [path, t] : segments_) {
+      tracked.insert(path);
+      const SegmentReader* reader = t.reader.get();
+      inputs.push_back(IncrementalInput{path, identity_of(path, t), &t.state,
+                                        [reader](uint32_t id) { return reader->tag(id); },
+                                        dropped_events_of(t)});
+    }
+    incremental_->forget_all_but(tracked);
+    s = incremental_->snapshot(inputs, options_.list_buffers, &cb_peaks_);
+#ifndef NDEBUG
+    verify_incremental(s);
+#endif
+  } else {
+    s = fold_in_full();
+  }
+  s.taken_realtime_ns = taken_realtime_ns;
+  s.taken_monotonic_ns = taken_monotonic_ns;
+  s.segment_dir = options_.dir;
+  s.segment_dir_missing = segment_dir_missing_;
+  s.leaks = options_.leak_records ? leaks_.load(&s.problems) : leaks_.load_count(&s.problems);
+  for (const auto& [path, problem] : problems_) {
+    s.problems.push_back({path, problem.error, problem.rejected, problem.leaks});
+  }
+  // Last: its processes are matched against the segments' to count none twice.
+  merge_tt_metal_counters(s, tt_metal_);
+  snapshot_ = std::move(s);
+}
+
+Snapshot Collector::fold_in_full() {
   size_t total_records = 0;
   for (const auto& [path, t] : segments_) total_records += t.state.records.size();
   SnapshotFold fold(options_.list_buffers, total_records);
   for (auto& [path, t] : segments_) {
     const SegmentReader* reader = t.reader.get();
     SegmentState& st = t.state;
-    ProcessView p;
-    p.pid = reader->pid();
-    p.start_time = reader->start_time();
-    p.uid = reader->uid();
-    p.command = reader->command();
-    p.segment = path;
-    p.segment_check = t.check;
-    p.exited = st.process_state == pr::kStateExited;
-    p.counters = st.process_counters;
-    fold.begin_process(std::move(p), st, [reader](uint32_t id) { return reader->tag(id); },
+    fold.begin_process(identity_of(path, t), st,
+                       [reader](uint32_t id) { return reader->tag(id); },
                        t.records_copied ? st.records.size() : st.record_slots);
     if (t.records_copied) {
       for (const auto& rec : st.records) fold.add(rec);
@@ -511,26 +661,9 @@ void Collector::build_snapshot() {
         problems_[path] = Problem{"segment was truncated while being read; remove it"};
       }
     }
-    // Events this reader missed. One that reads no history misses nothing: a ring overwriting
-    // while nobody records is how it works, not a loss.
-    std::array<uint64_t, pr::kMaxDevices> dropped{};
-    if (options_.drain_events) {
-      for (uint32_t d = 0; d < pr::kMaxDevices; ++d) dropped[d] = reader->dropped(d);
-    }
-    fold.end_process(dropped);
+    fold.end_process(dropped_events_of(t));
   }
-  Snapshot s = fold.finish(&cb_peaks_);
-  s.taken_realtime_ns = taken_realtime_ns;
-  s.taken_monotonic_ns = taken_monotonic_ns;
-  s.segment_dir = options_.dir;
-  s.segment_dir_missing = segment_dir_missing_;
-  s.leaks = options_.leak_records ? leaks_.load(&s.problems) : leaks_.load_count(&s.problems);
-  for (const auto& [path, problem] : problems_) {
-    s.problems.push_back({path, problem.error, problem.rejected, problem.leaks});
-  }
-  // Last: its processes are matched against the segments' to count none twice.
-  merge_tt_metal_counters(s, tt_metal_);
-  snapshot_ = std::move(s);
+  return fold.finish(&cb_peaks_);
 }
 
 }  // namespace ttmem

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "collector/fold.h"
+#include "collector/incremental.h"
 #include "collector/leak_store.h"
 #include "collector/snapshot.h"
 #include "collector/segment_reader.h"
@@ -41,6 +42,11 @@ struct CollectorOptions {
   bool create_dir = false;
   // Read tt-metal's own per-chip counters (collector/tt_metal_counters.h) at every refresh.
   bool tt_metal_shm = true;
+  // Keep the fold's figures between refreshes and apply each process's ring events to them
+  // (collector/incremental.h): a refresh reads what changed, not every live record. For
+  // collectors that refresh often (ttmemd, `ttmem top`); a one-shot reader gains nothing.
+  // Snapshot::buffers then lists each process's buffers in no particular order.
+  bool incremental = false;
   std::string tt_metal_shm_dir;  // "" = $TTMEM_TT_METAL_SHM_DIR or /dev/shm
 };
 
@@ -128,6 +134,10 @@ class Collector {
     bool read_ok = false;
     bool records_copied = false;  // state.records holds the records; else fold them in place
     uint64_t stamp = 0;  // change_stamp() taken just before the last read
+    // Incremental: the next event of each device ring to apply, and what the last full read
+    // found torn or corrupt.
+    std::array<uint64_t, protocol::kMaxDevices> applied{};
+    uint64_t torn_at_full_read = 0, corrupt_at_full_read = 0;
     // Present at this collector's first refresh: its history before that is no loss to this
     // reader, so draining starts at the ring heads of the first read. A segment that appears
     // later was born while this reader watched: draining starts at its first event.
@@ -161,6 +171,18 @@ class Collector {
   // Checks that the directory exists and watches it once it does; false while it is missing.
   bool watch_dir_if_present();
   void drain(Tracked& t, const ProcessKey& key, uint64_t* delivered);
+  // Incremental reads: the ring events since the last read applied to the fold, or, the first
+  // time and after a gap, the whole segment read and the fold's state of it replaced.
+  bool read_incrementally(const std::string& path, Tracked& t, std::string* error);
+  bool read_in_full_for_fold(const std::string& path, Tracked& t, std::string* error);
+  ProcessView identity_of(const std::string& path, const Tracked& t) const;
+  std::array<uint64_t, protocol::kMaxDevices> dropped_events_of(const Tracked& t) const;
+  // Debug builds: when no segment changed since it was read, folds every segment in full; if
+  // that differs from the incremental snapshot, says so on stderr and starts the incremental
+  // state afresh.
+  void verify_incremental(const Snapshot& incremental);
+  // The fold of every segment's records, read in place or copied (the non-incremental path).
+  Snapshot fold_in_full();
 
   CollectorOptions options_;
   const uint64_t pid_namespace_;  // this collector's (own_pid_namespace())
@@ -176,6 +198,7 @@ class Collector {
   bool segment_dir_missing_ = false;
   bool watching_dir_ = false;
   CbPeaks cb_peaks_;      // the fold's, kept from one refresh to the next
+  std::unique_ptr<IncrementalFold> incremental_;  // with CollectorOptions::incremental
   TtMetalScan tt_metal_;  // tt-metal's counters as read by the last refresh
 };
 

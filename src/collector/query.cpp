@@ -54,12 +54,23 @@ BufferSelection select_buffers(const Snapshot& s, const BufferFilter& f) {
     if (f.pid && b.pid != *f.pid) continue;
     out.rows.push_back(&b);
   }
+  // Ties fall back to identity: the order must not depend on the order the snapshot lists its
+  // buffers in (slab order for a collector that reads everything, live-set order for an
+  // incremental one such as ttmemd's).
+  auto identity = [](const BufferView* x) {
+    return std::tie(x->pid, x->device, x->kind, x->buffer_id, x->address, x->core_bbox,
+                    x->time_ns);
+  };
   if (f.sort == BufferSort::Size) {
-    std::stable_sort(out.rows.begin(), out.rows.end(),
-                     [](auto* x, auto* y) { return x->reserved > y->reserved; });
+    std::sort(out.rows.begin(), out.rows.end(), [&](auto* x, auto* y) {
+      if (x->reserved != y->reserved) return x->reserved > y->reserved;
+      return identity(x) < identity(y);
+    });
   } else {
-    std::stable_sort(out.rows.begin(), out.rows.end(),
-                     [](auto* x, auto* y) { return x->time_ns < y->time_ns; });
+    std::sort(out.rows.begin(), out.rows.end(), [&](auto* x, auto* y) {
+      if (x->time_ns != y->time_ns) return x->time_ns < y->time_ns;
+      return identity(x) < identity(y);
+    });
   }
   out.total = out.rows.size();
   if (f.limit != 0 && out.rows.size() > f.limit) out.rows.resize(f.limit);

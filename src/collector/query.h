@@ -37,6 +37,8 @@ struct BufferSelection {
   size_t total = 0;                     // matches before the limit
 };
 
+// Buffers that pass the filter, in the filter's order; equal keys by pid, device, kind, id and
+// address, whatever order the snapshot holds them in.
 BufferSelection select_buffers(const Snapshot& s, const BufferFilter& f);
 
 // One program's CB set on one chip: the CB bytes of the program (its own L1 footprint; sets of

@@ -353,6 +353,54 @@ uint64_t SegmentReader::change_stamp() const {
   return truncated_ ? kTruncatedStamp : stamp;
 }
 
+std::array<uint64_t, pr::kMaxDevices> SegmentReader::ring_heads() const {
+  std::array<uint64_t, pr::kMaxDevices> out{};
+  if (truncated_) return out;
+  const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
+  truncated_ = !guarded(base_, size_, [&] {
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+      out[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
+    }
+  });
+  if (truncated_) out = {};
+  return out;
+}
+
+bool SegmentReader::read_events(uint32_t device, uint64_t from, uint64_t to,
+                                const EventSink& sink) {
+  const uint64_t cap = header_.ring_capacity;
+  if (truncated_ || device >= pr::kMaxDevices || to < from || to - from > cap) return false;
+  const auto* ring = at<pr::EventRecord>(base_, header_.rings_offset) + device * cap;
+  bool complete = true;
+  // `sink` sees private copies only (as in drain()): no frame of it is alive when a load faults.
+  std::vector<pr::EventRecord> events;
+  events.reserve(size_t(to - from));
+  truncated_ = !guarded(base_, size_, [&] {
+    for (uint64_t i = from; i < to && complete; ++i) {
+      const pr::EventRecord* slot = &ring[i & (cap - 1)];
+      const uint64_t want = 2 * i + 2;
+      // The sequence before and after the copy, as drain() checks it: overwritten by a newer
+      // event before or while we read it.
+      if (pr::load_word(&slot->seq, std::memory_order_acquire) != want) {
+        complete = false;
+        break;
+      }
+      pr::EventRecord ev = pr::copy_words_out(slot, 1);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (pr::load_word(&slot->seq, std::memory_order_relaxed) != want) {
+        complete = false;
+        break;
+      }
+      ev.seq = want;
+      if (ev.tag >= strings_.size()) refresh_strings();
+      events.push_back(ev);
+    }
+  });
+  if (truncated_ || !complete) return false;
+  for (const pr::EventRecord& ev : events) sink(device, ev);
+  return true;
+}
+
 uint64_t SegmentReader::dropped_total() const {
   uint64_t total = 0;
   for (uint64_t v : dropped_) total += v;

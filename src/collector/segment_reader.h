@@ -94,6 +94,8 @@ class SegmentReader {
 
   // Tag text for an id; "" for 0 or unknown ids.
   const std::string& tag(uint32_t id) const;
+  // Tag ids read so far: [0, tag_count()).
+  uint32_t tag_count() const { return uint32_t(strings_.size()); }
 
   // Delivers ring events written since the previous call to `sink`, in order per device, and
   // adds events that were overwritten before they could be read to dropped(). The first call
@@ -120,6 +122,17 @@ class SegmentReader {
 
   // True once a load from the mapping found the file truncated under it.
   bool truncated() const { return truncated_; }
+
+  // How many events each device's ring has had written (its head): for a reader that applies
+  // events from where a full read began (collector/incremental.h). Zero for every device when
+  // the file was truncated.
+  std::array<uint64_t, protocol::kMaxDevices> ring_heads() const;
+
+  // Delivers events [from, to) of `device`'s ring to `sink`, in order. False when one of them
+  // was overwritten before it could be read (or the span is longer than the ring, or goes
+  // backwards, or the file was truncated): the reader missed part of the history and must read
+  // the present in full. Unlike drain(), keeps no cursor of its own.
+  bool read_events(uint32_t device, uint64_t from, uint64_t to, const EventSink& sink);
 
  private:
   SegmentReader() = default;

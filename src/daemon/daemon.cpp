@@ -39,6 +39,8 @@ CollectorOptions collector_options(const DaemonOptions& o) {
   c.dir = o.dir;
   c.reap = o.reap;
   c.tt_metal_shm = o.tt_metal_shm;
+  // Refreshed every few milliseconds under churn: each refresh applies what changed.
+  c.incremental = o.incremental;
   return c;
 }
 

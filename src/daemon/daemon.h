@@ -39,6 +39,7 @@ struct DaemonOptions {
   size_t legacy_max_records = size_t{1} << 20;  // buffers and kernels of all legacy clients
   bool reap = true;
   bool tt_metal_shm = true;  // read tt-metal's per-chip counters ($TTMEM_TT_METAL_SHM_DIR)
+  bool incremental = true;   // CollectorOptions::incremental (--full-reads turns it off)
 };
 
 // Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).

@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
   app.add_flag("--no-tt-metal-shm", no_tt_metal_shm,
                "Do not read tt-metal's own per-chip counters (tt_device_<chip>_memory in "
                "$TTMEM_TT_METAL_SHM_DIR, else /dev/shm)");
+  bool full_reads = false;
+  app.add_flag("--full-reads", full_reads,
+               "Read every live record at each refresh instead of applying the ring events "
+               "since the last one (the behaviour before incremental collection; to compare)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
   o.process_metrics = !no_process_metrics;
   o.reap = !no_reap;
   o.tt_metal_shm = !no_tt_metal_shm;
+  o.incremental = !full_reads;
   if (legacy && o.legacy_socket.empty()) o.legacy_socket = ttmem::protocol::legacy::kDefaultSocketPath;
   try {
     if (!token_file.empty()) o.token = ttmem::read_token_file(token_file);

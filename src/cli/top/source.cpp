@@ -23,6 +23,7 @@ class LocalSource : public SnapshotSource {
     try {
       CollectorOptions options = cli::collector_options(global);
       options.leak_records = false;  // top shows only how many buffers leaked
+      options.incremental = true;    // a refresh costs what changed since the last one
       collector_ = std::make_unique<Collector>(options);
     } catch (const std::runtime_error& e) {
       throw cli::CliError(e.what());

@@ -1,0 +1,661 @@
+#include "collector/incremental.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iterator>
+#include <memory>
+#include <utility>
+
+#include "collector/json.h"
+
+namespace ttmem {
+
+namespace pr = protocol;
+
+namespace {
+
+constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
+constexpr uint32_t kL1 = uint32_t(pr::Kind::L1);
+// A piece past the region's end: never a gap, never merged with its neighbour.
+constexpr uint32_t kRegionEnd = UINT32_MAX;
+
+// Kinds whose banks have a free-space map (as SnapshotFold::finish computes it).
+bool has_bank_map(uint32_t kind) {
+  return kind != kCb && kind != uint32_t(pr::Kind::SystemMemory);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// BankSpace
+
+BankSpace::BankSpace(uint64_t region_begin, uint64_t region_end)
+    : begin_(region_begin), end_(region_end) {
+  if (end_ <= begin_) return;
+  pieces_.emplace(begin_, 0);
+  pieces_.emplace(end_, kRegionEnd);
+  gaps_.insert(end_ - begin_);
+  free_bytes_ = end_ - begin_;
+}
+
+void BankSpace::count_gaps(Pieces::iterator first, Pieces::iterator last, int sign) {
+  for (auto it = first; it != last; ++it) {
+    if (it->second != 0) continue;
+    const uint64_t length = std::next(it)->first - it->first;
+    if (sign > 0) {
+      gaps_.insert(length);
+      free_bytes_ += length;
+    } else {
+      gaps_.erase(gaps_.find(length));
+      free_bytes_ -= length;
+    }
+  }
+}
+
+void BankSpace::split_at(uint64_t address) {
+  auto at = pieces_.lower_bound(address);
+  if (at != pieces_.end() && at->first == address) return;
+  pieces_.emplace_hint(at, address, std::prev(at)->second);
+}
+
+void BankSpace::merge_at(uint64_t address) {
+  auto at = pieces_.find(address);
+  if (at == pieces_.begin() || at->second == kRegionEnd) return;
+  if (std::prev(at)->second == at->second) pieces_.erase(at);
+}
+
+void BankSpace::change(AddressRange r, int delta) {
+  if (end_ <= begin_ || overflowed_) return;
+  const uint64_t b = std::max(r.begin, begin_), e = std::min(r.end, end_);
+  if (e <= b) return;
+  size_t spanned = 0;
+  for (auto it = pieces_.lower_bound(b); it->first < e && spanned <= kMaxSpannedPieces; ++it) {
+    ++spanned;
+  }
+  if (spanned > kMaxSpannedPieces) {
+    overflowed_ = true;
+    pieces_.clear();
+    gaps_.clear();
+    return;
+  }
+  // The pieces whose gaps can change: from the one before the piece holding b (b's piece may
+  // merge into it) to the piece holding e (the piece from e on may merge back into it).
+  auto first = std::prev(pieces_.upper_bound(b));
+  if (first != pieces_.begin()) --first;
+  const uint64_t first_key = first->first;
+  count_gaps(first, pieces_.upper_bound(e), -1);
+  split_at(b);
+  split_at(e);
+  for (auto it = pieces_.find(b); it->first < e; ++it) it->second += uint32_t(delta);
+  merge_at(b);
+  merge_at(e);
+  count_gaps(pieces_.find(first_key), pieces_.upper_bound(e), +1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IncrementalFold
+
+namespace {
+
+struct BufferKey {
+  uint64_t device;
+  uint64_t id;
+  bool operator==(const BufferKey&) const = default;
+};
+
+struct BufferKeyHash {
+  size_t operator()(const BufferKey& k) const {
+    // murmur3's finaliser over the id, the device in the top bits: buffer ids are often dense.
+    uint64_t h = k.id ^ (k.device << 56);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return size_t(h);
+  }
+};
+
+struct KindSums {
+  uint64_t count = 0;
+  uint64_t requested = 0;
+  uint64_t reserved = 0;
+};
+
+}  // namespace
+
+struct IncrementalFold::Live {
+  pr::BufferRecord record;
+  uint64_t reserved;
+  uint64_t chip_id;
+  int tag;  // index into tags_
+};
+
+struct IncrementalFold::Process {
+  std::unordered_map<BufferKey, Live, BufferKeyHash> buffers;  // CBs excluded
+  std::vector<Live> cbs;  // a few hundred: programs x CBs x core ranges
+  // The device slots its records were folded with: a device registered again with another
+  // chip or geometry needs its records folded again (a full read).
+  std::array<std::optional<pr::DeviceSlot>, pr::kMaxDevices> devices;
+  struct TagId {
+    int index = -1;
+    std::string text;
+  };
+  std::vector<TagId> tag_ids;
+  std::array<uint64_t, kNumKinds> reserved{};
+  std::array<uint64_t, kNumKinds> requested{};
+  uint64_t buffer_count = 0;
+};
+
+struct IncrementalFold::Chip {
+  std::array<KindSums, kNumKinds> kinds{};
+  std::array<BankSpace, kNumKinds> banks;
+  std::array<bool, kNumKinds> region_set{};
+  std::map<uint64_t, uint32_t> l1_starts;  // L1 buffer start -> buffers starting there
+};
+
+struct IncrementalFold::Tag {
+  std::string name;
+  std::array<uint64_t, kNumKinds> reserved{};  // CBs excluded
+  uint64_t buffers = 0;                        // CBs excluded
+};
+
+IncrementalFold::IncrementalFold() = default;
+IncrementalFold::~IncrementalFold() = default;
+
+bool IncrementalFold::has_process(const std::string& key) const {
+  return processes_.count(key) != 0;
+}
+
+uint64_t IncrementalFold::live_records() const {
+  uint64_t n = 0;
+  for (const auto& [key, p] : processes_) n += p->buffers.size() + p->cbs.size();
+  return n;
+}
+
+IncrementalFold::Chip& IncrementalFold::chip(uint64_t chip_id) {
+  auto& c = chips_[chip_id];
+  if (!c) c = std::make_unique<Chip>();
+  return *c;
+}
+
+int IncrementalFold::tag_index(Process& p, uint32_t id, const TagText& tags) {
+  if (id >= p.tag_ids.size()) p.tag_ids.resize(size_t(id) + 1);
+  Process::TagId& known = p.tag_ids[id];
+  if (known.index < 0) {
+    known.text = tags(id);
+    const std::string name = known.text.empty() ? "(untagged)" : known.text;
+    auto [it, fresh] = tag_by_name_.emplace(name, tags_.size());
+    if (fresh) tags_.push_back(Tag{name, {}, 0});
+    known.index = int(it->second);
+  }
+  return known.index;
+}
+
+void IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::DeviceSlot& slot,
+                          const TagText& tags) {
+  const Live live{rec, reserved_bytes(rec, slot), slot.chip_id, tag_index(p, rec.tag, tags)};
+  if (rec.kind == kCb) {
+    p.cbs.push_back(live);
+    return;
+  }
+  Chip& c = chip(slot.chip_id);
+  KindSums& sums = c.kinds[rec.kind];
+  sums.count += 1;
+  sums.requested += rec.size;
+  sums.reserved += live.reserved;
+  if (has_bank_map(rec.kind)) {
+    if (!c.region_set[rec.kind]) {
+      const pr::KindGeometry& g = slot.kinds[rec.kind];
+      c.banks[rec.kind] = BankSpace(g.bank_base, g.bank_base + g.bank_size);
+      c.region_set[rec.kind] = true;
+    }
+    c.banks[rec.kind].add({rec.address, rec.address + rec.size_per_bank});
+  }
+  if (rec.kind == kL1) c.l1_starts[rec.address] += 1;
+  p.reserved[rec.kind] += live.reserved;
+  p.requested[rec.kind] += rec.size;
+  p.buffer_count += 1;
+  Tag& tag = tags_[size_t(live.tag)];
+  tag.reserved[rec.kind] += live.reserved;
+  tag.buffers += 1;
+  p.buffers[BufferKey{rec.device, rec.buffer_id}] = live;
+}
+
+void IncrementalFold::remove(Process& p, const Live& live) {
+  const pr::BufferRecord& rec = live.record;
+  Chip& c = chip(live.chip_id);
+  KindSums& sums = c.kinds[rec.kind];
+  sums.count -= 1;
+  sums.requested -= rec.size;
+  sums.reserved -= live.reserved;
+  if (has_bank_map(rec.kind)) {
+    BankSpace& bank = c.banks[rec.kind];
+    bank.remove({rec.address, rec.address + rec.size_per_bank});
+    // The last range gone: a fresh structure, so one that gave up starts over.
+    if (sums.count == 0) bank = BankSpace(bank.region_begin(), bank.region_end());
+  }
+  if (rec.kind == kL1) {
+    auto it = c.l1_starts.find(rec.address);
+    if (--it->second == 0) c.l1_starts.erase(it);
+  }
+  p.reserved[rec.kind] -= live.reserved;
+  p.requested[rec.kind] -= rec.size;
+  p.buffer_count -= 1;
+  Tag& tag = tags_[size_t(live.tag)];
+  tag.reserved[rec.kind] -= live.reserved;
+  tag.buffers -= 1;
+}
+
+void IncrementalFold::remove_process(const std::string& key) {
+  auto it = processes_.find(key);
+  if (it == processes_.end()) return;
+  Process& p = *it->second;
+  for (const auto& [k, live] : p.buffers) remove(p, live);
+  processes_.erase(it);
+}
+
+void IncrementalFold::forget_all_but(const std::set<std::string>& keys) {
+  std::vector<std::string> gone;
+  for (const auto& [key, p] : processes_) {
+    if (!keys.count(key)) gone.push_back(key);
+  }
+  for (const std::string& key : gone) remove_process(key);
+}
+
+void IncrementalFold::start_process(const std::string& key, const SegmentState& state) {
+  remove_process(key);
+  auto& slot = processes_[key];
+  slot = std::make_unique<Process>();
+  slot->devices = state.devices;
+}
+
+void IncrementalFold::add_read(const std::string& key, const SegmentState& state,
+                               const pr::BufferRecord& rec, const TagText& tags) {
+  Process& p = *processes_.at(key);
+  // A scan that is not atomic can meet a buffer twice (freed from one slot and allocated
+  // again in another while it ran): the later one stands, and events put it right.
+  if (rec.kind != kCb) {
+    auto known = p.buffers.find(BufferKey{rec.device, rec.buffer_id});
+    if (known != p.buffers.end()) {
+      remove(p, known->second);
+      p.buffers.erase(known);
+    }
+  }
+  // A device the scan found registered after the read (SegmentReader reads its slot then).
+  if (!p.devices[rec.device]) p.devices[rec.device] = state.devices[rec.device];
+  add(p, rec, *state.devices[rec.device], tags);
+}
+
+void IncrementalFold::reset_process(const std::string& key, const SegmentState& state,
+                                    const std::vector<pr::BufferRecord>& records,
+                                    const TagText& tags) {
+  start_process(key, state);
+  processes_.at(key)->buffers.reserve(records.size());
+  for (const pr::BufferRecord& rec : records) add_read(key, state, rec, tags);
+}
+
+namespace {
+
+// The record an alloc event describes, as the client wrote it into the slab (protocol/segment.h:
+// a CB event carries its core range where a buffer's carries its page size).
+pr::BufferRecord record_of(uint32_t device, const pr::EventRecord& ev) {
+  pr::BufferRecord r{};
+  r.device = uint8_t(device);
+  r.kind = ev.kind;
+  r.layout = ev.layout;
+  r.flags = pr::kRecordLive;
+  r.buffer_id = ev.buffer_id;
+  r.address = ev.address;
+  r.size = ev.size;
+  r.size_per_bank = ev.size_per_bank;
+  r.tag = ev.tag;
+  r.num_banks = ev.num_banks;
+  r.num_cores = ev.num_cores;
+  if (ev.kind == kCb) {
+    r.aux = ev.page_size;
+  } else {
+    r.page_size = ev.page_size;
+  }
+  r.time_ns = ev.time_ns;
+  return r;
+}
+
+bool same_device(const pr::DeviceSlot& a, const pr::DeviceSlot& b) {
+  return a.chip_id == b.chip_id && std::memcmp(a.kinds, b.kinds, sizeof a.kinds) == 0;
+}
+
+}  // namespace
+
+bool IncrementalFold::apply(const std::string& key, const SegmentState& state, uint32_t device,
+                            const pr::EventRecord& ev, const TagText& tags) {
+  auto found = processes_.find(key);
+  if (found == processes_.end() || device >= pr::kMaxDevices || !state.devices[device]) {
+    return false;
+  }
+  Process& p = *found->second;
+  const pr::DeviceSlot& slot = *state.devices[device];
+  std::optional<pr::DeviceSlot>& known = p.devices[device];
+  if (known && !same_device(*known, slot)) return false;
+  known = slot;
+  const bool cb = ev.kind == kCb;
+  auto erase_cbs = [&](auto&& which) {
+    std::erase_if(p.cbs, [&](const Live& l) { return l.record.device == device && which(l); });
+  };
+  switch (pr::EventType(ev.type)) {
+    case pr::EventType::Alloc:
+    case pr::EventType::CbAlloc: {
+      // As SegmentReader checks a record: a kind, a tag the table can hold, a range that does
+      // not wrap. An event type that disagrees with its kind is not the client's.
+      if (ev.kind >= kNumKinds || cb != (ev.type == uint8_t(pr::EventType::CbAlloc)) ||
+          ev.tag >= pr::kStringCapacity || ev.address > UINT64_MAX - ev.size_per_bank) {
+        return false;
+      }
+      const pr::BufferRecord rec = record_of(device, ev);
+      if (cb) {
+        erase_cbs([&](const Live& l) {
+          return l.record.buffer_id == rec.buffer_id && l.record.address == rec.address &&
+                 l.record.aux == rec.aux && l.record.size == rec.size;
+        });
+      } else if (auto old = p.buffers.find(BufferKey{device, rec.buffer_id});
+                 old != p.buffers.end()) {
+        remove(p, old->second);
+        p.buffers.erase(old);
+      }
+      add(p, rec, slot, tags);
+      return true;
+    }
+    case pr::EventType::Free: {
+      if (auto old = p.buffers.find(BufferKey{device, ev.buffer_id}); old != p.buffers.end()) {
+        remove(p, old->second);
+        p.buffers.erase(old);
+      }
+      return true;
+    }
+    case pr::EventType::CbFreeProgram:
+      erase_cbs([&](const Live& l) { return l.record.buffer_id == ev.buffer_id; });
+      return true;
+    case pr::EventType::CbFreeAll:
+      erase_cbs([](const Live&) { return true; });
+      return true;
+  }
+  return false;
+}
+
+void IncrementalFold::align_regions(uint64_t chip_id, const DeviceView& view) {
+  auto found = chips_.find(chip_id);
+  if (found == chips_.end()) return;
+  Chip& c = *found->second;
+  for (uint32_t k = 0; k < kNumKinds; ++k) {
+    if (!has_bank_map(k) || !c.region_set[k]) continue;
+    const KindUsage& ku = view.kinds[k];
+    BankSpace& bank = c.banks[k];
+    if (bank.region_begin() == ku.bank_base && bank.region_end() == ku.bank_base + ku.bank_size) {
+      continue;
+    }
+    // Processes registered the chip with different geometry, and the one the snapshot takes
+    // it from changed: its ranges are laid out again over that region.
+    bank = BankSpace(ku.bank_base, ku.bank_base + ku.bank_size);
+    for (const auto& [key, p] : processes_) {
+      for (const auto& [id, live] : p->buffers) {
+        if (live.chip_id == chip_id && live.record.kind == k) {
+          bank.add({live.record.address, live.record.address + live.record.size_per_bank});
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+DeviceView device_view_of(const pr::DeviceSlot& slot) {
+  DeviceView v;
+  v.chip_id = slot.chip_id;
+  v.arch = slot.arch;
+  v.board = slot.board;
+  v.grid_x = slot.grid_x;
+  v.grid_y = slot.grid_y;
+  v.l1_per_core = slot.l1_per_core;
+  v.unreserved_base = slot.unreserved_base;
+  v.trace_region_size = slot.trace_region_size;
+  v.l1_small_size = slot.l1_small_size;
+  for (uint32_t k = 0; k < kNumKinds; ++k) {
+    v.kinds[k].capacity = slot.kinds[k].capacity;
+    v.kinds[k].num_banks = slot.kinds[k].num_banks;
+    v.kinds[k].bank_size = slot.kinds[k].bank_size;
+    v.kinds[k].bank_base = slot.kinds[k].bank_base;
+  }
+  return v;
+}
+
+}  // namespace
+
+Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processes,
+                                   bool list_buffers, CbPeaks* cb_peaks) {
+  Snapshot s;
+  std::unordered_map<uint64_t, size_t> device_index;  // chip id -> index in s.devices
+  std::vector<CbCoverage> device_cbs;
+  std::map<std::pair<size_t, size_t>, CbCoverage> tag_cbs;
+  std::vector<TagUsage> tags(tags_.size());
+  for (size_t i = 0; i < tags_.size(); ++i) {
+    tags[i] = TagUsage{tags_[i].name, tags_[i].reserved, tags_[i].buffers};
+  }
+  auto model_device = [&](const pr::DeviceSlot& slot, uint32_t logical_id) {
+    auto [it, inserted] = device_index.emplace(slot.chip_id, s.devices.size());
+    if (inserted) {
+      s.devices.push_back(device_view_of(slot));
+      device_cbs.emplace_back();
+    }
+    DeviceView& v = s.devices[it->second];
+    if (std::find(v.logical_ids.begin(), v.logical_ids.end(), logical_id) ==
+        v.logical_ids.end()) {
+      v.logical_ids.push_back(logical_id);
+    }
+    return it->second;
+  };
+  if (list_buffers) s.buffers.reserve(live_records());
+
+  for (const IncrementalInput& in : processes) {
+    const SegmentState& st = *in.state;
+    Process& proc = *processes_.at(in.key);
+    ProcessView p = in.identity;
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+      if (st.devices[d]) model_device(*st.devices[d], d);
+    }
+    p.buffers = proc.buffer_count;
+    p.reserved = proc.reserved;
+    p.requested = proc.requested;
+    // CB sets: what SnapshotFold::add and end_process do with them, over the live CB records.
+    std::unordered_map<size_t, CbCoverage> process_cbs;
+    std::vector<std::pair<size_t, uint64_t>> cb_programs;
+    for (const Live& live : proc.cbs) {
+      const pr::BufferRecord& rec = live.record;
+      const size_t m = device_index.at(live.chip_id);
+      s.devices[m].kinds[kCb].count += 1;
+      p.cbs += 1;
+      process_cbs[m].add(core_rect_of(rec.aux), rec.address + rec.size);
+      if (cb_programs.empty() || cb_programs.back() != std::pair{m, rec.buffer_id}) {
+        cb_programs.emplace_back(m, rec.buffer_id);
+      }
+      tags[size_t(live.tag)].buffers += 1;
+      tag_cbs[{size_t(live.tag), m}].add(core_rect_of(rec.aux), rec.address + rec.size);
+    }
+    for (const auto& [m, cbs] : process_cbs) {
+      const uint64_t covered = cbs.covered_bytes(s.devices[m].unreserved_base);
+      p.reserved[kCb] += covered;
+      p.requested[kCb] += covered;
+      device_cbs[m].merge(cbs);
+    }
+    std::sort(cb_programs.begin(), cb_programs.end());
+    cb_programs.erase(std::unique(cb_programs.begin(), cb_programs.end()), cb_programs.end());
+    for (const auto& [m, program] : cb_programs) s.devices[m].cb_programs += 1;
+    p.cb_programs = cb_programs.size();
+    p.torn_records = st.torn_records;
+    p.corrupt_records = st.corrupt_records;
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+      if (!st.devices[d]) continue;
+      DeviceView& v = s.devices[device_index.at(st.devices[d]->chip_id)];
+      ProcessDeviceTotals totals;
+      totals.chip_id = st.devices[d]->chip_id;
+      for (uint32_t k = 0; k < kNumKinds; ++k) {
+        const pr::KindCounters& c = st.counters[d][k];
+        if (k != kCb) v.kinds[k].peak += c.peak_reserved;
+        v.kinds[k].total_allocs += c.total_allocs;
+        v.kinds[k].total_frees += c.total_frees;
+        totals.allocs[k] = c.total_allocs;
+        totals.frees[k] = c.total_frees;
+      }
+      v.dropped_events += in.dropped_events[d];
+      p.dropped_events += in.dropped_events[d];
+      totals.dropped_events = in.dropped_events[d];
+      p.device_totals.push_back(totals);
+    }
+    s.dropped_events += p.dropped_events;
+    if (list_buffers) {
+      auto view = [&](const Live& live) {
+        const pr::BufferRecord& rec = live.record;
+        BufferView& b = s.buffers.emplace_back();
+        b.pid = p.pid;
+        b.process_start_time = p.start_time;
+        b.chip_id = live.chip_id;
+        b.device = rec.device;
+        b.kind = rec.kind;
+        b.layout = rec.layout;
+        b.buffer_id = rec.buffer_id;
+        b.address = rec.address;
+        b.size = rec.size;
+        b.size_per_bank = rec.size_per_bank;
+        b.reserved = live.reserved;
+        b.page_size = rec.page_size;
+        b.num_banks = rec.num_banks;
+        b.num_cores = rec.num_cores;
+        for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
+        b.tag = proc.tag_ids[rec.tag].text;
+        b.time_ns = rec.time_ns;
+      };
+      for (const auto& [id, live] : proc.buffers) view(live);
+      for (const Live& live : proc.cbs) view(live);
+    }
+    s.processes.push_back(std::move(p));
+  }
+
+  for (const auto& [tag_and_device, cbs] : tag_cbs) {
+    const size_t tag = tag_and_device.first, m = tag_and_device.second;
+    tags[tag].reserved[kCb] += cbs.covered_bytes(s.devices[m].unreserved_base);
+  }
+  for (TagUsage& t : tags) {
+    if (t.buffers != 0) s.tags.push_back(std::move(t));
+  }
+  for (const DeviceView& v : s.devices) align_regions(v.chip_id, v);
+  // Banks whose structure gave up: their ranges, gathered in one pass over the live sets.
+  std::map<std::pair<uint64_t, uint32_t>, std::vector<AddressRange>> overflowed;
+  for (const auto& [chip_id, c] : chips_) {
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      if (c->region_set[k] && c->banks[k].overflowed()) overflowed[{chip_id, k}];
+    }
+  }
+  if (!overflowed.empty()) {
+    for (const auto& [key, p] : processes_) {
+      for (const auto& [id, live] : p->buffers) {
+        auto bank = overflowed.find({live.chip_id, uint32_t(live.record.kind)});
+        if (bank == overflowed.end()) continue;
+        bank->second.push_back(
+            {live.record.address, live.record.address + live.record.size_per_bank});
+      }
+    }
+  }
+  for (size_t i = 0; i < s.devices.size(); ++i) {
+    DeviceView& v = s.devices[i];
+    const auto found = chips_.find(v.chip_id);
+    const Chip* c = found == chips_.end() ? nullptr : found->second.get();
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      if (k == kCb || c == nullptr) continue;
+      v.kinds[k].count += c->kinds[k].count;
+      v.kinds[k].requested += c->kinds[k].requested;
+      v.kinds[k].reserved += c->kinds[k].reserved;
+    }
+    if (c != nullptr && !c->l1_starts.empty()) {
+      v.has_l1_buffers = true;
+      v.lowest_l1_address = c->l1_starts.begin()->first;
+    }
+    KindUsage& cb = v.kinds[kCb];
+    cb.reserved = cb.requested = device_cbs[i].covered_bytes(v.unreserved_base);
+    uint64_t& cb_peak = (*cb_peaks)[v.chip_id];
+    cb_peak = std::max(cb_peak, cb.reserved);
+    cb.peak = cb_peak;
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      KindUsage& ku = v.kinds[k];
+      ku.peak = std::max(ku.peak, ku.reserved);
+      if (!has_bank_map(k)) continue;
+      // A kind with no buffers on the chip: its whole region is free.
+      FreeSpace f;
+      if (c == nullptr || !c->region_set[k]) {
+        f = BankSpace(ku.bank_base, ku.bank_base + ku.bank_size).free_space();
+      } else if (c->banks[k].overflowed()) {
+        f = free_space(overflowed[{v.chip_id, k}], ku.bank_base, ku.bank_base + ku.bank_size);
+      } else {
+        f = c->banks[k].free_space();
+      }
+      ku.largest_free_block = f.largest_free_block;
+      ku.free_per_bank = f.free_bytes;
+      ku.fragmentation =
+          f.free_bytes == 0 ? 0.0 : 1.0 - double(f.largest_free_block) / double(f.free_bytes);
+    }
+    const KindUsage& l1 = v.kinds[kL1];
+    v.cb_region_end = device_cbs[i].region_end(v.unreserved_base);
+    if (!v.has_l1_buffers) v.lowest_l1_address = l1.bank_base + l1.bank_size;
+    v.clash_margin = int64_t(v.lowest_l1_address) - int64_t(v.cb_region_end);
+    cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;
+    std::sort(v.logical_ids.begin(), v.logical_ids.end());
+  }
+  std::sort(s.devices.begin(), s.devices.end(), device_order);
+  std::sort(s.tags.begin(), s.tags.end(), [](const TagUsage& a, const TagUsage& b) {
+    uint64_t ta = 0, tb = 0;
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      ta += a.reserved[k];
+      tb += b.reserved[k];
+    }
+    return ta != tb ? ta > tb : a.tag < b.tag;
+  });
+  std::sort(s.processes.begin(), s.processes.end(),
+            [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+bool same_figures(const Snapshot& a, const Snapshot& b, std::string* difference) {
+  auto figures = [](const Snapshot& s) {
+    nlohmann::json j = status_json(s);
+    for (const char* when : {"taken_realtime_ns", "taken_monotonic_ns"}) j.erase(when);
+    nlohmann::json tags = nlohmann::json::array();
+    for (const TagUsage& t : s.tags) tags.push_back(to_json(t));
+    j["tags"] = tags;
+    nlohmann::json totals = nlohmann::json::array();
+    for (const ProcessView& p : s.processes) {
+      for (const ProcessDeviceTotals& t : p.device_totals) {
+        totals.push_back({p.pid, t.chip_id, t.allocs, t.frees, t.dropped_events});
+      }
+    }
+    j["device_totals"] = totals;
+    // Buffers in no particular order: a scan lists them in slab order, a live set in its own.
+    std::vector<std::string> buffers;
+    for (const BufferView& v : s.buffers) {
+      nlohmann::json bj = to_json(v);
+      bj["process_start_time"] = v.process_start_time;
+      buffers.push_back(bj.dump());
+    }
+    std::sort(buffers.begin(), buffers.end());
+    j["buffers"] = buffers;
+    return j;
+  };
+  const nlohmann::json ja = figures(a), jb = figures(b);
+  if (ja == jb) return true;
+  if (difference != nullptr) {
+    const nlohmann::json patch = nlohmann::json::diff(ja, jb);
+    *difference = patch.dump().substr(0, 2000);
+  }
+  return false;
+}
+
+}  // namespace ttmem
