@@ -7,7 +7,12 @@
 
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::arch_name;
+using common::kind_name;
+using common::layout_name;
+using common::parse_kind;
 
 using nlohmann::json;
 
@@ -484,4 +489,4 @@ Snapshot snapshot_from_json(const json& status, const json& buffers, const json&
   return s;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -8,7 +8,10 @@
 
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::arch_name;
+using common::kind_name;
 
 namespace pr = protocol;
 namespace rf = protocol::record;
@@ -238,4 +241,4 @@ std::string export_state_json(const Recording& r, uint64_t at_ns) {
   return dump({{"at_ns", at_ns}, {"devices", devices}, {"buffers", buffers}});
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

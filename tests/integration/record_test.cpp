@@ -14,6 +14,16 @@
 #include "daemon_harness.h"
 
 namespace ttmem::test {
+
+using collector::export_csv;
+using collector::export_json;
+using collector::export_perfetto;
+using collector::export_state_json;
+using collector::read_recording;
+using collector::RecordedBuffer;
+using collector::RecordWriter;
+using collector::state_at;
+
 namespace {
 
 namespace pr = protocol;

@@ -8,6 +8,15 @@
 #include "common/kinds.h"
 
 namespace ttmem::top {
+
+using collector::BufferView;
+using collector::DeviceView;
+using collector::kDetailCounters;
+using collector::KindUsage;
+using collector::ProcessView;
+using collector::Snapshot;
+using common::arch_name;
+
 namespace {
 
 using protocol::Kind;

@@ -15,6 +15,12 @@
 #include "common/kinds.h"
 
 namespace ttmem::top {
+
+using collector::missing_segment_dir_text;
+using common::format_bytes;
+using common::format_percent;
+using common::kind_name;
+
 namespace {
 
 using protocol::Kind;

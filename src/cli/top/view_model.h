@@ -63,7 +63,7 @@ struct ProcessRow {
   pid_t pid = 0;
   std::string command;
   bool exited = false;
-  std::array<uint64_t, kNumKinds> reserved{};
+  std::array<uint64_t, collector::kNumKinds> reserved{};
   uint64_t buffers = 0;
   uint64_t cbs = 0;
   uint64_t dropped_events = 0;
@@ -122,7 +122,7 @@ struct ViewModel {
   std::vector<DeviceRow> devices;
   std::vector<uint32_t> missing_devices;  // requested with -d but not (yet) registered
   std::vector<ProcessRow> processes;
-  std::vector<TagUsage> tags;  // as the snapshot has them
+  std::vector<collector::TagUsage> tags;  // as the snapshot has them
   std::vector<BufferRow> buffers;  // sorted as requested, at most the requested limit
   uint64_t total_buffers = 0;      // before the limit
   uint64_t dropped_events = 0;
