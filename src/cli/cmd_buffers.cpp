@@ -51,7 +51,7 @@ std::string format_age(uint64_t now_ns, uint64_t then_ns) {
 // One row per program CB set. The sets of different programs overlap in L1 (each starts at the
 // unreserved base), so the BYTES column is never summed: `ttmem status` shows what they cover.
 void print_programs(const Snapshot& s, BufferFilter filter, bool json) {
-  if (filter.kind && *filter.kind != uint32_t(protocol::Kind::Cb)) {
+  if (filter.kind && *filter.kind != uint32_t(Kind::Cb)) {
     throw CliError("--programs lists CB sets; drop --kind or use --kind CB");
   }
   std::vector<ProgramCbSet> programs = select_programs(s, filter);

@@ -19,8 +19,6 @@ using common::arch_name;
 
 namespace {
 
-using protocol::Kind;
-
 bool shown(const std::vector<uint32_t>& wanted, const std::vector<uint32_t>& ids) {
   if (wanted.empty()) return true;
   return std::any_of(ids.begin(), ids.end(), [&](uint32_t id) {
