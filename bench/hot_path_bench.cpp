@@ -201,7 +201,9 @@ class TtMetalCounterModel {
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     region_ = static_cast<tm::DeviceMemoryRegion*>(p);
     for (size_t c = 0; c < tm::kMaxChips; ++c) region_->chip_stats[c].chip_id = uint32_t(c);
-    for (size_t i = 0; i + 1 < tm::kMaxProcesses; ++i) region_->processes[i].pid = 1'000'000 + int(i);
+    for (size_t i = 0; i + 1 < tm::kMaxProcesses; ++i) {
+      region_->processes[i].pid = 1'000'000 + int(i);
+    }
     region_->processes[tm::kMaxProcesses - 1].pid = ::getpid();
   }
   ~TtMetalCounterModel() { ::munmap(region_, sizeof(tm::DeviceMemoryRegion)); }
@@ -284,7 +286,7 @@ struct Fold {
 void BM_CollectorIngest(benchmark::State& state) {
   register_devices(8);
   std::string error;
-  auto reader = ttmem::SegmentReader::open(ttmem_segment_path(), &error);
+  auto reader = ttmem::collector::SegmentReader::open(ttmem_segment_path(), &error);
   if (!reader) {
     state.SkipWithError(error.c_str());
     return;
@@ -353,10 +355,10 @@ void BM_StatusSnapshotInProcess(benchmark::State& state) {
   size_t bytes = 0, buffers = 0;
   for (auto _ : state) {
     // As `ttmem status` does it.
-    ttmem::Collector c(ttmem::CollectorOptions{
+    ttmem::collector::Collector c(ttmem::collector::CollectorOptions{
         .dir = g_dir, .reap = false, .list_buffers = false, .watch = false});
     c.refresh();
-    std::string out = ttmem::status_json(c.snapshot()).dump(2);
+    std::string out = ttmem::collector::status_json(c.snapshot()).dump(2);
     bytes = out.size();
     buffers = 0;
     for (const auto& d : c.snapshot().devices) {
@@ -427,7 +429,8 @@ void BM_CollectorBytesPerLiveBuffer(benchmark::State& state) {
     ::malloc_trim(0);
     struct mallinfo2 before = ::mallinfo2();
     {
-      ttmem::Collector c(ttmem::CollectorOptions{g_dir, false, false, list_buffers});
+      ttmem::collector::Collector c(
+          ttmem::collector::CollectorOptions{g_dir, false, false, list_buffers});
       c.refresh();
       struct mallinfo2 after = ::mallinfo2();
       bytes = double((after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd));
@@ -453,7 +456,9 @@ uint64_t dram_allocs_of_device0(const std::string& status_json) {
   auto j = nlohmann::json::parse(status_json, nullptr, false);
   if (!j.is_object()) return 0;
   for (const auto& d : j["devices"]) {
-    if (d["chip_id"] == wormhole(0).chip_id) return d["kinds"]["DRAM"]["total_allocs"].get<uint64_t>();
+    if (d["chip_id"] == wormhole(0).chip_id) {
+      return d["kinds"]["DRAM"]["total_allocs"].get<uint64_t>();
+    }
   }
   return 0;
 }
@@ -628,7 +633,7 @@ bool galaxy_load(benchmark::State& state, int processes) {
   return g_galaxy->ok();
 }
 
-uint64_t live_buffers(const ttmem::Snapshot& s) {
+uint64_t live_buffers(const ttmem::collector::Snapshot& s) {
   uint64_t n = 0;
   for (const auto& d : s.devices) {
     for (const auto& k : d.kinds) n += k.count;
@@ -687,15 +692,19 @@ void BM_GalaxyStatusCli(benchmark::State& state) {
 
 // One refresh of a long-lived collector that lists buffers, as ttmemd and `ttmem top` keep one:
 // CPU time per refresh under the churn. Second argument: incremental (1) or full reads (0).
-ttmem::CollectorOptions galaxy_collector_options(bool incremental) {
-  ttmem::CollectorOptions o{.dir = g_dir, .reap = false};
+// Third argument: 1 lists buffers (ttmemd, top), 0 aggregates only.
+ttmem::collector::CollectorOptions galaxy_collector_options(bool incremental,
+                                                            bool list_buffers = true) {
+  ttmem::collector::CollectorOptions o{.dir = g_dir, .reap = false};
   o.incremental = incremental;
+  o.list_buffers = list_buffers;
   return o;
 }
 
 void BM_GalaxyCollectorRefresh(benchmark::State& state) {
   if (!galaxy_load(state, int(state.range(0)))) return;
-  ttmem::Collector c(galaxy_collector_options(state.range(1) != 0));
+  ttmem::collector::Collector c(
+      galaxy_collector_options(state.range(1) != 0, state.range(2) != 0));
   c.refresh();
   for (auto _ : state) {
     c.refresh();
@@ -713,7 +722,7 @@ void BM_GalaxyCollectorBytesPerLiveBuffer(benchmark::State& state) {
     ::malloc_trim(0);
     struct mallinfo2 before = ::mallinfo2();
     {
-      ttmem::Collector c(galaxy_collector_options(state.range(1) != 0));
+      ttmem::collector::Collector c(galaxy_collector_options(state.range(1) != 0));
       c.refresh();
       struct mallinfo2 after = ::mallinfo2();
       bytes = double((after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd));
@@ -774,9 +783,11 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->ComputeStatistics("p99", p99);
     benchmark::RegisterBenchmark("BM_GalaxyCollectorRefresh", BM_GalaxyCollectorRefresh)
-        ->Args({processes, 0})
-        ->Args({processes, 1})
-        ->ArgNames({"processes", "incremental"})
+        ->Args({processes, 0, 1})
+        ->Args({processes, 1, 1})
+        ->Args({processes, 0, 0})
+        ->Args({processes, 1, 0})
+        ->ArgNames({"processes", "incremental", "list"})
         ->Unit(benchmark::kMillisecond)
         ->MeasureProcessCPUTime()
         ->ComputeStatistics("p99", p99);

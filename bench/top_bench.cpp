@@ -134,7 +134,6 @@ double percentile(std::vector<double> v, double p) {
 // the visible rows, layout, paint; over the segments in `dir`, showing `view`.
 void top_refreshes(benchmark::State& state, const std::string& dir, int view,
                    bool incremental = false) {
-  using namespace ttmem;
   using namespace ttmem::top;
   ::setenv("LINES", "50", 1);
   ::setenv("COLUMNS", "160", 1);
@@ -142,10 +141,10 @@ void top_refreshes(benchmark::State& state, const std::string& dir, int view,
   std::FILE* null_in = std::fopen("/dev/null", "r");
   {
     Screen screen(null_out, null_in, "xterm-256color");
-    CollectorOptions co;
+    ttmem::collector::CollectorOptions co;
     co.dir = dir;
     co.incremental = incremental;
-    Collector c(co);
+    ttmem::collector::Collector c(co);
     History history;
     UiState ui;
     ui.view = View(view);
@@ -183,9 +182,9 @@ BENCHMARK(BM_TopRefresh)->Arg(0)->Arg(1)->Arg(2)->ArgName("view")->Unit(benchmar
 
 // The collector's share of a refresh: reading the segment and building the Snapshot.
 void BM_CollectorRefresh(benchmark::State& state) {
-  ttmem::CollectorOptions co;
+  ttmem::collector::CollectorOptions co;
   co.dir = fixture().dir;
-  ttmem::Collector c(co);
+  ttmem::collector::Collector c(co);
   for (auto _ : state) {
     c.refresh();
     benchmark::DoNotOptimize(c.snapshot().buffers.size());

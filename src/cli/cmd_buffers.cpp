@@ -14,6 +14,21 @@
 #include "common/kinds.h"
 
 namespace ttmem::cli {
+
+using collector::BufferFilter;
+using collector::buffers_json;
+using collector::BufferSelection;
+using collector::BufferSort;
+using collector::has_process;
+using collector::ProgramCbSet;
+using collector::programs_json;
+using collector::select_buffers;
+using collector::select_programs;
+using collector::Snapshot;
+using common::format_bytes;
+using common::kind_name;
+using common::monotonic_ns;
+
 namespace {
 
 struct BuffersArgs {
@@ -36,7 +51,7 @@ std::string format_age(uint64_t now_ns, uint64_t then_ns) {
 // One row per program CB set. The sets of different programs overlap in L1 (each starts at the
 // unreserved base), so the BYTES column is never summed: `ttmem status` shows what they cover.
 void print_programs(const Snapshot& s, BufferFilter filter, bool json) {
-  if (filter.kind && *filter.kind != uint32_t(protocol::Kind::Cb)) {
+  if (filter.kind && *filter.kind != uint32_t(Kind::Cb)) {
     throw CliError("--programs lists CB sets; drop --kind or use --kind CB");
   }
   std::vector<ProgramCbSet> programs = select_programs(s, filter);

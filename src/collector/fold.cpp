@@ -2,35 +2,17 @@
 
 #include <algorithm>
 
+#include "collector/device_figures.h"
 #include "collector/query.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 namespace pr = protocol;
 
 namespace {
 
-constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
+constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
-DeviceView device_view_of(const pr::DeviceSlot& slot) {
-  DeviceView v;
-  v.chip_id = slot.chip_id;
-  v.arch = slot.arch;
-  v.board = slot.board;
-  v.grid_x = slot.grid_x;
-  v.grid_y = slot.grid_y;
-  v.l1_per_core = slot.l1_per_core;
-  v.unreserved_base = slot.unreserved_base;
-  v.trace_region_size = slot.trace_region_size;
-  v.l1_small_size = slot.l1_small_size;
-  for (uint32_t k = 0; k < kNumKinds; ++k) {
-    v.kinds[k].capacity = slot.kinds[k].capacity;
-    v.kinds[k].num_banks = slot.kinds[k].num_banks;
-    v.kinds[k].bank_size = slot.kinds[k].bank_size;
-    v.kinds[k].bank_base = slot.kinds[k].bank_base;
-  }
-  return v;
-}
 
 }  // namespace
 
@@ -114,7 +96,7 @@ void SnapshotFold::add(const pr::BufferRecord& rec) {
     p_.reserved[rec.kind] += reserved;
     p_.requested[rec.kind] += rec.size;
     ranges_[m][rec.kind].push_back({rec.address, rec.address + rec.size_per_bank});
-    if (rec.kind == uint8_t(pr::Kind::L1)) {
+    if (rec.kind == uint8_t(Kind::L1)) {
       v.lowest_l1_address =
           v.has_l1_buffers ? std::min(v.lowest_l1_address, rec.address) : rec.address;
       v.has_l1_buffers = true;
@@ -129,24 +111,8 @@ void SnapshotFold::add(const pr::BufferRecord& rec) {
   }
   tag.buffers += 1;
   if (!list_buffers_) return;
-  BufferView& b = s_.buffers.emplace_back();
-  b.pid = p_.pid;
-  b.process_start_time = p_.start_time;
-  b.chip_id = slot.chip_id;
-  b.device = rec.device;
-  b.kind = rec.kind;
-  b.layout = rec.layout;
-  b.buffer_id = rec.buffer_id;
-  b.address = rec.address;
-  b.size = rec.size;
-  b.size_per_bank = rec.size_per_bank;
-  b.reserved = reserved;
-  b.page_size = rec.page_size;
-  b.num_banks = rec.num_banks;
-  b.num_cores = rec.num_cores;
-  for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
-  b.tag = tag_ids_[rec.tag].text;
-  b.time_ns = rec.time_ns;
+  fill_buffer_view(s_.buffers.emplace_back(), p_, slot.chip_id, rec, reserved,
+                   tag_ids_[rec.tag].text);
 }
 
 void SnapshotFold::end_process(const std::array<uint64_t, pr::kMaxDevices>& dropped_events) {
@@ -198,41 +164,12 @@ Snapshot SnapshotFold::finish(CbPeaks* cb_peaks) {
     s.tags[tag].reserved[kCb] += cbs.covered_bytes(s.devices[m].unreserved_base);
   }
   for (size_t i = 0; i < s.devices.size(); ++i) {
-    DeviceView& v = s.devices[i];
-    KindUsage& cb = v.kinds[kCb];
-    cb.reserved = cb.requested = device_cbs_[i].covered_bytes(v.unreserved_base);
-    uint64_t& cb_peak = (*cb_peaks)[v.chip_id];
-    cb_peak = std::max(cb_peak, cb.reserved);
-    cb.peak = cb_peak;
-    for (uint32_t k = 0; k < kNumKinds; ++k) {
-      KindUsage& ku = v.kinds[k];
-      ku.peak = std::max(ku.peak, ku.reserved);
-      if (k == kCb || k == uint32_t(pr::Kind::SystemMemory)) continue;
-      FreeSpace f = free_space(ranges_[i][k], ku.bank_base, ku.bank_base + ku.bank_size);
-      ku.largest_free_block = f.largest_free_block;
-      ku.free_per_bank = f.free_bytes;
-      ku.fragmentation =
-          f.free_bytes == 0 ? 0.0 : 1.0 - double(f.largest_free_block) / double(f.free_bytes);
-    }
-    // The CB region grows up from the unreserved base toward the lowest L1 buffer.
-    const KindUsage& l1 = v.kinds[uint32_t(pr::Kind::L1)];
-    v.cb_region_end = device_cbs_[i].region_end(v.unreserved_base);
-    if (!v.has_l1_buffers) v.lowest_l1_address = l1.bank_base + l1.bank_size;
-    v.clash_margin = int64_t(v.lowest_l1_address) - int64_t(v.cb_region_end);
-    cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;
-    std::sort(v.logical_ids.begin(), v.logical_ids.end());
+    finish_device(s.devices[i], device_cbs_[i], cb_peaks, [&](uint32_t k) {
+      const KindUsage& ku = s.devices[i].kinds[k];
+      return free_space(ranges_[i][k], ku.bank_base, ku.bank_base + ku.bank_size);
+    });
   }
-  std::sort(s.devices.begin(), s.devices.end(), device_order);
-  std::sort(s.tags.begin(), s.tags.end(), [](const TagUsage& a, const TagUsage& b) {
-    uint64_t ta = 0, tb = 0;
-    for (uint32_t k = 0; k < kNumKinds; ++k) {
-      ta += a.reserved[k];
-      tb += b.reserved[k];
-    }
-    return ta != tb ? ta > tb : a.tag < b.tag;
-  });
-  std::sort(s.processes.begin(), s.processes.end(),
-            [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
+  sort_snapshot(s);
   return std::move(s_);
 }
 
@@ -278,4 +215,4 @@ std::vector<LeakRecord> leak_records(const ProcessView& identity, const SegmentS
   return leaks;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -8,23 +8,19 @@
 #include <memory>
 #include <utility>
 
+#include "collector/device_figures.h"
 #include "collector/json.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 namespace pr = protocol;
 
 namespace {
 
-constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
-constexpr uint32_t kL1 = uint32_t(pr::Kind::L1);
+constexpr uint32_t kCb = uint32_t(Kind::Cb);
+constexpr uint32_t kL1 = uint32_t(Kind::L1);
 // A piece past the region's end: never a gap, never merged with its neighbour.
 constexpr uint32_t kRegionEnd = UINT32_MAX;
-
-// Kinds whose banks have a free-space map (as SnapshotFold::finish computes it).
-bool has_bank_map(uint32_t kind) {
-  return kind != kCb && kind != uint32_t(pr::Kind::SystemMemory);
-}
 
 }  // namespace
 
@@ -406,29 +402,6 @@ void IncrementalFold::align_regions(uint64_t chip_id, const DeviceView& view) {
   }
 }
 
-namespace {
-
-DeviceView device_view_of(const pr::DeviceSlot& slot) {
-  DeviceView v;
-  v.chip_id = slot.chip_id;
-  v.arch = slot.arch;
-  v.board = slot.board;
-  v.grid_x = slot.grid_x;
-  v.grid_y = slot.grid_y;
-  v.l1_per_core = slot.l1_per_core;
-  v.unreserved_base = slot.unreserved_base;
-  v.trace_region_size = slot.trace_region_size;
-  v.l1_small_size = slot.l1_small_size;
-  for (uint32_t k = 0; k < kNumKinds; ++k) {
-    v.kinds[k].capacity = slot.kinds[k].capacity;
-    v.kinds[k].num_banks = slot.kinds[k].num_banks;
-    v.kinds[k].bank_size = slot.kinds[k].bank_size;
-    v.kinds[k].bank_base = slot.kinds[k].bank_base;
-  }
-  return v;
-}
-
-}  // namespace
 
 Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processes,
                                    bool list_buffers, CbPeaks* cb_peaks) {
@@ -513,25 +486,8 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     s.dropped_events += p.dropped_events;
     if (list_buffers) {
       auto view = [&](const Live& live) {
-        const pr::BufferRecord& rec = live.record;
-        BufferView& b = s.buffers.emplace_back();
-        b.pid = p.pid;
-        b.process_start_time = p.start_time;
-        b.chip_id = live.chip_id;
-        b.device = rec.device;
-        b.kind = rec.kind;
-        b.layout = rec.layout;
-        b.buffer_id = rec.buffer_id;
-        b.address = rec.address;
-        b.size = rec.size;
-        b.size_per_bank = rec.size_per_bank;
-        b.reserved = live.reserved;
-        b.page_size = rec.page_size;
-        b.num_banks = rec.num_banks;
-        b.num_cores = rec.num_cores;
-        for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
-        b.tag = proc.tag_ids[rec.tag].text;
-        b.time_ns = rec.time_ns;
+        fill_buffer_view(s.buffers.emplace_back(), p, live.chip_id, live.record, live.reserved,
+                         proc.tag_ids[live.record.tag].text);
       };
       for (const auto& [id, live] : proc.buffers) view(live);
       for (const Live& live : proc.cbs) view(live);
@@ -578,47 +534,19 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
       v.has_l1_buffers = true;
       v.lowest_l1_address = c->l1_starts.begin()->first;
     }
-    KindUsage& cb = v.kinds[kCb];
-    cb.reserved = cb.requested = device_cbs[i].covered_bytes(v.unreserved_base);
-    uint64_t& cb_peak = (*cb_peaks)[v.chip_id];
-    cb_peak = std::max(cb_peak, cb.reserved);
-    cb.peak = cb_peak;
-    for (uint32_t k = 0; k < kNumKinds; ++k) {
-      KindUsage& ku = v.kinds[k];
-      ku.peak = std::max(ku.peak, ku.reserved);
-      if (!has_bank_map(k)) continue;
+    finish_device(v, device_cbs[i], cb_peaks, [&](uint32_t k) {
+      const KindUsage& ku = v.kinds[k];
       // A kind with no buffers on the chip: its whole region is free.
-      FreeSpace f;
       if (c == nullptr || !c->region_set[k]) {
-        f = BankSpace(ku.bank_base, ku.bank_base + ku.bank_size).free_space();
-      } else if (c->banks[k].overflowed()) {
-        f = free_space(overflowed[{v.chip_id, k}], ku.bank_base, ku.bank_base + ku.bank_size);
-      } else {
-        f = c->banks[k].free_space();
+        return BankSpace(ku.bank_base, ku.bank_base + ku.bank_size).free_space();
       }
-      ku.largest_free_block = f.largest_free_block;
-      ku.free_per_bank = f.free_bytes;
-      ku.fragmentation =
-          f.free_bytes == 0 ? 0.0 : 1.0 - double(f.largest_free_block) / double(f.free_bytes);
-    }
-    const KindUsage& l1 = v.kinds[kL1];
-    v.cb_region_end = device_cbs[i].region_end(v.unreserved_base);
-    if (!v.has_l1_buffers) v.lowest_l1_address = l1.bank_base + l1.bank_size;
-    v.clash_margin = int64_t(v.lowest_l1_address) - int64_t(v.cb_region_end);
-    cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;
-    std::sort(v.logical_ids.begin(), v.logical_ids.end());
+      if (c->banks[k].overflowed()) {
+        return free_space(overflowed[{v.chip_id, k}], ku.bank_base, ku.bank_base + ku.bank_size);
+      }
+      return c->banks[k].free_space();
+    });
   }
-  std::sort(s.devices.begin(), s.devices.end(), device_order);
-  std::sort(s.tags.begin(), s.tags.end(), [](const TagUsage& a, const TagUsage& b) {
-    uint64_t ta = 0, tb = 0;
-    for (uint32_t k = 0; k < kNumKinds; ++k) {
-      ta += a.reserved[k];
-      tb += b.reserved[k];
-    }
-    return ta != tb ? ta > tb : a.tag < b.tag;
-  });
-  std::sort(s.processes.begin(), s.processes.end(),
-            [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
+  sort_snapshot(s);
   return s;
 }
 
@@ -658,4 +586,4 @@ bool same_figures(const Snapshot& a, const Snapshot& b, std::string* difference)
   return false;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -29,7 +29,7 @@
 #include "collector/segment_reader.h"
 #include "collector/snapshot.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 // Free space of one bank's region as ranges come and go: what free_space() computes from all of
 // them, kept per change. Coverage is held as pieces (a start address and how many ranges cover
@@ -143,4 +143,4 @@ class IncrementalFold {
 // they were taken. Otherwise *difference says where they first differ.
 bool same_figures(const Snapshot& a, const Snapshot& b, std::string* difference);
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

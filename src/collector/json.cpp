@@ -7,7 +7,12 @@
 
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::arch_name;
+using common::kind_name;
+using common::layout_name;
+using common::parse_kind;
 
 using nlohmann::json;
 
@@ -123,7 +128,7 @@ json to_json(const BufferView& b) {
             {"cores", b.num_cores},
             {"tag", b.tag},
             {"time_ns", b.time_ns}};
-  if (b.kind == uint32_t(protocol::Kind::Cb)) {
+  if (b.kind == uint32_t(Kind::Cb)) {
     j["program_id"] = b.buffer_id;
     j["core_range"] = {b.core_bbox[0], b.core_bbox[1], b.core_bbox[2], b.core_bbox[3]};
   } else {
@@ -428,7 +433,7 @@ BufferView buffer_from_json(const json& j) {
   b.page_size = integer_field<uint32_t>(j, "page_size");
   b.num_banks = integer_field<uint32_t>(j, "banks");
   b.num_cores = integer_field<uint32_t>(j, "cores");
-  if (b.kind == uint32_t(protocol::Kind::Cb)) {
+  if (b.kind == uint32_t(Kind::Cb)) {
     integers_field(j, "core_range", b.core_bbox);
   } else {
     // layout_name() answers "?" from 6 on; 255 stands for any such layout.
@@ -484,4 +489,4 @@ Snapshot snapshot_from_json(const json& status, const json& buffers, const json&
   return s;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

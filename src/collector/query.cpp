@@ -8,7 +8,10 @@
 
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::kKindNames;
+using common::parse_kind;
 
 std::optional<uint64_t> find_device(const Snapshot& s, uint32_t logical_id, std::string* error) {
   std::string known;
@@ -89,7 +92,7 @@ std::vector<ProgramCbSet> select_programs(const Snapshot& s, const BufferFilter&
   std::map<Key, ProgramCbSet> sets;
   std::map<Key, uint64_t> oldest;
   for (const auto& b : s.buffers) {
-    if (b.kind != uint32_t(protocol::Kind::Cb)) continue;
+    if (b.kind != uint32_t(Kind::Cb)) continue;
     if (f.chip_id && b.chip_id != *f.chip_id) continue;
     if (f.pid && b.pid != *f.pid) continue;
     const Key key{b.pid, b.chip_id, b.buffer_id};
@@ -136,4 +139,4 @@ bool device_order(const DeviceView& a, const DeviceView& b) {
   return la != lb ? la < lb : a.chip_id < b.chip_id;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

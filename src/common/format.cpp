@@ -7,7 +7,7 @@
 
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::common {
 
 std::string format_bytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -37,8 +37,8 @@ std::optional<uint32_t> parse_kind(std::string_view text) {
   for (uint32_t k = 0; k < kKindNames.size(); ++k) {
     if (upper == kKindNames[k]) return k;
   }
-  if (upper == "L1SMALL") return uint32_t(protocol::Kind::L1Small);
-  if (upper == "SYSTEM" || upper == "SYSMEM") return uint32_t(protocol::Kind::SystemMemory);
+  if (upper == "L1SMALL") return uint32_t(Kind::L1Small);
+  if (upper == "SYSTEM" || upper == "SYSMEM") return uint32_t(Kind::SystemMemory);
   return std::nullopt;
 }
 
@@ -63,4 +63,4 @@ std::string_view layout_name(uint32_t layout) {
   }
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::common

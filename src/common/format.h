@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-namespace ttmem {
+namespace ttmem::common {
 
 // 1536 -> "1.50 KiB"; exact bytes below 1 KiB.
 std::string format_bytes(uint64_t bytes);
@@ -12,4 +12,4 @@ std::string format_bytes(uint64_t bytes);
 // Percent with one decimal, "-" when the denominator is zero.
 std::string format_percent(uint64_t part, uint64_t whole);
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -4,7 +4,17 @@
 
 #include "collector/query.h"
 
-namespace ttmem {
+namespace ttmem::daemon {
+
+using collector::BufferView;
+using collector::device_order;
+using collector::DeviceView;
+using collector::KindUsage;
+using collector::kNumKinds;
+using collector::ProcessDeviceTotals;
+using collector::ProcessView;
+using collector::Snapshot;
+using collector::TagUsage;
 
 namespace {
 
@@ -37,7 +47,7 @@ void add_usage(Snapshot& s, ProcessView& p, DeviceView& d, uint32_t kind, uint64
   u.peak = std::max(u.peak, u.reserved);
   p.reserved[kind] += reserved;
   p.requested[kind] += requested;
-  (kind == uint32_t(protocol::Kind::Cb) ? p.cbs : p.buffers) += count;
+  (kind == uint32_t(Kind::Cb) ? p.cbs : p.buffers) += count;
   std::string tag_name = tag.empty() ? "(untagged)" : tag;
   auto t = std::find_if(s.tags.begin(), s.tags.end(),
                         [&](const TagUsage& x) { return x.tag == tag_name; });
@@ -94,4 +104,4 @@ void merge_external(Snapshot& s, const std::vector<ExternalProcess>& processes) 
                    [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::daemon

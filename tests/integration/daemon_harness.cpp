@@ -14,6 +14,8 @@
 
 namespace ttmem::test {
 
+using common::kKindNames;
+
 HttpReply http_get(const std::string& url, const std::string& path, const std::string& token) {
   httplib::Client client(url);
   client.set_connection_timeout(5);

@@ -26,6 +26,14 @@
 #include "ttmem/ttmem.hpp"
 
 namespace ttmem::test {
+
+using collector::Collector;
+using collector::CollectorOptions;
+using collector::DeviceView;
+using collector::KindUsage;
+using collector::kNumKinds;
+using collector::Snapshot;
+
 namespace {
 
 namespace fs = std::filesystem;

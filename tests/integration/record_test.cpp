@@ -14,6 +14,16 @@
 #include "daemon_harness.h"
 
 namespace ttmem::test {
+
+using collector::export_csv;
+using collector::export_json;
+using collector::export_perfetto;
+using collector::export_state_json;
+using collector::read_recording;
+using collector::RecordedBuffer;
+using collector::RecordWriter;
+using collector::state_at;
+
 namespace {
 
 namespace pr = protocol;
@@ -162,7 +172,7 @@ void write_cb(RecordWriter& w, uint64_t t, uint64_t program, uint64_t address, u
               CoreRect r) {
   rf::EventEntry e{};
   e.event.type = uint8_t(pr::EventType::CbAlloc);
-  e.event.kind = uint8_t(pr::Kind::Cb);
+  e.event.kind = uint8_t(Kind::Cb);
   e.event.buffer_id = program;
   e.event.address = address;
   e.event.size = size;

@@ -16,6 +16,9 @@
 #include "tt_metal_region_writer.h"
 
 namespace ttmem::test {
+
+using common::realtime_ns;
+
 namespace {
 
 using nlohmann::json;

@@ -17,9 +17,14 @@
 #include <fmt/format.h>
 
 namespace ttmem::top {
-namespace {
 
-using protocol::Kind;
+using collector::BufferView;
+using collector::DeviceView;
+using collector::ProcessDeviceTotals;
+using collector::ProcessView;
+using collector::Snapshot;
+
+namespace {
 
 constexpr uint32_t kL1 = uint32_t(Kind::L1);
 

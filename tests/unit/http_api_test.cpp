@@ -7,6 +7,9 @@
 #include <nlohmann/json.hpp>
 
 namespace ttmem::daemon {
+
+using collector::DeviceView;
+
 namespace {
 
 using nlohmann::json;

@@ -14,14 +14,14 @@
 #include "collector/collector.h"
 #include "segment_file.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 namespace {
 
 namespace pr = protocol;
 
-constexpr uint32_t kDram = uint32_t(pr::Kind::Dram);
-constexpr uint32_t kL1 = uint32_t(pr::Kind::L1);
-constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
+constexpr uint32_t kDram = uint32_t(Kind::Dram);
+constexpr uint32_t kL1 = uint32_t(Kind::L1);
+constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
 // ---------------------------------------------------------------------------------------------
 // BankSpace against free_space() over the same ranges.
@@ -90,8 +90,8 @@ pr::DeviceSlot device_slot(uint64_t chip_id, uint32_t logical_id) {
   std::strcpy(d.board, "n150");
   d.kinds[kDram] = {12'000'000, 1'000'000, 0, 12, 32};
   d.kinds[kL1] = {64'000'000, 1'000'000, 100'000, 64, 32};
-  d.kinds[uint32_t(pr::Kind::L1Small)] = {64 * 65536, 65536, 1'034'464, 64, 32};
-  d.kinds[uint32_t(pr::Kind::Trace)] = {12 * 100'000, 100'000, 1'000'000, 12, 32};
+  d.kinds[uint32_t(Kind::L1Small)] = {64 * 65536, 65536, 1'034'464, 64, 32};
+  d.kinds[uint32_t(Kind::Trace)] = {12 * 100'000, 100'000, 1'000'000, 12, 32};
   d.kinds[kCb] = {64'000'000, 1'000'000, 100'000, 64, 32};
   return d;
 }
@@ -168,8 +168,8 @@ struct Client {
     if (what < 9) {  // allocate; now and then an id already live (the old one is replaced)
       pr::BufferRecord r{};
       r.device = uint8_t(device);
-      const uint32_t kinds[] = {kDram, kL1, uint32_t(pr::Kind::L1Small),
-                                uint32_t(pr::Kind::Trace), uint32_t(pr::Kind::SystemMemory)};
+      const uint32_t kinds[] = {kDram, kL1, uint32_t(Kind::L1Small),
+                                uint32_t(Kind::Trace), uint32_t(Kind::SystemMemory)};
       r.kind = uint8_t(kinds[rng() % 5]);
       r.flags = pr::kRecordLive;
       std::vector<size_t> same = live_on_device(false);
@@ -490,4 +490,4 @@ TEST(IncrementalCollector, FollowsTheSegmentAndReadsItInFullAfterAGap) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -15,14 +15,18 @@
 #include "common/clock.h"
 #include "common/proc.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::process_start_time;
+using common::realtime_ns;
+
 namespace {
 
 using test::TtMetalBytes;
 using test::TtMetalRegionWriter;
-constexpr uint32_t kDram = uint32_t(protocol::Kind::Dram);
-constexpr uint32_t kL1 = uint32_t(protocol::Kind::L1);
-constexpr uint32_t kCb = uint32_t(protocol::Kind::Cb);
+constexpr uint32_t kDram = uint32_t(Kind::Dram);
+constexpr uint32_t kL1 = uint32_t(Kind::L1);
+constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
 class TtMetalCounters : public ::testing::Test {
  protected:
@@ -288,4 +292,4 @@ TEST_F(TtMetalCounters, ReadsABoundedNumberOfFiles) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -8,9 +8,16 @@
 #include "common/kinds.h"
 
 namespace ttmem::top {
-namespace {
 
-using protocol::Kind;
+using collector::BufferView;
+using collector::DeviceView;
+using collector::kDetailCounters;
+using collector::KindUsage;
+using collector::ProcessView;
+using collector::Snapshot;
+using common::arch_name;
+
+namespace {
 
 bool shown(const std::vector<uint32_t>& wanted, const std::vector<uint32_t>& ids) {
   if (wanted.empty()) return true;

@@ -15,9 +15,13 @@
 #include "common/kinds.h"
 
 namespace ttmem::top {
-namespace {
 
-using protocol::Kind;
+using collector::missing_segment_dir_text;
+using common::format_bytes;
+using common::format_percent;
+using common::kind_name;
+
+namespace {
 
 constexpr size_t kMinWidth = 40;
 constexpr int kMinHeight = 8;

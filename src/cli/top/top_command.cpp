@@ -28,6 +28,13 @@
 #include "common/clock.h"
 
 namespace ttmem::top {
+
+using collector::missing_segment_dir_text;
+using collector::Snapshot;
+using collector::status_json;
+using collector::to_json;
+using common::monotonic_ns;
+
 namespace {
 
 constexpr const char* kSortNames[kNumBufferSorts] = {"reserved", "size",   "age",  "address",

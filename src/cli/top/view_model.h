@@ -18,10 +18,9 @@ namespace ttmem::top {
 
 // The kinds the monitor draws a bar for, in screen order. SYSTEM_MEMORY is host memory and has
 // no device capacity, so it is left to `ttmem status`.
-inline constexpr std::array<uint32_t, 5> kBarKinds = {
-    uint32_t(protocol::Kind::Dram), uint32_t(protocol::Kind::L1),
-    uint32_t(protocol::Kind::L1Small), uint32_t(protocol::Kind::Trace),
-    uint32_t(protocol::Kind::Cb)};
+inline constexpr std::array<uint32_t, 5> kBarKinds = {uint32_t(Kind::Dram), uint32_t(Kind::L1),
+                                                      uint32_t(Kind::L1Small),
+                                                      uint32_t(Kind::Trace), uint32_t(Kind::Cb)};
 
 // In a history, the mark of a restart: the processes on the chip were all replaced, so what
 // follows is not the same run's history. Drawn as a break in the sparkline.
@@ -63,7 +62,7 @@ struct ProcessRow {
   pid_t pid = 0;
   std::string command;
   bool exited = false;
-  std::array<uint64_t, kNumKinds> reserved{};
+  std::array<uint64_t, collector::kNumKinds> reserved{};
   uint64_t buffers = 0;
   uint64_t cbs = 0;
   uint64_t dropped_events = 0;
@@ -122,7 +121,7 @@ struct ViewModel {
   std::vector<DeviceRow> devices;
   std::vector<uint32_t> missing_devices;  // requested with -d but not (yet) registered
   std::vector<ProcessRow> processes;
-  std::vector<TagUsage> tags;  // as the snapshot has them
+  std::vector<collector::TagUsage> tags;  // as the snapshot has them
   std::vector<BufferRow> buffers;  // sorted as requested, at most the requested limit
   uint64_t total_buffers = 0;      // before the limit
   uint64_t dropped_events = 0;
