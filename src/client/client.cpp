@@ -886,23 +886,7 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
       desc->logical_id >= pr::kMaxDevices) {
     return reject(TTMEM_EINVAL);
   }
-  pr::DeviceSlot slot{};
-  slot.logical_id = desc->logical_id;
-  slot.arch = desc->arch;
-  slot.chip_id = desc->chip_id;
-  slot.grid_x = desc->grid_x;
-  slot.grid_y = desc->grid_y;
-  slot.l1_per_core = desc->l1_per_core;
-  slot.unreserved_base = desc->unreserved_base;
-  slot.trace_region_size = desc->trace_region_size;
-  slot.l1_small_size = desc->l1_small_size;
-  for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
-    const ttmem_kind_geometry& g = desc->kinds[k];
-    slot.kinds[k] = {g.capacity, g.bank_size, g.bank_base, g.num_banks, g.alignment};
-  }
-  if (desc->board != nullptr) {
-    std::strncpy(slot.board, desc->board, sizeof slot.board - 1);
-  }
+  const pr::DeviceSlot slot = pr::device_slot_of(*desc);
   Guard g(g_state.init_lock);
   return install_device(desc->logical_id, slot) ? TTMEM_OK : reject(TTMEM_EIO);
 }

@@ -12,11 +12,13 @@ namespace {
 
 constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
+}  // namespace
+
 DeviceView device_view_of(const pr::DeviceSlot& slot) {
   DeviceView v;
   v.chip_id = slot.chip_id;
   v.arch = slot.arch;
-  v.board = slot.board;
+  v.board = pr::board_of(slot);
   v.grid_x = slot.grid_x;
   v.grid_y = slot.grid_y;
   v.l1_per_core = slot.l1_per_core;
@@ -31,8 +33,6 @@ DeviceView device_view_of(const pr::DeviceSlot& slot) {
   }
   return v;
 }
-
-}  // namespace
 
 SnapshotFold::SnapshotFold(bool list_buffers, size_t expected_records)
     : list_buffers_(list_buffers) {
