@@ -14,6 +14,22 @@ constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
 }  // namespace
 
+void fill_buffer_identity(BufferIdentity& out, const ProcessView& process,
+                          const pr::BufferRecord& record, const pr::DeviceSlot& device,
+                          const std::string& tag) {
+  out.pid = process.pid;
+  out.process_start_time = process.start_time;
+  out.chip_id = device.chip_id;
+  out.device = record.device;
+  out.kind = record.kind;
+  out.buffer_id = record.buffer_id;
+  out.address = record.address;
+  out.size = record.size;
+  out.reserved = reserved_bytes(record, device);
+  out.tag = tag;
+  out.time_ns = record.time_ns;
+}
+
 DeviceView device_view_of(const pr::DeviceSlot& slot) {
   DeviceView v;
   v.chip_id = slot.chip_id;
@@ -130,23 +146,13 @@ void SnapshotFold::add(const pr::BufferRecord& rec) {
   tag.buffers += 1;
   if (!list_buffers_) return;
   BufferView& b = s_.buffers.emplace_back();
-  b.pid = p_.pid;
-  b.process_start_time = p_.start_time;
-  b.chip_id = slot.chip_id;
-  b.device = rec.device;
-  b.kind = rec.kind;
+  fill_buffer_identity(b, p_, rec, slot, tag_ids_[rec.tag].text);
   b.layout = rec.layout;
-  b.buffer_id = rec.buffer_id;
-  b.address = rec.address;
-  b.size = rec.size;
   b.size_per_bank = rec.size_per_bank;
-  b.reserved = reserved;
   b.page_size = rec.page_size;
   b.num_banks = rec.num_banks;
   b.num_cores = rec.num_cores;
   for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
-  b.tag = tag_ids_[rec.tag].text;
-  b.time_ns = rec.time_ns;
 }
 
 void SnapshotFold::end_process(const std::array<uint64_t, pr::kMaxDevices>& dropped_events) {
@@ -259,21 +265,10 @@ std::vector<LeakRecord> leak_records(const ProcessView& identity, const SegmentS
   for (const auto& rec : state.records) {
     if (rec.kind == kCb) continue;
     const pr::DeviceSlot& dev = *state.devices[rec.device];
-    LeakRecord l;
-    l.pid = identity.pid;
-    l.process_start_time = identity.start_time;
+    LeakRecord& l = leaks.emplace_back();
+    fill_buffer_identity(l, identity, rec, dev, tags(rec.tag));
     l.command = identity.command;
     l.detected_realtime_ns = detected_realtime_ns;
-    l.chip_id = dev.chip_id;
-    l.device = rec.device;
-    l.kind = rec.kind;
-    l.buffer_id = rec.buffer_id;
-    l.address = rec.address;
-    l.size = rec.size;
-    l.reserved = reserved_bytes(rec, dev);
-    l.tag = tags(rec.tag);
-    l.time_ns = rec.time_ns;
-    leaks.push_back(std::move(l));
   }
   return leaks;
 }
