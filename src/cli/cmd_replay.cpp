@@ -27,10 +27,6 @@ namespace pr = protocol;
 using model::BufferType;
 using model::ReplayEvent;
 
-std::string board_of(const pr::DeviceSlot& slot) {
-  return std::string(slot.board, strnlen(slot.board, sizeof slot.board));
-}
-
 // The fields a checkpoint's BufferRecord and an EventRecord share, as a replay event.
 template <class Record>
 ReplayEvent replay_event(ReplayEvent::Type type, const Record& r, uint32_t chip) {
@@ -60,7 +56,7 @@ model::ReplayInput replay_input(const Recording& r) {
   std::map<std::pair<uint32_t, uint32_t>, uint32_t> chip_of;
   for (const auto& [key, slot] : r.devices) {
     chip_of[key] = uint32_t(in.chips.size());
-    in.chips.push_back({.board = board_of(slot),
+    in.chips.push_back({.board = std::string(pr::board_of(slot)),
                         .process = key.first,
                         .device = key.second,
                         .grid_x = slot.grid_x,

@@ -6,152 +6,31 @@
 // the clock read through the vDSO. No system call, no heap allocation, no formatting, and no
 // wait on any reader: readers only ever map the segment read-only.
 //
-// Slow paths (first call, device registration, slab growth, string interning, fork) may make
-// system calls; they never run per event in steady state.
-#include <fcntl.h>
-#include <pthread.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
+// Slow paths (device registration, slab growth, string interning) may make system calls; they
+// never run per event in steady state. Creating the segment at the first call, a forked child's
+// own segment and the exit are in segment_setup.cpp; the state both files share is state.h.
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
-#include <cerrno>
-#include <climits>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <string>
 
 #include "client/fast_clock.h"
 #include "client/slot_index.h"
-#include "common/access.h"
+#include "client/state.h"
 #include "common/clock.h"
-#include "common/proc.h"
 #include "protocol/segment.h"
 #include "ttmem/ttmem.h"
 
 namespace ttmem::client {
 
-using common::default_segment_dir;
 using common::monotonic_ns;
-using common::own_pid_namespace;
-using common::prepare_segment_dir;
-using common::process_cmdline;
-using common::process_start_time;
-using common::realtime_ns;
-using common::resolve_group;
-using common::share_file_with_group;
+
+// The data of the hot path, defined in the file of the hot path.
+State g_state;
 
 namespace {
-
-namespace pr = ttmem::protocol;
-
-// A test-and-test-and-set lock. Held only for a few stores; never across a system call on the
-// hot path. Reset (not unlocked) in a forked child, where its holder no longer exists.
-class SpinLock {
- public:
-  void lock() {
-    while (flag_.exchange(true, std::memory_order_acquire)) {
-      while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
-    }
-  }
-  void unlock() { flag_.store(false, std::memory_order_release); }
-  void reset() { flag_.store(false, std::memory_order_relaxed); }
-
- private:
-  std::atomic<bool> flag_{false};
-};
-
-class Guard {
- public:
-  explicit Guard(SpinLock& l) : l_(l) { l_.lock(); }
-  ~Guard() { l_.unlock(); }
-  Guard(const Guard&) = delete;
-  Guard& operator=(const Guard&) = delete;
-
- private:
-  SpinLock& l_;
-};
-
-enum Mode : int { kUninitialized = 0, kActive = 1, kDisabled = 2, kForkedChild = 3 };
-
-constexpr uint32_t kLocalFreeSlots = 128;   // per-device cache of free slab slots
-constexpr uint32_t kSlotBatch = 64;         // slots moved between a device and the global pool
-constexpr uint32_t kSlabChunk = 1024;       // slab records made usable (fallocated) at a time
-constexpr uint32_t kOpStackDepth = 64;
-constexpr uint32_t kInternCapacity = 2 * pr::kStringCapacity;
-
-struct alignas(64) DeviceState {
-  SpinLock lock;
-  std::atomic<bool> registered{false};
-  pr::DeviceSlot desc{};                   // private copy: re-published after fork
-  uint32_t banks[pr::kNumKinds] = {};      // bank count per kind, for the reserved figure
-  uint32_t alignment[pr::kNumKinds] = {};
-  SlotIndex index;
-  uint32_t local_free[kLocalFreeSlots] = {};
-  uint32_t local_free_count = 0;
-  // Program id -> slot of the program's newest CB record on this device; the program's other
-  // records follow through State::cb_next. Freeing one program's set costs O(its CBs).
-  SlotIndex cb_programs;
-  // This device's counters and ring in the segment, resolved once when the device is installed
-  // so the hot path does no offset arithmetic. `ring` stays null when its pages could not be
-  // reserved: the device then has totals and records but no history.
-  pr::KindCounters* kind_counters = nullptr;
-  pr::EventRecord* ring = nullptr;
-  pr::RingHead* shared_head = nullptr;
-  uint64_t ring_mask = 0;
-  uint64_t ring_head = 0;  // private copy of the shared head (single writer: holder of `lock`)
-  // Under a lossless recorder (RecordAck): how far it has read this ring; null otherwise.
-  const uint64_t* ack_read = nullptr;
-};
-
-struct InternEntry {
-  uint64_t hash;
-  uint32_t id;  // 0: empty
-};
-
-struct State {
-  std::atomic<int> mode{kUninitialized};
-  SpinLock init_lock;
-
-  // Segment.
-  int fd = -1;
-  uint8_t* base = nullptr;
-  size_t size = 0;
-  char path[PATH_MAX] = {};
-  pr::SegmentHeader* header = nullptr;
-  pr::RecordAck* ack = nullptr;  // only for a program `ttmem record` runs (TTMEM_RECORD_ACK=1)
-  pr::Layout layout{};
-  uint32_t slab_capacity = 0;
-  uint32_t ring_capacity = 0;
-
-  // Slab slots not cached by a device: a stack guarded by pool_lock; the slab grows (and is
-  // fallocated) a chunk at a time when the stack runs dry.
-  SpinLock pool_lock;
-  uint32_t* pool = nullptr;  // capacity slab_capacity, anonymous mapping
-  uint32_t pool_count = 0;
-  uint32_t slab_used = 0;    // records made usable so far (kSlabChunk at a time)
-  // For a CB record's slot, the slot of the next older CB record of the same program and device
-  // (UINT32_MAX ends the chain). Same capacity and mapping as `pool`.
-  uint32_t* cb_next = nullptr;
-
-  // Interned strings: private open-addressing table from hash to id; text in the segment.
-  SpinLock intern_lock;
-  InternEntry intern[kInternCapacity] = {};
-  uint32_t string_count = 1;  // id 0 is "no tag"
-
-  DeviceState devices[pr::kMaxDevices];
-
-  // Why set-up did not go as configured (ttmem_setup_message); empty when it did.
-  char setup_message[PATH_MAX + 512] = {};
-};
-
-State g_state;
 
 struct OpStack {
   uint32_t ids[kOpStackDepth];
@@ -160,437 +39,10 @@ struct OpStack {
 // initial-exec for the same reason as FastClock's anchor (read on every untagged allocation).
 [[gnu::tls_model("initial-exec")]] thread_local OpStack t_ops;
 
-// ---------------------------------------------------------------------------------------------
-// Shared-memory accessors.
-
-pr::BufferRecord* slab() {
-  return reinterpret_cast<pr::BufferRecord*>(g_state.base + g_state.layout.slab_offset);
-}
-pr::KindCounters* counters(uint32_t device, uint32_t kind) {
-  auto* c = reinterpret_cast<pr::KindCounters*>(g_state.base + g_state.layout.counters_offset);
-  return c + device * pr::kNumKinds + kind;
-}
-pr::RingHead* ring_head(uint32_t device) {
-  return reinterpret_cast<pr::RingHead*>(g_state.base + g_state.layout.ring_heads_offset) +
-         device;
-}
-pr::EventRecord* ring(uint32_t device) {
-  return reinterpret_cast<pr::EventRecord*>(g_state.base + g_state.layout.rings_offset) +
-         size_t(device) * g_state.ring_capacity;
-}
-pr::DeviceSlot* device_slot(uint32_t device) {
-  return reinterpret_cast<pr::DeviceSlot*>(g_state.base + g_state.layout.devices_offset) + device;
-}
-pr::StringSlot* string_slot(uint32_t id) {
-  return reinterpret_cast<pr::StringSlot*>(g_state.base + g_state.layout.strings_offset) + id;
-}
-
-void bump(uint64_t* counter, uint64_t by = 1) {
-  std::atomic_ref<uint64_t>(*counter).fetch_add(by, std::memory_order_relaxed);
-}
-
-// Reserves tmpfs pages for [offset, offset+len) so that touching them can never raise SIGBUS
-// when the file system is full: the tracked program must not crash because /dev/shm is.
-bool commit_range(uint64_t offset, uint64_t len) {
-  int rc = ::posix_fallocate(g_state.fd, off_t(offset), off_t(len));
-  if (rc != 0) errno = rc;  // posix_fallocate returns the error instead of setting errno
-  return rc == 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Initialisation.
-
-void report_setup_problem(const std::string& text);
-
-// A whole number from the environment, within [lo, hi]. A value that is not a whole number
-// (`12abc`) or is out of range is not silently replaced: one line says what is used instead.
-uint32_t env_u32(const char* name, uint32_t def, uint32_t lo, uint32_t hi) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return def;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long x = std::strtoull(v, &end, 10);
-  const bool whole = end != v && *end == '\0' && *v != '-' && errno == 0;
-  const uint64_t used = whole ? std::clamp<unsigned long long>(x, lo, hi) : def;
-  if (!whole || used != x) {
-    report_setup_problem(std::string(name) + "=" + v + " is not a whole number from " +
-                         std::to_string(lo) + " to " + std::to_string(hi) + "; using " +
-                         std::to_string(used) + ". Set it to a number in that range");
-  }
-  return uint32_t(used);
-}
-
-bool env_flag(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-}
-
-void release_segment_mapping() {
-  if (g_state.base != nullptr) ::munmap(g_state.base, g_state.size);
-  if (g_state.fd >= 0) ::close(g_state.fd);
-  g_state.base = nullptr;
-  g_state.header = nullptr;
-  g_state.fd = -1;
-}
-
-// A private array of one u32 per slab slot; pages are touched only as slots are used.
-uint32_t* map_slot_array(uint32_t slots) {
-  void* p = ::mmap(nullptr, size_t(slots) * sizeof(uint32_t), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  return p == MAP_FAILED ? nullptr : static_cast<uint32_t*>(p);
-}
-
-void release_slot_arrays() {
-  State& s = g_state;
-  for (uint32_t** a : {&s.pool, &s.cb_next}) {
-    if (*a != nullptr) ::munmap(*a, size_t(s.slab_capacity) * sizeof(uint32_t));
-    *a = nullptr;
-  }
-}
-
-// The start of every message that means the process runs untracked, and the usual remedy.
-constexpr const char* kTrackingOff = "tracking is off for this process: ";
-constexpr const char* kRemedyDirectory =
-    "Set TTMEM_DIR to a writable directory with free space (or TTMEM_DISABLE=1 to turn tracking "
-    "off)";
-
-// Records why set-up did not go as configured, and says it once on stderr: someone set an
-// environment variable that could not be honoured, and the program must run on regardless.
-void report_setup_problem(const std::string& text) {
-  State& s = g_state;
-  if (text == s.setup_message) return;  // a forked child repeats its parent's set-up
-  std::snprintf(s.setup_message, sizeof s.setup_message, "%s", text.c_str());
-  std::fprintf(stderr, "ttmem: %s\n", s.setup_message);
-}
-
-// The group TTMEM_GROUP names, or nullopt (owner-only). An unusable value leaves segments
-// owner-only and sets *note to what to do.
-std::optional<gid_t> configured_group(std::string* note) {
-  const char* spec = std::getenv("TTMEM_GROUP");
-  if (spec == nullptr || *spec == '\0') return std::nullopt;
-  std::string error;
-  std::optional<gid_t> gid = resolve_group(spec, &error);
-  if (!gid) *note = std::string("TTMEM_GROUP: ") + error + "; segments stay owner-only";
-  return gid;
-}
-
-// Prepares the segment directory and returns the group to share segments with. False (with
-// the reason reported) when no segment can be created there at all.
-bool prepare_directory(const std::string& dir, std::optional<gid_t>* group) {
-  std::string note;
-  *group = configured_group(&note);
-  std::string why = prepare_segment_dir(dir, *group);
-  if (!why.empty() && *group && prepare_segment_dir(dir, std::nullopt).empty()) {
-    note = why + "; segments stay owner-only";
-    group->reset();
-    why.clear();
-  }
-  if (!why.empty()) {
-    report_setup_problem(std::string(kTrackingOff) + why);  // `why` says what to do
-    return false;
-  }
-  if (!note.empty()) report_setup_problem(note);
-  return true;
-}
-
-// Tracking cannot start at `step`: report the step, the directory, the system's error (from
-// errno) and what to do. Returns false.
-bool setup_failed(const std::string& dir, const char* step, const char* remedy = kRemedyDirectory) {
-  const int err = errno;
-  report_setup_problem(std::string(kTrackingOff) + "cannot " + step + " in " + dir + ": " +
-                       std::strerror(err) + ". " + remedy);
-  return false;
-}
-
-// Creates, sizes and maps the segment under a temporary name, fills the header, then renames it
-// The recorder's acknowledgement file (protocol/segment.h, RecordAck), when `ttmem record` runs
-// this program; otherwise, or if it cannot be made, null: the rings then overwrite as usual.
-pr::RecordAck* create_ack_file(const char* segment_path) {
-  const char* wanted = std::getenv("TTMEM_RECORD_ACK");
-  if (wanted == nullptr || std::strcmp(wanted, "1") != 0) return nullptr;
-  std::string path = std::string(segment_path) + pr::kAckSuffix;
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return nullptr;
-  void* p = MAP_FAILED;
-  if (::ftruncate(fd, sizeof(pr::RecordAck)) == 0 &&
-      ::posix_fallocate(fd, 0, sizeof(pr::RecordAck)) == 0) {
-    p = ::mmap(nullptr, sizeof(pr::RecordAck), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  }
-  ::close(fd);
-  if (p == MAP_FAILED) {
-    ::unlink(path.c_str());
-    return nullptr;
-  }
-  return static_cast<pr::RecordAck*>(p);
-}
-
-// into place: a collector never sees a half-written header.
-bool create_segment() {
-  State& s = g_state;
-  // Exactly N live buffers: the slab is not rounded up to whole chunks (grow_slab makes a last,
-  // partial chunk usable). Before, TTMEM_MAX_BUFFERS=1 gave 1,024 slots.
-  s.slab_capacity = env_u32("TTMEM_MAX_BUFFERS", pr::kDefaultSlabCapacity, pr::kMinSlabCapacity,
-                            pr::kMaxSlabCapacity);
-  uint32_t ring = env_u32("TTMEM_RING_EVENTS", pr::kDefaultRingCapacity, pr::kMinRingCapacity,
-                          pr::kMaxRingCapacity);
-  s.ring_capacity = uint32_t(std::bit_ceil(ring));
-  s.layout = pr::compute_layout(s.slab_capacity, s.ring_capacity);
-  s.size = s.layout.segment_size;
-
-  std::string dir = default_segment_dir();
-  std::optional<gid_t> group;
-  if (!prepare_directory(dir, &group)) return false;
-  // ftruncate past a file-size limit (ulimit -f) raises SIGXFSZ, whose default action would kill
-  // the tracked program: refuse instead.
-  rlimit fsize{};
-  if (::getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
-      fsize.rlim_cur < s.size) {
-    errno = EFBIG;
-    return setup_failed(dir, "create a segment larger than the file-size limit (ulimit -f)",
-                        "Raise the limit (ulimit -f), or make the segment smaller with lower "
-                        "TTMEM_MAX_BUFFERS and TTMEM_RING_EVENTS");
-  }
-  pid_t pid = ::getpid();
-  uint64_t start = process_start_time(pid).value_or(0);
-  std::snprintf(s.path, sizeof s.path, "%s/%s%d-%llu%s", dir.c_str(), pr::kSegmentPrefix,
-                int(pid), static_cast<unsigned long long>(start), pr::kSegmentSuffix);
-  std::string tmp = std::string(s.path) + ".tmp";
-  ::unlink(tmp.c_str());
-  s.fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (s.fd < 0) return setup_failed(dir, "create a segment file");
-  // Shared before the rename, so no collector ever sees the segment with other permissions.
-  if (group) {
-    if (std::string why = share_file_with_group(s.fd, *group); !why.empty()) {
-      report_setup_problem(why + "; the segment stays owner-only");
-    }
-  }
-  void* p = MAP_FAILED;
-  if (::ftruncate(s.fd, off_t(s.size)) == 0 && commit_range(0, s.layout.slab_offset)) {
-    p = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd, 0);
-  }
-  if (p == MAP_FAILED) {
-    setup_failed(dir, "reserve and map the segment's header");
-    ::close(s.fd);
-    s.fd = -1;
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  s.base = static_cast<uint8_t*>(p);
-  s.pool = map_slot_array(s.slab_capacity);
-  s.cb_next = map_slot_array(s.slab_capacity);
-  if (s.pool == nullptr || s.cb_next == nullptr) {
-    setup_failed(dir, "map the slot pool");
-    release_slot_arrays();
-    release_segment_mapping();
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  s.pool_count = 0;
-  s.slab_used = 0;
-  // Created before the segment appears, so the recorder finds it when it finds the segment.
-  s.ack = create_ack_file(s.path);
-
-  auto* h = reinterpret_cast<pr::SegmentHeader*>(s.base);
-  h->magic = pr::kSegmentMagic;
-  h->version = pr::kSegmentVersion;
-  h->header_size = sizeof(pr::SegmentHeader);
-  h->segment_size = s.size;
-  h->pid = uint32_t(pid);
-  h->uid = uint32_t(::getuid());
-  h->start_time = start;
-  h->pid_namespace = own_pid_namespace();
-  h->created_realtime_ns = realtime_ns();
-  h->created_monotonic_ns = monotonic_ns();
-  FastClock::enable(tsc_is_clocksource());
-  h->max_devices = pr::kMaxDevices;
-  h->num_kinds = pr::kNumKinds;
-  h->string_capacity = pr::kStringCapacity;
-  h->slab_capacity = s.slab_capacity;
-  h->ring_capacity = s.ring_capacity;
-  h->device_slot_size = sizeof(pr::DeviceSlot);
-  h->record_size = sizeof(pr::BufferRecord);
-  h->event_size = sizeof(pr::EventRecord);
-  h->string_slot_size = sizeof(pr::StringSlot);
-  h->devices_offset = s.layout.devices_offset;
-  h->counters_offset = s.layout.counters_offset;
-  h->ring_heads_offset = s.layout.ring_heads_offset;
-  h->strings_offset = s.layout.strings_offset;
-  h->slab_offset = s.layout.slab_offset;
-  h->rings_offset = s.layout.rings_offset;
-  std::string cmd = process_cmdline(pid, pr::kCmdlineBytes - 1);
-  std::memcpy(h->cmdline, cmd.data(), std::min(cmd.size(), size_t(pr::kCmdlineBytes - 1)));
-  pr::store_u32(&h->state, pr::kStateActive, std::memory_order_release);
-  s.header = h;
-
-  if (::rename(tmp.c_str(), s.path) != 0) {
-    setup_failed(dir, "rename the segment into place");
-    release_segment_mapping();
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
-}
-
-void publish_string(uint32_t id, const char* text, size_t len) {
-  pr::StringSlot* slot = string_slot(id);
-  slot->len = uint8_t(len);
-  std::memcpy(slot->text, text, len);
-  slot->text[len] = '\0';
-  // Pairs with the collector's acquire load of string_count: the text is complete before the
-  // count covers it.
-  pr::store_u32(&g_state.header->string_count, id + 1, std::memory_order_release);
-}
-
-void on_fork_child();
-
-bool initialize() {
-  if (env_flag("TTMEM_DISABLE")) return false;
-  if (!create_segment()) return false;
-  static bool atfork_registered = false;
-  if (!atfork_registered) {
-    ::pthread_atfork(nullptr, nullptr, on_fork_child);
-    atfork_registered = true;
-  }
-  return true;
-}
-
-// Registers `slot` (a copy of a device descriptor) for `id`; the caller holds init_lock.
-bool install_device(uint32_t id, const pr::DeviceSlot& slot);
-
-// After fork() the child shares the parent's segment mapping. It must never write there: make
-// every call take the slow path, where the child gets a segment of its own.
-void on_fork_child() {
-  State& s = g_state;
-  s.init_lock.reset();
-  s.pool_lock.reset();
-  s.intern_lock.reset();
-  for (auto& d : s.devices) d.lock.reset();
-  if (s.mode.load(std::memory_order_relaxed) == kActive) {
-    s.mode.store(kForkedChild, std::memory_order_relaxed);
-  }
-}
-
-// The child starts with the parent's devices and interned strings (same ids, so op stacks stay
-// valid) but none of its buffers: those belong to the parent.
-bool reinitialize_after_fork() {
-  State& s = g_state;
-  uint32_t strings = s.string_count;
-  auto* old_strings = new (std::nothrow) pr::StringSlot[strings];
-  if (old_strings == nullptr) return false;
-  for (uint32_t i = 1; i < strings; ++i) old_strings[i] = *string_slot(i);
-  pr::DeviceSlot* old_devices = new (std::nothrow) pr::DeviceSlot[pr::kMaxDevices];
-  if (old_devices == nullptr) {
-    delete[] old_strings;
-    return false;
-  }
-  bool had[pr::kMaxDevices];
-  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
-    DeviceState& dev = s.devices[d];
-    had[d] = dev.registered.load(std::memory_order_relaxed);
-    old_devices[d] = dev.desc;
-    dev.registered.store(false, std::memory_order_relaxed);
-    dev.index.release();
-    dev.local_free_count = 0;
-    dev.cb_programs.release();
-    dev.ring = nullptr;
-    dev.ring_head = 0;
-    dev.ack_read = nullptr;
-  }
-  if (s.ack != nullptr) {  // the parent's: the child gets its own with its segment
-    ::munmap(s.ack, sizeof(pr::RecordAck));
-    s.ack = nullptr;
-  }
-  release_segment_mapping();  // unmaps the parent's segment in this process only
-  release_slot_arrays();
-  bool ok = create_segment();
-  if (ok) {
-    for (uint32_t i = 1; i < strings; ++i) {
-      publish_string(i, old_strings[i].text, old_strings[i].len);
-    }
-    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
-      if (had[d]) install_device(d, old_devices[d]);
-    }
-  }
-  delete[] old_strings;
-  delete[] old_devices;
-  return ok;
-}
-
-// Every call that finds the mode not Active comes here. Returns TTMEM_OK once active.
-[[gnu::noinline, gnu::cold]] int slow_enter() {
-  State& s = g_state;
-  Guard g(s.init_lock);
-  int mode = s.mode.load(std::memory_order_relaxed);
-  if (mode == kUninitialized) {
-    mode = initialize() ? kActive : kDisabled;
-  } else if (mode == kForkedChild) {
-    mode = reinitialize_after_fork() ? kActive : kDisabled;
-  }
-  s.mode.store(mode, std::memory_order_release);
-  return mode == kActive ? TTMEM_OK : TTMEM_DISABLED;
-}
-
-inline int enter() {
-  if (g_state.mode.load(std::memory_order_acquire) == kActive) [[likely]] return TTMEM_OK;
-  return slow_enter();
-}
-
-// At normal exit: mark the segment, and remove it when nothing is left to report. With live
-// buffers it stays, so a collector turns them into leak records.
-[[gnu::destructor]] void on_unload() {
-  State& s = g_state;
-  if (s.mode.load(std::memory_order_acquire) != kActive || s.header == nullptr) return;
-  s.mode.store(kDisabled, std::memory_order_release);
-  pr::store_u32(&s.header->state, pr::kStateExited, std::memory_order_release);
-  uint64_t live = 0;
-  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
-    for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
-      if (k == uint32_t(Kind::Cb)) continue;  // CBs end with their program
-      live += pr::load_word(&counters(d, k)->live_count);
-    }
-  }
-  if (live == 0) ::unlink(s.path);
-  if (s.ack != nullptr) ::unlink((std::string(s.path) + pr::kAckSuffix).c_str());
-}
-
-// ---------------------------------------------------------------------------------------------
-// Slab slots.
-
-// Makes the next chunk of the slab usable and puts it in the pool. Caller holds pool_lock.
-bool grow_slab() {
-  State& s = g_state;
-  if (s.slab_used >= s.slab_capacity) return false;
-  const uint32_t chunk = std::min(kSlabChunk, s.slab_capacity - s.slab_used);
-  uint64_t off = s.layout.slab_offset + uint64_t(s.slab_used) * sizeof(pr::BufferRecord);
-  if (!commit_range(off, uint64_t(chunk) * sizeof(pr::BufferRecord))) return false;
-  // Highest slots first so the pool hands out ascending slots and collectors scan a dense prefix.
-  for (uint32_t i = chunk; i-- > 0;) s.pool[s.pool_count++] = s.slab_used + i;
-  s.slab_used += chunk;
-  // Pairs with the collector's acquire load: slots below the mark are committed and zeroed.
-  pr::store_u32(&s.header->slab_high_water, s.slab_used, std::memory_order_release);
-  return true;
-}
-
-// A free slot for `dev`, or UINT32_MAX when the slab is full. Caller holds dev.lock.
-uint32_t take_slot(DeviceState& dev) {
-  if (dev.local_free_count == 0) [[unlikely]] {
-    State& s = g_state;
-    Guard g(s.pool_lock);
-    if (s.pool_count == 0 && !grow_slab()) return UINT32_MAX;
-    uint32_t n = std::min(kSlotBatch, s.pool_count);
-    for (uint32_t i = 0; i < n; ++i) dev.local_free[dev.local_free_count++] = s.pool[--s.pool_count];
-  }
-  return dev.local_free[--dev.local_free_count];
-}
-
-void give_slot(DeviceState& dev, uint32_t slot) {
-  if (dev.local_free_count == kLocalFreeSlots) [[unlikely]] {
-    State& s = g_state;
-    Guard g(s.pool_lock);
-    for (uint32_t i = 0; i < kSlotBatch; ++i) s.pool[s.pool_count++] = dev.local_free[--dev.local_free_count];
-  }
-  dev.local_free[dev.local_free_count++] = slot;
-}
+// Slab slots (below): a free slot for `dev` (UINT32_MAX when the slab is full), and a slot
+// given back. Caller holds dev.lock.
+uint32_t take_slot(DeviceState& dev);
+void give_slot(DeviceState& dev, uint32_t slot);
 
 // ---------------------------------------------------------------------------------------------
 // Records, counters, events. All called with the device's lock held.
@@ -707,6 +159,47 @@ void free_slot_locked(DeviceState& dev, uint32_t slot, uint64_t now) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Slab slots.
+
+// Makes the next chunk of the slab usable and puts it in the pool. Caller holds pool_lock.
+bool grow_slab() {
+  State& s = g_state;
+  if (s.slab_used >= s.slab_capacity) return false;
+  const uint32_t chunk = std::min(kSlabChunk, s.slab_capacity - s.slab_used);
+  uint64_t off = s.layout.slab_offset + uint64_t(s.slab_used) * sizeof(pr::BufferRecord);
+  if (!commit_range(off, uint64_t(chunk) * sizeof(pr::BufferRecord))) return false;
+  // Highest slots first so the pool hands out ascending slots and collectors scan a dense prefix.
+  for (uint32_t i = chunk; i-- > 0;) s.pool[s.pool_count++] = s.slab_used + i;
+  s.slab_used += chunk;
+  // Pairs with the collector's acquire load: slots below the mark are committed and zeroed.
+  pr::store_u32(&s.header->slab_high_water, s.slab_used, std::memory_order_release);
+  return true;
+}
+
+// A free slot for `dev`, or UINT32_MAX when the slab is full. Caller holds dev.lock.
+uint32_t take_slot(DeviceState& dev) {
+  if (dev.local_free_count == 0) [[unlikely]] {
+    State& s = g_state;
+    Guard g(s.pool_lock);
+    if (s.pool_count == 0 && !grow_slab()) return UINT32_MAX;
+    uint32_t n = std::min(kSlotBatch, s.pool_count);
+    for (uint32_t i = 0; i < n; ++i)
+      dev.local_free[dev.local_free_count++] = s.pool[--s.pool_count];
+  }
+  return dev.local_free[--dev.local_free_count];
+}
+
+void give_slot(DeviceState& dev, uint32_t slot) {
+  if (dev.local_free_count == kLocalFreeSlots) [[unlikely]] {
+    State& s = g_state;
+    Guard g(s.pool_lock);
+    for (uint32_t i = 0; i < kSlotBatch; ++i)
+      s.pool[s.pool_count++] = dev.local_free[--dev.local_free_count];
+  }
+  dev.local_free[dev.local_free_count++] = slot;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Strings and ops.
 
 uint64_t hash_text(const char* text, size_t len) {
@@ -753,6 +246,8 @@ uint32_t current_op() {
 // ---------------------------------------------------------------------------------------------
 // Devices.
 
+}  // namespace
+
 bool install_device(uint32_t id, const pr::DeviceSlot& slot) {
   State& s = g_state;
   DeviceState& dev = s.devices[id];
@@ -791,6 +286,8 @@ bool install_device(uint32_t id, const pr::DeviceSlot& slot) {
   dev.registered.store(true, std::memory_order_release);
   return true;
 }
+
+namespace {
 
 DeviceState* registered_device(uint32_t device) {
   if (device >= pr::kMaxDevices) return nullptr;
@@ -886,23 +383,7 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
       desc->logical_id >= pr::kMaxDevices) {
     return reject(TTMEM_EINVAL);
   }
-  pr::DeviceSlot slot{};
-  slot.logical_id = desc->logical_id;
-  slot.arch = desc->arch;
-  slot.chip_id = desc->chip_id;
-  slot.grid_x = desc->grid_x;
-  slot.grid_y = desc->grid_y;
-  slot.l1_per_core = desc->l1_per_core;
-  slot.unreserved_base = desc->unreserved_base;
-  slot.trace_region_size = desc->trace_region_size;
-  slot.l1_small_size = desc->l1_small_size;
-  for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
-    const ttmem_kind_geometry& g = desc->kinds[k];
-    slot.kinds[k] = {g.capacity, g.bank_size, g.bank_base, g.num_banks, g.alignment};
-  }
-  if (desc->board != nullptr) {
-    std::strncpy(slot.board, desc->board, sizeof slot.board - 1);
-  }
+  const pr::DeviceSlot slot = pr::device_slot_of(*desc);
   Guard g(g_state.init_lock);
   return install_device(desc->logical_id, slot) ? TTMEM_OK : reject(TTMEM_EIO);
 }

@@ -1,6 +1,6 @@
 // What the full fold (fold.cpp) and the incremental one (incremental.cpp) both do once a chip's
-// records are in: its view from a device slot, and the figures derived from its sums, CB
-// coverage and free space. One definition, so the two folds cannot drift apart.
+// records are in: a buffer's row, and the figures derived from a chip's sums, CB coverage and
+// free space. One definition, so the two folds cannot drift apart.
 #pragma once
 
 #include <algorithm>
@@ -16,48 +16,17 @@
 
 namespace ttmem::collector {
 
-// A chip as a process registered it: identity and geometry, no usage yet.
-inline DeviceView device_view_of(const protocol::DeviceSlot& slot) {
-  DeviceView v;
-  v.chip_id = slot.chip_id;
-  v.arch = slot.arch;
-  v.board = slot.board;
-  v.grid_x = slot.grid_x;
-  v.grid_y = slot.grid_y;
-  v.l1_per_core = slot.l1_per_core;
-  v.unreserved_base = slot.unreserved_base;
-  v.trace_region_size = slot.trace_region_size;
-  v.l1_small_size = slot.l1_small_size;
-  for (uint32_t k = 0; k < kNumKinds; ++k) {
-    v.kinds[k].capacity = slot.kinds[k].capacity;
-    v.kinds[k].num_banks = slot.kinds[k].num_banks;
-    v.kinds[k].bank_size = slot.kinds[k].bank_size;
-    v.kinds[k].bank_base = slot.kinds[k].bank_base;
-  }
-  return v;
-}
-
-// One live record as the snapshot lists it, for process `p` on chip `chip_id`.
-inline void fill_buffer_view(BufferView& b, const ProcessView& p, uint64_t chip_id,
-                             const protocol::BufferRecord& rec, uint64_t reserved,
+// One live record as the snapshot lists it, for process `p`, its device slot `slot`.
+inline void fill_buffer_view(BufferView& b, const ProcessView& p,
+                             const protocol::BufferRecord& rec, const protocol::DeviceSlot& slot,
                              const std::string& tag) {
-  b.pid = p.pid;
-  b.process_start_time = p.start_time;
-  b.chip_id = chip_id;
-  b.device = rec.device;
-  b.kind = rec.kind;
+  fill_buffer_identity(b, p, rec, slot, tag);
   b.layout = rec.layout;
-  b.buffer_id = rec.buffer_id;
-  b.address = rec.address;
-  b.size = rec.size;
   b.size_per_bank = rec.size_per_bank;
-  b.reserved = reserved;
   b.page_size = rec.page_size;
   b.num_banks = rec.num_banks;
   b.num_cores = rec.num_cores;
   for (int i = 0; i < 4; ++i) b.core_bbox[size_t(i)] = uint8_t(rec.aux >> (8 * i));
-  b.tag = tag;
-  b.time_ns = rec.time_ns;
 }
 
 // Kinds whose banks have a free-space map: all but CB (covered L1, not ranges) and system

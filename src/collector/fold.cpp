@@ -13,8 +13,43 @@ namespace {
 
 constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
-
 }  // namespace
+
+void fill_buffer_identity(BufferIdentity& out, const ProcessView& process,
+                          const pr::BufferRecord& record, const pr::DeviceSlot& device,
+                          const std::string& tag) {
+  out.pid = process.pid;
+  out.process_start_time = process.start_time;
+  out.chip_id = device.chip_id;
+  out.device = record.device;
+  out.kind = record.kind;
+  out.buffer_id = record.buffer_id;
+  out.address = record.address;
+  out.size = record.size;
+  out.reserved = reserved_bytes(record, device);
+  out.tag = tag;
+  out.time_ns = record.time_ns;
+}
+
+DeviceView device_view_of(const pr::DeviceSlot& slot) {
+  DeviceView v;
+  v.chip_id = slot.chip_id;
+  v.arch = slot.arch;
+  v.board = pr::board_of(slot);
+  v.grid_x = slot.grid_x;
+  v.grid_y = slot.grid_y;
+  v.l1_per_core = slot.l1_per_core;
+  v.unreserved_base = slot.unreserved_base;
+  v.trace_region_size = slot.trace_region_size;
+  v.l1_small_size = slot.l1_small_size;
+  for (uint32_t k = 0; k < kNumKinds; ++k) {
+    v.kinds[k].capacity = slot.kinds[k].capacity;
+    v.kinds[k].num_banks = slot.kinds[k].num_banks;
+    v.kinds[k].bank_size = slot.kinds[k].bank_size;
+    v.kinds[k].bank_base = slot.kinds[k].bank_base;
+  }
+  return v;
+}
 
 SnapshotFold::SnapshotFold(bool list_buffers, size_t expected_records)
     : list_buffers_(list_buffers) {
@@ -111,8 +146,7 @@ void SnapshotFold::add(const pr::BufferRecord& rec) {
   }
   tag.buffers += 1;
   if (!list_buffers_) return;
-  fill_buffer_view(s_.buffers.emplace_back(), p_, slot.chip_id, rec, reserved,
-                   tag_ids_[rec.tag].text);
+  fill_buffer_view(s_.buffers.emplace_back(), p_, rec, slot, tag_ids_[rec.tag].text);
 }
 
 void SnapshotFold::end_process(const std::array<uint64_t, pr::kMaxDevices>& dropped_events) {
@@ -196,21 +230,10 @@ std::vector<LeakRecord> leak_records(const ProcessView& identity, const SegmentS
   for (const auto& rec : state.records) {
     if (rec.kind == kCb) continue;
     const pr::DeviceSlot& dev = *state.devices[rec.device];
-    LeakRecord l;
-    l.pid = identity.pid;
-    l.process_start_time = identity.start_time;
+    LeakRecord& l = leaks.emplace_back();
+    fill_buffer_identity(l, identity, rec, dev, tags(rec.tag));
     l.command = identity.command;
     l.detected_realtime_ns = detected_realtime_ns;
-    l.chip_id = dev.chip_id;
-    l.device = rec.device;
-    l.kind = rec.kind;
-    l.buffer_id = rec.buffer_id;
-    l.address = rec.address;
-    l.size = rec.size;
-    l.reserved = reserved_bytes(rec, dev);
-    l.tag = tags(rec.tag);
-    l.time_ns = rec.time_ns;
-    leaks.push_back(std::move(l));
   }
   return leaks;
 }

@@ -32,6 +32,16 @@ inline uint64_t reserved_bytes(const protocol::BufferRecord& r, const protocol::
                                   d.kinds[r.kind].num_banks);
 }
 
+// What a device slot says of its chip (identity, geometry), as a DeviceView without usage: the
+// one conversion from the slot.
+DeviceView device_view_of(const protocol::DeviceSlot& slot);
+
+// The identity part of a record's buffer (whose, which chip, where, how big, tagged what), as
+// both its BufferView and its LeakRecord hold it.
+void fill_buffer_identity(BufferIdentity& out, const ProcessView& process,
+                          const protocol::BufferRecord& record, const protocol::DeviceSlot& device,
+                          const std::string& tag);
+
 // The text of a process's tag id ("" for none). Asked once per id and process.
 using TagText = std::function<std::string(uint32_t id)>;
 

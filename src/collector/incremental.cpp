@@ -486,8 +486,10 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     s.dropped_events += p.dropped_events;
     if (list_buffers) {
       auto view = [&](const Live& live) {
-        fill_buffer_view(s.buffers.emplace_back(), p, live.chip_id, live.record, live.reserved,
-                         proc.tag_ids[live.record.tag].text);
+        // The slot its record was folded with (a device registered again as another chip or
+        // geometry is read in full before it folds anything).
+        fill_buffer_view(s.buffers.emplace_back(), p, live.record,
+                         *proc.devices[live.record.device], proc.tag_ids[live.record.tag].text);
       };
       for (const auto& [id, live] : proc.buffers) view(live);
       for (const Live& live : proc.cbs) view(live);

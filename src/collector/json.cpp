@@ -1,9 +1,11 @@
 #include "collector/json.h"
 
-#include <limits>
-#include <utility>
-
 #include <fmt/format.h>
+
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <utility>
 
 #include "common/kinds.h"
 
@@ -60,28 +62,37 @@ json to_json(const TtMetalChipCounters& c) {
           {"remote_chips", remote}};
 }
 
+// What a device's client registered for it (its descriptor), by JSON name: the one list that
+// to_json(DeviceView) writes and device_from_json() reads. The arch (by name) and the grid (a
+// pair) are written and read beside it.
+template <class View, class Visit>
+void descriptor_fields(View& d, Visit&& visit) {
+  visit("chip_id", d.chip_id);
+  visit("logical_ids", d.logical_ids);
+  visit("board", d.board);
+  visit("l1_per_core_bytes", d.l1_per_core);
+  visit("unreserved_base", d.unreserved_base);
+  visit("trace_region_size_bytes", d.trace_region_size);
+  visit("l1_small_size_bytes", d.l1_small_size);
+}
+
 json to_json(const DeviceView& d) {
   json kinds = json::object();
   for (uint32_t k = 0; k < kNumKinds; ++k) kinds[std::string(kind_name(k))] = to_json(d.kinds[k]);
-  return {{"chip_id", d.chip_id},
-          {"detail", d.detail},
-          {"tt_metal_shm", d.tt_metal ? to_json(*d.tt_metal) : json(nullptr)},
-          {"logical_ids", d.logical_ids},
-          {"arch", arch_name(d.arch)},
-          {"board", d.board},
-          {"grid", {d.grid_x, d.grid_y}},
-          {"l1_per_core_bytes", d.l1_per_core},
-          {"unreserved_base", d.unreserved_base},
-          {"trace_region_size_bytes", d.trace_region_size},
-          {"l1_small_size_bytes", d.l1_small_size},
-          {"kinds", kinds},
-          {"cb_region_end", d.cb_region_end},
-          {"cb_region_in_use_bytes", d.cb_region_in_use()},
-          {"cb_programs", d.cb_programs},
-          {"lowest_l1_address", d.lowest_l1_address},
-          {"has_l1_buffers", d.has_l1_buffers},
-          {"clash_margin_bytes", d.clash_margin},
-          {"dropped_events", d.dropped_events}};
+  json out = {{"detail", d.detail},
+              {"tt_metal_shm", d.tt_metal ? to_json(*d.tt_metal) : json(nullptr)},
+              {"arch", arch_name(d.arch)},
+              {"grid", {d.grid_x, d.grid_y}},
+              {"kinds", kinds},
+              {"cb_region_end", d.cb_region_end},
+              {"cb_region_in_use_bytes", d.cb_region_in_use()},
+              {"cb_programs", d.cb_programs},
+              {"lowest_l1_address", d.lowest_l1_address},
+              {"has_l1_buffers", d.has_l1_buffers},
+              {"clash_margin_bytes", d.clash_margin},
+              {"dropped_events", d.dropped_events}};
+  descriptor_fields(d, [&](const char* key, const auto& value) { out[key] = value; });
+  return out;
 }
 
 json to_json(const ProcessView& p) {
@@ -277,6 +288,18 @@ void integers_field(const json& j, const char* key, std::vector<T>& out) {
   for (const json& x : array_field(j, key)) out.push_back(integer<T>(x, key));
 }
 
+// One field into `out`, checked as its type requires.
+template <class T>
+void read_field(const json& j, const char* key, T& out) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    out = string_field(j, key);
+  } else if constexpr (std::is_integral_v<T>) {
+    out = integer_field<T>(j, key);
+  } else {
+    integers_field(j, key, out);
+  }
+}
+
 uint32_t kind_field(const json& j) {
   auto kind = parse_kind(string_field(j, "kind"));
   if (!kind) malformed(j, "unknown kind '" + j.at("kind").get<std::string>().substr(0, 64) + "'");
@@ -321,18 +344,12 @@ KindUsage kind_usage_from_json(const json& j) {
 
 DeviceView device_from_json(const json& j) {
   DeviceView d;
-  d.chip_id = integer_field<uint64_t>(j, "chip_id");
-  integers_field(j, "logical_ids", d.logical_ids);
+  descriptor_fields(d, [&](const char* key, auto& value) { read_field(j, key, value); });
   d.arch = named_field(j, "arch", arch_name, 4);
-  d.board = string_field(j, "board");
   std::array<uint16_t, 2> grid{};
   integers_field(j, "grid", grid);
   d.grid_x = grid[0];
   d.grid_y = grid[1];
-  d.l1_per_core = integer_field<uint64_t>(j, "l1_per_core_bytes");
-  d.unreserved_base = integer_field<uint64_t>(j, "unreserved_base");
-  d.trace_region_size = integer_field<uint64_t>(j, "trace_region_size_bytes");
-  d.l1_small_size = integer_field<uint64_t>(j, "l1_small_size_bytes");
   const json& kinds = field(j, "kinds");
   for (uint32_t k = 0; k < kNumKinds; ++k) {
     d.kinds[k] = kind_usage_from_json(field(kinds, std::string(kind_name(k)).c_str()));

@@ -22,24 +22,29 @@ namespace ttmem::collector {
 inline constexpr uint32_t kNumKinds = protocol::kNumKinds;
 
 // One buffer or CB that is live now. Identity: (pid, start_time, device logical id, buffer_id).
-struct BufferView {
+// Whose buffer it is and where: what a live buffer (BufferView) and a leaked one (LeakRecord)
+// both say, filled from a record in one place (fold.h, fill_buffer_identity).
+struct BufferIdentity {
   pid_t pid = 0;
   uint64_t process_start_time = 0;
   uint64_t chip_id = 0;
   uint32_t device = 0;  // the process's logical id
   uint32_t kind = 0;
-  uint32_t layout = 0;
   uint64_t buffer_id = 0;  // CB: program id
   uint64_t address = 0;
-  uint64_t size = 0;           // requested bytes (CB: bytes per core)
+  uint64_t size = 0;      // requested bytes (CB: bytes per core)
+  uint64_t reserved = 0;  // size_per_bank x banks of the kind (CB: per core x cores)
+  std::string tag;
+  uint64_t time_ns = 0;  // CLOCK_MONOTONIC at allocation
+};
+
+struct BufferView : BufferIdentity {
+  uint32_t layout = 0;
   uint64_t size_per_bank = 0;  // per-bank range (CB: bytes per core)
-  uint64_t reserved = 0;       // size_per_bank x banks of the kind (CB: per core x cores)
   uint32_t page_size = 0;
   uint32_t num_banks = 0;  // banks or shards (CB: cores)
   uint32_t num_cores = 0;
   std::array<uint8_t, 4> core_bbox{};  // CB: x0, y0, x1, y1
-  std::string tag;
-  uint64_t time_ns = 0;  // CLOCK_MONOTONIC at allocation
 };
 
 struct KindUsage {
@@ -170,20 +175,9 @@ struct ProcessView {
 };
 
 // An outstanding buffer of a process that died (or exited) without freeing it.
-struct LeakRecord {
-  pid_t pid = 0;
-  uint64_t process_start_time = 0;
+struct LeakRecord : BufferIdentity {
   std::string command;
   uint64_t detected_realtime_ns = 0;
-  uint64_t chip_id = 0;
-  uint32_t device = 0;
-  uint32_t kind = 0;
-  uint64_t buffer_id = 0;
-  uint64_t address = 0;
-  uint64_t size = 0;
-  uint64_t reserved = 0;
-  std::string tag;
-  uint64_t time_ns = 0;
 };
 
 // The leak records of a snapshot, shared and immutable: a viewer refreshes many times a second

@@ -31,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 #include <type_traits>
 
 #include "ttmem/ttmem.hpp"
@@ -101,6 +102,33 @@ struct DeviceSlot {
 static_assert(sizeof(DeviceSlot) == 512);
 static_assert(offsetof(DeviceSlot, kinds) == 64);
 static_assert(offsetof(DeviceSlot, board) == 256);
+
+// The slot a registration writes: the descriptor's fields, the board name cut to fit. The one
+// conversion from ttmem_device_desc (ttmem.h) to the shared-memory layout.
+inline DeviceSlot device_slot_of(const ttmem_device_desc& desc) {
+  DeviceSlot slot{};
+  slot.logical_id = desc.logical_id;
+  slot.arch = desc.arch;
+  slot.chip_id = desc.chip_id;
+  slot.grid_x = desc.grid_x;
+  slot.grid_y = desc.grid_y;
+  slot.l1_per_core = desc.l1_per_core;
+  slot.unreserved_base = desc.unreserved_base;
+  slot.trace_region_size = desc.trace_region_size;
+  slot.l1_small_size = desc.l1_small_size;
+  for (uint32_t k = 0; k < kNumKinds; ++k) {
+    const ttmem_kind_geometry& g = desc.kinds[k];
+    slot.kinds[k] = {g.capacity, g.bank_size, g.bank_base, g.num_banks, g.alignment};
+  }
+  if (desc.board != nullptr) std::strncpy(slot.board, desc.board, sizeof slot.board - 1);
+  return slot;
+}
+
+// A slot's board name: up to its first NUL, never past the field (a slot is read from memory
+// another process wrote).
+inline std::string_view board_of(const DeviceSlot& slot) {
+  return {slot.board, strnlen(slot.board, sizeof slot.board)};
+}
 
 // ---------------------------------------------------------------------------------------------
 // SegmentHeader (4096 B). Written once before the file is renamed into place, except for the

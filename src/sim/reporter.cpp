@@ -12,7 +12,7 @@ void ClientReporter::register_mesh(const model::MeshDevice& mesh) {
   const std::string board(mesh.board().name);
   for (size_t i = 0; i < mesh.num_chips(); ++i) {
     const model::Chip& chip = mesh.chip(i);
-    ttmem_device_desc d = make_device_desc();
+    DeviceInfo d;
     d.logical_id = chip.logical_id();
     d.chip_id = chip.chip_id();
     d.arch = static_cast<uint32_t>(g.arch);
@@ -23,16 +23,16 @@ void ClientReporter::register_mesh(const model::MeshDevice& mesh) {
     d.trace_region_size = g.trace_region_size;
     d.l1_small_size = g.l1_small_size;
     // DRAM, L1, L1_SMALL, TRACE and CB; SYSTEM_MEMORY has no device banks and stays zero.
+    // Capacity is left 0: banks x bank size.
     for (uint32_t k = 0; k < g.kinds.size(); ++k) {
       const model::KindGeometry& kind = g.kinds[k];
-      d.kinds[k] = ttmem_kind_geometry{.capacity = kind.bank_size * kind.num_banks,
-                                       .bank_size = kind.bank_size,
-                                       .bank_base = kind.bank_base,
-                                       .num_banks = kind.num_banks,
-                                       .alignment = kind.alignment};
+      d.kinds[k] = {.bank_size = kind.bank_size,
+                    .bank_base = kind.bank_base,
+                    .num_banks = kind.num_banks,
+                    .alignment = kind.alignment};
     }
-    d.board = board.c_str();
-    ttmem_register_device(&d);
+    d.board = board;
+    register_device(d);
   }
 }
 

@@ -257,5 +257,44 @@ TEST(Fold, DroppedEventsAndDeviceTotalsPerProcess) {
   EXPECT_EQ(s.devices[0].kinds[kDram].total_frees, 3u);
 }
 
+// What a reporter fills reaches the snapshot unchanged: DeviceInfo -> the C descriptor -> the
+// device slot -> the DeviceView, each step written once.
+TEST(DeviceDescriptor, EveryRegisteredFieldReachesTheDeviceView) {
+  DeviceInfo info;
+  info.logical_id = 3;  // chip id left 0: the logical id stands for it
+  info.arch = TTMEM_ARCH_BLACKHOLE;
+  info.grid_x = 13;
+  info.grid_y = 10;
+  info.l1_per_core = 1'572'864;
+  info.unreserved_base = 98'304;
+  info.trace_region_size = 4 << 20;
+  info.l1_small_size = 65'536;
+  // DRAM's capacity left 0: banks x bank size. L1's given: taken as given.
+  info.kinds[kDram] = {.bank_size = 1 << 30, .bank_base = 64, .num_banks = 8, .alignment = 64};
+  info.kinds[kL1] = {.capacity = 12'345,
+                     .bank_size = 1'000'000,
+                     .bank_base = 98'304,
+                     .num_banks = 130,
+                     .alignment = 16};
+  info.board = "a board name longer than the thirty-one bytes a slot keeps";
+
+  const DeviceView v = device_view_of(pr::device_slot_of(info.desc()));
+  EXPECT_EQ(v.chip_id, 3u);
+  EXPECT_EQ(v.arch, uint32_t(TTMEM_ARCH_BLACKHOLE));
+  EXPECT_EQ(v.grid_x, 13);
+  EXPECT_EQ(v.grid_y, 10);
+  EXPECT_EQ(v.l1_per_core, 1'572'864u);
+  EXPECT_EQ(v.unreserved_base, 98'304u);
+  EXPECT_EQ(v.trace_region_size, 4u << 20);
+  EXPECT_EQ(v.l1_small_size, 65'536u);
+  EXPECT_EQ(v.kinds[kDram].capacity, 8ull << 30);
+  EXPECT_EQ(v.kinds[kDram].bank_size, 1ull << 30);
+  EXPECT_EQ(v.kinds[kDram].bank_base, 64u);
+  EXPECT_EQ(v.kinds[kDram].num_banks, 8u);
+  EXPECT_EQ(v.kinds[kL1].capacity, 12'345u);
+  EXPECT_EQ(v.kinds[kL1].num_banks, 130u);
+  EXPECT_EQ(v.board, info.board.substr(0, 31));
+}
+
 }  // namespace
 }  // namespace ttmem::collector

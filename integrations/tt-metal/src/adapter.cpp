@@ -142,7 +142,7 @@ uint64_t unique_chip_id(uint32_t logical_id) {
                  "unique chip id here (TT_METAL_SHM_TRACKING_DISABLED?); chips are keyed by "
                  "their logical ids\n");
   });
-  return 0;  // to_device_desc() uses the logical id
+  return 0;  // DeviceInfo::desc() uses the logical id
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,8 +164,8 @@ DeviceFacts metal_facts(const D& d) {
   const auto& a = d.allocator();
   f.unreserved_base = a->get_base_allocator_addr(tm::HalMemType::L1);
   auto fill = [&](uint32_t kind, tm::BufferType type) {
-    DeviceFacts::Kind& k = f.kinds[kind];
-    k.banks = a->get_num_banks(type);
+    ttmem_kind_geometry& k = f.kinds[kind];
+    k.num_banks = a->get_num_banks(type);
     k.bank_size = a->get_bank_size(type);
     k.alignment = a->get_alignment(type);
   };
@@ -175,7 +175,7 @@ DeviceFacts metal_facts(const D& d) {
   fill(TTMEM_KIND_TRACE, tm::BufferType::TRACE);
   // Per bank: DRAM buffers from the DRAM base up, the trace region above them; L1 buffers from
   // the unreserved base (CBs grow up from the same base), L1_SMALL at the very top.
-  DeviceFacts::Kind& dram = f.kinds[TTMEM_KIND_DRAM];
+  ttmem_kind_geometry& dram = f.kinds[TTMEM_KIND_DRAM];
   dram.bank_base = a->get_base_allocator_addr(tm::HalMemType::DRAM);
   f.kinds[TTMEM_KIND_TRACE].bank_base = dram.bank_base + dram.bank_size;
   f.kinds[TTMEM_KIND_L1].bank_base = f.unreserved_base;

@@ -73,57 +73,14 @@
 #include <unordered_set>
 #include <vector>
 
-#include "ttmem/ttmem.h"
+#include "ttmem/ttmem.hpp"
 
 namespace ttmem::tt_metal {
 
-// What the adapter knows of a chip, in plain numbers. Filled from IDevice by the adapter
+// What the adapter knows of a chip, in plain numbers (ttmem.hpp's DeviceInfo: a kind's capacity
+// 0 is banks x bank size, a chip id 0 the logical id). Filled from IDevice by the adapter
 // library, from test types in the unit tests.
-struct DeviceFacts {
-  struct Kind {
-    uint64_t capacity = 0;  // 0: banks x bank_size
-    uint64_t bank_size = 0;
-    uint64_t bank_base = 0;
-    uint32_t banks = 0;
-    uint32_t alignment = 0;
-  };
-  uint32_t logical_id = 0;
-  uint64_t chip_id = 0;  // stable unique chip id; 0: unknown (the logical id is used)
-  uint32_t arch = TTMEM_ARCH_UNKNOWN;
-  uint16_t grid_x = 0, grid_y = 0;
-  uint64_t l1_per_core = 0;
-  uint64_t unreserved_base = 0;
-  uint64_t trace_region_size = 0;
-  uint64_t l1_small_size = 0;
-  std::array<Kind, TTMEM_KIND_COUNT> kinds{};
-  std::string board;
-};
-
-// The ttmem descriptor for a chip. `board` must outlive the call that uses the descriptor.
-inline ttmem_device_desc to_device_desc(const DeviceFacts& f) {
-  ttmem_device_desc d{};
-  d.struct_size = sizeof d;
-  d.logical_id = f.logical_id;
-  d.chip_id = f.chip_id != 0 ? f.chip_id : f.logical_id;
-  d.arch = f.arch;
-  d.grid_x = f.grid_x;
-  d.grid_y = f.grid_y;
-  d.l1_per_core = f.l1_per_core;
-  d.unreserved_base = f.unreserved_base;
-  d.trace_region_size = f.trace_region_size;
-  d.l1_small_size = f.l1_small_size;
-  for (size_t k = 0; k < f.kinds.size(); ++k) {
-    const DeviceFacts::Kind& src = f.kinds[k];
-    ttmem_kind_geometry& g = d.kinds[k];
-    g.capacity = src.capacity != 0 ? src.capacity : src.bank_size * src.banks;
-    g.bank_size = src.bank_size;
-    g.bank_base = src.bank_base;
-    g.num_banks = src.banks;
-    g.alignment = src.alignment;
-  }
-  d.board = f.board.empty() ? nullptr : f.board.c_str();
-  return d;
-}
+using DeviceFacts = ttmem::DeviceInfo;
 
 // Where mapped reports go: the ttmem client library.
 struct ClientSink {
@@ -789,7 +746,7 @@ class Mapper {
       DeviceFacts facts = Traits::facts(d);
       facts.logical_id = *id;
       placements_[*id] = {facts.unreserved_base, facts.kinds[TTMEM_KIND_DRAM].alignment};
-      check(sink_.register_device(to_device_desc(facts)));
+      check(sink_.register_device(facts.desc()));
       used_ids_ |= uint64_t{1} << *id;
     } else {
       stats_.chips_refused.fetch_add(1, std::memory_order_relaxed);
