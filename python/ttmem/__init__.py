@@ -243,10 +243,11 @@ def status(dir: Optional[str] = None) -> dict:  # noqa: A002
 
 def buffers(dir: Optional[str] = None, *, device: Optional[int] = None,  # noqa: A002
             kind: Any = None, pid: Optional[int] = None,
-            chip_id: Optional[int] = None) -> list:
+            chip_id: Any = None) -> list:
     """Live buffers and CBs of every tracked process, as in ``ttmem buffers --json``: one dict
     each (pid, device, chip_id, kind, buffer_id, address, size_bytes, reserved_bytes, tag...).
-    Filters: ``device`` (logical id), ``chip_id``, ``kind`` (name or number), ``pid``."""
+    ``chip_id`` is a hex string ("0x7000"), as in the JSON. Filters: ``device`` (logical id),
+    ``chip_id`` (a number or such a string), ``kind`` (name or number), ``pid``."""
     rows = _ttmem.buffers(_dir(dir), pid=None if pid is None else int(pid))
     if kind is not None:
         kind_name = KINDS[_index(kind, KINDS, "kind")]
@@ -254,7 +255,8 @@ def buffers(dir: Optional[str] = None, *, device: Optional[int] = None,  # noqa:
     if device is not None:
         rows = [b for b in rows if b["device"] == int(device)]
     if chip_id is not None:
-        rows = [b for b in rows if b["chip_id"] == int(chip_id)]
+        wanted = int(chip_id, 16) if isinstance(chip_id, str) else int(chip_id)
+        rows = [b for b in rows if int(b["chip_id"], 16) == wanted]
     return rows
 
 

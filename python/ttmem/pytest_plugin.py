@@ -83,7 +83,7 @@ def describe(leaked) -> str:
              f"({_format_size(total)} reserved):"]
     for b in sorted(leaked, key=lambda b: (b["device"], b["kind"], -b["size_bytes"])):
         lines.append(
-            f"  device {b['device']} (chip {b['chip_id']:#x})  {b['kind']:<8} "
+            f"  device {b['device']} (chip {b['chip_id']})  {b['kind']:<8} "
             f"size {_format_size(b['size_bytes'])}  tag {b['tag'] or '-'}  "
             f"id {b['buffer_id']}  address {b['address']:#x}")
     lines.append(f"Free them in the test or its fixtures, or mark the test "

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem {
@@ -58,7 +59,7 @@ json to_json(const TtMetalChipCounters& c) {
 json to_json(const DeviceView& d) {
   json kinds = json::object();
   for (uint32_t k = 0; k < kNumKinds; ++k) kinds[std::string(kind_name(k))] = to_json(d.kinds[k]);
-  return {{"chip_id", d.chip_id},
+  return {{"chip_id", format_chip_id(d.chip_id)},
           {"detail", d.detail},
           {"tt_metal_shm", d.tt_metal ? to_json(*d.tt_metal) : json(nullptr)},
           {"logical_ids", d.logical_ids},
@@ -110,7 +111,7 @@ json to_json(const ProcessView& p) {
 
 json to_json(const BufferView& b) {
   json j = {{"pid", b.pid},
-            {"chip_id", b.chip_id},
+            {"chip_id", format_chip_id(b.chip_id)},
             {"device", b.device},
             {"kind", kind_name(b.kind)},
             {"buffer_id", b.buffer_id},
@@ -137,7 +138,7 @@ json to_json(const LeakRecord& l) {
           {"process_start_time", l.process_start_time},
           {"command", l.command},
           {"detected_realtime_ns", l.detected_realtime_ns},
-          {"chip_id", l.chip_id},
+          {"chip_id", format_chip_id(l.chip_id)},
           {"device", l.device},
           {"kind", kind_name(l.kind)},
           {"buffer_id", l.buffer_id},
@@ -180,7 +181,7 @@ json buffers_json(const BufferSelection& selection) {
 
 json to_json(const ProgramCbSet& p) {
   return {{"pid", p.pid},
-          {"chip_id", p.chip_id},
+          {"chip_id", format_chip_id(p.chip_id)},
           {"device", p.device},
           {"program_id", p.program_id},
           {"cb_bytes", p.bytes},
@@ -233,6 +234,16 @@ T integer(const json& v, const char* key) {
 template <class T>
 T integer_field(const json& j, const char* key) {
   return integer<T>(field(j, key), key);
+}
+
+// "0x7000", as format_chip_id() writes it; a whole number from an older ttmemd, which wrote
+// chip ids as numbers.
+uint64_t chip_id_field(const json& j) {
+  const json& v = field(j, "chip_id");
+  if (!v.is_string()) return integer<uint64_t>(v, "chip_id");
+  auto id = parse_chip_id(v.get_ref<const std::string&>());
+  if (!id) malformed(v, "'chip_id' must be \"0x\" and 1 to 16 hex digits");
+  return *id;
 }
 
 std::string string_field(const json& j, const char* key) {
@@ -316,7 +327,7 @@ KindUsage kind_usage_from_json(const json& j) {
 
 DeviceView device_from_json(const json& j) {
   DeviceView d;
-  d.chip_id = integer_field<uint64_t>(j, "chip_id");
+  d.chip_id = chip_id_field(j);
   integers_field(j, "logical_ids", d.logical_ids);
   d.arch = named_field(j, "arch", arch_name, 4);
   d.board = string_field(j, "board");
@@ -410,7 +421,7 @@ ProcessView process_from_json(const json& j) {
 template <class Buffer>
 void common_buffer_fields(const json& j, Buffer& b) {
   b.pid = integer_field<pid_t>(j, "pid");
-  b.chip_id = integer_field<uint64_t>(j, "chip_id");
+  b.chip_id = chip_id_field(j);
   b.device = integer_field<uint32_t>(j, "device");
   b.kind = kind_field(j);
   b.buffer_id = integer_field<uint64_t>(j, "buffer_id");

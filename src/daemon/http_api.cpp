@@ -8,6 +8,7 @@
 
 #include "collector/json.h"
 #include "collector/query.h"
+#include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem::daemon {
@@ -107,7 +108,7 @@ json history_json(const Snapshot& s, const HistoryStore& history, const ApiParam
     }
     auto d = devices.find(c);
     series.push_back(
-        {{"chip_id", c},
+        {{"chip_id", format_chip_id(c)},
          {"logical_ids", d != devices.end() ? d->second->logical_ids : std::vector<uint32_t>{}},
          {"kind", kind_name(k)},
          {"points", points}});
