@@ -125,6 +125,8 @@ json to_json(const BufferView& b) {
             {"tag", b.tag},
             {"time_ns", b.time_ns}};
   if (b.kind == uint32_t(protocol::Kind::Cb)) {
+    // size_bytes of a CB is per core (reserved_bytes: per core x cores); the name says so here.
+    j["size_per_core_bytes"] = b.size;
     j["program_id"] = b.buffer_id;
     j["core_range"] = {b.core_bbox[0], b.core_bbox[1], b.core_bbox[2], b.core_bbox[3]};
   } else {
@@ -441,6 +443,11 @@ BufferView buffer_from_json(const json& j) {
   b.num_cores = integer_field<uint32_t>(j, "cores");
   if (b.kind == uint32_t(protocol::Kind::Cb)) {
     integers_field(j, "core_range", b.core_bbox);
+    // Absent from an older ttmemd's documents; where present it repeats size_bytes.
+    if (j.contains("size_per_core_bytes") &&
+        integer_field<uint64_t>(j, "size_per_core_bytes") != b.size) {
+      malformed(field(j, "size_per_core_bytes"), "'size_per_core_bytes' must be 'size_bytes'");
+    }
   } else {
     // layout_name() answers "?" from 6 on; 255 stands for any such layout.
     std::string text = string_field(j, "layout");

@@ -132,13 +132,10 @@ BufferFilter buffer_filter(const Snapshot& s, const ApiParams& req,
     if (!has_process(s, *f.pid, &error)) throw BadRequest{400, error};
   }
   if (auto sort = param(req, "sort")) {
-    if (*sort == "size") {
-      f.sort = BufferSort::Size;
-    } else if (*sort == "age") {
-      f.sort = BufferSort::Age;
-    } else {
-      throw BadRequest{400, "parameter 'sort' must be 'size' or 'age'"};
-    }
+    std::string error;
+    auto parsed = parse_sort(*sort, &error);
+    if (!parsed) throw BadRequest{400, "parameter 'sort': " + error};
+    f.sort = *parsed;
   }
   if (auto l = param(req, "limit")) f.limit = size_t(parse_uint("limit", *l, 1u << 24));
   return f;

@@ -47,6 +47,15 @@ TEST_F(HttpApi, BadParametersAreA400ThatSaysWhy) {
   EXPECT_NE(json::parse(r.body).at("error").get<std::string>().find("'limit'"), std::string::npos);
   EXPECT_EQ(get("/api/v1/status", {{"verbose", "1"}}).status, 400);
   EXPECT_EQ(get("/api/v1/history", {{"kind", "l1"}, {"kind", "dram"}}).status, 400);
+  // Top's sort keys, by the same names; another word is a 400 that names them.
+  for (const char* key : {"reserved", "size", "age", "address", "device", "kind", "pid", "tag"}) {
+    EXPECT_EQ(get("/api/v1/buffers", {{"sort", key}}).status, 200) << key;
+    EXPECT_EQ(get("/api/v1/programs", {{"sort", key}}).status, 200) << key;
+  }
+  r = get("/api/v1/buffers", {{"sort", "bytes"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("reserved, size, age, address, device, kind, pid, tag"), std::string::npos)
+      << r.body;
 }
 
 // An echoed parameter that is not UTF-8 once made the JSON serialiser throw: the client got a

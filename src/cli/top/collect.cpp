@@ -67,40 +67,6 @@ BufferRow buffer_row(const BufferView& b, uint64_t now_ns) {
   return r;
 }
 
-// Natural order of each sort: the biggest, oldest, or lowest first. Ties fall back to identity,
-// so equal keys keep one order from refresh to refresh (no flicker) and in goldens.
-bool before(const BufferView& a, const BufferView& b, BufferSort sort) {
-  auto id = [](const BufferView& x) {
-    return std::tuple(x.pid, x.device, x.kind, x.buffer_id);
-  };
-  switch (sort) {
-    case BufferSort::kReserved:
-      if (a.reserved != b.reserved) return a.reserved > b.reserved;
-      break;
-    case BufferSort::kSize:
-      if (a.size != b.size) return a.size > b.size;
-      break;
-    case BufferSort::kAge:
-      if (a.time_ns != b.time_ns) return a.time_ns < b.time_ns;
-      break;
-    case BufferSort::kAddress:
-      if (a.address != b.address) return a.address < b.address;
-      break;
-    case BufferSort::kDevice:
-      if (a.device != b.device) return a.device < b.device;
-      break;
-    case BufferSort::kKind:
-      if (a.kind != b.kind) return a.kind < b.kind;
-      break;
-    case BufferSort::kPid:
-      break;  // identity order starts with the pid
-    case BufferSort::kTag:
-      if (a.tag != b.tag) return a.tag < b.tag;
-      break;
-  }
-  return id(a) < id(b);
-}
-
 // An interval map over [0, size): assign() paints a range with a region, later paints win.
 class Painter {
  public:
@@ -320,7 +286,7 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
   }
   vm.total_buffers = rows.size();
   auto cmp = [&](const BufferView* a, const BufferView* b) {
-    return req.reverse ? before(*b, *a, req.sort) : before(*a, *b, req.sort);
+    return req.reverse ? sorts_before(*b, *a, req.sort) : sorts_before(*a, *b, req.sort);
   };
   size_t n = req.buffer_limit == 0 ? rows.size() : std::min(req.buffer_limit, rows.size());
   std::partial_sort(rows.begin(), rows.begin() + ptrdiff_t(n), rows.end(), cmp);
@@ -336,20 +302,6 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
     }
   }
   return vm;
-}
-
-const char* sort_name(BufferSort sort) {
-  switch (sort) {
-    case BufferSort::kReserved: return "reserved";
-    case BufferSort::kSize: return "size";
-    case BufferSort::kAge: return "age";
-    case BufferSort::kAddress: return "address";
-    case BufferSort::kDevice: return "device";
-    case BufferSort::kKind: return "kind";
-    case BufferSort::kPid: return "pid";
-    case BufferSort::kTag: return "tag";
-  }
-  return "?";
 }
 
 }  // namespace ttmem::top

@@ -68,6 +68,4 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
 // The per-core L1 address space of one device, painted from its buffers and CB region.
 L1Map build_l1_map(const Snapshot& s, const DeviceView& d);
 
-const char* sort_name(BufferSort sort);
-
 }  // namespace ttmem::top

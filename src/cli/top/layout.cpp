@@ -23,6 +23,9 @@ constexpr size_t kMinWidth = 40;
 constexpr int kMinHeight = 8;
 constexpr size_t kKindWidth = 9;  // "L1_SMALL "
 constexpr size_t kBytesWidth = 11;  // "1023.99 KiB"
+// The largest free block, headed "FREE BLK/BANK": free space is per bank (a buffer spreads over
+// every bank of its kind), which a DRAM total of 10 GiB free beside 924 MiB would hide.
+constexpr size_t kFreeWidth = 13;
 
 // ---------------------------------------------------------------------------------------------
 // Text helpers
@@ -208,9 +211,9 @@ DetailWidths detail_widths(size_t width) {
     w.peak = true;
     avail -= 1 + kBytesWidth;
   }
-  if (avail >= 10 + 2 + kBytesWidth + 5) {
+  if (avail >= 10 + 1 + kFreeWidth + 5) {
     w.free = true;
-    avail -= 2 + kBytesWidth + 5;
+    avail -= 1 + kFreeWidth + 5;
   }
   if (avail >= 10 + 10) {
     w.spark = std::min<size_t>(48, (avail - 10) / 2);
@@ -227,7 +230,9 @@ void add_detail_header(Frame& f, const DetailWidths& w) {
             fit("USE%", 6, true),
         Style::kHeader);
   if (w.peak) l.add(" " + fit("PEAK", kBytesWidth, true), Style::kHeader);
-  if (w.free) l.add("  " + fit("FREE BLOCK", kBytesWidth, true) + fit("FRAG", 5, true), Style::kHeader);
+  if (w.free) {
+    l.add(" " + fit("FREE BLK/BANK", kFreeWidth, true) + fit("FRAG", 5, true), Style::kHeader);
+  }
   if (w.spark) l.add("  " + std::string("HISTORY"), Style::kHeader);
   f.push_back(std::move(l));
 }
@@ -263,7 +268,7 @@ Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
   if (w.free) {
     // CB's free block is the clash margin; fragmentation is a banked-allocator notion.
     bool banked = k.kind != uint32_t(Kind::Cb) && k.capacity != 0;
-    l.add("  " + fit(bytes_or_dash(k.largest_free_block, k.capacity != 0), kBytesWidth, true) +
+    l.add(" " + fit(bytes_or_dash(k.largest_free_block, k.capacity != 0), kFreeWidth, true) +
           fit(banked ? fmt::format("{:.0f}%", k.fragmentation * 100) : "-", 5, true));
   }
   if (w.spark) {
@@ -706,8 +711,8 @@ size_t clip_columns(const std::string& text, size_t width) {
   return keep - cut > 16 || cut == 0 ? keep : cut;
 }
 
-// Cuts a line to `width` columns, marking the cut with an ellipsis ("~" in ASCII).
-// The key list, for `?`: every key the live screen takes, with what it does.
+// The key list, for `?`: every key the live screen takes, with what it does; then the words of
+// the columns that say per bank or per core.
 void add_help(Frame& f, bool unicode) {
   f.push_back(Line());
   f.push_back(Line().add("Keys", Style::kTitle));
@@ -727,8 +732,21 @@ void add_help(Frame& f, bool unicode) {
   for (const auto& [key, what] : keys) {
     f.push_back(Line().add("  " + fit(key, 20), Style::kKey).add(what));
   }
+  f.push_back(Line());
+  f.push_back(Line().add("Columns", Style::kTitle));
+  const std::pair<const char*, const char*> columns[] = {
+      {"USED CAPACITY PEAK", "bytes over all banks of the kind (CB: the L1 the CB sets cover)"},
+      {"FREE BLK/BANK", "the largest free block in one bank: the most a bank can still take"},
+      {"FRAG", "1 - largest free block / free bytes, per bank"},
+      {"SIZE", "buffers: the buffer's bytes over its banks; a CB's per core"},
+      {"RESERVED", "buffers: what it takes over all banks (CB: per core x cores)"},
+  };
+  for (const auto& [column, what] : columns) {
+    f.push_back(Line().add("  " + fit(column, 20), Style::kHeader).add(what));
+  }
 }
 
+// Cuts a line to `width` columns, marking the cut with an ellipsis ("~" in ASCII).
 void clip(Line& l, size_t width, bool unicode) {
   if (l.width() <= width) return;
   size_t keep = clip_columns(l.text(), width);

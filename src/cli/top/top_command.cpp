@@ -30,9 +30,6 @@
 namespace ttmem::top {
 namespace {
 
-constexpr const char* kSortNames[kNumBufferSorts] = {"reserved", "size",   "age",  "address",
-                                                     "device",   "kind",   "pid",  "tag"};
-
 std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true, std::memory_order_relaxed); }
@@ -51,11 +48,10 @@ bool utf8_locale() {
   return cs != nullptr && (std::strcmp(cs, "UTF-8") == 0 || std::strcmp(cs, "utf8") == 0);
 }
 
-BufferSort parse_sort(const std::string& s) {
-  for (int i = 0; i < kNumBufferSorts; ++i) {
-    if (s == kSortNames[i]) return BufferSort(i);
-  }
-  return BufferSort::kReserved;
+// --sort was checked by sort_key() when parsed.
+BufferSort sort_of(const std::string& name) {
+  std::string error;
+  return parse_sort(name, &error).value_or(BufferSort::kReserved);
 }
 
 View parse_view(const std::string& s) {
@@ -112,7 +108,7 @@ void run_text(SnapshotSource& c, const TopArgs& a, bool unicode, bool dir_named)
   History history;
   UiState ui;
   ui.view = parse_view(a.view);
-  ui.sort = parse_sort(a.sort);
+  ui.sort = sort_of(a.sort);
   LayoutOptions lo;
   lo.width = text_width(a);
   lo.height = 0;
@@ -216,7 +212,7 @@ void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
   History history;
   UiState ui;
   ui.view = parse_view(a.view);
-  ui.sort = parse_sort(a.sort);
+  ui.sort = sort_of(a.sort);
   c.refresh();
   history.push(c.snapshot());
   const uint64_t period = uint64_t(a.refresh_ms) * 1'000'000;
@@ -277,9 +273,8 @@ void add_top_options(CLI::App& app, TopArgs& a) {
   app.add_option("--view", a.view, "Text view: overview, buffers or l1map")
       ->check(CLI::IsMember({"overview", "buffers", "l1map"}))
       ->capture_default_str();
-  app.add_option("--sort", a.sort,
-                 "Buffer order: reserved, size, age, address, device, kind, pid or tag")
-      ->check(CLI::IsMember({"reserved", "size", "age", "address", "device", "kind", "pid", "tag"}))
+  app.add_option("--sort", a.sort, "Buffer order, as in ttmem buffers: " + sort_names())
+      ->check(cli::sort_key())
       ->capture_default_str();
   app.add_option("--limit", a.limit, "Rows of the text buffers view (0: all)")
       ->check(cli::number_up_to(1e12));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "collector/query.h"  // BufferSort: the sort keys top shares with buffers and the API
 #include "collector/snapshot.h"
 
 namespace ttmem::top {
@@ -82,9 +83,6 @@ struct BufferRow {
   uint64_t age_ns = 0;
   std::string tag;
 };
-
-enum class BufferSort { kReserved, kSize, kAge, kAddress, kDevice, kKind, kPid, kTag };
-inline constexpr int kNumBufferSorts = 8;
 
 // One region of the per-core L1 address space, [begin, end).
 enum class Region { kFirmware, kCb, kMargin, kFree, kL1Buffer, kL1SmallFree, kL1SmallBuffer, kClash };
