@@ -24,7 +24,7 @@ from . import _ttmem
 __all__ = [
     "KINDS", "LAYOUTS", "ARCHS", "Error",
     "register_device", "alloc", "free", "cb_alloc", "cb_free_program", "cb_free_all", "op",
-    "enabled", "segment_path", "setup_message",
+    "enabled", "segment_path", "setup_message", "reset_peaks", "peaks",
     "status", "buffers", "leaks",
 ]
 
@@ -228,6 +228,20 @@ def setup_message() -> Optional[str]:
     """Why set-up did not go as configured (an unusable TTMEM_DIR, say), as a sentence saying
     what to do; None when it did."""
     return _ttmem.setup_message()
+
+
+def reset_peaks() -> bool:
+    """Starts a new peak window for this process: from now on :func:`peaks` answers the most
+    it holds at any moment. False when tracking is off."""
+    return _check(_ttmem.reset_peaks(), "reset_peaks()")
+
+
+def peaks() -> dict:
+    """``{(device, kind): bytes}``: the most reserved bytes (over all banks) this process held at
+    one moment on each device it registered, per kind, since :func:`reset_peaks` (or since it
+    registered the device). CBs are left out: a process's CB sets overlap, so their sum is no
+    figure of the device. Empty when tracking is off."""
+    return {(device, KINDS[kind]): peak for device, kind, peak in _ttmem.peaks()}
 
 
 # --- the read API --------------------------------------------------------------------------------

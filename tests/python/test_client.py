@@ -174,3 +174,25 @@ def test_chip_ids_stay_apart_for_readers_that_parse_numbers_as_doubles(cli):
     finally:
         for logical in logicals:
             ttmem.free(logical, 1)
+
+
+def test_peaks_since_reset_leave_the_segments_lifetime_peak_alone(device):
+    assert ttmem.alloc(device, 1, "DRAM", 0x40000, 1 << 20, page_size=2048)
+    assert ttmem.free(device, 1)
+    dram = 43 * 2048 * 12  # 512 pages over 12 lock-step banks, as reserved
+    assert ttmem.peaks()[(device, "DRAM")] == dram
+    assert ttmem.reset_peaks()
+    assert ttmem.peaks()[(device, "DRAM")] == 0
+    assert ttmem.alloc(device, 2, "L1", 0x100000, 4096, page_size=2048)
+    (l1,) = mine(device=device)
+    peaks = ttmem.peaks()
+    assert peaks[(device, "L1")] == l1["reserved_bytes"]
+    assert (device, "DRAM") in peaks and (device, "CB") not in peaks
+    # Readers still see the process's lifetime peak; a question is not an invalid call.
+    (dev,) = [d for d in ttmem.status()["devices"] if d["chip_id"] == hex(0xC0DE00 + device)]
+    assert dev["kinds"]["DRAM"]["peak_bytes"] == dram
+    process = [p for p in ttmem.status()["processes"] if p["pid"] == os.getpid()][0]
+    invalid = process["invalid_calls"]
+    ttmem.peaks()
+    process = [p for p in ttmem.status()["processes"] if p["pid"] == os.getpid()][0]
+    assert process["invalid_calls"] == invalid
