@@ -1,16 +1,16 @@
 #include "cli/top/layout.h"
 
-#include "cli/top/collect.h"
-#include "collector/collector.h"
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <string_view>
 #include <ctime>
+#include <optional>
+#include <string_view>
 
-#include <fmt/format.h>
-
+#include "cli/top/collect.h"
+#include "collector/collector.h"
 #include "common/format.h"
 #include "common/kinds.h"
 
@@ -223,7 +223,17 @@ DetailWidths detail_widths(size_t width) {
   return w;
 }
 
-void add_detail_header(Frame& f, const DetailWidths& w) {
+// The highest used bytes in a history and how many samples ago; nullopt for an empty one.
+std::optional<std::pair<uint64_t, size_t>> history_peak(const std::vector<uint64_t>& h) {
+  std::optional<std::pair<uint64_t, size_t>> peak;
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (h[i] == kHistoryRestart) continue;
+    if (!peak || h[i] >= peak->first) peak = std::pair(h[i], h.size() - 1 - i);
+  }
+  return peak;
+}
+
+void add_detail_header(Frame& f, const DetailWidths& w, bool peak) {
   Line l;
   l.add(fit("  KIND", 2 + kKindWidth) + fit("USAGE", w.bar) + " " +
             fit("USED", kBytesWidth, true) + " /" + fit("CAPACITY", kBytesWidth, true) + " " +
@@ -233,7 +243,7 @@ void add_detail_header(Frame& f, const DetailWidths& w) {
   if (w.free) {
     l.add(" " + fit("FREE BLK/BANK", kFreeWidth, true) + fit("FRAG", 5, true), Style::kHeader);
   }
-  if (w.spark) l.add("  " + std::string("HISTORY"), Style::kHeader);
+  if (w.spark) l.add(peak ? "  HISTORY PEAK (P: back)" : "  HISTORY", Style::kHeader);
   f.push_back(std::move(l));
 }
 
@@ -257,7 +267,8 @@ Line device_title(const DeviceRow& d, bool stable) {
   return l;
 }
 
-Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
+// `peak_ms`: with `P`, the sample interval, to say how long ago the history peaked; 0 otherwise.
+Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode, int peak_ms) {
   Line l;
   l.add("  " + fit(std::string(kind_name(k.kind)), kKindWidth), Style::kBold);
   for (auto& s : bar(k.used, k.peak, k.capacity, w.bar, unicode).spans) l.spans.push_back(s);
@@ -271,7 +282,13 @@ Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
     l.add(" " + fit(bytes_or_dash(k.largest_free_block, k.capacity != 0), kFreeWidth, true) +
           fit(banked ? fmt::format("{:.0f}%", k.fragmentation * 100) : "-", 5, true));
   }
-  if (w.spark) {
+  auto peak = peak_ms > 0 ? history_peak(k.history) : std::nullopt;
+  if (w.spark && peak) {
+    // The history's peak in place of its sparkline: what it was and when.
+    const double ago_s = double(peak->second) * peak_ms / 1000.0;
+    const char* mark = unicode ? "▲" : "^";
+    l.add(fmt::format("  {}{} {:.1f}s ago", mark, format_bytes(peak->first), ago_s), Style::kPeak);
+  } else if (w.spark) {
     // Without a capacity the sparkline is scaled to its own maximum: the label gives the range.
     std::string range =
         k.capacity == 0 ? " max " + format_bytes(history_max(k.history)) : std::string();
@@ -291,10 +308,10 @@ size_t device_lines(const DeviceRow& d) {
 
 // Whole devices while they fit in `max_lines`; the rest are counted on one line that names the
 // key for the compact layout, so no device disappears without a word.
-void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode,
-                          bool stable, size_t max_lines) {
+void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode, bool stable,
+                          size_t max_lines, int peak_ms) {
   DetailWidths w = detail_widths(width);
-  add_detail_header(f, w);
+  add_detail_header(f, w, peak_ms > 0);
   size_t used = 1;
   for (size_t i = 0; i < vm.devices.size(); ++i) {
     const DeviceRow& d = vm.devices[i];
@@ -310,7 +327,7 @@ void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unic
     f.push_back(device_title(d, stable));
     for (const auto& k : d.kinds) {
       if (!kind_shown(k)) continue;
-      f.push_back(kind_line(k, w, unicode));
+      f.push_back(kind_line(k, w, unicode, peak_ms));
       grey_if_gone(f.back(), d);
     }
   }
@@ -433,12 +450,16 @@ SortColumn sort_column(BufferSort s) {
   return {"", false};
 }
 
-std::vector<Row> buffer_rows(const std::vector<BufferRow>& buffers, bool stable) {
+std::vector<Row> buffer_rows(const std::vector<BufferRow>& buffers, bool stable, bool unicode) {
   std::vector<Row> rows;
   rows.reserve(buffers.size());
   for (const auto& b : buffers) {
+    // A mesh buffer's copies: the devices and how many, e.g. "0-7 ×8".
+    std::string dev = b.copies > 1
+                          ? fmt::format("{} {}{}", b.devices, unicode ? "×" : "x", b.copies)
+                          : std::to_string(b.device);
     rows.push_back({{pid_text(b.pid, stable)},
-                    {std::to_string(b.device)},
+                    {std::move(dev)},
                     {std::string(kind_name(b.kind)), Style::kBold},
                     {std::to_string(b.buffer_id)},
                     {fmt::format("{:#x}", b.address)},
@@ -600,13 +621,26 @@ void add_header(Frame& f, const ViewModel& vm, const UiState& ui, const LayoutOp
   uint64_t processes = vm.processes.size();
   l.add(fmt::format("   {} device{}  {} process{}  {} buffers", vm.devices.size(),
                     vm.devices.size() == 1 ? "" : "s", processes, processes == 1 ? "" : "es",
-                    vm.total_buffers));
+                    vm.live_buffers));
   if (!o.stable) {
     l.add(fmt::format("  {}  {}", header_time(vm.taken_realtime_ns), vm.segment_dir),
           Style::kDim);
   }
   if (ui.paused) l.add("  PAUSED", Style::kWarn);
   f.push_back(std::move(l));
+  if (ui.editing) {
+    f.push_back(
+        Line()
+            .add("/" + ui.draft + "_", Style::kKey)
+            .add("  tag, pid or command; Enter applies, Esc cancels, empty clears", Style::kDim));
+  } else if (!vm.filter.empty() || vm.pid) {
+    std::string what = vm.pid ? fmt::format("process {}", pid_text(*vm.pid, o.stable)) : "";
+    if (!vm.filter.empty()) what += (what.empty() ? "" : ", ") + ("\"" + vm.filter + "\"");
+    f.push_back(Line().add(
+        fmt::format("Only {}: {} buffers in {} rows{}", what, vm.live_buffers, vm.total_buffers,
+                    vm.filter.empty() ? "" : "  (/ changes, empty clears)"),
+        Style::kKey));
+  }
 
   // Warnings: each is one line, only when it applies.
   if (vm.dropped_events > 0) {
@@ -650,7 +684,9 @@ void add_footer(Frame& f, const UiState& ui, bool unicode) {
   key("q", "quit");
   key("?", "help");  // early: on a narrow screen the rest of the keys are cut
   key("Tab/1-3", "view");
+  if (ui.view != View::kL1Map) key("/", "filter");
   if (ui.view == View::kOverview) key("c", "compact/detail");
+  if (ui.view == View::kOverview) key("P", "peak");
   if (ui.view != View::kOverview) key(unicode ? "↑↓ PgUp/PgDn" : "Up/Dn PgUp/PgDn", "scroll");
   if (ui.view == View::kBuffers) {
     key("s", "sort");
@@ -727,6 +763,8 @@ void add_help(Frame& f, bool unicode) {
       {"s S", "buffers: next / previous sort"},
       {"r", "buffers: reverse the sort"},
       {unicode ? "←→ h l [ ]" : "Left Right h l [ ]", "L1 map: previous / next device"},
+      {"/", "filter by tag, pid or command (Enter applies, Esc cancels)"},
+      {"P", "overview: each kind's history peak, and how long ago, for its sparkline"},
       {"space p", "pause / resume refreshing"},
   };
   for (const auto& [key, what] : keys) {
@@ -919,7 +957,8 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
                           (ui.density == Density::kAuto &&
                            (o.height == 0 || detailed_rows(vm) + 8 <= left()));
           if (detailed) {
-            add_devices_detailed(f, vm, width, o.unicode, o.stable, left());
+            add_devices_detailed(f, vm, width, o.unicode, o.stable, left(),
+                                 ui.peak ? o.refresh_ms : 0);
           } else {
             add_devices_compact(f, vm, width, o.unicode);
           }
@@ -954,15 +993,21 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
       case View::kBuffers: {
         f.push_back(Line());
         f.push_back(Line()
-                        .add(fmt::format("Buffers ({} live)", vm.total_buffers), Style::kTitle)
+                        .add(vm.live_buffers == vm.total_buffers
+                                 ? fmt::format("Buffers ({} live)", vm.live_buffers)
+                                 : fmt::format("Buffers ({} live in {} rows: a mesh buffer's "
+                                               "copies are one)",
+                                               vm.live_buffers, vm.total_buffers),
+                             Style::kTitle)
                         .add(fmt::format("  sorted by {}{}", sort_name(ui.sort),
                                          ui.reverse ? ", reversed" : ""),
                              Style::kDim));
         size_t room = left();
         if (room >= 2) {
           // vm.buffers starts at row 0 of the sorted list; the view shows from ui.scroll.
-          scrolled = add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable),
-                               vm.total_buffers, width, ui.scroll, o.height == 0 ? 0 : room - 1);
+          scrolled = add_table(f, buffer_columns(ui, o.unicode),
+                               buffer_rows(vm.buffers, o.stable, o.unicode), vm.total_buffers,
+                               width, ui.scroll, o.height == 0 ? 0 : room - 1);
         }
         break;
       }
@@ -978,10 +1023,10 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
                                              vm.l1_map.l1_buffers_total),
                                  Style::kTitle));
           // Room less the blank line, the title and the column header: the table fills the screen.
-          scrolled = add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
-                               buffer_rows(vm.l1_map.l1_buffers, o.stable),
-                               vm.l1_map.l1_buffers_total, width, ui.scroll,
-                               o.height == 0 ? 0 : room - 3);
+          scrolled =
+              add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
+                        buffer_rows(vm.l1_map.l1_buffers, o.stable, o.unicode),
+                        vm.l1_map.l1_buffers_total, width, ui.scroll, o.height == 0 ? 0 : room - 3);
         }
         break;
       }

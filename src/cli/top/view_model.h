@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,11 @@ struct BufferRow {
   uint32_t banks = 0;
   uint64_t age_ns = 0;
   std::string tag;
+  // A mesh buffer is one buffer per device of the mesh, at the same address with the same size
+  // and tag: its copies fold into one row (figures of one copy), `copies` of them, on
+  // `devices` ("0-7", or "0,2,5").
+  uint32_t copies = 1;
+  std::string devices;
 };
 
 // One region of the per-core L1 address space, [begin, end).
@@ -122,7 +128,10 @@ struct ViewModel {
   std::vector<ProcessRow> processes;
   std::vector<TagUsage> tags;  // as the snapshot has them
   std::vector<BufferRow> buffers;  // sorted as requested, at most the requested limit
-  uint64_t total_buffers = 0;      // before the limit
+  uint64_t total_buffers = 0;      // rows before the limit (a mesh buffer's copies are one)
+  uint64_t live_buffers = 0;       // buffers and CBs those rows stand for
+  std::string filter;              // as requested, for the header
+  std::optional<pid_t> pid;
   uint64_t dropped_events = 0;
   uint64_t leaks = 0;
   std::vector<std::string> problems;
