@@ -530,6 +530,20 @@ TEST(TopSizes, CompactBarsTakeTheFreeColumns) {
   EXPECT_NE(row.find("#.."), std::string::npos) << row;  // TRACE at 28%: bars wider than a cell
 }
 
+// At 45 columns the compact overview keeps MARGIN and BUFS whole: percents lose their decimal
+// before the last columns are cut.
+TEST(TopSizes, CompactAt45ColumnsKeepsMarginAndBuffers) {
+  KeyedScreen screen(busy_machine(), UiState{.density = Density::kCompact}, 45, 12);
+  const Frame& f = screen.frame();
+  ASSERT_GT(f.size(), 4u);
+  EXPECT_NE(f[2].text().find("MARGIN BUFS"), std::string::npos) << f[2].text();
+  const std::string row = f[3].text();
+  EXPECT_LE(display_width(row), 45u) << row;
+  EXPECT_EQ(row.find("~"), std::string::npos) << row;  // nothing cut
+  EXPECT_NE(row.find("384.00 KiB"), std::string::npos) << row;
+  EXPECT_NE(row.find(" 9%"), std::string::npos) << row;
+}
+
 // `?` shows every key on its own screen; `?` again (or Esc) closes it without quitting, and a
 // key pressed in the help acts as well as closing it.
 TEST(TopKeys, QuestionMarkShowsTheKeysAndClosesAgain) {

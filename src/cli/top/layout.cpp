@@ -343,15 +343,28 @@ void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unico
     margin_w = std::max(margin_w, display_width(margin_text(d.clash_margin)));
     bufs_w = std::max(bufs_w, std::to_string(d.buffers).size());
   }
-  margin_w += 2;
-  bufs_w += 2;
-  const size_t fixed = kDevWidth + margin_w + bufs_w;
+  // Too narrow for a "100.0%" in every kind beside MARGIN and BUFS (45 columns): whole percents
+  // ("100%"), a narrower DEV and one-column gaps, so the margin and buffer count keep their room.
+  size_t dev_w = kDevWidth, pct_w = kPctWidth;
+  if (width < dev_w + margin_w + bufs_w + 4 + kBarKinds.size() * (pct_w + 1)) {
+    dev_w = 4;
+    pct_w = 4;
+    margin_w += 1;
+    bufs_w += 1;
+  } else {
+    margin_w += 2;
+    bufs_w += 2;
+  }
+  const size_t fixed = dev_w + margin_w + bufs_w;
   // A cell is [bar " "] pct and a one-column gap; without room for a bar, the pct alone.
-  const size_t cell =
-      std::max((width > fixed ? width - fixed : 0) / kBarKinds.size(), kPctWidth + 1);
-  const size_t bar_w = cell >= kPctWidth + 2 + 3 ? cell - kPctWidth - 2 : 0;
+  const size_t cell = std::max((width > fixed ? width - fixed : 0) / kBarKinds.size(), pct_w + 1);
+  const size_t bar_w = cell >= pct_w + 2 + 3 ? cell - pct_w - 2 : 0;
+  auto pct = [&](uint64_t used, uint64_t capacity) {
+    if (pct_w == kPctWidth || capacity == 0) return pct_text(used, capacity);
+    return fmt::format("{:.0f}%", 100.0 * double(used) / double(capacity));
+  };
   Line h;
-  h.add(fit("DEV", kDevWidth), Style::kHeader);
+  h.add(fit("DEV", dev_w), Style::kHeader);
   for (uint32_t k : kBarKinds) {
     h.add(fit(std::string(kind_name(k)), cell - 1) + " ", Style::kHeader);
   }
@@ -359,15 +372,15 @@ void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unico
   f.push_back(std::move(h));
   for (const auto& d : vm.devices) {
     Line l;
-    l.add(fit(join_ids(d.logical_ids), kDevWidth), Style::kTitle);
+    l.add(fit(join_ids(d.logical_ids), dev_w), Style::kTitle);
     for (const auto& k : d.kinds) {
-      size_t taken = kPctWidth;
+      size_t taken = pct_w;
       if (bar_w > 0) {
         for (auto& s : bar(k.used, k.peak, k.capacity, bar_w, unicode).spans) l.spans.push_back(s);
         l.add(" ");
         taken += bar_w + 1;
       }
-      l.add(fit(pct_text(k.used, k.capacity), kPctWidth, true), usage_style(k.used, k.capacity));
+      l.add(fit(pct(k.used, k.capacity), pct_w, true), usage_style(k.used, k.capacity));
       l.add(std::string(cell - taken, ' '));
     }
     l.add(fit(margin_text(d.clash_margin), margin_w, true), margin_style(d.clash_margin));
