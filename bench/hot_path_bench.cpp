@@ -200,7 +200,7 @@ struct Fold {
 void BM_CollectorIngest(benchmark::State& state) {
   register_devices(8);
   std::string error;
-  auto reader = ttmem::SegmentReader::open(ttmem_segment_path(), &error);
+  auto reader = ttmem::collector::SegmentReader::open(ttmem_segment_path(), &error);
   if (!reader) {
     state.SkipWithError(error.c_str());
     return;
@@ -269,10 +269,10 @@ void BM_StatusSnapshotInProcess(benchmark::State& state) {
   size_t bytes = 0, buffers = 0;
   for (auto _ : state) {
     // As `ttmem status` does it.
-    ttmem::Collector c(ttmem::CollectorOptions{
+    ttmem::collector::Collector c(ttmem::collector::CollectorOptions{
         .dir = g_dir, .reap = false, .list_buffers = false, .watch = false});
     c.refresh();
-    std::string out = ttmem::status_json(c.snapshot()).dump(2);
+    std::string out = ttmem::collector::status_json(c.snapshot()).dump(2);
     bytes = out.size();
     buffers = 0;
     for (const auto& d : c.snapshot().devices) {
@@ -337,7 +337,8 @@ void BM_CollectorBytesPerLiveBuffer(benchmark::State& state) {
     ::malloc_trim(0);
     struct mallinfo2 before = ::mallinfo2();
     {
-      ttmem::Collector c(ttmem::CollectorOptions{g_dir, false, false, list_buffers});
+      ttmem::collector::Collector c(
+          ttmem::collector::CollectorOptions{g_dir, false, false, list_buffers});
       c.refresh();
       struct mallinfo2 after = ::mallinfo2();
       bytes = double((after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd));

@@ -65,7 +65,7 @@ void BM_RecordRate(benchmark::State& state) {
     }
     state.PauseTiming();
     std::string error;
-    auto r = ttmem::read_recording(file, &error);
+    auto r = ttmem::collector::read_recording(file, &error);
     if (!r) {
       state.SkipWithError(error.c_str());
       break;

@@ -132,7 +132,6 @@ double percentile(std::vector<double> v, double p) {
 // One refresh of the live UI, as run_live() does it: collector refresh, history, collect for
 // the visible rows, layout, paint.
 void BM_TopRefresh(benchmark::State& state) {
-  using namespace ttmem;
   using namespace ttmem::top;
   Fixture& f = fixture();
   ::setenv("LINES", "50", 1);
@@ -141,9 +140,9 @@ void BM_TopRefresh(benchmark::State& state) {
   std::FILE* null_in = std::fopen("/dev/null", "r");
   {
     Screen screen(null_out, null_in, "xterm-256color");
-    CollectorOptions co;
+    ttmem::collector::CollectorOptions co;
     co.dir = f.dir;
-    Collector c(co);
+    ttmem::collector::Collector c(co);
     History history;
     UiState ui;
     ui.view = View(state.range(0));
@@ -177,9 +176,9 @@ BENCHMARK(BM_TopRefresh)->Arg(0)->Arg(1)->Arg(2)->ArgName("view")->Unit(benchmar
 
 // The collector's share of a refresh: reading the segment and building the Snapshot.
 void BM_CollectorRefresh(benchmark::State& state) {
-  ttmem::CollectorOptions co;
+  ttmem::collector::CollectorOptions co;
   co.dir = fixture().dir;
-  ttmem::Collector c(co);
+  ttmem::collector::Collector c(co);
   for (auto _ : state) {
     c.refresh();
     benchmark::DoNotOptimize(c.snapshot().buffers.size());

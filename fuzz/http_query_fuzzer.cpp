@@ -20,16 +20,16 @@ using ttmem::daemon::Published;
 
 constexpr uint64_t kSecond = 1'000'000'000;
 
-ttmem::Snapshot make_snapshot(uint64_t now_ns) {
-  ttmem::Snapshot s;
+ttmem::collector::Snapshot make_snapshot(uint64_t now_ns) {
+  ttmem::collector::Snapshot s;
   s.taken_realtime_ns = now_ns;
   s.taken_monotonic_ns = now_ns;
   for (uint32_t id : {0u, 1u}) {
-    ttmem::DeviceView d;
+    ttmem::collector::DeviceView d;
     d.chip_id = 0x1000 + id;
     d.logical_ids = {id};
     d.board = "n300";
-    for (uint32_t k = 0; k < ttmem::kNumKinds; ++k) {
+    for (uint32_t k = 0; k < ttmem::collector::kNumKinds; ++k) {
       d.kinds[k].capacity = 1ull << 30;
       d.kinds[k].requested = (k + 1) * 4096 * (id + 1);
       d.kinds[k].reserved = d.kinds[k].requested;
@@ -38,12 +38,12 @@ ttmem::Snapshot make_snapshot(uint64_t now_ns) {
     s.devices.push_back(d);
   }
   for (pid_t pid : {100, 200}) {
-    ttmem::ProcessView p;
+    ttmem::collector::ProcessView p;
     p.pid = pid;
     p.command = "python model.py";
     s.processes.push_back(p);
-    for (uint32_t k = 0; k < ttmem::kNumKinds; ++k) {
-      ttmem::BufferView b;
+    for (uint32_t k = 0; k < ttmem::collector::kNumKinds; ++k) {
+      ttmem::collector::BufferView b;
       b.pid = pid;
       b.device = k % 2;
       b.chip_id = 0x1000 + b.device;
@@ -55,17 +55,17 @@ ttmem::Snapshot make_snapshot(uint64_t now_ns) {
       s.buffers.push_back(b);
     }
   }
-  ttmem::LeakRecord leak;
+  ttmem::collector::LeakRecord leak;
   leak.pid = 300;
   leak.command = "crashed.py";
   leak.size = leak.reserved = 8192;
-  s.leaks = ttmem::LeakList({leak});
+  s.leaks = ttmem::collector::LeakList({leak});
   return s;
 }
 
 struct State {
   Published published;
-  ttmem::HistoryStore history{ttmem::HistoryOptions{1000, 3600}};
+  ttmem::daemon::HistoryStore history{ttmem::daemon::HistoryOptions{1000, 3600}};
   State() {
     // Three samples a second apart, so a "seconds" window selects some of them.
     for (uint64_t t = 1; t <= 3; ++t) history.sample(make_snapshot(1000 * kSecond + t * kSecond));

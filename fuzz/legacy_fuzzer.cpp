@@ -72,7 +72,7 @@ void check_ledger(const LegacyLedger& ledger, const ttmem::daemon::LegacyTotals&
   FUZZ_CHECK(totals.records <= totals.max_records);
   FUZZ_CHECK(ledger.buffers().size() + ledger.kernels().size() == totals.records);
   for (const auto& [key, live] : ledger.buffers()) {
-    FUZZ_CHECK(live.kind < ttmem::kNumKinds);
+    FUZZ_CHECK(live.kind < ttmem::collector::kNumKinds);
     FUZZ_CHECK(live.size > 0 && live.size <= lg::kMaxSizeOfUnknownDevice);
     FUZZ_CHECK(key.device < ttmem::protocol::kMaxDevices);
   }

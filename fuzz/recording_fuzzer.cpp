@@ -13,8 +13,8 @@ namespace {
 namespace pr = ttmem::protocol;
 using nlohmann::json;
 
-void check_state(const ttmem::Recording& r, uint64_t time_ns) {
-  for (const ttmem::RecordedBuffer& b : ttmem::state_at(r, time_ns)) {
+void check_state(const ttmem::collector::Recording& r, uint64_t time_ns) {
+  for (const ttmem::collector::RecordedBuffer& b : ttmem::collector::state_at(r, time_ns)) {
     FUZZ_CHECK(b.process < r.processes.size());
     FUZZ_CHECK(b.device < pr::kMaxDevices);
     FUZZ_CHECK(b.record.kind < pr::kNumKinds);
@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static ttmem::fuzz::ScratchFile file("input.ttrec");
   file.write(data, size);
   std::string error;
-  auto r = ttmem::read_recording(file.path(), &error);
+  auto r = ttmem::collector::read_recording(file.path(), &error);
   if (!r) {
     FUZZ_CHECK(!error.empty());
     return 0;
@@ -50,11 +50,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& cp : r->checkpoints) check_state(*r, cp.time_ns);
   check_state(*r, r->end_ns);
 
-  check_json(ttmem::export_perfetto(*r));
-  check_json(ttmem::export_json(*r));
-  std::string csv = ttmem::export_csv(*r);
+  check_json(ttmem::collector::export_perfetto(*r));
+  check_json(ttmem::collector::export_json(*r));
+  std::string csv = ttmem::collector::export_csv(*r);
   FUZZ_CHECK(csv.rfind("t_ns,", 0) == 0);
-  check_json(ttmem::export_state_json(*r, 0));
-  check_json(ttmem::export_state_json(*r, r->end_ns / 2));
+  check_json(ttmem::collector::export_state_json(*r, 0));
+  check_json(ttmem::collector::export_state_json(*r, r->end_ns / 2));
   return 0;
 }

@@ -30,13 +30,13 @@ constexpr uint64_t kMaxFileSize = 16ull << 20;
 constexpr size_t kMaxNameLine = 256;
 
 void check_name(const std::string& name) {
-  auto parsed = ttmem::parse_segment_name(name);
+  auto parsed = ttmem::collector::parse_segment_name(name);
   if (!parsed) return;
   FUZZ_CHECK(parsed->pid > 0);
   // A parsed name is canonical enough to be rebuilt from its parts and parsed the same way.
   std::string rebuilt = std::string(pr::kSegmentPrefix) + std::to_string(parsed->pid) + "-" +
                         std::to_string(parsed->start_time) + pr::kSegmentSuffix;
-  auto again = ttmem::parse_segment_name(rebuilt);
+  auto again = ttmem::collector::parse_segment_name(rebuilt);
   FUZZ_CHECK(again && again->pid == parsed->pid && again->start_time == parsed->start_time);
 }
 
@@ -53,8 +53,8 @@ void check_text(const std::string& text) {
   FUZZ_CHECK(utf8);
 }
 
-void read_and_check(ttmem::SegmentReader& reader) {
-  ttmem::SegmentState state;
+void read_and_check(ttmem::collector::SegmentReader& reader) {
+  ttmem::collector::SegmentState state;
   std::string error;
   if (!reader.read(&state, &error)) return;
   for (const pr::BufferRecord& r : state.records) {
@@ -66,7 +66,7 @@ void read_and_check(ttmem::SegmentReader& reader) {
   }
   // Scanning in place (what a collector that only aggregates does) visits exactly the records
   // read() copied, and counts the same rejects.
-  ttmem::SegmentState in_place;
+  ttmem::collector::SegmentState in_place;
   FUZZ_CHECK(reader.read_without_records(&in_place, &error));
   size_t visited = 0;
   reader.for_each_live_record(&in_place, [&](const pr::BufferRecord& r) {
@@ -113,7 +113,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   if (size < sizeof(pr::SegmentHeader)) {
     file.write(data, size);
-    FUZZ_CHECK(ttmem::SegmentReader::open(file.path(), &error) == nullptr && !error.empty());
+    FUZZ_CHECK(ttmem::collector::SegmentReader::open(file.path(), &error) == nullptr &&
+               !error.empty());
     return 0;
   }
   pr::SegmentHeader header;
@@ -123,12 +124,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   file.reset(file_size);
   file.write_at(0, data, sizeof header);
 
-  std::unique_ptr<ttmem::SegmentReader> reader;
+  std::unique_ptr<ttmem::collector::SegmentReader> reader;
   bool refused = false;
   auto step = [&] {
     if (refused) return;
     if (!reader) {
-      reader = ttmem::SegmentReader::open(file.path(), &error);
+      reader = ttmem::collector::SegmentReader::open(file.path(), &error);
       refused = reader == nullptr;
       if (refused) FUZZ_CHECK(!error.empty());
     }

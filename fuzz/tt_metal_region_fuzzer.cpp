@@ -46,7 +46,7 @@ void apply_patches(std::vector<std::byte>& file, const uint8_t* p, size_t n) {
 }
 
 // What the reader promises about anything it accepts.
-void check_region(const ttmem::TtMetalRegion& r, uint64_t chip) {
+void check_region(const ttmem::collector::TtMetalRegion& r, uint64_t chip) {
   FUZZ_CHECK(r.chip_id == chip);
   FUZZ_CHECK(r.file.version >= shm::kMinVersion && r.file.version <= shm::kMaxVersion);
   FUZZ_CHECK(r.file.remote_chips.size() <= shm::kMaxChips);
@@ -78,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   std::string error;
-  auto parsed = ttmem::parse_tt_metal_region(file, chip, &error);
+  auto parsed = ttmem::collector::parse_tt_metal_region(file, chip, &error);
   FUZZ_CHECK(parsed.has_value() == error.empty());
   if (parsed) check_region(*parsed, chip);
 
@@ -89,14 +89,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = dir + "/tt_device_" + std::to_string(chip) + "_memory";
   scratch.write(reinterpret_cast<const uint8_t*>(file.data()), file.size());
   if (path != scratch.path()) std::rename(scratch.path().c_str(), path.c_str());
-  ttmem::TtMetalScan scan = ttmem::read_tt_metal_counters(dir);
+  ttmem::collector::TtMetalScan scan = ttmem::collector::read_tt_metal_counters(dir);
   if (path != scratch.path()) std::rename(path.c_str(), scratch.path().c_str());
   FUZZ_CHECK(scan.regions.size() <= 1);
   FUZZ_CHECK(scan.regions.size() == (parsed ? 1u : 0u));
   for (const auto& r : scan.regions) check_region(r, chip);
-  ttmem::Snapshot s;
-  ttmem::merge_tt_metal_counters(s, scan);
+  ttmem::collector::Snapshot s;
+  ttmem::collector::merge_tt_metal_counters(s, scan);
   // Everything merged reaches JSON (the API, --json): it must serialise.
-  (void)ttmem::status_json(s).dump();
+  (void)ttmem::collector::status_json(s).dump();
   return 0;
 }

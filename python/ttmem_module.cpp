@@ -52,33 +52,34 @@ std::optional<std::string> optional_text(const char* text) {
 
 // One collector pass over options.dir ("" = $TTMEM_DIR, else /dev/shm/ttmem-<uid>). Throws
 // std::runtime_error (RuntimeError in Python) when the directory cannot be used.
-ttmem::Snapshot take_snapshot(const ttmem::CollectorOptions& options) {
+ttmem::collector::Snapshot take_snapshot(const ttmem::collector::CollectorOptions& options) {
   py::gil_scoped_release unlocked;
-  ttmem::CollectorOptions one_shot = options;
+  ttmem::collector::CollectorOptions one_shot = options;
   one_shot.watch = false;  // one refresh, then the collector goes
-  ttmem::Collector c(one_shot);
+  ttmem::collector::Collector c(one_shot);
   c.refresh();
   return c.snapshot();
 }
 
 py::dict status(const std::string& dir) {
-  return to_python(ttmem::status_json(
+  return to_python(ttmem::collector::status_json(
       take_snapshot({.dir = dir, .list_buffers = false, .leak_records = false})));
 }
 
 py::list buffers(const std::string& dir, std::optional<int> pid, bool reap) {
-  const ttmem::Snapshot s = take_snapshot({.dir = dir, .reap = reap, .leak_records = false});
+  const ttmem::collector::Snapshot s =
+      take_snapshot({.dir = dir, .reap = reap, .leak_records = false});
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& b : s.buffers) {
-    if (!pid || b.pid == *pid) arr.push_back(ttmem::to_json(b));
+    if (!pid || b.pid == *pid) arr.push_back(ttmem::collector::to_json(b));
   }
   return to_python(arr);
 }
 
 py::list leaks(const std::string& dir) {
-  const ttmem::Snapshot s = take_snapshot({.dir = dir, .list_buffers = false});
+  const ttmem::collector::Snapshot s = take_snapshot({.dir = dir, .list_buffers = false});
   nlohmann::json arr = nlohmann::json::array();
-  for (const auto& l : s.leaks) arr.push_back(ttmem::to_json(l));
+  for (const auto& l : s.leaks) arr.push_back(ttmem::collector::to_json(l));
   return to_python(arr);
 }
 

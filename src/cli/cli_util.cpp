@@ -10,6 +10,15 @@
 
 namespace ttmem::cli {
 
+using collector::Collector;
+using collector::CollectorOptions;
+using collector::find_device;
+using collector::find_kind;
+using collector::leak_records;
+using collector::missing_segment_dir_text;
+using collector::parse_sort;
+using collector::Snapshot;
+
 CollectorOptions collector_options(const GlobalOptions& global) {
   CollectorOptions o;
   o.dir = global.dir;

@@ -13,21 +13,21 @@
 namespace ttmem::cli {
 
 // Collector options for the chosen directory.
-CollectorOptions collector_options(const GlobalOptions& global);
+collector::CollectorOptions collector_options(const GlobalOptions& global);
 
 // One snapshot of the chosen directory, or of the ttmemd at --server. Throws CliError if the
 // collector cannot start or the daemon cannot be read. Without list_buffers only the aggregates
 // are built (faster with many live buffers); without leak_records only the leaks are counted
 // (faster with large leak files).
-Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers = true,
-                       bool leak_records = true);
+collector::Snapshot take_snapshot(const GlobalOptions& global, bool list_buffers = true,
+                                  bool leak_records = true);
 
 // Throws a usage error (exit 2) naming `what` when --server is set: for commands that work on
 // the local segment directory itself.
 void require_local(const GlobalOptions& global, const std::string& what);
 
 // Device logical id -> chip id in the snapshot; throws CliError listing the known ids.
-uint64_t resolve_device(const Snapshot& s, uint32_t logical_id);
+uint64_t resolve_device(const collector::Snapshot& s, uint32_t logical_id);
 
 // Kind name -> kind; throws CliError listing the names.
 uint32_t resolve_kind(const std::string& name);

@@ -14,6 +14,23 @@
 #include "common/kinds.h"
 
 namespace ttmem::cli {
+
+using collector::BufferFilter;
+using collector::buffers_json;
+using collector::BufferSelection;
+using collector::BufferSort;
+using collector::has_process;
+using collector::parse_sort;
+using collector::ProgramCbSet;
+using collector::programs_json;
+using collector::select_buffers;
+using collector::select_programs;
+using collector::Snapshot;
+using collector::sort_names;
+using common::format_bytes;
+using common::kind_name;
+using common::monotonic_ns;
+
 namespace {
 
 struct BuffersArgs {

@@ -21,6 +21,19 @@
 #include "common/kinds.h"
 
 namespace ttmem::cli {
+
+using collector::DeviceView;
+using collector::KindUsage;
+using collector::read_recording;
+using collector::RecordedBuffer;
+using collector::Recording;
+using collector::replay;
+using collector::ReplayVisitor;
+using collector::Snapshot;
+using collector::snapshot_from_json;
+using common::format_bytes;
+using common::kind_name;
+
 namespace {
 
 namespace pr = protocol;

@@ -10,6 +10,14 @@
 #include "common/kinds.h"
 
 namespace ttmem::cli {
+
+using collector::Collector;
+using collector::leaks_json;
+using collector::missing_segment_dir_text;
+using collector::Snapshot;
+using common::format_bytes;
+using common::kind_name;
+
 namespace {
 
 // Leak reports that exist but cannot be shown (unreadable files, reports a full disk keeps from

@@ -13,6 +13,13 @@
 #include "common/kinds.h"
 
 namespace ttmem::cli {
+
+using collector::DeviceView;
+using collector::KindUsage;
+using collector::Snapshot;
+using common::arch_name;
+using common::kind_name;
+
 namespace {
 
 struct Row {

@@ -22,6 +22,17 @@
 #include "common/clock.h"
 
 namespace ttmem::cli {
+
+using collector::Collector;
+using collector::CollectorOptions;
+using collector::export_csv;
+using collector::export_json;
+using collector::export_perfetto;
+using collector::export_state_json;
+using collector::read_recording;
+using collector::Recorder;
+using common::monotonic_ns;
+
 namespace {
 
 volatile sig_atomic_t g_stop = 0;

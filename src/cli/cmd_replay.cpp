@@ -16,6 +16,11 @@
 #include "model/replay.h"
 
 namespace ttmem::cli {
+
+using collector::read_recording;
+using collector::RecordedBuffer;
+using collector::Recording;
+
 namespace {
 
 namespace pr = protocol;

@@ -15,6 +15,9 @@
 #include "cli/report/report.h"
 
 namespace ttmem::cli {
+
+using collector::read_recording;
+
 namespace {
 
 struct ReportArgs {

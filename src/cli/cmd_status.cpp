@@ -11,6 +11,23 @@
 #include "common/kinds.h"
 
 namespace ttmem::cli {
+
+using collector::join_ids;
+using collector::kCheckOtherNamespace;
+using collector::kDetailCounters;
+using collector::KindUsage;
+using collector::kNumKinds;
+using collector::kSourceTtMetalShm;
+using collector::missing_segment_dir_text;
+using collector::ProcessView;
+using collector::Snapshot;
+using collector::status_json;
+using collector::TtMetalChipCounters;
+using common::arch_name;
+using common::format_bytes;
+using common::format_percent;
+using common::kind_name;
+
 namespace {
 
 void print_devices(const Snapshot& s) {

@@ -11,6 +11,11 @@
 #include "common/token.h"
 
 namespace ttmem::cli {
+
+using collector::Snapshot;
+using collector::snapshot_from_json;
+using common::read_token_file;
+
 namespace {
 
 using nlohmann::json;

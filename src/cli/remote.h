@@ -23,6 +23,7 @@ ServerAddress parse_server_url(const std::string& text);
 // $TTMEM_TOKEN; without leak_records the leaks are only counted, from the status. Throws
 // CliError (one line saying what to do) when the URL is invalid, the daemon is unreachable,
 // answers an HTTP error or 401, or sends anything that is not the JSON it should.
-Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers, bool leak_records);
+collector::Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers,
+                                   bool leak_records);
 
 }  // namespace ttmem::cli

@@ -36,6 +36,17 @@
 #include "ttmem/ttmem.h"
 
 namespace ttmem::client {
+
+using common::default_segment_dir;
+using common::monotonic_ns;
+using common::own_pid_namespace;
+using common::prepare_segment_dir;
+using common::process_cmdline;
+using common::process_start_time;
+using common::realtime_ns;
+using common::resolve_group;
+using common::share_file_with_group;
+
 namespace {
 
 namespace pr = ttmem::protocol;

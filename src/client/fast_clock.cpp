@@ -7,6 +7,8 @@
 
 namespace ttmem::client {
 
+using common::monotonic_ns;
+
 bool tsc_is_clocksource() {
   int fd = ::open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
                   O_RDONLY | O_CLOEXEC);

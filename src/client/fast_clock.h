@@ -38,7 +38,7 @@ class FastClock {
   static void enable(bool enabled) { enabled_ = enabled; }
 
   static uint64_t now() {
-    if (!enabled_) return monotonic_ns();
+    if (!enabled_) return common::monotonic_ns();
     TscAnchor& a = anchor_;
     uint64_t t = __rdtsc();
     if (t - a.tsc < a.valid_ticks) [[likely]] {

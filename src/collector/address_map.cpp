@@ -5,7 +5,7 @@
 #include <bit>
 #include <memory>
 
-namespace ttmem {
+namespace ttmem::collector {
 
 namespace {
 
@@ -103,4 +103,4 @@ FreeSpace free_space(std::vector<AddressRange>& used, uint64_t region_begin, uin
   return out;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace ttmem {
+namespace ttmem::collector {
 
 struct AddressRange {
   uint64_t begin;
@@ -25,4 +25,4 @@ FreeSpace free_space(std::vector<AddressRange>& used, uint64_t region_begin, uin
 // over the bytes in which the begins differ, std::sort below a few hundred ranges.
 void sort_by_begin(std::vector<AddressRange>& ranges);
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

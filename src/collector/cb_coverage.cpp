@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-namespace ttmem {
+namespace ttmem::collector {
 
 void CbCoverage::add(CoreRect cores, uint64_t end) {
   if (cores.x1 < cores.x0 || cores.y1 < cores.y0) return;  // not a rectangle: nothing covered
@@ -47,4 +47,4 @@ uint64_t CbCoverage::covered_bytes(uint64_t base) const {
   return covered;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <unordered_map>
 
-namespace ttmem {
+namespace ttmem::collector {
 
 struct CoreRect {
   uint8_t x0 = 0, y0 = 0, x1 = 0, y1 = 0;  // inclusive
@@ -44,4 +44,4 @@ inline CoreRect core_rect_of(uint32_t aux) {
   return {uint8_t(aux), uint8_t(aux >> 8), uint8_t(aux >> 16), uint8_t(aux >> 24)};
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -22,7 +22,22 @@
 #include "common/clock.h"
 #include "common/proc.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::default_segment_dir;
+using common::Holding;
+using common::Liveness;
+using common::make_private_dirs;
+using common::monotonic_ns;
+using common::open_pidfd;
+using common::own_pid_namespace;
+using common::process_holds_file;
+using common::process_liveness;
+using common::process_start_time;
+using common::process_uids;
+using common::ProcessUids;
+using common::realtime_ns;
+using common::realtime_to_boot_ticks;
 
 namespace pr = protocol;
 
@@ -533,4 +548,4 @@ void Collector::build_snapshot() {
   snapshot_ = std::move(s);
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

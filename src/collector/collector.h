@@ -19,7 +19,7 @@
 #include "collector/segment_reader.h"
 #include "collector/tt_metal_counters.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 struct CollectorOptions {
   std::string dir;            // segment directory; "" = $TTMEM_DIR or /dev/shm/ttmem-<uid>
@@ -179,4 +179,4 @@ class Collector {
   TtMetalScan tt_metal_;  // tt-metal's counters as read by the last refresh
 };
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -4,7 +4,7 @@
 
 #include "collector/query.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 namespace pr = protocol;
 
@@ -278,4 +278,4 @@ std::vector<LeakRecord> leak_records(const ProcessView& identity, const SegmentS
   return leaks;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -20,7 +20,7 @@
 #include "collector/segment_reader.h"
 #include "collector/snapshot.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 // Highest CB coverage seen per chip id, kept from one fold to the next: the CB peak (a process's
 // own CB counters add overlapping sets, so they cannot give it).
@@ -110,4 +110,4 @@ Snapshot fold_snapshot(const std::vector<FoldInput>& processes, bool list_buffer
 std::vector<LeakRecord> leak_records(const ProcessView& identity, const SegmentState& state,
                                      const TagText& tags, uint64_t detected_realtime_ns);
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

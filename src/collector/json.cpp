@@ -8,7 +8,14 @@
 #include "common/format.h"
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::arch_name;
+using common::format_chip_id;
+using common::kind_name;
+using common::layout_name;
+using common::parse_kind;
+using common::parse_chip_id;
 
 using nlohmann::json;
 
@@ -502,4 +509,4 @@ Snapshot snapshot_from_json(const json& status, const json& buffers, const json&
   return s;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

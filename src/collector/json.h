@@ -7,7 +7,7 @@
 #include "collector/snapshot.h"
 #include "collector/query.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 nlohmann::json to_json(const KindUsage& k);
 nlohmann::json to_json(const TtMetalChipCounters& c);
@@ -45,4 +45,4 @@ LeakRecord leak_from_json(const nlohmann::json& j);
 Snapshot snapshot_from_json(const nlohmann::json& status, const nlohmann::json& buffers,
                             const nlohmann::json& leaks);
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -17,7 +17,7 @@
 
 #include "collector/json.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 namespace fs = std::filesystem;
 
@@ -391,4 +391,4 @@ size_t LeakStore::clear() {
   return n;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

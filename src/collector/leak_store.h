@@ -25,7 +25,7 @@
 
 #include "collector/snapshot.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 class LeakStore {
  public:
@@ -93,4 +93,4 @@ class LeakStore {
   mutable bool list_stale_ = true;
 };
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <mutex>
 
-namespace ttmem {
+namespace ttmem::collector {
 
 namespace {
 
@@ -59,4 +59,4 @@ void leave_mapping_guard(MappingGuard* guard) {
   t_innermost = guard->outer;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

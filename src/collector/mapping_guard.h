@@ -18,7 +18,7 @@
 
 #include <cstddef>
 
-namespace ttmem {
+namespace ttmem::collector {
 
 struct MappingGuard {
   sigjmp_buf resume;
@@ -52,4 +52,4 @@ bool guarded(const void* base, size_t size, Fn&& fn) {
   return true;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -8,7 +8,10 @@
 
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::kKindNames;
+using common::parse_kind;
 
 std::optional<uint64_t> find_device(const Snapshot& s, uint32_t logical_id, std::string* error) {
   std::string known;
@@ -197,4 +200,4 @@ bool device_order(const DeviceView& a, const DeviceView& b) {
   return la != lb ? la < lb : a.chip_id < b.chip_id;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

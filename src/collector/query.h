@@ -12,7 +12,7 @@
 
 #include "collector/snapshot.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 // Device logical id -> chip id; nullopt with *error saying which ids exist.
 std::optional<uint64_t> find_device(const Snapshot& s, uint32_t logical_id, std::string* error);
@@ -81,4 +81,4 @@ std::string join_ids(const std::vector<uint32_t>& ids);
 // Devices by first logical id, then chip id: the order every view lists them in.
 bool device_order(const DeviceView& a, const DeviceView& b);
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -9,7 +9,11 @@
 #include "common/format.h"
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::arch_name;
+using common::format_chip_id;
+using common::kind_name;
 
 namespace pr = protocol;
 namespace rf = protocol::record;
@@ -242,4 +246,4 @@ std::string export_state_json(const Recording& r, uint64_t at_ns) {
   return dump({{"at_ns", at_ns}, {"devices", devices}, {"buffers", buffers}});
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -9,7 +9,9 @@
 
 #include "common/crc32c.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::crc32c;
 
 namespace pr = protocol;
 namespace rf = protocol::record;
@@ -246,4 +248,4 @@ std::optional<Recording> read_recording(const std::string& path, std::string* er
   return r;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -6,7 +6,7 @@
 
 #include "collector/cb_coverage.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 namespace pr = protocol;
 namespace rf = protocol::record;
@@ -259,4 +259,4 @@ std::vector<std::vector<RecordedBuffer>> states_at(const Recording& r,
   return out;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

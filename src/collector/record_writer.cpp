@@ -17,7 +17,11 @@
 #include "common/clock.h"
 #include "common/crc32c.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::crc32c;
+using common::monotonic_ns;
+using common::realtime_ns;
 
 namespace pr = protocol;
 namespace rf = protocol::record;
@@ -319,4 +323,4 @@ void Recorder::finish(uint64_t refresh_started_ns) {
   writer_.close();
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -14,7 +14,7 @@
 #include "collector/collector.h"
 #include "protocol/record_file.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 // Appends records to a file, in checksummed blocks (record_file.h). Throws std::runtime_error
 // (with what to do) on I/O errors.
@@ -200,4 +200,4 @@ std::string export_csv(const Recording& r);
 // {"at_ns":..., "devices": per chip and kind totals, "buffers":[...]} at one moment.
 std::string export_state_json(const Recording& r, uint64_t at_ns);
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

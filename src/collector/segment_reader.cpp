@@ -11,7 +11,9 @@
 
 #include "common/text.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::printable_text;
 
 namespace pr = protocol;
 
@@ -359,4 +361,4 @@ uint64_t SegmentReader::dropped_total() const {
   return total;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -18,7 +18,7 @@
 #include "collector/mapping_guard.h"
 #include "protocol/segment.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 // The state of a segment at one read.
 struct SegmentState {
@@ -178,4 +178,4 @@ struct SegmentName {
 };
 std::optional<SegmentName> parse_segment_name(const std::string& filename);
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -17,7 +17,7 @@
 
 #include "protocol/segment.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 inline constexpr uint32_t kNumKinds = protocol::kNumKinds;
 
@@ -307,4 +307,4 @@ struct Snapshot {
   uint64_t dropped_events = 0;
 };
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -19,7 +19,15 @@
 #include "common/proc.h"
 #include "protocol/tt_metal_shm.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::kind_name;
+using common::Liveness;
+using common::process_liveness;
+using common::process_start_time;
+using common::process_uid;
+using common::realtime_ns;
+using common::realtime_to_boot_ticks;
 
 namespace shm = protocol::tt_metal_shm;
 
@@ -368,4 +376,4 @@ void merge_tt_metal_counters(Snapshot& s, const TtMetalScan& scan) {
                    [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

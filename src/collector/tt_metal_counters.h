@@ -21,7 +21,7 @@
 
 #include "collector/snapshot.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 
 // Files read per refresh at most: a machine has a few dozen chips; beyond this the rest are
 // ignored and one problem says so, so a directory full of junk cannot slow every refresh.
@@ -70,4 +70,4 @@ TtMetalScan read_tt_metal_counters(const std::string& dir,
 // chip; problems appended. Call after every other source is in `s`.
 void merge_tt_metal_counters(Snapshot& s, const TtMetalScan& scan);
 
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -12,7 +12,7 @@
 
 #include "common/proc.h"
 
-namespace ttmem {
+namespace ttmem::common {
 namespace {
 
 bool all_digits(const std::string& s) {
@@ -116,4 +116,4 @@ std::string share_file_with_group(int fd, gid_t group) {
   return {};
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-namespace ttmem {
+namespace ttmem::common {
 
 // Resolves a group name or a decimal gid that this process may hand files to (root: any group;
 // anyone else: one of its own groups). On failure returns nullopt and sets *error to a sentence
@@ -30,4 +30,4 @@ std::string prepare_segment_dir(const std::string& dir, std::optional<gid_t> gro
 // or what failed.
 std::string share_file_with_group(int fd, gid_t group);
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-namespace ttmem {
+namespace ttmem::common {
 
 inline uint64_t monotonic_ns() {
   timespec ts;
@@ -27,4 +27,4 @@ inline uint64_t realtime_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000ULL + uint64_t(ts.tv_nsec);
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::common

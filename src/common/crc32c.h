@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace ttmem {
+namespace ttmem::common {
 
 namespace crc32c_detail {
 
@@ -55,4 +55,4 @@ inline uint32_t crc32c(const void* data, size_t size) {
   return ~crc32c_detail::portable(~0u, p, size);
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -7,7 +7,7 @@
 
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::common {
 
 std::string format_bytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -82,4 +82,4 @@ std::string_view layout_name(uint32_t layout) {
   }
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace ttmem {
+namespace ttmem::common {
 
 // 1536 -> "1.50 KiB"; exact bytes below 1 KiB.
 std::string format_bytes(uint64_t bytes);
@@ -21,4 +21,4 @@ std::string format_chip_id(uint64_t chip_id);
 // The chip id that format_chip_id() spelled: "0x" and 1 to 16 hex digits; nullopt otherwise.
 std::optional<uint64_t> parse_chip_id(std::string_view text);
 
-}  // namespace ttmem
+}  // namespace ttmem::common

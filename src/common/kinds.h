@@ -8,7 +8,7 @@
 
 #include "protocol/segment.h"
 
-namespace ttmem {
+namespace ttmem::common {
 
 inline constexpr std::array<std::string_view, protocol::kNumKinds> kKindNames = {
     "DRAM", "L1", "SYSTEM_MEMORY", "L1_SMALL", "TRACE", "CB"};
@@ -24,4 +24,4 @@ std::string_view arch_name(uint32_t arch);
 
 std::string_view layout_name(uint32_t layout);
 
-}  // namespace ttmem
+}  // namespace ttmem::common

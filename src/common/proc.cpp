@@ -18,7 +18,7 @@
 
 #include "common/text.h"
 
-namespace ttmem {
+namespace ttmem::common {
 namespace {
 
 // Reads a small /proc file without iostreams or heap growth beyond `out`.
@@ -224,4 +224,4 @@ int open_pidfd(pid_t pid) {
 #endif
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-namespace ttmem {
+namespace ttmem::common {
 
 // Field 22 of /proc/PID/stat: start time in clock ticks since boot. Together with the PID it
 // identifies a process for the lifetime of the system.
@@ -56,4 +56,4 @@ std::string default_segment_dir();
 // afterwards.
 bool make_private_dirs(const std::string& dir);
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -1,6 +1,6 @@
 #include "common/text.h"
 
-namespace ttmem {
+namespace ttmem::common {
 
 namespace {
 
@@ -54,4 +54,4 @@ std::string printable_text(std::string_view raw, char control) {
   return out;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -6,11 +6,11 @@
 #include <string>
 #include <string_view>
 
-namespace ttmem {
+namespace ttmem::common {
 
 // `raw` with every control character (below 0x20) replaced by `control` and every byte that is
 // not part of a well-formed UTF-8 sequence replaced by '?'. Valid UTF-8 passes unchanged; the
 // result is exactly as long as `raw`.
 std::string printable_text(std::string_view raw, char control);
 
-}  // namespace ttmem
+}  // namespace ttmem::common

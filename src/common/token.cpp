@@ -3,7 +3,7 @@
 #include <fstream>
 #include <stdexcept>
 
-namespace ttmem {
+namespace ttmem::common {
 
 std::string read_token_file(const std::string& path) {
   std::ifstream in(path);
@@ -18,4 +18,4 @@ std::string read_token_file(const std::string& path) {
   return line.substr(b, e - b + 1);
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::common

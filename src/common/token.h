@@ -3,10 +3,10 @@
 
 #include <string>
 
-namespace ttmem {
+namespace ttmem::common {
 
 // The file's first line without surrounding whitespace. Throws std::runtime_error saying what to
 // do when the file is unreadable or that line is empty: never a silently missing token.
 std::string read_token_file(const std::string& path);
 
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -21,6 +21,10 @@
 
 namespace ttmem::daemon {
 
+using collector::CollectorOptions;
+using common::monotonic_ns;
+using common::thread_cpu_ns;
+
 namespace {
 
 enum : uint64_t { kTagCollector = 1, kTagTimer, kTagStop, kTagSignal, kTagLegacy };

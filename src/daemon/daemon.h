@@ -85,7 +85,7 @@ class Daemon {
   bool save_legacy_leaks();
 
   DaemonOptions options_;
-  Collector collector_;
+  collector::Collector collector_;
   HistoryStore history_;
   CounterLedger ledger_;
   SnapshotBoard board_;

@@ -4,7 +4,17 @@
 
 #include "collector/query.h"
 
-namespace ttmem {
+namespace ttmem::daemon {
+
+using collector::BufferView;
+using collector::device_order;
+using collector::DeviceView;
+using collector::KindUsage;
+using collector::kNumKinds;
+using collector::ProcessDeviceTotals;
+using collector::ProcessView;
+using collector::Snapshot;
+using collector::TagUsage;
 
 namespace {
 
@@ -94,4 +104,4 @@ void merge_external(Snapshot& s, const std::vector<ExternalProcess>& processes) 
                    [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::daemon

@@ -7,7 +7,7 @@
 
 #include "collector/snapshot.h"
 
-namespace ttmem {
+namespace ttmem::daemon {
 
 // First chip id of devices that only external processes name (the legacy protocol knows logical
 // device ids, not chip ids): kExternalChipBase + logical id.
@@ -16,15 +16,15 @@ inline constexpr uint64_t kExternalChipBase = 0xEE00'0000'0000'0000ULL;
 struct ExternalProcess {
   // pid, start_time, command, segment (a description of the channel), counters. Per-kind
   // figures, buffer counts and device_totals are computed by merge_external().
-  ProcessView process;
+  collector::ProcessView process;
   // Live buffers: `device` is the logical id; chip_id is filled in by merge_external().
   // `reserved` is taken as given.
-  std::vector<BufferView> buffers;
+  std::vector<collector::BufferView> buffers;
   // Allocations and frees so far per (logical device, kind).
   struct DeviceCounts {
     uint32_t device = 0;
-    std::array<uint64_t, kNumKinds> allocs{};
-    std::array<uint64_t, kNumKinds> frees{};
+    std::array<uint64_t, collector::kNumKinds> allocs{};
+    std::array<uint64_t, collector::kNumKinds> frees{};
   };
   std::vector<DeviceCounts> counts;
   // Live bytes and buffers not in `buffers`, per (logical device, kind): a channel that holds
@@ -42,10 +42,10 @@ struct ExternalProcess {
 
 // The chip id an external process's logical device maps to in `s`: the device some segment
 // process registered under that logical id, else kExternalChipBase + logical id.
-uint64_t external_chip_id(const Snapshot& s, uint32_t logical_id);
+uint64_t external_chip_id(const collector::Snapshot& s, uint32_t logical_id);
 
 // Adds the processes, their buffers and their usage to `s`. Devices only they name are added
 // with zero capacity. Free-space figures of existing devices are left as computed from segments.
-void merge_external(Snapshot& s, const std::vector<ExternalProcess>& processes);
+void merge_external(collector::Snapshot& s, const std::vector<ExternalProcess>& processes);
 
-}  // namespace ttmem
+}  // namespace ttmem::daemon

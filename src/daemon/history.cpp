@@ -3,7 +3,11 @@
 #include <stdexcept>
 #include <string>
 
-namespace ttmem {
+namespace ttmem::daemon {
+
+using collector::KindUsage;
+using collector::kNumKinds;
+using collector::Snapshot;
 
 HistoryStore::HistoryStore(HistoryOptions options) : options_(options) {
   if (options_.resolution_ms < kMinResolutionMs) {
@@ -73,4 +77,4 @@ std::vector<std::pair<uint64_t, uint32_t>> HistoryStore::series() const {
   return out;
 }
 
-}  // namespace ttmem
+}  // namespace ttmem::daemon

@@ -13,7 +13,7 @@
 
 #include "collector/snapshot.h"
 
-namespace ttmem {
+namespace ttmem::daemon {
 
 struct HistoryPoint {
   uint64_t realtime_ns = 0;
@@ -31,7 +31,7 @@ class HistoryStore {
  public:
   static constexpr uint64_t kMinResolutionMs = 10;
   static constexpr size_t kMaxPointsPerSeries = 1u << 20;
-  static constexpr size_t kMaxSeries = size_t{protocol::kMaxDevices} * 4 * kNumKinds;
+  static constexpr size_t kMaxSeries = size_t{protocol::kMaxDevices} * 4 * collector::kNumKinds;
 
   // Throws std::invalid_argument (saying which bounds) for resolution or retention out of range.
   explicit HistoryStore(HistoryOptions options);
@@ -41,7 +41,7 @@ class HistoryStore {
 
   // Adds one point per (device, kind) of `s` if a resolution step has passed since the last
   // sample; returns whether it sampled.
-  bool sample(const Snapshot& s);
+  bool sample(const collector::Snapshot& s);
 
   // Points of one series with realtime_ns >= since_ns, oldest first (empty if unknown).
   std::vector<HistoryPoint> query(uint64_t chip_id, uint32_t kind, uint64_t since_ns) const;
@@ -62,4 +62,4 @@ class HistoryStore {
   std::optional<uint64_t> last_sample_ns_;
 };
 
-}  // namespace ttmem
+}  // namespace ttmem::daemon

@@ -12,6 +12,29 @@
 #include "common/kinds.h"
 
 namespace ttmem::daemon {
+
+using collector::BufferFilter;
+using collector::buffers_json;
+using collector::BufferSelection;
+using collector::BufferSort;
+using collector::BufferView;
+using collector::DeviceView;
+using collector::find_device;
+using collector::find_kind;
+using collector::has_process;
+using collector::LeakList;
+using collector::LeakRecord;
+using collector::parse_sort;
+using collector::leaks_json;
+using collector::programs_json;
+using collector::select_buffers;
+using collector::select_programs;
+using collector::Snapshot;
+using collector::status_json;
+using collector::to_json;
+using common::format_chip_id;
+using common::kind_name;
+
 namespace {
 
 using nlohmann::json;

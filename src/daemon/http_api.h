@@ -25,7 +25,7 @@ namespace ttmem::daemon {
 
 // Everything a request may read, as of one refresh of the event loop.
 struct Published {
-  Snapshot snapshot;  // segments and legacy connections merged
+  collector::Snapshot snapshot;  // segments and legacy connections merged
   std::map<uint64_t, ChipTotals> totals;
   uint64_t legacy_connections = 0;
   uint64_t legacy_rejected_bytes = 0;
@@ -80,12 +80,13 @@ class ListSlots {
   // are allocated by the event loop, and holding them for the seconds a list takes grew its
   // heap, which later snapshots, scattered over it, kept resident (four concurrent
   // 200,000-buffer lists left up to 55 MiB behind). Call from the HTTP server's thread only.
-  std::shared_ptr<const Snapshot> snapshot_copy(const std::shared_ptr<const Published>& pub);
+  std::shared_ptr<const collector::Snapshot> snapshot_copy(
+      const std::shared_ptr<const Published>& pub);
 
  private:
   std::shared_ptr<std::atomic<size_t>> used_ = std::make_shared<std::atomic<size_t>>(0);
   std::weak_ptr<const Published> copied_from_;
-  std::weak_ptr<const Snapshot> copy_;
+  std::weak_ptr<const collector::Snapshot> copy_;
 };
 
 // Answers one request as ttmemd does: the token (401), the method (405: read-only) and a body

@@ -21,6 +21,9 @@
 #include "common/clock.h"
 
 namespace ttmem::daemon {
+
+using common::monotonic_ns;
+
 namespace {
 
 // What a request head may take (docs/security.md#the-http-api). The request line includes its

@@ -23,6 +23,23 @@
 
 namespace ttmem::daemon {
 
+using collector::BufferView;
+using collector::DeviceView;
+using collector::KindUsage;
+using collector::kNumKinds;
+using collector::LeakRecord;
+using collector::Snapshot;
+using common::format_bytes;
+using common::kind_name;
+using common::Liveness;
+using common::monotonic_ns;
+using common::open_pidfd;
+using common::process_cmdline;
+using common::process_liveness;
+using common::process_start_time;
+using common::process_uid;
+using common::realtime_ns;
+
 namespace lg = protocol::legacy;
 using protocol::Kind;
 using T = lg::MessageType;

@@ -80,7 +80,8 @@ struct LegacyTotals {
   static constexpr size_t kDefaultMaxRecords = size_t{1} << 20;
 
   struct Device {
-    std::array<uint64_t, kNumKinds> bytes{};  // requested bytes per kind (CB: CB_ALLOC − CB_FREE)
+    std::array<uint64_t, collector::kNumKinds>
+        bytes{};  // requested bytes per kind (CB: CB_ALLOC − CB_FREE)
     uint64_t kernel_bytes = 0;
   };
   std::array<Device, protocol::kMaxDevices> devices{};
@@ -91,7 +92,7 @@ struct LegacyTotals {
 
 // The most bytes one report may claim per device and kind: the capacity a segment process
 // registered for it, else protocol::legacy::kMaxSizeOfUnknownDevice (a 0 entry).
-using LegacyLimits = std::array<std::array<uint64_t, kNumKinds>, protocol::kMaxDevices>;
+using LegacyLimits = std::array<std::array<uint64_t, collector::kNumKinds>, protocol::kMaxDevices>;
 
 // Where a legacy buffer or kernel lives: the prototype keyed both by (device, address or id).
 struct LegacyKey {
@@ -121,10 +122,11 @@ class LegacyLedger {
     uint32_t loads;
   };
   struct Device {
-    std::array<uint64_t, kNumKinds> bytes{};  // CB: CB_ALLOC sizes less CB_FREE sizes
-    std::array<uint64_t, kNumKinds> count{};  // live buffers; CB: CB_ALLOCs not yet freed
-    std::array<uint64_t, kNumKinds> allocs{};
-    std::array<uint64_t, kNumKinds> frees{};
+    std::array<uint64_t, collector::kNumKinds> bytes{};  // CB: CB_ALLOC sizes less CB_FREE sizes
+    std::array<uint64_t, collector::kNumKinds>
+        count{};  // live buffers; CB: CB_ALLOCs not yet freed
+    std::array<uint64_t, collector::kNumKinds> allocs{};
+    std::array<uint64_t, collector::kNumKinds> frees{};
     uint64_t kernel_bytes = 0;
     uint64_t kernels = 0;  // kernel ids loaded and not yet unloaded
   };
@@ -210,11 +212,11 @@ class LegacyIngest {
 
   // Accepts, reads, answers, notices processes that ended. `base` is the model without legacy
   // processes (for replies and size limits). Returns true if the model changed.
-  bool poll(const Snapshot& base);
+  bool poll(const collector::Snapshot& base);
 
   // Before the daemon exits: reads what the connections sent, and turns the buffers of every
   // process that has ended into leak records (take_leaks()), so none is lost to a shutdown.
-  void finish(const Snapshot& base);
+  void finish(const collector::Snapshot& base);
 
   // Milliseconds until poll() must run again without an fd event, or -1.
   int next_timeout_ms() const;
@@ -225,7 +227,7 @@ class LegacyIngest {
   // Leak records of the processes that ended since the last call, one list per process (one
   // leak file each): buffers still live when the process died. CBs and kernels are counts, not
   // buffers, and leave no record.
-  std::vector<std::vector<LeakRecord>> take_leaks();
+  std::vector<std::vector<collector::LeakRecord>> take_leaks();
 
   // Text of the last DUMP_REMAINING / DUMP_KERNELS ("" if none yet), as also logged on stderr.
   struct Dump {
@@ -273,21 +275,21 @@ class LegacyIngest {
   void accept_all();
   Process& process_for(pid_t pid);
   // Returns false when the connection must be closed.
-  bool read_from(Connection& c, const Snapshot& base, bool* changed);
-  void handle(Connection& c, const protocol::legacy::Message& m, const Snapshot& base,
+  bool read_from(Connection& c, const collector::Snapshot& base, bool* changed);
+  void handle(Connection& c, const protocol::legacy::Message& m, const collector::Snapshot& base,
               bool* changed);
   void reply(Connection& c, const protocol::legacy::Message& m);
   bool flush(Connection& c);
   void close_connection(int fd);
   bool has_ended(const Process& p) const;
   // Records the process's leaks and forgets it (its connections must be closed).
-  void retire(const ProcessKey& key, const Snapshot& base);
+  void retire(const ProcessKey& key, const collector::Snapshot& base);
   // Drains and closes the connections of processes that have ended, then retires them.
-  bool retire_ended(const Snapshot& base, bool check_all);
+  bool retire_ended(const collector::Snapshot& base, bool check_all);
   protocol::legacy::Message query_reply(const protocol::legacy::Message& m,
-                                        const Snapshot& base) const;
+                                        const collector::Snapshot& base) const;
   protocol::legacy::Message device_info_reply(const protocol::legacy::Message& m,
-                                              const Snapshot& base) const;
+                                              const collector::Snapshot& base) const;
   void dump(const protocol::legacy::Message& m, pid_t pid);
   std::string remaining_text() const;
   std::string kernels_text() const;
@@ -305,11 +307,11 @@ class LegacyIngest {
   std::map<ProcessKey, std::unique_ptr<Process>> processes_;
   std::map<int, ProcessKey> pidfds_;  // pidfd -> process
   std::map<int, Connection> conns_;
-  std::vector<std::vector<LeakRecord>> leaks_;
+  std::vector<std::vector<collector::LeakRecord>> leaks_;
   Dump remaining_dump_, kernels_dump_;
 };
 
 // Per device and kind, the most bytes one legacy report may claim (see LegacyLimits).
-LegacyLimits legacy_limits(const Snapshot& base);
+LegacyLimits legacy_limits(const collector::Snapshot& base);
 
 }  // namespace ttmem::daemon

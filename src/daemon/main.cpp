@@ -89,13 +89,13 @@ int main(int argc, char** argv) {
   o.tt_metal_shm = !no_tt_metal_shm;
   if (legacy && o.legacy_socket.empty()) o.legacy_socket = ttmem::protocol::legacy::kDefaultSocketPath;
   try {
-    if (!token_file.empty()) o.token = ttmem::read_token_file(token_file);
+    if (!token_file.empty()) o.token = ttmem::common::read_token_file(token_file);
     if (!legacy_group.empty()) {
       if (o.legacy_socket.empty()) {
         throw std::runtime_error("--legacy-socket-group needs --legacy or --legacy-socket");
       }
       std::string error;
-      o.legacy_group = ttmem::resolve_group(legacy_group, &error);
+      o.legacy_group = ttmem::common::resolve_group(legacy_group, &error);
       if (!o.legacy_group) throw std::runtime_error("--legacy-socket-group: " + error);
     }
     // Before the first thread exists (the HTTP server's, the collector's): see block_stop_signals.
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
     if (!d.legacy_status().empty()) std::printf("%s\n", d.legacy_status().c_str());
     if (d.segment_dir_missing()) {
       std::fprintf(stderr, "ttmemd: %s; serving it once it appears\n",
-                   ttmem::missing_segment_dir_text(d.segment_dir()).c_str());
+                   ttmem::collector::missing_segment_dir_text(d.segment_dir()).c_str());
     }
     std::fflush(stdout);
     return d.run(/*handle_signals=*/true);

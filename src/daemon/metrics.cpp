@@ -10,6 +10,20 @@
 
 namespace ttmem::daemon {
 
+using collector::DeviceView;
+using collector::join_ids;
+using collector::kDetailCounters;
+using collector::KindUsage;
+using collector::kNumKinds;
+using collector::kRejectionReasons;
+using collector::kSourceTtmem;
+using collector::kSourceTtMetalShm;
+using collector::ProcessDeviceTotals;
+using collector::SegmentProblem;
+using collector::Snapshot;
+using common::arch_name;
+using common::kind_name;
+
 void CounterLedger::update(const Snapshot& s) {
   std::map<Key, std::vector<ProcessDeviceTotals>> now;
   for (const auto& p : s.processes) now[{p.pid, p.segment}] = p.device_totals;

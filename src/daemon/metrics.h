@@ -18,8 +18,8 @@ namespace ttmem::daemon {
 // Lifetime totals per chip that stay monotonic when processes end: a process's last seen
 // counters are retired into a running sum when it leaves the model.
 struct ChipTotals {
-  std::array<uint64_t, kNumKinds> allocs{};
-  std::array<uint64_t, kNumKinds> frees{};
+  std::array<uint64_t, collector::kNumKinds> allocs{};
+  std::array<uint64_t, collector::kNumKinds> frees{};
   uint64_t dropped_events = 0;
   // The chip's logical ids ("0", "0,4") when the ledger first saw it on a device, kept for the
   // counters' whole life: a counter whose labels change is a new series to Prometheus, and
@@ -30,13 +30,13 @@ struct ChipTotals {
 class CounterLedger {
  public:
   // Call once per refreshed snapshot, in order.
-  void update(const Snapshot& s);
+  void update(const collector::Snapshot& s);
   // Retired plus live totals, for every chip ever seen.
   const std::map<uint64_t, ChipTotals>& totals() const { return totals_; }
 
  private:
   using Key = std::pair<pid_t, std::string>;  // pid + segment (unique per process)
-  std::map<Key, std::vector<ProcessDeviceTotals>> live_;
+  std::map<Key, std::vector<collector::ProcessDeviceTotals>> live_;
   std::map<uint64_t, ChipTotals> retired_;
   std::map<uint64_t, ChipTotals> totals_;
 };
@@ -47,7 +47,7 @@ struct MetricsOptions {
 };
 
 struct MetricsInput {
-  const Snapshot* snapshot = nullptr;
+  const collector::Snapshot* snapshot = nullptr;
   const std::map<uint64_t, ChipTotals>* totals = nullptr;
   uint64_t legacy_connections = 0;
   uint64_t legacy_rejected_bytes = 0;

@@ -16,6 +16,15 @@
 #include "fault_harness.h"
 
 namespace ttmem::test::fault {
+
+using collector::BufferView;
+using collector::Collector;
+using collector::CollectorOptions;
+using collector::LeakRecord;
+using collector::ProcessView;
+using collector::Snapshot;
+using common::process_start_time;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;

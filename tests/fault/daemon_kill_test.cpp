@@ -16,6 +16,10 @@
 #include "legacy_client.h"
 
 namespace ttmem::test::fault {
+
+using collector::leak_from_json;
+using collector::LeakRecord;
+
 namespace {
 
 using nlohmann::json;

@@ -17,6 +17,9 @@
 
 namespace ttmem::test::fault {
 
+using collector::LeakRecord;
+using common::kind_name;
+
 namespace fs = std::filesystem;
 
 AckFile::AckFile(const std::string& path, uint32_t threads, uint32_t devices) : path_(path) {

@@ -53,7 +53,7 @@ std::string buffer_differs(uint64_t id, uint32_t device, uint32_t kind, uint64_t
 
 // The leak records of `pid` are exactly the acknowledged live set, give or take only the buffers
 // whose call was in flight when the process died; every field matches what the client wrote.
-void expect_leaks_are_acknowledged(const std::vector<LeakRecord>& leaks, pid_t pid,
+void expect_leaks_are_acknowledged(const std::vector<collector::LeakRecord>& leaks, pid_t pid,
                                    const AckTable& table);
 
 // The acknowledged live set as the testload truth JSON (devices, chip_id), which

@@ -13,6 +13,11 @@
 #include "fault_harness.h"
 
 namespace ttmem::test::fault {
+
+using collector::LeakRecord;
+using collector::LeakStore;
+using collector::SegmentProblem;
+
 namespace {
 
 using nlohmann::json;

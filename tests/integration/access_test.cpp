@@ -13,6 +13,9 @@
 #include "common/proc.h"
 
 namespace ttmem::test {
+
+using common::process_start_time;
+
 namespace {
 
 namespace fs = std::filesystem;

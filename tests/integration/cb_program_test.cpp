@@ -18,6 +18,13 @@
 #include "ttmem/ttmem.hpp"
 
 namespace ttmem::test {
+
+using collector::Collector;
+using collector::CollectorOptions;
+using collector::DeviceView;
+using collector::SegmentReader;
+using collector::Snapshot;
+
 namespace {
 
 using nlohmann::json;

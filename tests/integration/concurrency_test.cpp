@@ -12,7 +12,7 @@
 #include "collector/collector.h"
 #include "ttmem/ttmem.hpp"
 
-namespace ttmem {
+namespace ttmem::collector {
 namespace {
 
 std::string g_dir;
@@ -84,16 +84,16 @@ TEST(Concurrency, ReadersNeverSeeCorruptRecordsAndTotalsEndExact) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector
 
 int main(int argc, char** argv) {
   // The client reads TTMEM_DIR once, at its first call: point it at a private directory first.
   char tmpl[] = "/tmp/ttmem-concurrency-XXXXXX";
-  ttmem::g_dir = ::mkdtemp(tmpl);
-  ::setenv("TTMEM_DIR", ttmem::g_dir.c_str(), 1);
+  ttmem::collector::g_dir = ::mkdtemp(tmpl);
+  ::setenv("TTMEM_DIR", ttmem::collector::g_dir.c_str(), 1);
   ::testing::InitGoogleTest(&argc, argv);
   int rc = RUN_ALL_TESTS();
   std::error_code ec;
-  std::filesystem::remove_all(ttmem::g_dir, ec);
+  std::filesystem::remove_all(ttmem::collector::g_dir, ec);
   return rc;
 }

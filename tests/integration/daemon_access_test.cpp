@@ -9,6 +9,9 @@
 #include "daemon_harness.h"
 
 namespace ttmem::test {
+
+using common::process_start_time;
+
 namespace {
 
 TEST(DaemonAccess, LegacySocketIsOwnerOnlyUnlessAGroupIsGiven) {

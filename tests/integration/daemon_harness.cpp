@@ -15,6 +15,8 @@
 
 namespace ttmem::test {
 
+using common::kKindNames;
+
 HttpReply http_get(const std::string& url, const std::string& path, const std::string& token) {
   httplib::Client client(url);
   client.set_connection_timeout(5);
@@ -60,7 +62,7 @@ std::string status_differs(const nlohmann::json& status, const nlohmann::json& t
     uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
     const nlohmann::json* d = nullptr;
     for (const auto& x : status.at("devices")) {
-      if (x.at("chip_id") == format_chip_id(chip)) d = &x;
+      if (x.at("chip_id") == common::format_chip_id(chip)) d = &x;
     }
     if (d == nullptr) return "device " + dev + " missing";
     for (std::string_view kind_view : kKindNames) {

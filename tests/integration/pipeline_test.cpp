@@ -27,6 +27,14 @@
 #include "ttmem/ttmem.hpp"
 
 namespace ttmem::test {
+
+using collector::Collector;
+using collector::CollectorOptions;
+using collector::DeviceView;
+using collector::KindUsage;
+using collector::kNumKinds;
+using collector::Snapshot;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -45,7 +53,7 @@ std::vector<std::string> testload_args(const std::string& truth, uint32_t phases
 // The status JSON's device for a truth device (matched by chip id).
 const json* find_device(const json& status, uint64_t chip_id) {
   for (const auto& d : status.at("devices")) {
-    if (d.at("chip_id") == format_chip_id(chip_id)) return &d;
+    if (d.at("chip_id") == common::format_chip_id(chip_id)) return &d;
   }
   return nullptr;
 }

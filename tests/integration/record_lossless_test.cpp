@@ -14,6 +14,12 @@
 #include "harness.h"
 
 namespace ttmem::test {
+
+using collector::read_recording;
+using collector::replay;
+using collector::ReplayVisitor;
+using collector::states_at;
+
 namespace {
 
 namespace pr = protocol;

@@ -15,6 +15,16 @@
 #include "daemon_harness.h"
 
 namespace ttmem::test {
+
+using collector::export_csv;
+using collector::export_json;
+using collector::export_perfetto;
+using collector::export_state_json;
+using collector::read_recording;
+using collector::RecordedBuffer;
+using collector::RecordWriter;
+using collector::state_at;
+
 namespace {
 
 namespace pr = protocol;
@@ -60,7 +70,7 @@ TEST(Record, CapturesARealWorkloadExactly) {
     uint64_t chip = truth["chip_id"][dev].get<uint64_t>();
     const json* d = nullptr;
     for (const auto& x : state["devices"]) {
-      if (x["chip_id"] == format_chip_id(chip)) d = &x;
+      if (x["chip_id"] == common::format_chip_id(chip)) d = &x;
     }
     ASSERT_NE(d, nullptr) << "device " << dev;
     for (auto& [kind, v] : kinds.items()) {

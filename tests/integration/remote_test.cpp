@@ -14,6 +14,13 @@
 #include "daemon_harness.h"
 
 namespace ttmem::test {
+
+using collector::buffers_json;
+using collector::BufferSelection;
+using collector::Snapshot;
+using collector::snapshot_from_json;
+using collector::status_json;
+
 namespace {
 
 using nlohmann::json;

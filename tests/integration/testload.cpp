@@ -267,9 +267,11 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, const Tru
     nlohmann::json dev;
     for (uint32_t k = 0; k < TTMEM_KIND_COUNT; ++k) {
       const Tally& x = t.tallies[d][k];
-      dev[std::string(ttmem::kKindNames[k])] = {{"requested", x.requested}, {"reserved", x.reserved},
-                        {"count", x.count},         {"allocs", x.allocs},
-                        {"frees", x.frees}};
+      dev[std::string(ttmem::common::kKindNames[k])] = {{"requested", x.requested},
+                                                        {"reserved", x.reserved},
+                                                        {"count", x.count},
+                                                        {"allocs", x.allocs},
+                                                        {"frees", x.frees}};
     }
     const std::string id = std::to_string(d);
     j["devices"][id] = dev;
@@ -281,7 +283,8 @@ void write_truth(const Options& o, const std::vector<Worker>& workers, const Tru
   const char* setup = ttmem_setup_message();
   j["setup_message"] = setup != nullptr ? setup : "";
   j["live"] = nlohmann::json::array();
-  for (const Live& l : t.live) j["live"].push_back({l.device, std::string(ttmem::kKindNames[l.kind]), l.id});
+  for (const Live& l : t.live)
+    j["live"].push_back({l.device, std::string(ttmem::common::kKindNames[l.kind]), l.id});
   std::string path = o.truth + "." + std::to_string(phase) + ".json";
   std::ofstream(path + ".tmp") << j.dump() << "\n";
   std::rename((path + ".tmp").c_str(), path.c_str());

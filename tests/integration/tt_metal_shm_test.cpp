@@ -17,6 +17,9 @@
 #include "tt_metal_region_writer.h"
 
 namespace ttmem::test {
+
+using common::realtime_ns;
+
 namespace {
 
 using nlohmann::json;
@@ -52,7 +55,7 @@ pid_t ended_pid() {
 
 const json* find_device(const json& status, uint64_t chip) {
   for (const auto& d : status.at("devices")) {
-    if (d.at("chip_id") == format_chip_id(chip)) return &d;
+    if (d.at("chip_id") == common::format_chip_id(chip)) return &d;
   }
   return nullptr;
 }

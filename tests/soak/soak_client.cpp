@@ -129,11 +129,11 @@ class SoakClient {
       nlohmann::json kinds;
       for (uint32_t k = 0; k < TTMEM_KIND_COUNT; ++k) {
         const Tally& t = tallies_[d][k];
-        kinds[std::string(ttmem::kKindNames[k])] = {{"requested", t.requested},
-                                             {"reserved", t.reserved},
-                                             {"count", t.count},
-                                             {"allocs", t.allocs},
-                                             {"frees", t.frees}};
+        kinds[std::string(ttmem::common::kKindNames[k])] = {{"requested", t.requested},
+                                                            {"reserved", t.reserved},
+                                                            {"count", t.count},
+                                                            {"allocs", t.allocs},
+                                                            {"frees", t.frees}};
       }
       j["devices"][std::to_string(d)] = kinds;
       j["chip_id"][std::to_string(d)] = ttmem::test::kChipIdBase + d;

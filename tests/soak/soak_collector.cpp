@@ -55,10 +55,11 @@ int main(int argc, char** argv) {
                  "usage: ttmem_soak_collector --dir DIR [--interval MS] [--history-retention S]\n");
     return 2;
   }
-  ttmem::Collector collector({.dir = o.dir, .drain_events = true});
+  ttmem::collector::Collector collector({.dir = o.dir, .drain_events = true});
   uint64_t events = 0;
-  collector.set_event_sink([&](const ttmem::EventSource&, uint32_t, const auto&) { ++events; });
-  ttmem::HistoryStore history({.resolution_ms = 100, .retention_s = o.history_retention_s});
+  collector.set_event_sink(
+      [&](const ttmem::collector::EventSource&, uint32_t, const auto&) { ++events; });
+  ttmem::daemon::HistoryStore history({.resolution_ms = 100, .retention_s = o.history_retention_s});
   collector.refresh();
   std::printf("collecting\n");
   std::fflush(stdout);
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
     collector.wait(o.interval_ms);
     history.sample(collector.snapshot());
     // What a viewer shows each refresh; the size is kept so the rendering cannot be optimised out.
-    rendered_bytes += ttmem::status_json(collector.snapshot()).dump().size();
+    rendered_bytes += ttmem::collector::status_json(collector.snapshot()).dump().size();
     ++refreshes;
   }
   std::printf("stopped %llu %llu\n", static_cast<unsigned long long>(refreshes),

@@ -29,6 +29,9 @@
 #include "daemon_harness.h"
 
 namespace ttmem::test {
+
+using collector::LeakStore;
+
 namespace {
 
 namespace fs = std::filesystem;

@@ -17,6 +17,13 @@
 #include <fmt/format.h>
 
 namespace ttmem::top {
+
+using collector::BufferView;
+using collector::DeviceView;
+using collector::ProcessDeviceTotals;
+using collector::ProcessView;
+using collector::Snapshot;
+
 namespace {
 
 using protocol::Kind;

@@ -7,7 +7,7 @@
 #include <string>
 #include <tuple>
 
-namespace ttmem {
+namespace ttmem::collector {
 namespace {
 
 TEST(AddressMap, EmptyRegionIsOneBlock) {
@@ -95,4 +95,4 @@ TEST(AddressMap, SortByBeginAgreesWithStdSort) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector

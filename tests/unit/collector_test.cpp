@@ -14,7 +14,7 @@
 
 #include "segment_file.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 namespace {
 
 namespace pr = protocol;
@@ -221,4 +221,4 @@ TEST(Collector, OnlyAWatchingCollectorHoldsAnInotifyWatch) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector

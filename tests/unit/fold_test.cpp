@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace ttmem {
+namespace ttmem::collector {
 namespace {
 
 namespace pr = protocol;
@@ -258,4 +258,4 @@ TEST(Fold, DroppedEventsAndDeviceTotalsPerProcess) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector

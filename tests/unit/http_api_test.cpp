@@ -14,6 +14,17 @@
 #include "common/format.h"
 
 namespace ttmem::daemon {
+
+using collector::BufferView;
+using collector::DeviceView;
+using collector::leak_from_json;
+using collector::LeakList;
+using collector::LeakRecord;
+using collector::Snapshot;
+using collector::to_json;
+using common::format_chip_id;
+using common::parse_chip_id;
+
 namespace {
 
 using nlohmann::json;

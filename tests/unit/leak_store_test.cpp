@@ -18,7 +18,10 @@
 #include "collector/json.h"
 #include "common/kinds.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::parse_kind;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -433,4 +436,4 @@ TEST_F(LeakStoreTest, LoadSurvivesFilesChangingWhileItSorts) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector

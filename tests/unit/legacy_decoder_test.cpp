@@ -6,6 +6,9 @@
 #include "daemon/legacy_ingest.h"
 
 namespace ttmem::daemon {
+
+using collector::kNumKinds;
+
 namespace {
 
 namespace lg = protocol::legacy;

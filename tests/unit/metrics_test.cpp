@@ -6,6 +6,12 @@
 #include <regex>
 
 namespace ttmem::daemon {
+
+using collector::DeviceView;
+using collector::ProcessDeviceTotals;
+using collector::ProcessView;
+using collector::Snapshot;
+
 namespace {
 
 // The ttmem_allocations_total lines of the metrics for `s`, after the ledger has seen it.

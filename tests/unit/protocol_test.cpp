@@ -44,14 +44,14 @@ TEST(Protocol, SeqlockRoundTripAndTornDetection) {
 }
 
 TEST(Protocol, SegmentNames) {
-  auto n = ttmem::parse_segment_name("ttmem-1234-99887766.seg");
+  auto n = ttmem::collector::parse_segment_name("ttmem-1234-99887766.seg");
   ASSERT_TRUE(n);
   EXPECT_EQ(n->pid, 1234);
   EXPECT_EQ(n->start_time, 99887766u);
   for (const char* bad : {"ttmem-.seg", "ttmem-12.seg", "ttmem-a-1.seg", "ttmem-0-1.seg",
                           "ttmem-1-2.seg.tmp", "x-1-2.seg", "ttmem-99999999999-1.seg",
                           "ttmem-1-2-3.seg", "ttmem--1-2.seg"}) {
-    EXPECT_FALSE(ttmem::parse_segment_name(bad)) << bad;
+    EXPECT_FALSE(ttmem::collector::parse_segment_name(bad)) << bad;
   }
 }
 

@@ -15,7 +15,7 @@
 
 #include "segment_file.h"
 
-namespace ttmem {
+namespace ttmem::collector {
 namespace {
 
 namespace pr = protocol;
@@ -297,4 +297,4 @@ TEST(SegmentReader, RingDrainCountsOverwrittenEvents) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-namespace ttmem {
+namespace ttmem::common {
 namespace {
 
 TEST(PrintableText, WellFormedUtf8PassesUnchanged) {
@@ -31,4 +31,4 @@ TEST(PrintableText, KeepsTheLengthSoItCanReplaceInPlace) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::common

@@ -15,7 +15,11 @@
 #include "common/clock.h"
 #include "common/proc.h"
 
-namespace ttmem {
+namespace ttmem::collector {
+
+using common::process_start_time;
+using common::realtime_ns;
+
 namespace {
 
 using test::TtMetalBytes;
@@ -288,4 +292,4 @@ TEST_F(TtMetalCounters, ReadsABoundedNumberOfFiles) {
 }
 
 }  // namespace
-}  // namespace ttmem
+}  // namespace ttmem::collector

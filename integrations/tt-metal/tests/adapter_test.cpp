@@ -25,16 +25,16 @@
 namespace {
 
 namespace model = ttmem::model;
-using ttmem::BufferView;
-using ttmem::ProgramCbSet;
-using ttmem::Snapshot;
+using ttmem::collector::BufferView;
+using ttmem::collector::ProgramCbSet;
+using ttmem::collector::Snapshot;
 using ttmem::tt_metal::GraphProcessor;
 using ttmem::tt_metal::Mapper;
 
 std::string g_dir;  // NOLINT: set once in main
 
 Snapshot snapshot() {
-  ttmem::Collector c({.dir = g_dir, .reap = false});
+  ttmem::collector::Collector c({.dir = g_dir, .reap = false});
   c.refresh();
   return c.snapshot();
 }
@@ -49,15 +49,15 @@ std::vector<BufferView> own_buffers(const Snapshot& s) {
 
 // The program CB sets of this process on a chip, keyed by program id.
 std::map<uint64_t, ProgramCbSet> cb_sets(const Snapshot& s, uint64_t chip_id) {
-  ttmem::BufferFilter f;
+  ttmem::collector::BufferFilter f;
   f.chip_id = chip_id;
   f.pid = ::getpid();
   std::map<uint64_t, ProgramCbSet> out;
-  for (ProgramCbSet& p : ttmem::select_programs(s, f)) out[p.program_id] = p;
+  for (ProgramCbSet& p : ttmem::collector::select_programs(s, f)) out[p.program_id] = p;
   return out;
 }
 
-const ttmem::DeviceView* device(const Snapshot& s, uint64_t chip_id) {
+const ttmem::collector::DeviceView* device(const Snapshot& s, uint64_t chip_id) {
   for (const auto& d : s.devices) {
     if (d.chip_id == chip_id) return &d;
   }
@@ -188,7 +188,7 @@ TYPED_TEST(AdapterTest, MeshBufferIsOneEventFannedOutAndTotalsEqualTheModel) {
                           [&](const BufferView& b) { return b.buffer_id == weights->unique_id(); }),
             8);
   for (int i = 0; i < 8; ++i) {
-    const ttmem::DeviceView* d = device(s, kChip0 + uint64_t(i));
+    const ttmem::collector::DeviceView* d = device(s, kChip0 + uint64_t(i));
     ASSERT_NE(d, nullptr);
     EXPECT_EQ(d->logical_ids, std::vector<uint32_t>{uint32_t(i)});
     // The model's own statistics for the chip, over all banks.
@@ -223,7 +223,7 @@ TYPED_TEST(AdapterTest, ChipsPastTtmemsLogicalIdsAreRegisteredOnceUnderAFreeId) 
   auto b = fake::create_buffer<V>(&far, {.type = model::BufferType::Dram, .size = 8192,
                                          .page_size = 2048});
   Snapshot s = snapshot();
-  const ttmem::DeviceView* d = device(s, 0x900);
+  const ttmem::collector::DeviceView* d = device(s, 0x900);
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->logical_ids, std::vector<uint32_t>{0u}) << "the lowest free ttmem id";
   EXPECT_EQ(d->kinds[TTMEM_KIND_DRAM].count, 2u);
@@ -253,7 +253,7 @@ TYPED_TEST(AdapterTest, EachCachedProgramKeepsItsOwnSetAndCacheHitsReportNothing
     }
     std::sort(bytes.begin(), bytes.end());
     EXPECT_EQ(bytes, (std::vector<uint64_t>{std::min(em.bytes, ea.bytes), std::max(em.bytes, ea.bytes)}));
-    const ttmem::DeviceView* d = device(s, kChip0 + uint64_t(i));
+    const ttmem::collector::DeviceView* d = device(s, kChip0 + uint64_t(i));
     ASSERT_NE(d, nullptr);
     EXPECT_EQ(d->cb_programs, 2u);
     // The sets overlap from the base: the region in use is the larger one, never the sum.
@@ -292,7 +292,7 @@ TYPED_TEST(AdapterTest, DestroyingAProgramFreesExactlyItsSet) {
   if constexpr (!V::kDeallocatesCbs) this->mapper_.sweep_destroyed_programs();
   s = snapshot();
   for (int i = 0; i < 8; ++i) EXPECT_TRUE(cb_sets(s, kChip0 + uint64_t(i)).empty());
-  const ttmem::DeviceView* d = device(s, kChip0);
+  const ttmem::collector::DeviceView* d = device(s, kChip0);
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->cb_region_end, g.l1_unreserved_base);
   EXPECT_EQ(d->kinds[TTMEM_KIND_CB].reserved, 0u);

@@ -17,6 +17,23 @@
 #include "common/kinds.h"
 
 namespace ttmem::report {
+
+using collector::BufferView;
+using collector::CbCoverage;
+using collector::core_rect_of;
+using collector::DeviceView;
+using collector::RecordedBuffer;
+using collector::RecordedProcess;
+using collector::Recording;
+using collector::recording_start_ns;
+using collector::replay;
+using collector::ReplayVisitor;
+using collector::Snapshot;
+using collector::states_at;
+using common::arch_name;
+using common::format_bytes;
+using common::kind_name;
+
 namespace {
 
 namespace pr = protocol;

@@ -17,6 +17,6 @@ struct ReportOptions {
 
 // The whole page. Timelines are downsampled into buckets: each bucket keeps the moment its
 // total was highest and the state at its end, so every peak is drawn at its exact height.
-std::string render_html(const Recording& r, const ReportOptions& options);
+std::string render_html(const collector::Recording& r, const ReportOptions& options);
 
 }  // namespace ttmem::report

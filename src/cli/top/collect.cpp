@@ -10,6 +10,17 @@
 #include "common/kinds.h"
 
 namespace ttmem::top {
+
+using collector::BufferView;
+using collector::DeviceView;
+using collector::kDetailCounters;
+using collector::KindUsage;
+using collector::ProcessView;
+using collector::Snapshot;
+using collector::sorts_before;
+using collector::TagUsage;
+using common::arch_name;
+
 namespace {
 
 using protocol::Kind;

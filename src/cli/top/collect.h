@@ -28,7 +28,7 @@ class History {
   // Appends each device's usage. When none of the processes that last held a chip holds it now
   // and others do, a kHistoryRestart mark goes in first: a new run does not silently continue
   // the old run's sparkline.
-  void push(const Snapshot& s);
+  void push(const collector::Snapshot& s);
   // Oldest first, restart marks included; empty when the device was never seen.
   std::vector<uint64_t> series(uint64_t chip_id, size_t bar_kind_index) const;
   uint64_t samples() const { return samples_; }
@@ -36,7 +36,7 @@ class History {
   // A device as last seen, and when (monotonic ns): a device that disappears stays on screen,
   // greyed, for kKeepGoneNs instead of leaving a blank "No devices".
   struct LastSeen {
-    DeviceView device;
+    collector::DeviceView device;
     uint64_t seen_ns = 0;
   };
   static constexpr uint64_t kKeepGoneNs = 30'000'000'000;
@@ -69,9 +69,10 @@ struct CollectRequest {
   std::string filter;
 };
 
-ViewModel collect(const Snapshot& s, const History& history, const CollectRequest& request);
+ViewModel collect(const collector::Snapshot& s, const History& history,
+                  const CollectRequest& request);
 
 // The per-core L1 address space of one device, painted from its buffers and CB region.
-L1Map build_l1_map(const Snapshot& s, const DeviceView& d);
+L1Map build_l1_map(const collector::Snapshot& s, const collector::DeviceView& d);
 
 }  // namespace ttmem::top

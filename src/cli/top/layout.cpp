@@ -15,6 +15,13 @@
 #include "common/kinds.h"
 
 namespace ttmem::top {
+
+using collector::missing_segment_dir_text;
+using collector::sort_name;
+using common::format_bytes;
+using common::format_percent;
+using common::kind_name;
+
 namespace {
 
 using protocol::Kind;

@@ -15,6 +15,12 @@
 #include "protocol/legacy.h"
 
 namespace ttmem::top {
+
+using collector::Collector;
+using collector::CollectorOptions;
+using collector::Snapshot;
+using common::monotonic_ns;
+
 namespace {
 
 class LocalSource : public SnapshotSource {

@@ -20,7 +20,7 @@ class SnapshotSource {
   // Waits up to timeout_ms for something to change (a local collector wakes on segment events;
   // a daemon is asked again when the time is up), then takes a new snapshot.
   virtual void wait(int timeout_ms) = 0;
-  virtual const Snapshot& snapshot() const = 0;
+  virtual const collector::Snapshot& snapshot() const = 0;
 };
 
 // The HTTP URL of the ttmemd listening on the legacy socket at `path`, asked with ttmem's

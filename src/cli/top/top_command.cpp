@@ -28,6 +28,16 @@
 #include "common/clock.h"
 
 namespace ttmem::top {
+
+using collector::missing_segment_dir_text;
+using collector::has_process;
+using collector::parse_sort;
+using collector::Snapshot;
+using collector::sort_names;
+using collector::status_json;
+using collector::to_json;
+using common::monotonic_ns;
+
 namespace {
 
 std::atomic<bool> g_stop{false};

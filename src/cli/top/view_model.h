@@ -18,6 +18,10 @@
 
 namespace ttmem::top {
 
+// The sort keys are the collector's (collector/query.h): the same for `ttmem buffers` and the API.
+using collector::BufferSort;
+using collector::kNumBufferSorts;
+
 // The kinds the monitor draws a bar for, in screen order. SYSTEM_MEMORY is host memory and has
 // no device capacity, so it is left to `ttmem status`.
 inline constexpr std::array<uint32_t, 5> kBarKinds = {
@@ -65,7 +69,7 @@ struct ProcessRow {
   pid_t pid = 0;
   std::string command;
   bool exited = false;
-  std::array<uint64_t, kNumKinds> reserved{};
+  std::array<uint64_t, collector::kNumKinds> reserved{};
   uint64_t buffers = 0;
   uint64_t cbs = 0;
   uint64_t dropped_events = 0;
@@ -126,7 +130,7 @@ struct ViewModel {
   std::vector<DeviceRow> devices;
   std::vector<uint32_t> missing_devices;  // requested with -d but not (yet) registered
   std::vector<ProcessRow> processes;
-  std::vector<TagUsage> tags;  // as the snapshot has them
+  std::vector<collector::TagUsage> tags;  // as the snapshot has them
   std::vector<BufferRow> buffers;  // sorted as requested, at most the requested limit
   uint64_t total_buffers = 0;      // rows before the limit (a mesh buffer's copies are one)
   uint64_t live_buffers = 0;       // buffers and CBs those rows stand for
