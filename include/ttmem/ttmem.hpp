@@ -10,6 +10,8 @@
 
 namespace ttmem {
 
+// The memory kinds (ttmem_kind). ttmem's own C++ code uses this one enum too: the segment's
+// records, the collector and the tt-metal model (as tt-metal's BufferType).
 enum class Kind : uint32_t {
   Dram = TTMEM_KIND_DRAM,
   L1 = TTMEM_KIND_L1,

@@ -53,7 +53,7 @@ std::string format_age(uint64_t now_ns, uint64_t then_ns) {
 // One row per program CB set. The sets of different programs overlap in L1 (each starts at the
 // unreserved base), so the BYTES column is never summed: `ttmem status` shows what they cover.
 void print_programs(const Snapshot& s, BufferFilter filter, bool json) {
-  if (filter.kind && *filter.kind != uint32_t(protocol::Kind::Cb)) {
+  if (filter.kind && *filter.kind != uint32_t(Kind::Cb)) {
     throw CliError("--programs lists CB sets; drop --kind or use --kind CB");
   }
   std::vector<ProgramCbSet> programs = select_programs(s, filter);
@@ -101,7 +101,7 @@ void run(const GlobalOptions& global, const BuffersArgs& a) {
           {true, true, false, true, true, true, true, true, true, false});
   for (auto* b : rows) {
     // A CB's size is per core, every other buffer's over its banks: said in the cell itself.
-    const bool cb = b->kind == uint32_t(protocol::Kind::Cb);
+    const bool cb = b->kind == uint32_t(Kind::Cb);
     t.add({std::to_string(b->pid), std::to_string(b->device), std::string(kind_name(b->kind)),
            std::to_string(b->buffer_id), fmt::format("{:#x}", b->address),
            format_bytes(b->size) + (cb ? "/core" : ""), format_bytes(b->reserved),

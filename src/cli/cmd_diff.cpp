@@ -69,14 +69,14 @@ Profile recording_profile(const std::string& path) {
     void begin(const RecordedBuffer& b, uint64_t) override {
       const uint64_t chip = rec.chip_id(b.process, b.device);
       ++row(chip, std::string(kind_name(b.record.kind))).buffers;
-      if (b.record.kind == uint8_t(pr::Kind::Cb)) return;  // CB sets overlap: not split by op
+      if (b.record.kind == uint8_t(Kind::Cb)) return;  // CB sets overlap: not split by op
       Figures& f = row(chip, op_of(b));
       ++f.buffers;
       f.end += b.reserved;
       f.peak = std::max(f.peak, f.end);
     }
     void end(const RecordedBuffer& b, uint64_t) override {
-      if (b.record.kind == uint8_t(pr::Kind::Cb)) return;
+      if (b.record.kind == uint8_t(Kind::Cb)) return;
       Figures& f = row(rec.chip_id(b.process, b.device), op_of(b));
       f.end -= std::min(f.end, b.reserved);
     }

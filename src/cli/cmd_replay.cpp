@@ -48,7 +48,7 @@ ReplayEvent replay_event(ReplayEvent::Type type, const Record& r, uint32_t chip)
 }
 
 ReplayEvent::Type alloc_type(uint8_t kind) {
-  return kind == uint8_t(pr::Kind::Cb) ? ReplayEvent::Type::CbAlloc : ReplayEvent::Type::Alloc;
+  return kind == uint8_t(Kind::Cb) ? ReplayEvent::Type::CbAlloc : ReplayEvent::Type::Alloc;
 }
 
 // The recording's devices and events in the replay's neutral form. Buffers live at the first
@@ -68,7 +68,7 @@ model::ReplayInput replay_input(const Recording& r) {
                         .l1_unreserved_base = slot.unreserved_base,
                         .l1_small_size = slot.l1_small_size,
                         .trace_region_size = slot.trace_region_size,
-                        .dram_bank_base = slot.kinds[uint32_t(pr::Kind::Dram)].bank_base});
+                        .dram_bank_base = slot.kinds[uint32_t(Kind::Dram)].bank_base});
   }
   auto chip = [&](uint32_t process, uint32_t device) -> std::optional<uint32_t> {
     auto it = chip_of.find({process, device});

@@ -42,7 +42,7 @@ void print_devices(const Snapshot& s) {
     for (uint32_t k = 0; k < kNumKinds; ++k) {
       const KindUsage& u = d.kinds[k];
       if (u.capacity == 0 && u.reserved == 0 && u.count == 0) continue;
-      const bool no_free_block = counters_only || k == uint32_t(protocol::Kind::SystemMemory);
+      const bool no_free_block = counters_only || k == uint32_t(Kind::SystemMemory);
       t.add({first ? join_ids(d.logical_ids) : "", first ? fmt::format("{:#x}", d.chip_id) : "",
              first ? std::string(arch_name(d.arch)) : "", std::string(kind_name(k)),
              format_bytes(u.reserved), format_bytes(u.requested),
@@ -142,7 +142,6 @@ void print_processes(const Snapshot& s) {
   Table t({"PID", "DRAM", "L1", "L1_SMALL", "TRACE", "CB", "BUFFERS", "DROPPED", "COMMAND"},
           {true, true, true, true, true, true, true, true, false});
   for (const auto& p : s.processes) {
-    using protocol::Kind;
     // The same process through ttmem's client: its row above has the detail (--json has both).
     const bool tt_metal = p.source == kSourceTtMetalShm;
     if (tt_metal && !p.counted && !p.stale) continue;

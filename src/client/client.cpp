@@ -548,7 +548,7 @@ inline int enter() {
   uint64_t live = 0;
   for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
     for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
-      if (k == uint32_t(pr::Kind::Cb)) continue;  // CBs end with their program
+      if (k == uint32_t(Kind::Cb)) continue;  // CBs end with their program
       live += pr::load_word(&counters(d, k)->live_count);
     }
   }
@@ -695,7 +695,7 @@ pr::EventRecord event_from(pr::EventType type, const pr::BufferRecord& r) {
   ev.num_cores = r.num_cores;
   // A CB has no pages; its event carries the core rectangle instead, so history alone gives
   // which cores it covers (protocol.md, EventRecord).
-  ev.page_size = r.kind == uint8_t(pr::Kind::Cb) ? r.aux : r.page_size;
+  ev.page_size = r.kind == uint8_t(Kind::Cb) ? r.aux : r.page_size;
   ev.time_ns = r.time_ns;
   return ev;
 }
@@ -821,7 +821,7 @@ pr::BufferRecord cb_record(uint32_t device, const ttmem_core_range& cores, uint6
   const uint64_t count = uint64_t(cores.x1 - cores.x0 + 1) * uint64_t(cores.y1 - cores.y0 + 1);
   pr::BufferRecord r{};
   r.device = uint8_t(device);
-  r.kind = uint8_t(pr::Kind::Cb);
+  r.kind = uint8_t(Kind::Cb);
   r.buffer_id = program_id;
   r.address = address;
   r.size = size_per_core;
@@ -1040,7 +1040,7 @@ int ttmem_cb_free_program(uint32_t device, uint64_t program_id) {
   const CbFreed freed = free_cb_chain(*dev, newest);
   pr::EventRecord ev{};
   ev.type = uint8_t(pr::EventType::CbFreeProgram);
-  ev.kind = uint8_t(pr::Kind::Cb);
+  ev.kind = uint8_t(ttmem::Kind::Cb);
   ev.buffer_id = program_id;
   ev.size = freed.bytes;
   ev.size_per_bank = freed.records;
@@ -1065,7 +1065,7 @@ int ttmem_cb_free_all(uint32_t device) {
   dev->cb_programs.clear();
   pr::EventRecord ev{};
   ev.type = uint8_t(pr::EventType::CbFreeAll);
-  ev.kind = uint8_t(pr::Kind::Cb);
+  ev.kind = uint8_t(ttmem::Kind::Cb);
   ev.buffer_id = freed.records;
   ev.size = freed.bytes;
   ev.time_ns = now;

@@ -10,7 +10,7 @@ namespace pr = protocol;
 
 namespace {
 
-constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
+constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
 DeviceView device_view_of(const pr::DeviceSlot& slot) {
   DeviceView v;
@@ -114,7 +114,7 @@ void SnapshotFold::add(const pr::BufferRecord& rec) {
     p_.reserved[rec.kind] += reserved;
     p_.requested[rec.kind] += rec.size;
     ranges_[m][rec.kind].push_back({rec.address, rec.address + rec.size_per_bank});
-    if (rec.kind == uint8_t(pr::Kind::L1)) {
+    if (rec.kind == uint8_t(Kind::L1)) {
       v.lowest_l1_address =
           v.has_l1_buffers ? std::min(v.lowest_l1_address, rec.address) : rec.address;
       v.has_l1_buffers = true;
@@ -207,7 +207,7 @@ Snapshot SnapshotFold::finish(CbPeaks* cb_peaks) {
     for (uint32_t k = 0; k < kNumKinds; ++k) {
       KindUsage& ku = v.kinds[k];
       ku.peak = std::max(ku.peak, ku.reserved);
-      if (k == kCb || k == uint32_t(pr::Kind::SystemMemory)) continue;
+      if (k == kCb || k == uint32_t(Kind::SystemMemory)) continue;
       FreeSpace f = free_space(ranges_[i][k], ku.bank_base, ku.bank_base + ku.bank_size);
       ku.largest_free_block = f.largest_free_block;
       ku.free_per_bank = f.free_bytes;
@@ -215,7 +215,7 @@ Snapshot SnapshotFold::finish(CbPeaks* cb_peaks) {
           f.free_bytes == 0 ? 0.0 : 1.0 - double(f.largest_free_block) / double(f.free_bytes);
     }
     // The CB region grows up from the unreserved base toward the lowest L1 buffer.
-    const KindUsage& l1 = v.kinds[uint32_t(pr::Kind::L1)];
+    const KindUsage& l1 = v.kinds[uint32_t(Kind::L1)];
     v.cb_region_end = device_cbs_[i].region_end(v.unreserved_base);
     if (!v.has_l1_buffers) v.lowest_l1_address = l1.bank_base + l1.bank_size;
     v.clash_margin = int64_t(v.lowest_l1_address) - int64_t(v.cb_region_end);

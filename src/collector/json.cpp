@@ -131,7 +131,7 @@ json to_json(const BufferView& b) {
             {"cores", b.num_cores},
             {"tag", b.tag},
             {"time_ns", b.time_ns}};
-  if (b.kind == uint32_t(protocol::Kind::Cb)) {
+  if (b.kind == uint32_t(Kind::Cb)) {
     // size_bytes of a CB is per core (reserved_bytes: per core x cores); the name says so here.
     j["size_per_core_bytes"] = b.size;
     j["program_id"] = b.buffer_id;
@@ -448,7 +448,7 @@ BufferView buffer_from_json(const json& j) {
   b.page_size = integer_field<uint32_t>(j, "page_size");
   b.num_banks = integer_field<uint32_t>(j, "banks");
   b.num_cores = integer_field<uint32_t>(j, "cores");
-  if (b.kind == uint32_t(protocol::Kind::Cb)) {
+  if (b.kind == uint32_t(Kind::Cb)) {
     integers_field(j, "core_range", b.core_bbox);
     // Absent from an older ttmemd's documents; where present it repeats size_bytes.
     if (j.contains("size_per_core_bytes") &&

@@ -132,7 +132,7 @@ std::vector<ProgramCbSet> select_programs(const Snapshot& s, const BufferFilter&
   std::map<Key, ProgramCbSet> sets;
   std::map<Key, uint64_t> oldest;
   for (const auto& b : s.buffers) {
-    if (b.kind != uint32_t(protocol::Kind::Cb)) continue;
+    if (b.kind != uint32_t(Kind::Cb)) continue;
     if (f.chip_id && b.chip_id != *f.chip_id) continue;
     if (f.pid && b.pid != *f.pid) continue;
     const Key key{b.pid, b.chip_id, b.buffer_id};

@@ -38,7 +38,7 @@ std::string dump(const json& j) {
 }
 
 std::string counter_name(uint32_t kind) {
-  return std::string(kind_name(kind)) + (kind == uint32_t(pr::Kind::Cb) ? " covered" : " reserved");
+  return std::string(kind_name(kind)) + (kind == uint32_t(Kind::Cb) ? " covered" : " reserved");
 }
 
 }  // namespace
@@ -68,9 +68,9 @@ std::string export_perfetto(const Recording& r) {
           std::function<double(uint64_t)> ts)
         : r_(r), chip_pid_(chip_pid), events_(events), ts_(std::move(ts)) {}
     void begin(const RecordedBuffer& b, uint64_t t) override {
-      std::string base = fmt::format("p{}.d{}.{}{}", b.process, b.device,
-                                     b.record.kind == uint8_t(pr::Kind::Cb) ? "cb" : "b",
-                                     b.record.buffer_id);
+      std::string base =
+          fmt::format("p{}.d{}.{}{}", b.process, b.device,
+                      b.record.kind == uint8_t(Kind::Cb) ? "cb" : "b", b.record.buffer_id);
       std::string id = fmt::format("{}.{}", base, serial_[base]++);
       open_[key_of(b)] = id;
       events_.push_back({{"ph", "b"}, {"cat", kind_name(b.record.kind)}, {"name", name(b)},
@@ -237,7 +237,7 @@ std::string export_state_json(const Recording& r, uint64_t at_ns) {
     for (uint32_t i = 0; i < pr::kNumKinds; ++i) {
       const uint64_t reserved = figures.bytes[chip][i];
       // CB sets overlap: both figures are the L1 they cover, never a sum of the sets.
-      const uint64_t requested = i == uint32_t(pr::Kind::Cb) ? reserved : kinds[i][0];
+      const uint64_t requested = i == uint32_t(Kind::Cb) ? reserved : kinds[i][0];
       k[std::string(kind_name(i))] = {{"requested_bytes", requested},
                                       {"reserved_bytes", reserved}, {"buffers", kinds[i][1]}};
     }

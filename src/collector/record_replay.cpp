@@ -15,7 +15,7 @@ namespace rf = protocol::record;
 // Replay: the live set and each chip's figures, exact at every checkpoint (see recording.h).
 
 LiveKey key_of(const RecordedBuffer& b) {
-  const bool cb = b.record.kind == uint8_t(pr::Kind::Cb);
+  const bool cb = b.record.kind == uint8_t(Kind::Cb);
   return {b.process, b.device, uint8_t(cb), b.record.buffer_id, cb ? b.record.address : 0,
           cb ? b.record.aux : 0};
 }
@@ -70,7 +70,7 @@ class ReplayEngine {
     b.record.size = ev.size;
     b.record.size_per_bank = ev.size_per_bank;
     // A CB event carries its core rectangle where other events carry the page size.
-    const bool cb = ev.kind == uint8_t(pr::Kind::Cb);
+    const bool cb = ev.kind == uint8_t(Kind::Cb);
     b.record.page_size = cb ? 0 : ev.page_size;
     b.record.aux = cb ? ev.page_size : 0;
     b.record.tag = ev.tag;
@@ -132,10 +132,10 @@ class ReplayEngine {
         coverage.add(core_rect_of(b.record.aux), b.record.address + b.record.size);
       }
       const uint64_t covered = coverage.covered_bytes(cb_base_[chip]);
-      uint64_t& last = figures_[{chip, uint32_t(pr::Kind::Cb)}];
+      uint64_t& last = figures_[{chip, uint32_t(Kind::Cb)}];
       if (covered != last || coverage.empty()) {
         last = covered;
-        v_.usage(t, chip, uint32_t(pr::Kind::Cb), covered);
+        v_.usage(t, chip, uint32_t(Kind::Cb), covered);
       }
     }
     cb_changed_.clear();

@@ -56,8 +56,8 @@ std::optional<uint32_t> parse_kind(std::string_view text) {
   for (uint32_t k = 0; k < kKindNames.size(); ++k) {
     if (upper == kKindNames[k]) return k;
   }
-  if (upper == "L1SMALL") return uint32_t(protocol::Kind::L1Small);
-  if (upper == "SYSTEM" || upper == "SYSMEM") return uint32_t(protocol::Kind::SystemMemory);
+  if (upper == "L1SMALL") return uint32_t(Kind::L1Small);
+  if (upper == "SYSTEM" || upper == "SYSMEM") return uint32_t(Kind::SystemMemory);
   return std::nullopt;
 }
 

@@ -47,7 +47,7 @@ void add_usage(Snapshot& s, ProcessView& p, DeviceView& d, uint32_t kind, uint64
   u.peak = std::max(u.peak, u.reserved);
   p.reserved[kind] += reserved;
   p.requested[kind] += requested;
-  (kind == uint32_t(protocol::Kind::Cb) ? p.cbs : p.buffers) += count;
+  (kind == uint32_t(Kind::Cb) ? p.cbs : p.buffers) += count;
   std::string tag_name = tag.empty() ? "(untagged)" : tag;
   auto t = std::find_if(s.tags.begin(), s.tags.end(),
                         [&](const TagUsage& x) { return x.tag == tag_name; });

@@ -41,7 +41,6 @@ using common::process_uid;
 using common::realtime_ns;
 
 namespace lg = protocol::legacy;
-using protocol::Kind;
 using T = lg::MessageType;
 
 int detect_legacy_form(const uint8_t* p, size_t n, bool quiet) {

@@ -168,8 +168,7 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
       for (uint32_t k = 0; k < kNumKinds; ++k) {
         const KindUsage& u = d.kinds[k];
         if (u.capacity == 0 && u.reserved == 0 && u.count == 0 && u.total_allocs == 0) continue;
-        if (g.field == &KindUsage::largest_free_block &&
-            k == uint32_t(protocol::Kind::SystemMemory)) {
+        if (g.field == &KindUsage::largest_free_block && k == uint32_t(Kind::SystemMemory)) {
           continue;  // no banks, no address map
         }
         w.sample(g.name,
@@ -187,7 +186,7 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
   for (const auto& d : s.devices) {
     if (!d.tt_metal) continue;
     for (uint32_t k = 0; k < kNumKinds; ++k) {
-      if (k == uint32_t(protocol::Kind::SystemMemory)) continue;  // tt-metal has no such counter
+      if (k == uint32_t(Kind::SystemMemory)) continue;  // tt-metal has no such counter
       w.sample("ttmem_tt_metal_total_bytes",
                fmt::format("{},kind=\"{}\",stale=\"{}\"", device_labels(d), kind_name(k),
                            d.tt_metal->totals_stale ? "true" : "false"),

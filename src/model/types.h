@@ -9,13 +9,17 @@
 #include <string_view>
 #include <vector>
 
+#include "ttmem/ttmem.hpp"
+
 namespace ttmem::model {
 
-// tt-metal's BufferType. SYSTEM_MEMORY is host memory and never reaches the device allocator.
-enum class BufferType : uint32_t { Dram = 0, L1 = 1, SystemMemory = 2, L1Small = 3, Trace = 4 };
-inline constexpr uint32_t kNumBufferTypes = 5;
+// tt-metal's BufferType: the memory kinds before Cb, with tt-metal's numbers, so the model uses
+// the one kind enum (ttmem::Kind) under tt-metal's name. SYSTEM_MEMORY is host memory and never
+// reaches the device allocator.
+using BufferType = Kind;
+inline constexpr uint32_t kNumBufferTypes = uint32_t(Kind::Cb);
 // Circular-buffer space, the memory kind after the buffer types (ttmem_kind TTMEM_KIND_CB).
-inline constexpr uint32_t kCbKind = 5;
+inline constexpr uint32_t kCbKind = uint32_t(Kind::Cb);
 
 // tt-metal's TensorMemoryLayout.
 enum class Layout : uint32_t {

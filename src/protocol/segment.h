@@ -33,6 +33,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "ttmem/ttmem.hpp"
+
 namespace ttmem::protocol {
 
 // "TTMEMSEG" read as a little-endian u64.
@@ -55,7 +57,8 @@ inline constexpr uint32_t kDefaultRingCapacity = 1u << 13;
 inline constexpr uint32_t kStringCapacity = 4096;
 inline constexpr uint32_t kStringMaxLen = 126;
 
-enum class Kind : uint8_t { Dram = 0, L1 = 1, SystemMemory = 2, L1Small = 3, Trace = 4, Cb = 5 };
+// Records carry the kind as a byte: a ttmem::Kind (ttmem/ttmem.hpp), the one C++ kind enum.
+static_assert(kNumKinds == TTMEM_KIND_COUNT && uint32_t(Kind::Cb) == kNumKinds - 1);
 
 // ---------------------------------------------------------------------------------------------
 // DeviceSlot (512 B), seqlocked: `seq` odd while being written, even when stable.

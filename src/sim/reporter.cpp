@@ -37,8 +37,8 @@ void ClientReporter::register_mesh(const model::MeshDevice& mesh) {
 }
 
 void ClientReporter::on_allocate(const model::Chip& chip, const model::Buffer& buffer) {
-  ttmem_buffer_desc d = make_buffer_desc(
-      chip.logical_id(), buffer.id, static_cast<Kind>(buffer.type), buffer.address, buffer.size);
+  ttmem_buffer_desc d =
+      make_buffer_desc(chip.logical_id(), buffer.id, buffer.type, buffer.address, buffer.size);
   d.layout = static_cast<uint32_t>(buffer.layout);
   d.page_size = buffer.page_size;
   d.size_per_bank = buffer.size_per_bank;

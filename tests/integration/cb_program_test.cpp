@@ -31,7 +31,7 @@ using nlohmann::json;
 
 constexpr uint64_t kBase = kUnreservedBase;
 constexpr CbGrid kGrid{8, 8, kBase};
-constexpr uint32_t kCbKind = uint32_t(protocol::Kind::Cb);
+constexpr uint32_t kCbKind = uint32_t(Kind::Cb);
 
 // A reporting process forked from the test: it runs its steps one at a time, when told, and
 // stays alive (its segment readable) until destroyed. Each step returns a line of text for the

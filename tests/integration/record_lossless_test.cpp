@@ -161,7 +161,7 @@ TEST(RecordLossless, OverloadedAttachMarksGapsAndKeepsTotalsExact) {
   struct DramAt : ReplayVisitor {
     uint64_t bytes = 0;
     void usage(uint64_t, uint64_t, uint32_t kind, uint64_t b) override {
-      if (kind == uint32_t(pr::Kind::Dram)) bytes = b;
+      if (kind == uint32_t(Kind::Dram)) bytes = b;
     }
   };
   std::vector<uint64_t> times;
@@ -169,7 +169,7 @@ TEST(RecordLossless, OverloadedAttachMarksGapsAndKeepsTotalsExact) {
   size_t checked = 0;
   for (const auto& live : states_at(*r, times)) {
     uint64_t dram = 0;
-    for (const auto& b : live) dram += b.record.kind == uint8_t(pr::Kind::Dram) ? b.reserved : 0;
+    for (const auto& b : live) dram += b.record.kind == uint8_t(Kind::Dram) ? b.reserved : 0;
     EXPECT_TRUE(dram == base || dram == base + churn)
         << dram << " at checkpoint " << checked << " of " << times.size();
     ++checked;

@@ -173,7 +173,7 @@ void write_cb(RecordWriter& w, uint64_t t, uint64_t program, uint64_t address, u
               CoreRect r) {
   rf::EventEntry e{};
   e.event.type = uint8_t(pr::EventType::CbAlloc);
-  e.event.kind = uint8_t(pr::Kind::Cb);
+  e.event.kind = uint8_t(Kind::Cb);
   e.event.buffer_id = program;
   e.event.address = address;
   e.event.size = size;

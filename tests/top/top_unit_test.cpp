@@ -26,8 +26,6 @@ using collector::Snapshot;
 
 namespace {
 
-using protocol::Kind;
-
 constexpr uint32_t kL1 = uint32_t(Kind::L1);
 
 DeviceView device(uint32_t id, uint64_t l1_used) {

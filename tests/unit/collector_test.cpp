@@ -58,12 +58,12 @@ void register_device(SegmentFile& f, uint32_t logical_id, uint64_t chip_id) {
   d.trace_region_size = 4 << 20;
   d.l1_small_size = 32768;
   std::strcpy(d.board, "n300");
-  const uint32_t dram = uint32_t(pr::Kind::Dram), l1 = uint32_t(pr::Kind::L1);
+  const uint32_t dram = uint32_t(Kind::Dram), l1 = uint32_t(Kind::L1);
   d.kinds[dram] = {12ull << 30, 1ull << 30, 0, 12, 32};
   d.kinds[l1] = {64ull * 1396736, 1396736, 102400, 64, 16};
-  d.kinds[uint32_t(pr::Kind::L1Small)] = {64ull * 32768, 32768, 0, 64, 16};
-  d.kinds[uint32_t(pr::Kind::Trace)] = {12ull << 22, 4 << 20, 0, 12, 32};
-  d.kinds[uint32_t(pr::Kind::Cb)] = d.kinds[l1];
+  d.kinds[uint32_t(Kind::L1Small)] = {64ull * 32768, 32768, 0, 64, 16};
+  d.kinds[uint32_t(Kind::Trace)] = {12ull << 22, 4 << 20, 0, 12, 32};
+  d.kinds[uint32_t(Kind::Cb)] = d.kinds[l1];
   pr::seqlock_write32(&f.devices()[logical_id], d);
 }
 
@@ -107,8 +107,8 @@ size_t fill_segment(SegmentFile& f) {
     r.page_size = 2048;
     r.num_banks = 12;
     r.num_cores = uint16_t(1 + i % 4);
-    r.address = r.kind == uint8_t(pr::Kind::L1) ? 1396736 - (i % 50) * 4096 : (i % 97) * 3000;
-    if (r.kind == uint8_t(pr::Kind::Cb)) r.address = 102400 + (i % 13) * 1024;
+    r.address = r.kind == uint8_t(Kind::L1) ? 1396736 - (i % 50) * 4096 : (i % 97) * 3000;
+    if (r.kind == uint8_t(Kind::Cb)) r.address = 102400 + (i % 13) * 1024;
     r.time_ns = i;
     if (i % 17 == 4) r.kind = 42;        // corrupt: no such kind
     if (i % 23 == 6) r.device = 9;       // corrupt: not registered
@@ -119,7 +119,7 @@ size_t fill_segment(SegmentFile& f) {
     }
     f.put(slot++, r);
     bool valid = r.kind < pr::kNumKinds && r.device < 2 && r.address != ~0ull;
-    if (valid && r.kind != uint8_t(pr::Kind::Cb)) ++buffers;
+    if (valid && r.kind != uint8_t(Kind::Cb)) ++buffers;
   }
   return buffers;
 }
@@ -146,7 +146,7 @@ TEST(Collector, AggregatesAreTheSameWhetherRecordsAreCopiedOrFoldedInPlace) {
 
   ASSERT_EQ(a.devices.size(), 3u);
   ASSERT_EQ(b.devices.size(), a.devices.size());
-  EXPECT_GT(a.devices[0].kinds[uint32_t(pr::Kind::Dram)].fragmentation, 0.0);  // gaps to find
+  EXPECT_GT(a.devices[0].kinds[uint32_t(Kind::Dram)].fragmentation, 0.0);  // gaps to find
   for (size_t i = 0; i < a.devices.size(); ++i) {
     EXPECT_EQ(fields(a.devices[i]), fields(b.devices[i])) << "device " << i;
     for (uint32_t k = 0; k < kNumKinds; ++k) {

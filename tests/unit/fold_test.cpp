@@ -13,9 +13,9 @@ namespace {
 
 namespace pr = protocol;
 
-constexpr uint32_t kDram = uint32_t(pr::Kind::Dram);
-constexpr uint32_t kL1 = uint32_t(pr::Kind::L1);
-constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
+constexpr uint32_t kDram = uint32_t(Kind::Dram);
+constexpr uint32_t kL1 = uint32_t(Kind::L1);
+constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
 constexpr uint64_t kUnreservedBase = 100'000;
 constexpr uint64_t kL1BankSize = 1'000'000;

@@ -105,11 +105,11 @@ TEST(HttpApiChipIds, EveryEndpointWritesChipIdsAsHexStrings) {
     DeviceView& d = s.devices.emplace_back();
     d.chip_id = kBase + n;
     d.logical_ids = {n};
-    d.kinds[uint32_t(protocol::Kind::Cb)].reserved = 4096;  // a kind in use has a history
+    d.kinds[uint32_t(Kind::Cb)].reserved = 4096;  // a kind in use has a history
     BufferView& b = s.buffers.emplace_back();
     b.chip_id = d.chip_id;
     b.device = n;
-    b.kind = uint32_t(protocol::Kind::Cb);
+    b.kind = uint32_t(Kind::Cb);
     LeakRecord& l = leaked.emplace_back();
     l.chip_id = d.chip_id;
     l.device = n;

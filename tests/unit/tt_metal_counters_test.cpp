@@ -24,9 +24,9 @@ namespace {
 
 using test::TtMetalBytes;
 using test::TtMetalRegionWriter;
-constexpr uint32_t kDram = uint32_t(protocol::Kind::Dram);
-constexpr uint32_t kL1 = uint32_t(protocol::Kind::L1);
-constexpr uint32_t kCb = uint32_t(protocol::Kind::Cb);
+constexpr uint32_t kDram = uint32_t(Kind::Dram);
+constexpr uint32_t kL1 = uint32_t(Kind::L1);
+constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
 class TtMetalCounters : public ::testing::Test {
  protected:

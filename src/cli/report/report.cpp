@@ -39,7 +39,7 @@ namespace {
 namespace pr = protocol;
 using nlohmann::json;
 
-constexpr uint32_t kCb = uint32_t(pr::Kind::Cb);
+constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
 // One point of a device's timeline: every kind's figure and every op tag's bytes.
 struct Sample {
@@ -208,16 +208,15 @@ json l1_map_json(const Recording& r, const DeviceTimeline& d,
     v.kinds[k].num_banks = d.slot->kinds[k].num_banks;
   }
   CbCoverage cbs;
-  uint64_t lowest_l1 = v.l1_per_core != 0
-                           ? v.l1_per_core
-                           : v.kinds[uint32_t(pr::Kind::L1)].bank_base +
-                                 v.kinds[uint32_t(pr::Kind::L1)].bank_size;
+  uint64_t lowest_l1 = v.l1_per_core != 0 ? v.l1_per_core
+                                          : v.kinds[uint32_t(Kind::L1)].bank_base +
+                                                v.kinds[uint32_t(Kind::L1)].bank_size;
   for (const RecordedBuffer& b : live) {
     if (r.chip_id(b.process, b.device) != d.chip_id) continue;
     const uint32_t kind = b.record.kind;
     if (kind == kCb) {
       cbs.add(core_rect_of(b.record.aux), b.record.address + b.record.size);
-    } else if (kind == uint32_t(pr::Kind::L1) || kind == uint32_t(pr::Kind::L1Small)) {
+    } else if (kind == uint32_t(Kind::L1) || kind == uint32_t(Kind::L1Small)) {
       BufferView bv;
       bv.pid = pid_t(r.processes[b.process].pid);
       bv.chip_id = d.chip_id;
@@ -231,7 +230,7 @@ json l1_map_json(const Recording& r, const DeviceTimeline& d,
       bv.num_banks = b.record.num_banks;
       bv.tag = r.strings[b.record.tag];
       s.buffers.push_back(bv);
-      if (kind == uint32_t(pr::Kind::L1)) {
+      if (kind == uint32_t(Kind::L1)) {
         v.has_l1_buffers = true;
         lowest_l1 = std::min(lowest_l1, b.record.address);
       }

@@ -23,8 +23,6 @@ using common::arch_name;
 
 namespace {
 
-using protocol::Kind;
-
 bool shown(const std::vector<uint32_t>& wanted, const std::vector<uint32_t>& ids) {
   if (wanted.empty()) return true;
   return std::any_of(ids.begin(), ids.end(), [&](uint32_t id) {
@@ -355,7 +353,7 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
   std::unordered_map<MeshKey, std::vector<size_t>, MeshKeyHash> by_key;
   for (const BufferView* b : rows) {
     Group* into = nullptr;
-    if (b->kind != uint32_t(protocol::Kind::Cb)) {
+    if (b->kind != uint32_t(Kind::Cb)) {
       std::vector<size_t>& candidates = by_key[MeshKey{b}];
       for (size_t g : candidates) {
         auto& ids = groups[g].devices;

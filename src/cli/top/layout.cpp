@@ -24,8 +24,6 @@ using common::kind_name;
 
 namespace {
 
-using protocol::Kind;
-
 constexpr size_t kMinWidth = 40;
 constexpr int kMinHeight = 8;
 constexpr size_t kKindWidth = 9;  // "L1_SMALL "

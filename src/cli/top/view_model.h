@@ -24,10 +24,9 @@ using collector::kNumBufferSorts;
 
 // The kinds the monitor draws a bar for, in screen order. SYSTEM_MEMORY is host memory and has
 // no device capacity, so it is left to `ttmem status`.
-inline constexpr std::array<uint32_t, 5> kBarKinds = {
-    uint32_t(protocol::Kind::Dram), uint32_t(protocol::Kind::L1),
-    uint32_t(protocol::Kind::L1Small), uint32_t(protocol::Kind::Trace),
-    uint32_t(protocol::Kind::Cb)};
+inline constexpr std::array<uint32_t, 5> kBarKinds = {uint32_t(Kind::Dram), uint32_t(Kind::L1),
+                                                      uint32_t(Kind::L1Small),
+                                                      uint32_t(Kind::Trace), uint32_t(Kind::Cb)};
 
 // In a history, the mark of a restart: the processes on the chip were all replaced, so what
 // follows is not the same run's history. Drawn as a break in the sparkline.
