@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem::test {
@@ -61,7 +62,7 @@ std::string status_differs(const nlohmann::json& status, const nlohmann::json& t
     uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
     const nlohmann::json* d = nullptr;
     for (const auto& x : status.at("devices")) {
-      if (x.at("chip_id").get<uint64_t>() == chip) d = &x;
+      if (x.at("chip_id") == common::format_chip_id(chip)) d = &x;
     }
     if (d == nullptr) return "device " + dev + " missing";
     for (std::string_view kind_view : kKindNames) {

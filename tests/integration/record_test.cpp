@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "collector/recording.h"
+#include "common/format.h"
 #include "daemon_harness.h"
 
 namespace ttmem::test {
@@ -69,7 +70,7 @@ TEST(Record, CapturesARealWorkloadExactly) {
     uint64_t chip = truth["chip_id"][dev].get<uint64_t>();
     const json* d = nullptr;
     for (const auto& x : state["devices"]) {
-      if (x["chip_id"] == chip) d = &x;
+      if (x["chip_id"] == common::format_chip_id(chip)) d = &x;
     }
     ASSERT_NE(d, nullptr) << "device " << dev;
     for (auto& [kind, v] : kinds.items()) {

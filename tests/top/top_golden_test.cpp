@@ -142,6 +142,33 @@ TEST_F(TopCli, JsonSnapshots) {
   EXPECT_EQ(n, 2);
 }
 
+// -p keeps one process, --filter what matches a tag, pid or command, --peak each kind's history
+// peak; the sim's tensor-parallel buffers are one buffer per chip: one row each, "0-7 x8".
+TEST_F(TopCli, PidFilterPeakAndMeshRows) {
+  const std::string pid = std::to_string(load_->pid());
+  RunResult r =
+      top({"--once", "--ascii", "--width", "160", "--view", "buffers", "-p", pid, "--limit", "5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Only process " + pid + ": "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0-7 x8  DRAM"), std::string::npos) << r.out;
+  r = top({"--once", "--ascii", "--width", "160", "-p", "999999"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no tracked process 999999"), std::string::npos) << r.err;
+
+  r = top({"--once", "--stable", "--ascii", "--width", "160", "--view", "buffers", "--filter",
+           "LM_HEAD"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Only \"LM_HEAD\": 8 buffers in 1 rows"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lm_head"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("embedding"), std::string::npos) << r.out;
+
+  r = top(
+      {"--count", "2", "-r", "50", "--stable", "--ascii", "--width", "200", "--peak", "-d", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("HISTORY PEAK (P: back)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("s ago"), std::string::npos) << r.out;
+}
+
 TEST_F(TopCli, BadInputIsAClearErrorAndNonZeroExit) {
   struct Case {
     std::vector<std::string> args;
