@@ -327,9 +327,9 @@ TEST(Soak, SimsAgainstTheDaemonKeepRssFlatAndTotalsExact) {
                {{"TTMEM_DIR", dir.path()}});
   ASSERT_TRUE(client.expect_line("churning"));
   // The first request is made here, before the scraping thread starts. cpp-httplib's first
-  // Client compiles a function-local static std::regex; the guard that publishes it is in
-  // cpp-httplib, built without ThreadSanitizer, which so sees this thread use a regex that the
-  // scraping thread built with no order between them, and reports a data race.
+  // Client compiles a function-local static std::regex, published by a guard in cpp-httplib's
+  // own code, which is built without ThreadSanitizer: had the scraping thread built it, this
+  // thread's use of it would look unordered to ThreadSanitizer, a data race report.
   ASSERT_EQ(http_get(daemon.url(), "/metrics").status, 200);
 
   RssSampler sampler(
