@@ -170,9 +170,10 @@ struct DaemonOver200000Buffers {
       return;
     }
     resident = rss_bytes(pid());
-    // Under a sanitizer resident memory never settles (its allocator and shadow keep growing
-    // with every refresh) and is not judged: waiting for it there would wait forever.
-    if (!kResidentMemoryIsMeaningful) {
+    // Under ThreadSanitizer resident memory never settles (its allocator and shadow keep
+    // growing with every refresh) and is not judged: waiting for it there would wait forever.
+    // Elsewhere the wait also lets ttmemd's first refreshes of all the buffers end first.
+    if (kUnderThreadSanitizer) {
       ready = true;
       return;
     }
