@@ -46,11 +46,14 @@ nlohmann::json get_json(const std::string& url, const std::string& path,
 }
 
 std::unique_ptr<Child> start_held_llama(const std::string& dir) {
+  // Held far longer than any test lasts (the Child is killed when the test ends): at
+  // ThreadSanitizer's speed RemoteCli.PrintsWhatTheLocalCommandsPrint takes over 60 s, and a
+  // sim held 60 s was gone before its last commands.
   auto sim = std::make_unique<Child>(
       std::vector<std::string>{TTMEM_CLI, "--dir", dir, "sim", "llama-decode", "--speed", "0",
-                               "--hold", "60"},
+                               "--hold", "900"},
       std::map<std::string, std::string>{});
-  EXPECT_TRUE(sim->expect_line("holding for 60 s", 30000)) << "ttmem sim did not get to its hold";
+  EXPECT_TRUE(sim->expect_line("holding for 900 s", 30000)) << "ttmem sim did not get to its hold";
   return sim;
 }
 

@@ -20,6 +20,20 @@ inline constexpr bool kResidentMemoryIsMeaningful = false;
 inline constexpr bool kResidentMemoryIsMeaningful = true;
 #endif
 
+// ThreadSanitizer makes ttmem 5 to 15 times slower: a test whose size is what makes it slow
+// scales that size down there (and says so), and asserts the same behaviour.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kUnderThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kUnderThreadSanitizer = true;
+#else
+inline constexpr bool kUnderThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kUnderThreadSanitizer = false;
+#endif
+
 // A fresh, empty segment directory removed at destruction.
 class TempDir {
  public:
