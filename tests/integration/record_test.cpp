@@ -13,6 +13,7 @@
 #include "collector/recording.h"
 #include "common/format.h"
 #include "daemon_harness.h"
+#include "golden.h"
 
 namespace ttmem::test {
 
@@ -217,19 +218,6 @@ void write_fixture(const std::string& path) {
   rf::ProcessEndRecord end{0, 1};
   w.write(rf::RecordType::ProcessEnd, 9000, &end, sizeof end);
   w.close();
-}
-
-void expect_golden(const std::string& name, std::string actual) {
-  std::string path = std::string(TTMEM_GOLDEN_DIR) + "/" + name;
-  const char* update = std::getenv("TTMEM_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path, std::ios::binary) << actual;
-    return;
-  }
-  ASSERT_TRUE(std::filesystem::exists(path))
-      << path << " is missing: run with TTMEM_UPDATE_GOLDEN=1 to create it";
-  EXPECT_EQ(actual, slurp(path)) << "export differs from " << path
-                                 << "; if the change is intended, rerun with TTMEM_UPDATE_GOLDEN=1";
 }
 
 TEST(Record, ExportsMatchGoldenFiles) {

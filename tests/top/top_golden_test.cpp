@@ -1,39 +1,19 @@
 // `ttmem top` text output against golden files, and its command line, with a real tracked
 // workload. The workload is deterministic: one thread, a fixed seed, held after its last phase.
 //
-// Regenerate the goldens after an intended change of the output:
-//   TTMEM_UPDATE_GOLDEN=1 ctest --test-dir build -R TopGolden
+// Regenerate the goldens after an intended change of the output (see golden.h):
+//   TTMEM_UPDATE_GOLDEN=1 ctest --test-dir build -R TopCli.Golden
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <regex>
 #include <sstream>
 
+#include "golden.h"
 #include "harness.h"
 
 namespace ttmem::test {
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void check_golden(const std::string& name, const std::string& actual) {
-  std::string path = std::string(TTMEM_GOLDEN_DIR) + "/" + name;
-  const char* update = std::getenv("TTMEM_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << actual;
-    GTEST_SKIP() << "wrote " << path;
-  }
-  std::string expected = read_file(path);
-  ASSERT_FALSE(expected.empty()) << path << " is missing; run with TTMEM_UPDATE_GOLDEN=1";
-  EXPECT_EQ(actual, expected) << "output differs from " << path
-                              << "; if the change is intended, rerun with TTMEM_UPDATE_GOLDEN=1";
-}
 
 class TopCli : public ::testing::Test {
  protected:
@@ -61,28 +41,28 @@ class TopCli : public ::testing::Test {
 TEST_F(TopCli, GoldenOverview) {
   RunResult r = top({"--once", "--stable", "--ascii", "--width", "120"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  check_golden("top_overview.txt", r.out);
+  expect_golden("top_overview.txt", r.out);
 }
 
 TEST_F(TopCli, GoldenOverviewUtf8) {
   RunResult r = top({"--once", "--stable", "--width", "120"}, TTMEM_CLI, {{"LC_ALL", "C.UTF-8"}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("█"), std::string::npos);
-  check_golden("top_overview_utf8.txt", r.out);
+  expect_golden("top_overview_utf8.txt", r.out);
 }
 
 TEST_F(TopCli, GoldenBuffers) {
   RunResult r = top({"--once", "--stable", "--ascii", "--width", "120", "--view", "buffers",
                      "--sort", "size", "--limit", "12"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  check_golden("top_buffers.txt", r.out);
+  expect_golden("top_buffers.txt", r.out);
 }
 
 TEST_F(TopCli, GoldenL1Map) {
   RunResult r = top({"--once", "--stable", "--ascii", "--width", "120", "--view", "l1map", "-d",
                      "2", "--limit", "8"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  check_golden("top_l1map.txt", r.out);
+  expect_golden("top_l1map.txt", r.out);
 }
 
 // The compatibility name shows the same view as `ttmem top`.

@@ -5,14 +5,13 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "cli/top/collect.h"
 #include "cli/top/keys.h"
 #include "cli/top/layout.h"
 #include "cli/top/text_render.h"
+#include "golden.h"
 
 #include <fmt/format.h>
 
@@ -23,6 +22,7 @@ using collector::DeviceView;
 using collector::ProcessDeviceTotals;
 using collector::ProcessView;
 using collector::Snapshot;
+using test::expect_golden;
 
 namespace {
 
@@ -442,21 +442,6 @@ Snapshot busy_machine() {
   return s;
 }
 
-void check_golden(const std::string& name, const std::string& actual) {
-  const std::string path = std::string(TTMEM_GOLDEN_DIR) + "/" + name;
-  const char* update = std::getenv("TTMEM_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << actual;
-    GTEST_SKIP() << "wrote " << path;  // as the CLI goldens do: an update is not a pass
-  }
-  std::ifstream in(path);
-  std::stringstream expected;
-  expected << in.rdbuf();
-  ASSERT_FALSE(expected.str().empty()) << path << " is missing; run with TTMEM_UPDATE_GOLDEN=1";
-  EXPECT_EQ(actual, expected.str())
-      << "differs from " << path << "; if intended, rerun with TTMEM_UPDATE_GOLDEN=1";
-}
-
 // A cut line ends with an ellipsis and never in the middle of a number or between a number and
 // its unit ("2410 bu", "clash margin 1.28").
 TEST(TopSizes, CutTextEndsWithAnEllipsisAndKeepsNumbersWithTheirUnits) {
@@ -751,7 +736,7 @@ TEST(TopSizes, GoldenScreensAtEachTerminalSize) {
       KeyedScreen screen(s, UiState{.view = View(v)}, w, h);
       const std::string text = render_text(screen.frame());
       for (const auto& l : screen.frame()) EXPECT_LE(l.width(), size_t(w)) << l.text();
-      check_golden(fmt::format("top_{}_{}x{}.txt", kViewFiles[v], w, h), text);
+      expect_golden(fmt::format("top_{}_{}x{}.txt", kViewFiles[v], w, h), text);
     }
   }
 }

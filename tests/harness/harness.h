@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
+
 namespace ttmem::test {
 
 // Under AddressSanitizer or ThreadSanitizer freed memory sits in a quarantine and shadow memory
@@ -33,17 +35,6 @@ inline constexpr bool kUnderThreadSanitizer = false;
 #else
 inline constexpr bool kUnderThreadSanitizer = false;
 #endif
-
-// A fresh, empty segment directory removed at destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // A child process with its stdin and stdout connected to pipes.
 class Child {
