@@ -118,6 +118,8 @@ def http_queries():
         "/api/v1/history?device=0&kind=l1&seconds=2", "/api/v1/history?seconds=315360000",
         "/api/v1/history?device=7", "/api/v1/status?verbose=1",
         "/api/v1/buffers?device=%30&kind=%64ram", "/api/v1/buffers?device=+1&kind=tr%ce",
+        # top's sort keys, which buffers and programs take too
+        "/api/v1/buffers?sort=tag&limit=3", "/api/v1/programs?sort=address&device=0",
     ]
     for i, t in enumerate(targets):
         write("http_query", f"target_{i:02d}", t.encode())

@@ -134,6 +134,19 @@ int cb_alloc(uint32_t device, const std::vector<RangeTuple>& ranges, uint64_t ad
   return ttmem_cb_alloc(device, r.data(), r.size(), address, size_per_core, program_id);
 }
 
+// (device, kind, bytes) for every registered device and every kind ttmem_peak() answers.
+std::vector<std::tuple<uint32_t, uint32_t, uint64_t>> peaks() {
+  std::vector<std::tuple<uint32_t, uint32_t, uint64_t>> out;
+  for (uint32_t device = 0; device < TTMEM_MAX_DEVICES; ++device) {
+    for (uint32_t kind = 0; kind < TTMEM_KIND_CB; ++kind) {
+      uint64_t bytes = 0;
+      if (ttmem_peak(device, kind, &bytes) != TTMEM_OK) break;
+      out.emplace_back(device, kind, bytes);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_ttmem, m) {
@@ -152,6 +165,8 @@ PYBIND11_MODULE(_ttmem, m) {
   m.def("enabled", [] { return ttmem_enabled() != 0; });
   m.def("status_string", [](int st) { return std::string(ttmem_status_string(st)); });
   m.def("segment_path", [] { return optional_text(ttmem_segment_path()); });
+  m.def("reset_peaks", &ttmem_peak_reset);
+  m.def("peaks", &peaks);
   m.def("setup_message", [] { return optional_text(ttmem_setup_message()); });
 
   m.def("status", &status, py::arg("dir"));

@@ -178,6 +178,14 @@ TTMEM_EXPORT const char* ttmem_setup_message(void);
 /* Path of this process's segment, or NULL when there is none (yet). */
 TTMEM_EXPORT const char* ttmem_segment_path(void);
 
+/* This process's peaks, for test harnesses (the pytest plugin's limit_device_memory): after
+ * ttmem_peak_reset(), ttmem_peak() gives the most bytes the process held reserved at one moment
+ * on `device` in `kind` (DRAM..TRACE; CB sets overlap, so theirs is no figure: TTMEM_EINVAL);
+ * before the first reset, since the device was registered. Private to the process: readers of
+ * the segment keep seeing its lifetime peak. */
+TTMEM_EXPORT int ttmem_peak_reset(void);
+TTMEM_EXPORT int ttmem_peak(uint32_t device, uint32_t kind, uint64_t* bytes);
+
 #ifdef __cplusplus
 }
 #endif

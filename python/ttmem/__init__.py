@@ -24,7 +24,7 @@ from . import _ttmem
 __all__ = [
     "KINDS", "LAYOUTS", "ARCHS", "Error",
     "register_device", "alloc", "free", "cb_alloc", "cb_free_program", "cb_free_all", "op",
-    "enabled", "segment_path", "setup_message",
+    "enabled", "segment_path", "setup_message", "reset_peaks", "peaks",
     "status", "buffers", "leaks",
 ]
 
@@ -230,6 +230,20 @@ def setup_message() -> Optional[str]:
     return _ttmem.setup_message()
 
 
+def reset_peaks() -> bool:
+    """Starts a new peak window for this process: from now on :func:`peaks` answers the most
+    it holds at any moment. False when tracking is off."""
+    return _check(_ttmem.reset_peaks(), "reset_peaks()")
+
+
+def peaks() -> dict:
+    """``{(device, kind): bytes}``: the most reserved bytes (over all banks) this process held at
+    one moment on each device it registered, per kind, since :func:`reset_peaks` (or since it
+    registered the device). CBs are left out: a process's CB sets overlap, so their sum is no
+    figure of the device. Empty when tracking is off."""
+    return {(device, KINDS[kind]): peak for device, kind, peak in _ttmem.peaks()}
+
+
 # --- the read API --------------------------------------------------------------------------------
 
 def _dir(dir: Optional[str]) -> str:  # noqa: A002 - the documented keyword
@@ -243,10 +257,11 @@ def status(dir: Optional[str] = None) -> dict:  # noqa: A002
 
 def buffers(dir: Optional[str] = None, *, device: Optional[int] = None,  # noqa: A002
             kind: Any = None, pid: Optional[int] = None,
-            chip_id: Optional[int] = None) -> list:
+            chip_id: Any = None) -> list:
     """Live buffers and CBs of every tracked process, as in ``ttmem buffers --json``: one dict
     each (pid, device, chip_id, kind, buffer_id, address, size_bytes, reserved_bytes, tag...).
-    Filters: ``device`` (logical id), ``chip_id``, ``kind`` (name or number), ``pid``."""
+    ``chip_id`` is a hex string ("0x7000"), as in the JSON. Filters: ``device`` (logical id),
+    ``chip_id`` (a number or such a string), ``kind`` (name or number), ``pid``."""
     rows = _ttmem.buffers(_dir(dir), pid=None if pid is None else int(pid))
     if kind is not None:
         kind_name = KINDS[_index(kind, KINDS, "kind")]
@@ -254,7 +269,8 @@ def buffers(dir: Optional[str] = None, *, device: Optional[int] = None,  # noqa:
     if device is not None:
         rows = [b for b in rows if b["device"] == int(device)]
     if chip_id is not None:
-        rows = [b for b in rows if b["chip_id"] == int(chip_id)]
+        wanted = int(chip_id, 16) if isinstance(chip_id, str) else int(chip_id)
+        rows = [b for b in rows if int(b["chip_id"], 16) == wanted]
     return rows
 
 

@@ -16,6 +16,7 @@ using collector::find_device;
 using collector::find_kind;
 using collector::leak_records;
 using collector::missing_segment_dir_text;
+using collector::parse_sort;
 using collector::Snapshot;
 
 CollectorOptions collector_options(const GlobalOptions& global) {
@@ -71,6 +72,15 @@ uint32_t resolve_kind(const std::string& name) {
 }
 
 void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+CLI::Validator sort_key() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::string error;
+        return parse_sort(text, &error) ? std::string() : error;
+      },
+      "KEY");
+}
 
 CLI::Validator number_up_to(double max) {
   return CLI::Validator(

@@ -39,6 +39,10 @@ void print_json(const nlohmann::json& j);
 // 2^64 - 5, and a seconds option given 1e30 would overflow its nanoseconds.
 CLI::Validator number_up_to(double max);
 
+// A buffer sort key (collector/query.h), the same for `ttmem buffers` and `ttmem top`; the
+// message names the valid ones.
+CLI::Validator sort_key();
+
 // Parses and runs `app`: --help and --version exit 0, usage errors 2 (CLI11's message), a
 // CliError prints "<program>: <message>" and its exit code, any other exception exits 1.
 int run_app(CLI::App& app, int argc, char** argv, const char* program);

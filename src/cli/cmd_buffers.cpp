@@ -20,11 +20,13 @@ using collector::buffers_json;
 using collector::BufferSelection;
 using collector::BufferSort;
 using collector::has_process;
+using collector::parse_sort;
 using collector::ProgramCbSet;
 using collector::programs_json;
 using collector::select_buffers;
 using collector::select_programs;
 using collector::Snapshot;
+using collector::sort_names;
 using common::format_bytes;
 using common::kind_name;
 using common::monotonic_ns;
@@ -35,7 +37,7 @@ struct BuffersArgs {
   std::optional<uint32_t> device;
   std::string kind;
   std::optional<int> pid;
-  std::string sort = "size";
+  std::string sort = "reserved";
   size_t limit = 0;
   bool json = false;
   bool programs = false;
@@ -83,8 +85,7 @@ void run(const GlobalOptions& global, const BuffersArgs& a) {
   if (!a.kind.empty()) kind = resolve_kind(a.kind);
   std::string error;
   if (a.pid && !has_process(s, *a.pid, &error)) throw CliError(error);
-  BufferFilter filter{chip, kind, a.pid, a.sort == "size" ? BufferSort::Size : BufferSort::Age,
-                      a.limit};
+  BufferFilter filter{chip, kind, a.pid, parse_sort(a.sort, &error).value(), a.limit};
   if (a.programs) return print_programs(s, filter, a.json);
   BufferSelection selection = select_buffers(s, filter);
   const auto& rows = selection.rows;
@@ -99,10 +100,12 @@ void run(const GlobalOptions& global, const BuffersArgs& a) {
   Table t({"PID", "DEV", "KIND", "ID", "ADDRESS", "SIZE", "RESERVED", "BANKS", "AGE", "TAG"},
           {true, true, false, true, true, true, true, true, true, false});
   for (auto* b : rows) {
+    // A CB's size is per core, every other buffer's over its banks: said in the cell itself.
+    const bool cb = b->kind == uint32_t(Kind::Cb);
     t.add({std::to_string(b->pid), std::to_string(b->device), std::string(kind_name(b->kind)),
-           std::to_string(b->buffer_id), fmt::format("{:#x}", b->address), format_bytes(b->size),
-           format_bytes(b->reserved), std::to_string(b->num_banks), format_age(now, b->time_ns),
-           b->tag});
+           std::to_string(b->buffer_id), fmt::format("{:#x}", b->address),
+           format_bytes(b->size) + (cb ? "/core" : ""), format_bytes(b->reserved),
+           std::to_string(b->num_banks), format_age(now, b->time_ns), b->tag});
   }
   if (rows.empty()) {
     std::printf("No live buffers match.\n");
@@ -117,16 +120,22 @@ void run(const GlobalOptions& global, const BuffersArgs& a) {
 void add_buffers_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("buffers", "Live buffers and CBs, filtered and sorted");
   cmd->footer(
-      "CB rows: one per CB and core range (BUFFER ID is the program id; RESERVED is bytes per\n"
-      "core x cores). --programs adds them up per program: the program's own CB bytes. Programs'\n"
-      "sets overlap from the same base, so these never add up to a device figure: ttmem status\n"
-      "shows the L1 they cover.");
+      "SIZE is the buffer's bytes over all its banks; RESERVED what it takes there (pages\n"
+      "rounded up to whole pages per bank). CB rows: one per CB and core range (ID is the\n"
+      "program id; SIZE is per core, shown as /core; RESERVED is per core x cores). --programs\n"
+      "adds them up per program: the program's own CB bytes. Programs' sets overlap from the\n"
+      "same base, so these never add up to a device figure: ttmem status shows the L1 they\n"
+      "cover. Sort keys are top's: " +
+      sort_names() + ".");
   auto a = std::make_shared<BuffersArgs>();
   cmd->add_option("--device,-d", a->device, "Only this device (logical id)");
   cmd->add_option("--kind,-k", a->kind, "Only this kind: DRAM, L1, SYSTEM_MEMORY, L1_SMALL, TRACE, CB");
   cmd->add_option("--pid,-p", a->pid, "Only this process");
-  cmd->add_option("--sort,-s", a->sort, "Order: size (largest first) or age (oldest first)")
-      ->check(CLI::IsMember({"size", "age"}));
+  cmd->add_option("--sort,-s", a->sort,
+                  "Order, as in ttmem top: " + sort_names() +
+                      " (reserved, size: largest first; age: oldest first; others: lowest first)")
+      ->check(sort_key())
+      ->capture_default_str();
   cmd->add_option("--limit,-n", a->limit, "Show at most N buffers (0: all)")
       ->check(number_up_to(1e12));
   cmd->add_flag("--programs", a->programs,

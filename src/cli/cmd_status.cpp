@@ -61,6 +61,9 @@ void print_devices(const Snapshot& s) {
     return;
   }
   t.print();
+  std::printf(
+      "USED, REQUESTED, CAPACITY, PEAK: totals over all banks (CB: the L1 the CB sets "
+      "cover, over all cores); LARGEST FREE/BANK: one bank's.\n");
   // CB: the USED row above is the L1 every live program's CB set covers (sets overlap, so they
   // are not added); here the region per core, which binds L1 and sets the clash margin.
   Table c({"DEV", "CB PROGRAMS", "CB REGION/CORE", "CB REGION END", "LOWEST L1 BUFFER",

@@ -77,6 +77,7 @@ void count_alloc(DeviceState& dev, uint32_t kind, uint64_t requested, uint64_t r
   pr::store_word(&c->current_reserved, cur);
   pr::store_word(&c->current_requested, req);
   if (cur > pr::load_word(&c->peak_reserved)) pr::store_word(&c->peak_reserved, cur);
+  if (cur > dev.window_peak[kind]) dev.window_peak[kind] = cur;
   if (req > pr::load_word(&c->peak_requested)) pr::store_word(&c->peak_requested, req);
   pr::store_word(&c->live_count, pr::load_word(&c->live_count) + 1);
   pr::store_word(&c->total_allocs, pr::load_word(&c->total_allocs) + 1);
@@ -580,6 +581,31 @@ const char* ttmem_status_string(int status) {
     case TTMEM_EIO: return "segment could not be created";
     default: return "unknown status";
   }
+}
+
+int ttmem_peak_reset(void) {
+  if (int st = enter(); st != TTMEM_OK) return st;
+  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+    DeviceState* dev = registered_device(d);
+    if (dev == nullptr) continue;
+    Guard g(dev->lock);
+    for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
+      dev->window_peak[k] = pr::load_word(&dev->kind_counters[k].current_reserved);
+    }
+  }
+  return TTMEM_OK;
+}
+
+int ttmem_peak(uint32_t device, uint32_t kind, uint64_t* bytes) {
+  if (int st = enter(); st != TTMEM_OK) return st;
+  // A question, not a report: a refusal is not counted as an invalid call. A process's CB sets
+  // overlap, so the sum its counters keep is no figure of the device.
+  if (bytes == nullptr || kind >= TTMEM_KIND_CB) return TTMEM_EINVAL;
+  DeviceState* dev = registered_device(device);
+  if (dev == nullptr) return TTMEM_ENODEV;
+  Guard g(dev->lock);
+  *bytes = dev->window_peak[kind];
+  return TTMEM_OK;
 }
 
 const char* ttmem_setup_message(void) {

@@ -73,6 +73,9 @@ struct alignas(64) DeviceState {
   uint64_t ring_head = 0;  // private copy of the shared head (single writer: holder of `lock`)
   // Under a lossless recorder (RecordAck): how far it has read this ring; null otherwise.
   const uint64_t* ack_read = nullptr;
+  // Per kind, the most reserved at one moment since ttmem_peak_reset() (since registration
+  // before the first): process-private, so readers keep the segment's lifetime peak.
+  uint64_t window_peak[protocol::kNumKinds] = {};
 };
 
 struct InternEntry {

@@ -7,14 +7,17 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem::collector {
 
 using common::arch_name;
+using common::format_chip_id;
 using common::kind_name;
 using common::layout_name;
 using common::parse_kind;
+using common::parse_chip_id;
 
 using nlohmann::json;
 
@@ -53,7 +56,7 @@ json to_json(const TtMetalChipCounters& c) {
   return {{"path", c.path},
           {"version", c.version},
           {"creator_logical_id", c.creator_logical_id},
-          {"board_serial", c.board_serial},
+          {"board_serial", format_chip_id(c.board_serial)},  // 64 bits: a hex string, like chip ids
           {"last_update_realtime_ns", c.last_update_realtime_ns},
           {"total_allocated_bytes", per_kind(c.totals)},
           {"totals_stale", c.totals_stale},
@@ -64,10 +67,9 @@ json to_json(const TtMetalChipCounters& c) {
 
 // What a device's client registered for it (its descriptor), by JSON name: the one list that
 // to_json(DeviceView) writes and device_from_json() reads. The arch (by name) and the grid (a
-// pair) are written and read beside it.
+// pair) are written and read beside it, and so is the chip id, which is a hex string.
 template <class View, class Visit>
 void descriptor_fields(View& d, Visit&& visit) {
-  visit("chip_id", d.chip_id);
   visit("logical_ids", d.logical_ids);
   visit("board", d.board);
   visit("l1_per_core_bytes", d.l1_per_core);
@@ -91,6 +93,7 @@ json to_json(const DeviceView& d) {
               {"has_l1_buffers", d.has_l1_buffers},
               {"clash_margin_bytes", d.clash_margin},
               {"dropped_events", d.dropped_events}};
+  out["chip_id"] = format_chip_id(d.chip_id);  // a string: jq and JavaScript round 64 bits
   descriptor_fields(d, [&](const char* key, const auto& value) { out[key] = value; });
   return out;
 }
@@ -126,7 +129,7 @@ json to_json(const ProcessView& p) {
 
 json to_json(const BufferView& b) {
   json j = {{"pid", b.pid},
-            {"chip_id", b.chip_id},
+            {"chip_id", format_chip_id(b.chip_id)},
             {"device", b.device},
             {"kind", kind_name(b.kind)},
             {"buffer_id", b.buffer_id},
@@ -140,6 +143,8 @@ json to_json(const BufferView& b) {
             {"tag", b.tag},
             {"time_ns", b.time_ns}};
   if (b.kind == uint32_t(Kind::Cb)) {
+    // size_bytes of a CB is per core (reserved_bytes: per core x cores); the name says so here.
+    j["size_per_core_bytes"] = b.size;
     j["program_id"] = b.buffer_id;
     j["core_range"] = {b.core_bbox[0], b.core_bbox[1], b.core_bbox[2], b.core_bbox[3]};
   } else {
@@ -153,7 +158,7 @@ json to_json(const LeakRecord& l) {
           {"process_start_time", l.process_start_time},
           {"command", l.command},
           {"detected_realtime_ns", l.detected_realtime_ns},
-          {"chip_id", l.chip_id},
+          {"chip_id", format_chip_id(l.chip_id)},
           {"device", l.device},
           {"kind", kind_name(l.kind)},
           {"buffer_id", l.buffer_id},
@@ -196,7 +201,7 @@ json buffers_json(const BufferSelection& selection) {
 
 json to_json(const ProgramCbSet& p) {
   return {{"pid", p.pid},
-          {"chip_id", p.chip_id},
+          {"chip_id", format_chip_id(p.chip_id)},
           {"device", p.device},
           {"program_id", p.program_id},
           {"cb_bytes", p.bytes},
@@ -250,6 +255,19 @@ template <class T>
 T integer_field(const json& j, const char* key) {
   return integer<T>(field(j, key), key);
 }
+
+// "0x7000", as format_chip_id() writes it; a whole number from an older ttmemd, which wrote
+// chip ids as numbers.
+// A 64-bit id written as a hex string (format_chip_id); older versions wrote a whole number.
+uint64_t hex_id_field(const json& j, const char* key) {
+  const json& v = field(j, key);
+  if (!v.is_string()) return integer<uint64_t>(v, key);
+  auto id = parse_chip_id(v.get_ref<const std::string&>());
+  if (!id) malformed(v, fmt::format("'{}' must be \"0x\" and 1 to 16 hex digits", key));
+  return *id;
+}
+
+uint64_t chip_id_field(const json& j) { return hex_id_field(j, "chip_id"); }
 
 std::string string_field(const json& j, const char* key) {
   const json& v = field(j, key);
@@ -344,6 +362,7 @@ KindUsage kind_usage_from_json(const json& j) {
 
 DeviceView device_from_json(const json& j) {
   DeviceView d;
+  d.chip_id = chip_id_field(j);
   descriptor_fields(d, [&](const char* key, auto& value) { read_field(j, key, value); });
   d.arch = named_field(j, "arch", arch_name, 4);
   std::array<uint16_t, 2> grid{};
@@ -375,7 +394,7 @@ DeviceView device_from_json(const json& j) {
     c.path = string_field(t, "path");
     c.version = integer_field<uint32_t>(t, "version");
     c.creator_logical_id = integer_field<uint32_t>(t, "creator_logical_id");
-    c.board_serial = integer_field<uint64_t>(t, "board_serial");
+    c.board_serial = hex_id_field(t, "board_serial");
     c.last_update_realtime_ns = integer_field<uint64_t>(t, "last_update_realtime_ns");
     per_kind_field(t, "total_allocated_bytes", c.totals);
     c.totals_stale = bool_field(t, "totals_stale");
@@ -432,7 +451,7 @@ ProcessView process_from_json(const json& j) {
 template <class Buffer>
 void common_buffer_fields(const json& j, Buffer& b) {
   b.pid = integer_field<pid_t>(j, "pid");
-  b.chip_id = integer_field<uint64_t>(j, "chip_id");
+  b.chip_id = chip_id_field(j);
   b.device = integer_field<uint32_t>(j, "device");
   b.kind = kind_field(j);
   b.buffer_id = integer_field<uint64_t>(j, "buffer_id");
@@ -452,6 +471,11 @@ BufferView buffer_from_json(const json& j) {
   b.num_cores = integer_field<uint32_t>(j, "cores");
   if (b.kind == uint32_t(Kind::Cb)) {
     integers_field(j, "core_range", b.core_bbox);
+    // Absent from an older ttmemd's documents; where present it repeats size_bytes.
+    if (j.contains("size_per_core_bytes") &&
+        integer_field<uint64_t>(j, "size_per_core_bytes") != b.size) {
+      malformed(field(j, "size_per_core_bytes"), "'size_per_core_bytes' must be 'size_bytes'");
+    }
   } else {
     // layout_name() answers "?" from 6 on; 255 stands for any such layout.
     std::string text = string_field(j, "layout");

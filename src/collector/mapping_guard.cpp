@@ -1,6 +1,8 @@
 #include "collector/mapping_guard.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <ucontext.h>
 
 #include <atomic>
 #include <mutex>
@@ -18,7 +20,16 @@ struct sigaction g_previous;
 void on_sigbus(int sig, siginfo_t* info, void* context) {
   const auto* addr = static_cast<const unsigned char*>(info->si_addr);
   for (MappingGuard* g = t_innermost; g != nullptr; g = g->outer) {
-    if (addr >= g->begin && addr < g->end) siglongjmp(g->resume, 1);
+    if (addr >= g->begin && addr < g->end) {
+      // Jumping out skips the kernel's restoring of the signal mask on return from the
+      // handler, and the mask while it runs may hold more than SIGBUS: ThreadSanitizer, for
+      // one, runs every handler with all signals blocked. Left that way, the thread's next
+      // fault in a mapping would kill the process (a blocked SIGBUS cannot be handled) and it
+      // would never see SIGTERM again. So the mask of the interrupted read is restored here,
+      // on the fault path alone, instead of saving it in every guard's sigsetjmp.
+      pthread_sigmask(SIG_SETMASK, &static_cast<const ucontext_t*>(context)->uc_sigmask, nullptr);
+      siglongjmp(g->resume, 1);
+    }
   }
   // Not a read of a guarded mapping: whatever would have happened without us happens.
   if (g_previous.sa_flags & SA_SIGINFO) {
@@ -35,9 +46,8 @@ void install_handler() {
   struct sigaction sa {};
   sa.sa_sigaction = on_sigbus;
   sigemptyset(&sa.sa_mask);
-  // SA_NODEFER: jumping out of the handler then leaves SIGBUS unblocked without saving and
-  // restoring the signal mask at every guard. SA_ONSTACK: a thread with an alternate stack
-  // keeps using it.
+  // SA_NODEFER: SIGBUS stays unblocked while the handler runs, so a handler chained from it can
+  // still take one. SA_ONSTACK: a thread with an alternate stack keeps using it.
   sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
   sigaction(SIGBUS, &sa, &g_previous);
 }

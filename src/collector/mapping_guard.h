@@ -33,8 +33,8 @@ void enter_mapping_guard(MappingGuard* guard);
 void leave_mapping_guard(MappingGuard* guard);
 
 // Runs fn() with SIGBUS from [base, base + size) turned into a `false` return.
-// The jump buffer does not save the signal mask (no system call per guard): the handler is
-// installed with SA_NODEFER, so SIGBUS is never blocked when the handler jumps out of it.
+// The jump buffer does not save the signal mask (no system call per guard): the handler
+// restores the mask of the interrupted read before it jumps, on the fault path alone.
 template <class Fn>
 bool guarded(const void* base, size_t size, Fn&& fn) {
   MappingGuard guard;

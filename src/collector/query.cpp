@@ -49,6 +49,65 @@ bool has_process(const Snapshot& s, pid_t pid, std::string* error) {
   return false;
 }
 
+namespace {
+
+constexpr std::string_view kSortNames[kNumBufferSorts] = {"reserved", "size", "age", "address",
+                                                          "device",   "kind", "pid", "tag"};
+
+}  // namespace
+
+std::string_view sort_name(BufferSort sort) {
+  return kSortNames[int(sort)];
+}
+
+std::string sort_names() {
+  std::string names;
+  for (std::string_view n : kSortNames) names += (names.empty() ? "" : ", ") + std::string(n);
+  return names;
+}
+
+std::optional<BufferSort> parse_sort(std::string_view name, std::string* error) {
+  for (int i = 0; i < kNumBufferSorts; ++i) {
+    if (name == kSortNames[i]) return BufferSort(i);
+  }
+  *error = fmt::format("unknown sort '{}'; use one of: {}", name.substr(0, 64), sort_names());
+  return std::nullopt;
+}
+
+bool sorts_before(const BufferView& a, const BufferView& b, BufferSort sort) {
+  // Ties fall back to the whole identity, so the order never depends on the order a snapshot
+  // lists its buffers in: slab order for a full read, live-set order for an incremental one.
+  auto id = [](const BufferView& x) {
+    return std::tie(x.pid, x.device, x.kind, x.buffer_id, x.address, x.core_bbox, x.time_ns);
+  };
+  switch (sort) {
+    case BufferSort::kReserved:
+      if (a.reserved != b.reserved) return a.reserved > b.reserved;
+      break;
+    case BufferSort::kSize:
+      if (a.size != b.size) return a.size > b.size;
+      break;
+    case BufferSort::kAge:
+      if (a.time_ns != b.time_ns) return a.time_ns < b.time_ns;
+      break;
+    case BufferSort::kAddress:
+      if (a.address != b.address) return a.address < b.address;
+      break;
+    case BufferSort::kDevice:
+      if (a.device != b.device) return a.device < b.device;
+      break;
+    case BufferSort::kKind:
+      if (a.kind != b.kind) return a.kind < b.kind;
+      break;
+    case BufferSort::kPid:
+      break;  // identity order starts with the pid
+    case BufferSort::kTag:
+      if (a.tag != b.tag) return a.tag < b.tag;
+      break;
+  }
+  return id(a) < id(b);
+}
+
 BufferSelection select_buffers(const Snapshot& s, const BufferFilter& f) {
   BufferSelection out;
   for (const auto& b : s.buffers) {
@@ -57,24 +116,8 @@ BufferSelection select_buffers(const Snapshot& s, const BufferFilter& f) {
     if (f.pid && b.pid != *f.pid) continue;
     out.rows.push_back(&b);
   }
-  // Ties fall back to identity: the order must not depend on the order the snapshot lists its
-  // buffers in (slab order for a collector that reads everything, live-set order for an
-  // incremental one such as ttmemd's).
-  auto identity = [](const BufferView* x) {
-    return std::tie(x->pid, x->device, x->kind, x->buffer_id, x->address, x->core_bbox,
-                    x->time_ns);
-  };
-  if (f.sort == BufferSort::Size) {
-    std::sort(out.rows.begin(), out.rows.end(), [&](auto* x, auto* y) {
-      if (x->reserved != y->reserved) return x->reserved > y->reserved;
-      return identity(x) < identity(y);
-    });
-  } else {
-    std::sort(out.rows.begin(), out.rows.end(), [&](auto* x, auto* y) {
-      if (x->time_ns != y->time_ns) return x->time_ns < y->time_ns;
-      return identity(x) < identity(y);
-    });
-  }
+  std::sort(out.rows.begin(), out.rows.end(),
+                   [&](auto* x, auto* y) { return sorts_before(*x, *y, f.sort); });
   out.total = out.rows.size();
   if (f.limit != 0 && out.rows.size() > f.limit) out.rows.resize(f.limit);
   return out;
@@ -113,12 +156,33 @@ std::vector<ProgramCbSet> select_programs(const Snapshot& s, const BufferFilter&
   }
   std::vector<std::pair<uint64_t, ProgramCbSet>> rows;
   for (auto& [key, p] : sets) rows.emplace_back(oldest[key], std::move(p));
-  if (f.sort == BufferSort::Size) {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const auto& x, const auto& y) { return x.second.bytes > y.second.bytes; });
-  } else {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const auto& x, const auto& y) { return x.first < y.first; });
+  // Rows come out of the map in identity order (pid, chip, program); stable sorts keep it for
+  // equal keys.
+  auto by = [&](auto key, bool largest_first) {
+    std::stable_sort(rows.begin(), rows.end(), [&](const auto& x, const auto& y) {
+      return largest_first ? key(y) < key(x) : key(x) < key(y);
+    });
+  };
+  switch (f.sort) {
+    case BufferSort::kReserved:
+    case BufferSort::kSize:
+      by([](const auto& r) { return r.second.bytes; }, true);
+      break;
+    case BufferSort::kAge:
+      by([](const auto& r) { return r.first; }, false);
+      break;
+    case BufferSort::kAddress:
+      by([](const auto& r) { return r.second.region_end; }, false);
+      break;
+    case BufferSort::kDevice:
+      by([](const auto& r) { return r.second.device; }, false);
+      break;
+    case BufferSort::kTag:
+      by([](const auto& r) { return r.second.tag; }, false);
+      break;
+    case BufferSort::kKind:
+    case BufferSort::kPid:
+      break;
   }
   if (f.limit != 0 && rows.size() > f.limit) rows.resize(f.limit);
   std::vector<ProgramCbSet> out;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "collector/snapshot.h"
@@ -22,13 +23,29 @@ std::optional<uint32_t> find_kind(const std::string& name, std::string* error);
 // nullopt with *error when no process has this pid.
 bool has_process(const Snapshot& s, pid_t pid, std::string* error);
 
-enum class BufferSort { Size, Age };  // size: largest reserved first; age: oldest first
+// The orders of a buffer list, by the same names everywhere: `ttmem buffers --sort`,
+// /api/v1/buffers?sort=, `ttmem top --sort` and top's s/r keys. Each is its key's natural
+// order: reserved and size largest first, age oldest first, the rest lowest first. Ties fall
+// back to identity (pid, device, kind, id), so equal keys keep one order from refresh to refresh.
+enum class BufferSort { kReserved, kSize, kAge, kAddress, kDevice, kKind, kPid, kTag };
+inline constexpr int kNumBufferSorts = 8;
+
+std::string_view sort_name(BufferSort sort);
+
+// "reserved, size, age, address, device, kind, pid, tag": the names, for help and errors.
+std::string sort_names();
+
+// The sort of this name; nullopt with *error naming the valid ones.
+std::optional<BufferSort> parse_sort(std::string_view name, std::string* error);
+
+// Whether `a` comes before `b` in `sort`'s order.
+bool sorts_before(const BufferView& a, const BufferView& b, BufferSort sort);
 
 struct BufferFilter {
   std::optional<uint64_t> chip_id;
   std::optional<uint32_t> kind;
   std::optional<pid_t> pid;
-  BufferSort sort = BufferSort::Size;
+  BufferSort sort = BufferSort::kReserved;
   size_t limit = 0;  // 0: all
 };
 
@@ -56,7 +73,8 @@ struct ProgramCbSet {
 };
 
 // The program CB sets among the snapshot's CB rows that pass the filter (its kind is ignored),
-// largest first, or oldest first when sorted by age. Needs a snapshot with buffers listed.
+// in the filter's order: reserved and size by the set's CB bytes, age by its oldest CB, address
+// by its region end, kind as identity (every set is CB). Needs a snapshot with buffers listed.
 std::vector<ProgramCbSet> select_programs(const Snapshot& s, const BufferFilter& f);
 
 // The logical ids of a device as "0" or "0,4".

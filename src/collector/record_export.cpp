@@ -6,11 +6,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem::collector {
 
 using common::arch_name;
+using common::format_chip_id;
 using common::kind_name;
 
 namespace pr = protocol;
@@ -155,13 +157,16 @@ std::string export_json(const Recording& r) {
                          {"end_ns", p.end_ns ? json(*p.end_ns - std::min(*p.end_ns, start)) : json()}});
   }
   for (const auto& [key, slot] : r.devices) {
-    devices.push_back({{"process", key.first}, {"device", key.second}, {"chip_id", slot.chip_id},
+    devices.push_back({{"process", key.first},
+                       {"device", key.second},
+                       {"chip_id", format_chip_id(slot.chip_id)},
                        {"arch", arch_name(slot.arch)}});
   }
   for (const auto& e : r.events) {
     const auto& ev = e.event;
     events.push_back({{"t_ns", e.time_ns - std::min(e.time_ns, start)}, {"process", e.process},
-                      {"device", e.device}, {"chip_id", r.chip_id(e.process, e.device)},
+                      {"device", e.device},
+                      {"chip_id", format_chip_id(r.chip_id(e.process, e.device))},
                       {"event", event_name(ev.type)}, {"kind", kind_name(ev.kind)},
                       {"buffer_id", ev.buffer_id}, {"address", ev.address}, {"size_bytes", ev.size},
                       {"reserved_bytes", event_reserved(r, e)},
@@ -220,7 +225,7 @@ std::string export_state_json(const Recording& r, uint64_t at_ns) {
     auto& k = per_chip[chip][b.record.kind];
     k[0] += b.record.size;
     k[1] += 1;
-    buffers.push_back({{"pid", r.processes[b.process].pid}, {"chip_id", chip},
+    buffers.push_back({{"pid", r.processes[b.process].pid}, {"chip_id", format_chip_id(chip)},
                        {"device", b.device}, {"kind", kind_name(b.record.kind)},
                        {"buffer_id", b.record.buffer_id}, {"address", b.record.address},
                        {"size_bytes", b.record.size}, {"reserved_bytes", b.reserved},
@@ -236,7 +241,7 @@ std::string export_state_json(const Recording& r, uint64_t at_ns) {
       k[std::string(kind_name(i))] = {{"requested_bytes", requested},
                                       {"reserved_bytes", reserved}, {"buffers", kinds[i][1]}};
     }
-    devices.push_back({{"chip_id", chip}, {"kinds", k}});
+    devices.push_back({{"chip_id", format_chip_id(chip)}, {"kinds", k}});
   }
   return dump({{"at_ns", at_ns}, {"devices", devices}, {"buffers", buffers}});
 }

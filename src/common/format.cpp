@@ -23,6 +23,25 @@ std::string format_bytes(uint64_t bytes) {
   return buf;
 }
 
+std::string format_chip_id(uint64_t chip_id) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(chip_id));
+  return chip_id == 0 ? "0x0" : buf;
+}
+
+std::optional<uint64_t> parse_chip_id(std::string_view text) {
+  if (text.size() < 3 || text.size() > 18 || text[0] != '0' || (text[1] != 'x' && text[1] != 'X')) {
+    return std::nullopt;
+  }
+  uint64_t v = 0;
+  for (char c : text.substr(2)) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    v = v << 4 | uint64_t(std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                                                                         : (c | 0x20) - 'a' + 10);
+  }
+  return v;
+}
+
 std::string format_percent(uint64_t part, uint64_t whole) {
   if (whole == 0) return "-";
   char buf[32];

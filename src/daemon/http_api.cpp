@@ -8,6 +8,7 @@
 
 #include "collector/json.h"
 #include "collector/query.h"
+#include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem::daemon {
@@ -23,6 +24,7 @@ using collector::find_kind;
 using collector::has_process;
 using collector::LeakList;
 using collector::LeakRecord;
+using collector::parse_sort;
 using collector::leaks_json;
 using collector::programs_json;
 using collector::select_buffers;
@@ -30,6 +32,7 @@ using collector::select_programs;
 using collector::Snapshot;
 using collector::status_json;
 using collector::to_json;
+using common::format_chip_id;
 using common::kind_name;
 
 namespace {
@@ -128,7 +131,7 @@ json history_json(const Snapshot& s, const HistoryStore& history, const ApiParam
     }
     auto d = devices.find(c);
     series.push_back(
-        {{"chip_id", c},
+        {{"chip_id", format_chip_id(c)},
          {"logical_ids", d != devices.end() ? d->second->logical_ids : std::vector<uint32_t>{}},
          {"kind", kind_name(k)},
          {"points", points}});
@@ -152,13 +155,10 @@ BufferFilter buffer_filter(const Snapshot& s, const ApiParams& req,
     if (!has_process(s, *f.pid, &error)) throw BadRequest{400, error};
   }
   if (auto sort = param(req, "sort")) {
-    if (*sort == "size") {
-      f.sort = BufferSort::Size;
-    } else if (*sort == "age") {
-      f.sort = BufferSort::Age;
-    } else {
-      throw BadRequest{400, "parameter 'sort' must be 'size' or 'age'"};
-    }
+    std::string error;
+    auto parsed = parse_sort(*sort, &error);
+    if (!parsed) throw BadRequest{400, "parameter 'sort': " + error};
+    f.sort = *parsed;
   }
   if (auto l = param(req, "limit")) f.limit = size_t(parse_uint("limit", *l, 1u << 24));
   return f;

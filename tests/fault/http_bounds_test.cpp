@@ -142,24 +142,44 @@ TEST(HttpBounds, BodiesAreRefusedUnreadAndIdleConnectionsNeverBlockMetrics) {
   }
 }
 
-// A process holding 200,000 buffers, and ttmemd once it shows all of them and its resident
+// The lists below are of 200,000 buffers. Under ThreadSanitizer ttmemd builds them 5 to 15
+// times slower, and of four at once some wait longer than the client's 10 s read timeout for
+// their next piece: there they are of 50,000. That still is 13 MB an answer, three times what a
+// loopback socket buffers, so a list that is not read still stalls, and all else is asserted
+// alike.
+constexpr int kHeldBuffers = kUnderThreadSanitizer ? 50000 : 200000;
+
+// The end of a list of all kHeldBuffers buffers.
+std::string list_end() { return R"(],"total":)" + std::to_string(kHeldBuffers) + "}"; }
+
+// A process holding kHeldBuffers buffers, and ttmemd once it shows all of them and its resident
 // memory has settled (its first refreshes of 200,000 buffers grow it).
 struct DaemonOver200000Buffers {
   DaemonOver200000Buffers()
-      : holder({TTMEM_FAULT_CLIENT, "short", "--allocs", "200000", "--keep", "200000", "--wait"},
+      : holder({TTMEM_FAULT_CLIENT, "short", "--allocs", std::to_string(kHeldBuffers), "--keep",
+                std::to_string(kHeldBuffers), "--wait"},
                {{"TTMEM_DIR", dir.path()}}) {
     if (!holder.expect_line("ready")) return;
     daemon = std::make_unique<Ttmemd>(dir.path());
     if (!eventually([&] {
            auto status = get_json(daemon->url(), "/api/v1/status");
            if (status.at("processes").size() != 1) return std::string("no process yet");
-           return status["processes"][0].at("buffers") == 200000 ? std::string()
+           return status["processes"][0].at("buffers") == kHeldBuffers ? std::string()
                                                                  : std::string("loading");
          }).empty()) {
       return;
     }
     resident = rss_bytes(pid());
+    // Under ThreadSanitizer resident memory never settles (its allocator and shadow keep
+    // growing with every refresh) and is not judged: waiting for it there would wait forever.
+    // Elsewhere the wait also lets ttmemd's first refreshes of all the buffers end first.
+    if (kUnderThreadSanitizer) {
+      ready = true;
+      return;
+    }
+    const auto give_up = Clock::now() + std::chrono::seconds(120);
     for (uint64_t previous = 0; resident > previous + kMiB || previous > resident + kMiB;) {
+      if (Clock::now() > give_up) return;  // never settled: `ready` stays false
       previous = resident;
       std::this_thread::sleep_for(std::chrono::milliseconds(1000));
       resident = rss_bytes(pid());
@@ -190,7 +210,7 @@ size_t buffer_entries(const std::string& body) {
 
 TEST(HttpBounds, ConcurrentListsOf200000BuffersAreStreamedAndMemoryComesBack) {
   DaemonOver200000Buffers held;
-  ASSERT_TRUE(held.ready) << "ttmemd did not come to show 200,000 buffers";
+  ASSERT_TRUE(held.ready) << "ttmemd did not show 200,000 buffers, or its memory never settled";
   Ttmemd& daemon = *held.daemon;
   const pid_t pid = held.pid();
   const uint64_t resident = held.resident;
@@ -204,12 +224,12 @@ TEST(HttpBounds, ConcurrentListsOf200000BuffersAreStreamedAndMemoryComesBack) {
   for (auto& t : lists) t.join();
   for (const auto& reply : replies) {
     ASSERT_EQ(reply.status, 200);
-    EXPECT_EQ(buffer_entries(reply.body), 200000u);
-    EXPECT_EQ(reply.body.rfind(R"(],"total":200000})"), reply.body.size() - 17);
+    EXPECT_EQ(buffer_entries(reply.body), size_t(kHeldBuffers));
+    EXPECT_EQ(reply.body.rfind(list_end()), reply.body.size() - list_end().size());
   }
   // The same text as the whole document would be: it parses, with every buffer in it.
   auto whole = nlohmann::json::parse(replies[0].body);
-  EXPECT_EQ(whole.at("buffers").size(), 200000u);
+  EXPECT_EQ(whole.at("buffers").size(), size_t(kHeldBuffers));
   const uint64_t peak = peak_rss_bytes(pid), after = rss_bytes(pid);
   std::printf("ttmemd RSS %.1f MiB before, peak %.1f MiB, %.1f MiB after 4 lists of %zu bytes\n",
               double(resident) / kMiB, double(peak) / kMiB, double(after) / kMiB,
@@ -309,7 +329,7 @@ TEST(HttpBounds, ConnectionCapsRefuseTheExcessAndOthersAreStillServed) {
 // is answered to others. At most 8 such lists are sent at once.
 TEST(HttpBounds, ASlowReaderOf200000BuffersKeepsMemoryBoundedAndMetricsAnswered) {
   DaemonOver200000Buffers held;
-  ASSERT_TRUE(held.ready) << "ttmemd did not come to show 200,000 buffers";
+  ASSERT_TRUE(held.ready) << "ttmemd did not show 200,000 buffers, or its memory never settled";
   Ttmemd& daemon = *held.daemon;
   int fd = connect_to(daemon.port(), "127.0.0.1", 4096);
   const std::string request = "GET /api/v1/buffers?limit=0 HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -338,8 +358,8 @@ TEST(HttpBounds, ASlowReaderOf200000BuffersKeepsMemoryBoundedAndMetricsAnswered)
               text.size());
   EXPECT_EQ(text.rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
   EXPECT_NE(text.find("Transfer-Encoding: chunked"), std::string::npos);
-  EXPECT_EQ(buffer_entries(text), 200000u);
-  EXPECT_NE(text.find(R"(],"total":200000})"), std::string::npos);
+  EXPECT_EQ(buffer_entries(text), size_t(kHeldBuffers));
+  EXPECT_NE(text.find(list_end()), std::string::npos);
   EXPECT_LT(ms, 1000);
   // What the stalled answer costs is the publication it holds (a snapshot of 200,000 buffers,
   // about 30 MiB, as before this server) and one piece; built whole, the answer alone would

@@ -293,7 +293,7 @@ TEST(CbSets, ApiProgramsServesEachProgramsSetAndRejectsBadParameters) {
   const std::pair<const char*, const char*> refused[] = {
       {"/api/v1/programs?kind=CB", "unknown parameter 'kind'"},
       {"/api/v1/programs?device=5", "tracked devices are: 0, 1"},
-      {"/api/v1/programs?sort=random", "'size' or 'age'"},
+      {"/api/v1/programs?sort=random", "use one of: reserved, size, age, address"},
       {"/api/v1/programs?pid=1", "no tracked process 1"},
   };
   for (const auto& [path, says] : refused) {

@@ -1,7 +1,8 @@
 // Strict command lines and read-only readers: a reader never creates the directory it is pointed
 // at (a mistyped --dir is said, not silently made and reported empty), ttmemd waits for a
 // missing directory and serves it once a tracked program creates it, and out-of-range numbers
-// are usage errors (exit 2) rather than wrapped around or silently clamped.
+// are usage errors (exit 2) rather than wrapped around or silently clamped. One vocabulary: the
+// sort keys of `ttmem buffers`, the API and top, and per core said where it applies.
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -117,6 +118,68 @@ TEST(StrictArguments, OutOfRangeNumbersAreUsageErrors) {
   EXPECT_EQ(ttmem({"--dir", dir.path(), "buffers", "--limit", "5"}).exit_code, 0);
   RunResult at = ttmem({"export", recording, "--format", "json", "--at", "0"});
   EXPECT_EQ(at.exit_code, 0) << at.err;
+}
+
+std::vector<uint64_t> ids_of(const json& list) {
+  std::vector<uint64_t> ids;
+  for (const json& b : list.at("buffers")) ids.push_back(b.at("buffer_id").get<uint64_t>());
+  return ids;
+}
+
+// `ttmem buffers --sort` and /api/v1/buffers?sort= take top's eight keys by the same names and
+// give the same order; another word is a usage error (exit 2, HTTP 400) naming the eight. A CB
+// row says its size is per core: `/core` in the table, size_per_core_bytes in JSON.
+TEST(OneVocabulary, SortKeysAreTopsInTheCliAndTheApi) {
+  TempDir dir;
+  Child load({TTMEM_TESTLOAD, "--devices", "2", "--threads", "1", "--ops", "300", "--phases", "1",
+              "--cb-every", "20", "--seed", "5"},
+             {{"TTMEM_DIR", dir.path()}});
+  ASSERT_TRUE(load.expect_line("done"));
+  Ttmemd d(dir.path());
+  ASSERT_FALSE(d.url().empty());
+  const std::string keys = "reserved, size, age, address, device, kind, pid, tag";
+  for (const char* key : {"reserved", "size", "age", "address", "device", "kind", "pid", "tag"}) {
+    RunResult cli = ttmem({"--dir", dir.path(), "buffers", "--sort", key, "--json"});
+    ASSERT_EQ(cli.exit_code, 0) << key << ": " << cli.err;
+    json ours = json::parse(cli.out);
+    ASSERT_GT(ours.at("buffers").size(), 10u) << key;
+    EXPECT_EQ(ids_of(ours), ids_of(get_json(d.url(), std::string("/api/v1/buffers?sort=") + key)))
+        << key;
+    EXPECT_EQ(http_get(d.url(), std::string("/api/v1/programs?sort=") + key).status, 200) << key;
+    // Each key's natural order: largest first for the byte counts, lowest first otherwise.
+    const json& rows = ours.at("buffers");
+    for (size_t i = 1; i < rows.size(); ++i) {
+      const json &a = rows[i - 1], &b = rows[i];
+      if (key == std::string("reserved")) EXPECT_GE(a["reserved_bytes"], b["reserved_bytes"]);
+      if (key == std::string("size")) EXPECT_GE(a["size_bytes"], b["size_bytes"]);
+      if (key == std::string("age")) EXPECT_LE(a["time_ns"], b["time_ns"]);
+      if (key == std::string("address")) EXPECT_LE(a["address"], b["address"]);
+    }
+  }
+  RunResult bad = ttmem({"--dir", dir.path(), "buffers", "--sort", "bytes"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find(keys), std::string::npos) << bad.err;
+  bad = ttmem({"--dir", dir.path(), "top", "--once", "--sort", "bytes"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find(keys), std::string::npos) << bad.err;
+  HttpReply refused = http_get(d.url(), "/api/v1/buffers?sort=bytes");
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(json::parse(refused.body).at("error").get<std::string>().find(keys), std::string::npos)
+      << refused.body;
+
+  RunResult cbs = ttmem({"--dir", dir.path(), "buffers", "--kind", "CB", "--limit", "3"});
+  ASSERT_EQ(cbs.exit_code, 0) << cbs.err;
+  EXPECT_NE(cbs.out.find("/core"), std::string::npos) << cbs.out;
+  json cb = json::parse(ttmem({"--dir", dir.path(), "buffers", "--kind", "CB", "--json"}).out);
+  ASSERT_FALSE(cb.at("buffers").empty());
+  for (const json& b : cb.at("buffers")) {
+    EXPECT_EQ(b.at("size_per_core_bytes"), b.at("size_bytes"));
+    EXPECT_EQ(b.at("reserved_bytes").get<uint64_t>(),
+              b.at("size_bytes").get<uint64_t>() * b.at("cores").get<uint64_t>());
+  }
+  RunResult status = ttmem({"--dir", dir.path(), "status"});
+  EXPECT_NE(status.out.find("LARGEST FREE/BANK: one bank's"), std::string::npos) << status.out;
+  load.close_stdin();
 }
 
 }  // namespace

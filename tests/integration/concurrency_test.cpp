@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "collector/collector.h"
+#include "temp_dir.h"
 #include "ttmem/ttmem.hpp"
 
 namespace ttmem::collector {
@@ -88,12 +89,9 @@ TEST(Concurrency, ReadersNeverSeeCorruptRecordsAndTotalsEndExact) {
 
 int main(int argc, char** argv) {
   // The client reads TTMEM_DIR once, at its first call: point it at a private directory first.
-  char tmpl[] = "/tmp/ttmem-concurrency-XXXXXX";
-  ttmem::collector::g_dir = ::mkdtemp(tmpl);
-  ::setenv("TTMEM_DIR", ttmem::collector::g_dir.c_str(), 1);
+  ttmem::test::TempDir dir;
+  ttmem::collector::g_dir = dir.path();
+  ::setenv("TTMEM_DIR", dir.path().c_str(), 1);
   ::testing::InitGoogleTest(&argc, argv);
-  int rc = RUN_ALL_TESTS();
-  std::error_code ec;
-  std::filesystem::remove_all(ttmem::collector::g_dir, ec);
-  return rc;
+  return RUN_ALL_TESTS();
 }

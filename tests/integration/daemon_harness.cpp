@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem::test {
@@ -45,11 +46,14 @@ nlohmann::json get_json(const std::string& url, const std::string& path,
 }
 
 std::unique_ptr<Child> start_held_llama(const std::string& dir) {
+  // Held far longer than any test lasts (the Child is killed when the test ends): at
+  // ThreadSanitizer's speed RemoteCli.PrintsWhatTheLocalCommandsPrint takes over 60 s, and a
+  // sim held 60 s was gone before its last commands.
   auto sim = std::make_unique<Child>(
       std::vector<std::string>{TTMEM_CLI, "--dir", dir, "sim", "llama-decode", "--speed", "0",
-                               "--hold", "60"},
+                               "--hold", "900"},
       std::map<std::string, std::string>{});
-  EXPECT_TRUE(sim->expect_line("holding for 60 s", 30000)) << "ttmem sim did not get to its hold";
+  EXPECT_TRUE(sim->expect_line("holding for 900 s", 30000)) << "ttmem sim did not get to its hold";
   return sim;
 }
 
@@ -61,7 +65,7 @@ std::string status_differs(const nlohmann::json& status, const nlohmann::json& t
     uint64_t chip = truth.at("chip_id").at(dev).get<uint64_t>();
     const nlohmann::json* d = nullptr;
     for (const auto& x : status.at("devices")) {
-      if (x.at("chip_id").get<uint64_t>() == chip) d = &x;
+      if (x.at("chip_id") == common::format_chip_id(chip)) d = &x;
     }
     if (d == nullptr) return "device " + dev + " missing";
     for (std::string_view kind_view : kKindNames) {

@@ -43,7 +43,7 @@ std::string eventually(Check check, int seconds = 15) {
   return why;
 }
 
-// `ttmem --dir DIR sim llama-decode --speed 0 --hold 60` (8 devices, a few thousand buffers),
+// `ttmem --dir DIR sim llama-decode --speed 0 --hold 900` (8 devices, a few thousand buffers),
 // returned once it holds its final state; a test failure if it does not get there.
 std::unique_ptr<Child> start_held_llama(const std::string& dir);
 

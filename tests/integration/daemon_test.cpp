@@ -89,7 +89,7 @@ TEST(DaemonApi, RejectsHostileParametersWithAdvice) {
       {"/api/v1/buffers?device=99999999999999999999999", 400, "whole number"},
       {"/api/v1/buffers?limit=1e3", 400, "whole number"},
       {"/api/v1/buffers?pid=1", 400, "no tracked process 1"},
-      {"/api/v1/buffers?sort=random", 400, "'size' or 'age'"},
+      {"/api/v1/buffers?sort=random", 400, "use one of: reserved, size, age, address"},
       {"/api/v1/buffers?kind=DRAM&kind=L1", 400, "more than once"},
       {"/api/v1/buffers?devcie=0", 400, "unknown parameter 'devcie'"},
       {"/api/v1/status?x=%00%ff", 400, "unknown parameter"},

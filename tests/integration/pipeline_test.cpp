@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "collector/collector.h"
+#include "common/format.h"
 #include "common/kinds.h"
 #include "harness.h"
 #include "test_device.h"
@@ -52,7 +53,7 @@ std::vector<std::string> testload_args(const std::string& truth, uint32_t phases
 // The status JSON's device for a truth device (matched by chip id).
 const json* find_device(const json& status, uint64_t chip_id) {
   for (const auto& d : status.at("devices")) {
-    if (d.at("chip_id").get<uint64_t>() == chip_id) return &d;
+    if (d.at("chip_id") == common::format_chip_id(chip_id)) return &d;
   }
   return nullptr;
 }

@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 
 #include "collector/recording.h"
+#include "common/format.h"
 #include "daemon_harness.h"
+#include "golden.h"
 
 namespace ttmem::test {
 
@@ -69,7 +71,7 @@ TEST(Record, CapturesARealWorkloadExactly) {
     uint64_t chip = truth["chip_id"][dev].get<uint64_t>();
     const json* d = nullptr;
     for (const auto& x : state["devices"]) {
-      if (x["chip_id"] == chip) d = &x;
+      if (x["chip_id"] == common::format_chip_id(chip)) d = &x;
     }
     ASSERT_NE(d, nullptr) << "device " << dev;
     for (auto& [kind, v] : kinds.items()) {
@@ -216,19 +218,6 @@ void write_fixture(const std::string& path) {
   rf::ProcessEndRecord end{0, 1};
   w.write(rf::RecordType::ProcessEnd, 9000, &end, sizeof end);
   w.close();
-}
-
-void expect_golden(const std::string& name, std::string actual) {
-  std::string path = std::string(TTMEM_GOLDEN_DIR) + "/" + name;
-  const char* update = std::getenv("TTMEM_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path, std::ios::binary) << actual;
-    return;
-  }
-  ASSERT_TRUE(std::filesystem::exists(path))
-      << path << " is missing: run with TTMEM_UPDATE_GOLDEN=1 to create it";
-  EXPECT_EQ(actual, slurp(path)) << "export differs from " << path
-                                 << "; if the change is intended, rerun with TTMEM_UPDATE_GOLDEN=1";
 }
 
 TEST(Record, ExportsMatchGoldenFiles) {

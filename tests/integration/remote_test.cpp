@@ -309,6 +309,8 @@ TEST(SnapshotFromJson, RoundTripsAndRejectsEveryMutilatedField) {
                                                                         << bad.dump();
         ++mutilated;
       }
+      // A CB's size_per_core_bytes repeats size_bytes, and an older ttmemd's documents lack it.
+      if (pointer.ends_with("/size_per_core_bytes")) continue;
       json copy = doc->flatten();
       copy.erase(pointer);
       const json& st = doc == &status ? copy.unflatten() : status;

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "common/clock.h"
+#include "common/format.h"
 #include "daemon_harness.h"
 #include "tt_metal_region_writer.h"
 
@@ -54,7 +55,7 @@ pid_t ended_pid() {
 
 const json* find_device(const json& status, uint64_t chip) {
   for (const auto& d : status.at("devices")) {
-    if (d.at("chip_id").get<uint64_t>() == chip) return &d;
+    if (d.at("chip_id") == common::format_chip_id(chip)) return &d;
   }
   return nullptr;
 }

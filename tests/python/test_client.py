@@ -1,7 +1,9 @@
 """The client half: this test process reports into its own segment and reads it back."""
 
 import itertools
+import json
 import os
+import subprocess
 
 import pytest
 
@@ -35,7 +37,9 @@ def test_alloc_and_free_are_read_back(device):
     (b,) = mine(device=device)
     assert (b["kind"], b["buffer_id"], b["address"], b["size_bytes"]) == ("DRAM", 17, 0x40000,
                                                                           1 << 20)
-    assert b["chip_id"] == 0xC0DE00 + device
+    # A string, so that JSON readers that parse numbers as doubles keep every chip apart.
+    assert b["chip_id"] == hex(0xC0DE00 + device)
+    assert mine(chip_id=0xC0DE00 + device) == mine(chip_id=hex(0xC0DE00 + device)) == [b]
     # 512 pages over 12 lock-step banks: 43 pages of 2048 B on each of the 12.
     assert b["reserved_bytes"] == 43 * 2048 * 12
     assert b["tag"] == ""
@@ -46,7 +50,7 @@ def test_alloc_and_free_are_read_back(device):
 
 def test_registered_descriptor_shows_in_status(device):
     ttmem.alloc(device, 1, ttmem.KINDS.index("L1"), 0x100000, 4096, page_size=2048)
-    (dev,) = [d for d in ttmem.status()["devices"] if d["chip_id"] == 0xC0DE00 + device]
+    (dev,) = [d for d in ttmem.status()["devices"] if d["chip_id"] == hex(0xC0DE00 + device)]
     assert dev["board"] == "pytest"
     assert dev["arch"] == "wormhole_b0"
     assert dev["grid"] == [8, 8]
@@ -96,7 +100,7 @@ def test_op_scope_pops_on_exception(device):
 
 def _cb_figures(device):
     """The device's CB kind (the L1 CB sets cover), CB region in use per core, and programs."""
-    (dev,) = [d for d in ttmem.status()["devices"] if d["chip_id"] == 0xC0DE00 + device]
+    (dev,) = [d for d in ttmem.status()["devices"] if d["chip_id"] == hex(0xC0DE00 + device)]
     cb = dev["kinds"]["CB"]
     assert cb["requested_bytes"] == cb["reserved_bytes"]
     return cb["reserved_bytes"], dev["cb_region_in_use_bytes"], dev["cb_programs"]
@@ -148,3 +152,47 @@ def test_refused_reports_raise(device):
         ttmem.cb_alloc(device, [(0, 0, 1)], 0x1000, 64)
     process = [p for p in ttmem.status()["processes"] if p["pid"] == os.getpid()][0]
     assert process["unknown_frees"] >= 1
+
+
+def test_chip_ids_stay_apart_for_readers_that_parse_numbers_as_doubles(cli):
+    """jq and JavaScript read every JSON number as a double: eight 64-bit chip ids that differ in
+    their low bits would read as one chip. The CLI's JSON writes them as hex strings."""
+    base = 0x1234_5678_9ABC_DE00
+    assert len({float(base + n) for n in range(8)}) == 1  # what numbers would have given
+    logicals = [next(_logical_ids) for _ in range(8)]
+    for n, logical in enumerate(logicals):
+        assert ttmem.register_device(logical, chip_id=base + n, board="pytest")
+        assert ttmem.alloc(logical, 1, "DRAM", 0x40000, 4096, page_size=2048)
+    try:
+        for command, rows in (("status", "devices"), ("buffers", "buffers")):
+            out = subprocess.run([cli, "--dir", os.environ["TTMEM_DIR"], command, "--json"],
+                                 check=True, capture_output=True, text=True, timeout=60).stdout
+            doc = json.loads(out, parse_int=float)  # as jq reads it
+            assert all(isinstance(r["chip_id"], str) for r in doc[rows]), command
+            ids = [r["chip_id"] for r in doc[rows] if r["chip_id"].startswith("0x123456789abc")]
+            assert sorted(ids) == [hex(base + n) for n in range(8)], command
+    finally:
+        for logical in logicals:
+            ttmem.free(logical, 1)
+
+
+def test_peaks_since_reset_leave_the_segments_lifetime_peak_alone(device):
+    assert ttmem.alloc(device, 1, "DRAM", 0x40000, 1 << 20, page_size=2048)
+    assert ttmem.free(device, 1)
+    dram = 43 * 2048 * 12  # 512 pages over 12 lock-step banks, as reserved
+    assert ttmem.peaks()[(device, "DRAM")] == dram
+    assert ttmem.reset_peaks()
+    assert ttmem.peaks()[(device, "DRAM")] == 0
+    assert ttmem.alloc(device, 2, "L1", 0x100000, 4096, page_size=2048)
+    (l1,) = mine(device=device)
+    peaks = ttmem.peaks()
+    assert peaks[(device, "L1")] == l1["reserved_bytes"]
+    assert (device, "DRAM") in peaks and (device, "CB") not in peaks
+    # Readers still see the process's lifetime peak; a question is not an invalid call.
+    (dev,) = [d for d in ttmem.status()["devices"] if d["chip_id"] == hex(0xC0DE00 + device)]
+    assert dev["kinds"]["DRAM"]["peak_bytes"] == dram
+    process = [p for p in ttmem.status()["processes"] if p["pid"] == os.getpid()][0]
+    invalid = process["invalid_calls"]
+    ttmem.peaks()
+    process = [p for p in ttmem.status()["processes"] if p["pid"] == os.getpid()][0]
+    assert process["invalid_calls"] == invalid

@@ -158,11 +158,15 @@ def test_nothing():
     result.assert_outcomes(passed=1)
 
 
-def test_tracking_that_cannot_start_errors_the_checked_tests(pytester, tmp_path, monkeypatch):
-    # A file where the segment directory should be: the client cannot start tracking.
+@pytest.fixture
+def tracking_off(tmp_path, monkeypatch):
+    """A file where the segment directory should be: the client cannot start tracking."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     monkeypatch.setenv("TTMEM_DIR", str(blocker / "segments"))
+
+
+def test_tracking_that_cannot_start_errors_the_checked_tests(pytester, tracking_off):
     pytester.makepyfile(test_cases='''
 import pytest
 
@@ -188,3 +192,164 @@ def test_clean():
 ''', "--ttmem-leaks")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["ttmem: leak checks on (this process's segment in *segments)"])
+
+
+# --- limit_device_memory and limit_device_leaks ---------------------------------------------------
+
+def test_memory_limit_fails_a_test_that_peaks_above_it_and_names_the_holders(run):
+    result = run('''
+@pytest.mark.limit_device_memory(l1="1 MiB", dram="100 MiB", device=0)
+def test_within():
+    alloc(1, size=1 << 20)
+    ttmem.free(0, 1)
+
+@pytest.mark.limit_device_memory(dram="1 MiB")
+def test_passing_peak():
+    alloc(2, size=4 << 20, tag="big")
+    ttmem.free(0, 2)
+
+@pytest.mark.limit_device_memory(l1="64 KiB", device=0)
+def test_holds_l1():
+    alloc(3, size=1 << 20, kind="L1", tag="kv_cache")
+    alloc(4, size=2048, kind="L1", tag="small")
+
+@pytest.mark.limit_device_memory(l1="64 KiB", device=1)
+def test_other_device_is_not_limited():
+    alloc(5, size=1 << 20, kind="L1")
+
+def test_unmarked():
+    alloc(6, size=64 << 20)
+''', "-v", "--strict-markers")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines([
+        "*test_passing_peak FAILED*",
+        "*test_holds_l1 FAILED*",
+    ])
+    result.stdout.fnmatch_lines([
+        "*ttmem: device 0 DRAM peaked at 4.* MiB, over its limit of 1.00 MiB*",
+        "*no DRAM buffer was live on device 0 when the test's call ended: the peak was passing*",
+    ])
+    result.stdout.fnmatch_lines([
+        "*ttmem: device 0 L1 peaked at *, over its limit of 64.00 KiB*",
+        "*largest L1 buffers on device 0 when the test's call ended (2 live):*",
+        "*L1*size 1.00 MiB  tag kv_cache  id 3*",
+        "*L1*size 2.00 KiB  tag small  id 4*",
+    ])
+
+
+def test_memory_limit_option_applies_to_every_test_and_markers_win(run):
+    body = '''
+def test_big():
+    alloc(1, size=4 << 20)
+    ttmem.free(0, 1)
+
+@pytest.mark.limit_device_memory(dram="8 MiB")
+def test_big_but_allowed():
+    alloc(2, size=4 << 20)
+    ttmem.free(0, 2)
+'''
+    result = run(body, "--ttmem-limit-device-memory", "dram=1 MiB,device=0", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_big FAILED*", "*over its limit of 1.00 MiB*"])
+    run(body).assert_outcomes(passed=2)
+    bad = run(body, "--ttmem-limit-device-memory", "hbm=1 MiB")
+    assert bad.ret == 4  # a usage error
+    bad.stderr.fnmatch_lines(["*unknown argument(s) hbm; give device= and limits for dram, l1*"])
+
+
+def test_memory_limit_with_bad_arguments_errors_the_test(run):
+    result = run('''
+@pytest.mark.limit_device_memory(dram="lots")
+def test_bad_size():
+    pass
+
+@pytest.mark.limit_device_memory(hbm="1 MiB")
+def test_bad_kind():
+    pass
+''')
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*'lots' is not a size*"])
+    result.stdout.fnmatch_lines(["*unknown argument(s) hbm*"])
+
+
+LEAKY = '''
+import itertools
+
+cache = set()
+ids = itertools.count(100)
+
+def cached(key):
+    """Allocates on the first call for a key only, as a program or weight cache does."""
+    if key not in cache:
+        cache.add(key)
+        alloc(next(ids), tag=f"cache {key}")
+'''
+
+
+def test_leak_limit_with_warmups_passes_code_that_caches_on_its_first_runs(run):
+    result = run(LEAKY + '''
+@pytest.mark.limit_device_leaks(max="0 B", warmups=1)
+def test_caches_on_first_run():
+    cached("a")
+
+@pytest.mark.limit_device_leaks(max="0 B")
+def test_cache_without_warmup():
+    cached("b")
+
+runs = []
+
+@pytest.mark.limit_device_leaks(max="0 B", warmups=2)
+def test_leaks_every_run():
+    runs.append(1)
+    alloc(next(ids), tag="grows")
+
+def test_the_body_ran_warmups_plus_one_times():
+    assert len(runs) == 3
+
+@pytest.mark.limit_device_leaks(max="32 KiB")
+def test_small_leak_within_max():
+    alloc(next(ids))
+''', "-v", "--strict-markers")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines([
+        "*test_cache_without_warmup FAILED*",
+        "*test_leaks_every_run FAILED*",
+    ])
+    result.stdout.fnmatch_lines([
+        "*ttmem: the test leaked 24.00 KiB reserved in 1 buffer(s), over its limit of 0 B "
+        "(after 0 warmup run(s)):*",
+        "*DRAM*tag cache b*",
+    ])
+    result.stdout.fnmatch_lines(["*(after 2 warmup run(s))*", "*tag grows*"])
+
+
+def test_leak_limit_option_applies_to_every_test(run):
+    body = LEAKY + '''
+def test_caches():
+    cached("a")
+'''
+    run(body, "--ttmem-limit-device-leaks", "0 B", "--ttmem-leak-warmups", "1").assert_outcomes(
+        passed=1)
+    run(body, "--ttmem-limit-device-leaks", "0 B").assert_outcomes(failed=1)
+
+
+def test_limits_error_when_tracking_is_off(pytester, tracking_off):
+    pytester.makepyfile(test_cases='''
+import pytest
+
+@pytest.mark.limit_device_memory(dram="1 MiB")
+def test_memory():
+    pass
+
+@pytest.mark.limit_device_leaks(max="0 B")
+def test_leaks():
+    pass
+
+def test_unlimited():
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "ttmem.pytest_plugin")
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        ["*device memory limits asked for, but tracking is off: *TTMEM_DIR*"])
+    assert result.ret == 1

@@ -193,6 +193,12 @@ struct Scenario {
 constexpr Scenario kCycle[] = {{"llama-decode", 0}, {"leak", 0},     {"oom", 3},
                                {"llama-decode", 0}, {"cb-clash", 3}, {"trace-too-small", 3}};
 
+// The summary a `leak` sim prints. Compiled before main(), never while the test's threads run:
+// compiling a std::regex narrows characters through the global locale's ctype<char> facet,
+// whose cache libstdc++ fills without synchronisation, and cpp-httplib compiles its own regex
+// in the first request (ThreadSanitizer reported two such compiles at once as a data race).
+const std::regex kLeakSummary(R"((\d+) buffers \((\d+) B\) were never freed)");
+
 // What the driver knows each sim leaves behind, in the order the sims ran.
 class LeakLedger {
  public:
@@ -206,9 +212,8 @@ class LeakLedger {
     }
     if (std::string(s.name) == "leak") {
       // "N tests passed; K buffers (B B) were never freed": the sim's own count.
-      static const std::regex kSummary(R"((\d+) buffers \((\d+) B\) were never freed)");
       std::smatch m;
-      if (!std::regex_search(r.out, m, kSummary)) return "leak printed no summary: " + r.out;
+      if (!std::regex_search(r.out, m, kLeakSummary)) return "leak printed no summary: " + r.out;
       sims_.push_back({pid, std::stoull(m[1]), std::stoull(m[2])});
     } else if (s.exit_code != 0) {
       sims_.push_back({pid, calibrated_.at(s.name), kAnyBytes});
@@ -324,6 +329,11 @@ TEST(Soak, SimsAgainstTheDaemonKeepRssFlatAndTotalsExact) {
   Child client({TTMEM_SOAK_CLIENT, "--devices", "8", "--rate", "20000", "--truth", truth_path},
                {{"TTMEM_DIR", dir.path()}});
   ASSERT_TRUE(client.expect_line("churning"));
+  // The first request is made here, before the scraping thread starts. cpp-httplib's first
+  // Client compiles a function-local static std::regex, published by a guard in cpp-httplib's
+  // own code, which is built without ThreadSanitizer: had the scraping thread built it, this
+  // thread's use of it would look unordered to ThreadSanitizer, a data race report.
+  ASSERT_EQ(http_get(daemon.url(), "/metrics").status, 200);
 
   RssSampler sampler(
       {{"client", client.pid()}, {"collector", collector.pid()}, {"ttmemd", daemon.child().pid()}});

@@ -1,39 +1,19 @@
 // `ttmem top` text output against golden files, and its command line, with a real tracked
 // workload. The workload is deterministic: one thread, a fixed seed, held after its last phase.
 //
-// Regenerate the goldens after an intended change of the output:
-//   TTMEM_UPDATE_GOLDEN=1 ctest --test-dir build -R TopGolden
+// Regenerate the goldens after an intended change of the output (see golden.h):
+//   TTMEM_UPDATE_GOLDEN=1 ctest --test-dir build -R TopCli.Golden
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <regex>
 #include <sstream>
 
+#include "golden.h"
 #include "harness.h"
 
 namespace ttmem::test {
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void check_golden(const std::string& name, const std::string& actual) {
-  std::string path = std::string(TTMEM_GOLDEN_DIR) + "/" + name;
-  const char* update = std::getenv("TTMEM_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << actual;
-    GTEST_SKIP() << "wrote " << path;
-  }
-  std::string expected = read_file(path);
-  ASSERT_FALSE(expected.empty()) << path << " is missing; run with TTMEM_UPDATE_GOLDEN=1";
-  EXPECT_EQ(actual, expected) << "output differs from " << path
-                              << "; if the change is intended, rerun with TTMEM_UPDATE_GOLDEN=1";
-}
 
 class TopCli : public ::testing::Test {
  protected:
@@ -61,28 +41,28 @@ class TopCli : public ::testing::Test {
 TEST_F(TopCli, GoldenOverview) {
   RunResult r = top({"--once", "--stable", "--ascii", "--width", "120"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  check_golden("top_overview.txt", r.out);
+  expect_golden("top_overview.txt", r.out);
 }
 
 TEST_F(TopCli, GoldenOverviewUtf8) {
   RunResult r = top({"--once", "--stable", "--width", "120"}, TTMEM_CLI, {{"LC_ALL", "C.UTF-8"}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("█"), std::string::npos);
-  check_golden("top_overview_utf8.txt", r.out);
+  expect_golden("top_overview_utf8.txt", r.out);
 }
 
 TEST_F(TopCli, GoldenBuffers) {
   RunResult r = top({"--once", "--stable", "--ascii", "--width", "120", "--view", "buffers",
                      "--sort", "size", "--limit", "12"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  check_golden("top_buffers.txt", r.out);
+  expect_golden("top_buffers.txt", r.out);
 }
 
 TEST_F(TopCli, GoldenL1Map) {
   RunResult r = top({"--once", "--stable", "--ascii", "--width", "120", "--view", "l1map", "-d",
                      "2", "--limit", "8"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  check_golden("top_l1map.txt", r.out);
+  expect_golden("top_l1map.txt", r.out);
 }
 
 // The compatibility name shows the same view as `ttmem top`.
@@ -140,6 +120,33 @@ TEST_F(TopCli, JsonSnapshots) {
     ++n;
   }
   EXPECT_EQ(n, 2);
+}
+
+// -p keeps one process, --filter what matches a tag, pid or command, --peak each kind's history
+// peak; the sim's tensor-parallel buffers are one buffer per chip: one row each, "0-7 x8".
+TEST_F(TopCli, PidFilterPeakAndMeshRows) {
+  const std::string pid = std::to_string(load_->pid());
+  RunResult r =
+      top({"--once", "--ascii", "--width", "160", "--view", "buffers", "-p", pid, "--limit", "5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Only process " + pid + ": "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0-7 x8  DRAM"), std::string::npos) << r.out;
+  r = top({"--once", "--ascii", "--width", "160", "-p", "999999"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no tracked process 999999"), std::string::npos) << r.err;
+
+  r = top({"--once", "--stable", "--ascii", "--width", "160", "--view", "buffers", "--filter",
+           "LM_HEAD"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Only \"LM_HEAD\": 8 buffers in 1 rows"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lm_head"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("embedding"), std::string::npos) << r.out;
+
+  r = top(
+      {"--count", "2", "-r", "50", "--stable", "--ascii", "--width", "200", "--peak", "-d", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("HISTORY PEAK (P: back)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("s ago"), std::string::npos) << r.out;
 }
 
 TEST_F(TopCli, BadInputIsAClearErrorAndNonZeroExit) {

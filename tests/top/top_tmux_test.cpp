@@ -168,6 +168,17 @@ TEST(TopTmux, ShowsEightDevicesProcessesAndHandlesKeysAndResizing) {
   // 'c' switches to the detailed layout: one line per kind with its own bar.
   t.keys({"c"});
   ASSERT_TRUE(t.wait_all({"Device 0  chip 0x", "  TRACE    "}, s)) << s;
+  // `P`: each kind's history peak in place of its sparkline.
+  t.keys({"P"});
+  ASSERT_TRUE(t.wait_all({"HISTORY PEAK (P: back)", "s ago"}, s)) << s;
+  t.keys({"P"});
+  ASSERT_TRUE(t.wait_for(
+      [](const std::string& x) {
+        return x.find("HISTORY PEAK") == std::string::npos &&
+               x.find("HISTORY") != std::string::npos;
+      },
+      s))
+      << s;
   t.keys({"c", "c"});  // compact, then automatic again
 
   // The buffers view, and its sort keys.
@@ -179,6 +190,18 @@ TEST(TopTmux, ShowsEightDevicesProcessesAndHandlesKeysAndResizing) {
   ASSERT_TRUE(t.wait_text("SIZE▲", s)) << s;
   t.keys({"Down", "Down"});
   ASSERT_TRUE(t.wait_text("rows 3-", s)) << s;
+  // `/` filters by tag; the eight copies of the mesh buffer are one row.
+  t.keys({"/"});
+  ASSERT_TRUE(t.wait_text("Enter applies", s)) << s;
+  t.keys({"lm_head", "Enter"});
+  ASSERT_TRUE(t.wait_all({"Only \"lm_head\": 8 buffers in 1 rows", "0-7 ×8"}, s)) << s;
+  t.keys({"/", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "Enter"});
+  ASSERT_TRUE(t.wait_for(
+      [](const std::string& x) {
+        return x.find("Only \"") == std::string::npos && x.find("[2 Buffers]") != std::string::npos;
+      },
+      s))
+      << s;
 
   // The L1 map, and moving to the next device.
   t.keys({"m"});

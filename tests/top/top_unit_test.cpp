@@ -5,14 +5,13 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "cli/top/collect.h"
 #include "cli/top/keys.h"
 #include "cli/top/layout.h"
 #include "cli/top/text_render.h"
+#include "golden.h"
 
 #include <fmt/format.h>
 
@@ -23,6 +22,7 @@ using collector::DeviceView;
 using collector::ProcessDeviceTotals;
 using collector::ProcessView;
 using collector::Snapshot;
+using test::expect_golden;
 
 namespace {
 
@@ -331,6 +331,7 @@ class KeyedScreen {
     r.sort = ui_.sort;
     r.buffer_limit = ui_.scroll + table_rows(ui_, o_);
     r.map_device = ui_.view == View::kL1Map ? ui_.map_device : -1;
+    r.filter = ui_.filter;
     vm_ = collect(s_, h_, r);
     frame_ = layout(vm_, ui_, o_, &window_);
   }
@@ -441,21 +442,6 @@ Snapshot busy_machine() {
   return s;
 }
 
-void check_golden(const std::string& name, const std::string& actual) {
-  const std::string path = std::string(TTMEM_GOLDEN_DIR) + "/" + name;
-  const char* update = std::getenv("TTMEM_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << actual;
-    GTEST_SKIP() << "wrote " << path;  // as the CLI goldens do: an update is not a pass
-  }
-  std::ifstream in(path);
-  std::stringstream expected;
-  expected << in.rdbuf();
-  ASSERT_FALSE(expected.str().empty()) << path << " is missing; run with TTMEM_UPDATE_GOLDEN=1";
-  EXPECT_EQ(actual, expected.str())
-      << "differs from " << path << "; if intended, rerun with TTMEM_UPDATE_GOLDEN=1";
-}
-
 // A cut line ends with an ellipsis and never in the middle of a number or between a number and
 // its unit ("2410 bu", "clash margin 1.28").
 TEST(TopSizes, CutTextEndsWithAnEllipsisAndKeepsNumbersWithTheirUnits) {
@@ -534,6 +520,20 @@ TEST(TopSizes, CompactBarsTakeTheFreeColumns) {
   EXPECT_NE(row.find("#.."), std::string::npos) << row;  // TRACE at 28%: bars wider than a cell
 }
 
+// At 45 columns the compact overview keeps MARGIN and BUFS whole: percents lose their decimal
+// before the last columns are cut.
+TEST(TopSizes, CompactAt45ColumnsKeepsMarginAndBuffers) {
+  KeyedScreen screen(busy_machine(), UiState{.density = Density::kCompact}, 45, 12);
+  const Frame& f = screen.frame();
+  ASSERT_GT(f.size(), 4u);
+  EXPECT_NE(f[2].text().find("MARGIN BUFS"), std::string::npos) << f[2].text();
+  const std::string row = f[3].text();
+  EXPECT_LE(display_width(row), 45u) << row;
+  EXPECT_EQ(row.find("~"), std::string::npos) << row;  // nothing cut
+  EXPECT_NE(row.find("384.00 KiB"), std::string::npos) << row;
+  EXPECT_NE(row.find(" 9%"), std::string::npos) << row;
+}
+
 // `?` shows every key on its own screen; `?` again (or Esc) closes it without quitting, and a
 // key pressed in the help acts as well as closing it.
 TEST(TopKeys, QuestionMarkShowsTheKeysAndClosesAgain) {
@@ -555,6 +555,135 @@ TEST(TopKeys, QuestionMarkShowsTheKeysAndClosesAgain) {
   screen.press('2');
   text = render_text(screen.frame());
   EXPECT_NE(text.find("Buffers (63 live)"), std::string::npos) << text;
+}
+
+// `/` filters by tag, pid or command; -p keeps one process and the devices it holds.
+TEST(TopCollect, FilterByTagOrProcessAndByPid) {
+  Snapshot s = snapshot(3);
+  ProcessView other;
+  other.pid = 77;
+  other.command = "python serve.py";
+  other.counted = true;
+  s.processes[0].counted = true;
+  s.processes.push_back(other);
+  BufferView theirs = buffer(2, kL1, 9, 800 << 10, 2048, 50);
+  theirs.pid = 77;
+  theirs.tag = "kv_cache";
+  s.buffers.push_back(theirs);
+  s.tags.push_back({"kv_cache", {}, 1});
+  History h;
+  h.push(s);
+  CollectRequest r;
+  r.filter = "KV";  // any case, in the tag
+  ViewModel vm = collect(s, h, r);
+  ASSERT_EQ(vm.buffers.size(), 1u);
+  EXPECT_EQ(vm.buffers[0].buffer_id, 9u);
+  ASSERT_EQ(vm.processes.size(), 1u);  // the process that holds a matching buffer
+  EXPECT_EQ(vm.processes[0].pid, 77);
+  ASSERT_EQ(vm.tags.size(), 1u);
+  EXPECT_EQ(vm.tags[0].tag, "kv_cache");
+  r.filter = "model --batch";  // the command
+  vm = collect(s, h, r);
+  EXPECT_EQ(vm.live_buffers, 3u);
+  ASSERT_EQ(vm.processes.size(), 1u);
+  EXPECT_EQ(vm.processes[0].pid, 42);
+  r.filter = "77";  // the pid
+  EXPECT_EQ(collect(s, h, r).live_buffers, 1u);
+  r.filter = "nothing matches this";
+  vm = collect(s, h, r);
+  EXPECT_TRUE(vm.buffers.empty());
+  EXPECT_TRUE(vm.processes.empty());
+  EXPECT_EQ(vm.devices.size(), 3u);  // devices stay: their figures are the whole chip's
+
+  r.filter.clear();
+  r.pid = 77;
+  vm = collect(s, h, r);
+  ASSERT_EQ(vm.devices.size(), 1u);  // the one device it holds buffers on
+  EXPECT_EQ(vm.devices[0].logical_ids, std::vector<uint32_t>{2});
+  ASSERT_EQ(vm.buffers.size(), 1u);
+  ASSERT_EQ(vm.processes.size(), 1u);
+  EXPECT_EQ(vm.processes[0].pid, 77);
+}
+
+// `/` takes text until Enter (applies) or Esc (drops it); the header says what is shown.
+TEST(TopKeys, SlashTypesAFilterAndEnterAppliesIt) {
+  KeyedScreen screen(busy_machine(), UiState{}, 100, 30);
+  screen.press('2');
+  screen.press('/');
+  for (char c : std::string("kv_cachX")) screen.press(c);
+  screen.press(KEY_BACKSPACE);
+  screen.press('e');
+  std::string text = render_text(screen.frame());
+  EXPECT_NE(text.find("/kv_cache_"), std::string::npos) << text;
+  EXPECT_NE(text.find("Buffers (63 live)"), std::string::npos) << text;  // not applied yet
+  EXPECT_TRUE(screen.press('q'));  // text while typing, not quit
+  screen.press(KEY_BACKSPACE);
+  screen.press('\n');
+  text = render_text(screen.frame());
+  EXPECT_NE(text.find("Only \"kv_cache\": 15 buffers in 15 rows"), std::string::npos) << text;
+  EXPECT_NE(text.find("Buffers (15 live)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("ttnn::embedding"), std::string::npos) << text;
+  screen.press('/');
+  screen.press(27);  // Esc: the filter stays as it was
+  EXPECT_NE(render_text(screen.frame()).find("Buffers (15 live)"), std::string::npos);
+  screen.press('/');
+  for (int i = 0; i < 8; ++i) screen.press(KEY_BACKSPACE);
+  screen.press('\n');  // empty: cleared
+  EXPECT_NE(render_text(screen.frame()).find("Buffers (63 live)"), std::string::npos);
+}
+
+// One buffer per device of a mesh, same address, size and tag: one row, "0-7 ×8".
+TEST(TopCollect, MeshBufferCopiesFoldIntoOneRow) {
+  Snapshot s = snapshot(8);
+  s.buffers.clear();
+  for (uint32_t d = 0; d < 8; ++d) {
+    BufferView b = buffer(d, uint32_t(Kind::Dram), 1000 + d, 0x40000000, 1 << 20, 10 + d);
+    b.tag = "weights";
+    s.buffers.push_back(b);
+  }
+  s.buffers.push_back(buffer(3, uint32_t(Kind::Dram), 7, 0x50000000, 4096, 5));  // alone
+  BufferView cb = buffer(0, uint32_t(Kind::Cb), 5, 0x10000, 2048, 1);            // CBs never fold
+  s.buffers.push_back(cb);
+  s.buffers.push_back(cb);
+  History h;
+  h.push(s);
+  ViewModel vm = collect(s, h, CollectRequest{});
+  EXPECT_EQ(vm.live_buffers, 11u);
+  EXPECT_EQ(vm.total_buffers, 4u);
+  ASSERT_FALSE(vm.buffers.empty());
+  EXPECT_EQ(vm.buffers[0].copies, 8u);
+  EXPECT_EQ(vm.buffers[0].devices, "0-7");
+  EXPECT_EQ(vm.buffers[0].device, 0u);  // the copy that sorts first
+  UiState ui;
+  ui.view = View::kBuffers;
+  std::string text = render_text(layout(vm, ui, LayoutOptions{120, 0, true, true, 500}));
+  EXPECT_NE(text.find("0-7 ×8"), std::string::npos) << text;
+  EXPECT_NE(text.find("Buffers (11 live in 4 rows"), std::string::npos) << text;
+  s.buffers.erase(s.buffers.begin() + 2);  // device 2's copy freed: "0,1,3-7" is a list
+  vm = collect(s, h, CollectRequest{});
+  EXPECT_EQ(vm.buffers[0].devices, "0,1,3,4,5,6,7");
+  EXPECT_EQ(vm.buffers[0].copies, 7u);
+}
+
+// `P` puts each kind's history peak, and how long ago it was, where the sparkline was.
+TEST(TopLayout, PeakKeyShowsEachKindsHistoryPeakAndWhen) {
+  Snapshot s = snapshot(1);
+  History h;
+  for (uint64_t used : {1u << 20, 5u << 20, 2u << 20, 3u << 20}) {
+    s.devices[0].kinds[kL1].reserved = used;
+    h.push(s);
+  }
+  ViewModel vm = collect(s, h, CollectRequest{});
+  UiState ui;
+  LayoutOptions o{160, 0, false, true, 500};
+  EXPECT_EQ(render_text(layout(vm, ui, o)).find("HISTORY PEAK"), std::string::npos);
+  ui.peak = true;
+  std::string text = render_text(layout(vm, ui, o));
+  EXPECT_NE(text.find("HISTORY PEAK (P: back)"), std::string::npos) << text;
+  EXPECT_NE(text.find("^5.00 MiB 1.0s ago"), std::string::npos) << text;  // 2 samples of 500 ms
+  KeyedScreen screen(s, UiState{}, 160, 40);
+  screen.press('P');
+  EXPECT_NE(render_text(screen.frame()).find("HISTORY PEAK"), std::string::npos);
 }
 
 // A device whose processes ended stays on screen, greyed, with how long ago it went; after
@@ -607,7 +736,7 @@ TEST(TopSizes, GoldenScreensAtEachTerminalSize) {
       KeyedScreen screen(s, UiState{.view = View(v)}, w, h);
       const std::string text = render_text(screen.frame());
       for (const auto& l : screen.frame()) EXPECT_LE(l.width(), size_t(w)) << l.text();
-      check_golden(fmt::format("top_{}_{}x{}.txt", kViewFiles[v], w, h), text);
+      expect_golden(fmt::format("top_{}_{}x{}.txt", kViewFiles[v], w, h), text);
     }
   }
 }

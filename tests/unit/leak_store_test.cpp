@@ -17,6 +17,7 @@
 
 #include "collector/json.h"
 #include "common/kinds.h"
+#include "temp_dir.h"
 
 namespace ttmem::collector {
 
@@ -44,12 +45,9 @@ std::vector<LeakRecord> records_of(const LeakList& list) {
 
 class LeakStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ttmem-leaks-XXXXXX";
-    dir_ = std::string(::mkdtemp(tmpl)) + "/leaks";
-  }
-  void TearDown() override { fs::remove_all(fs::path(dir_).parent_path()); }
-  std::string dir_;
+  test::TempDir base_;
+  // Not there yet: the store makes it.
+  std::string dir_ = base_.path() + "/leaks";
 };
 
 TEST_F(LeakStoreTest, SavedRecordsLoadBackAndChangesAreSeen) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "protocol/segment.h"
+#include "temp_dir.h"
 
 namespace ttmem::test {
 
@@ -24,9 +25,7 @@ class SegmentFile {
 
   explicit SegmentFile(uint32_t pid = 1) {
     namespace pr = protocol;
-    char tmpl[] = "/tmp/ttmem-unit-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    path_ = dir_ + "/ttmem-" + std::to_string(pid) + "-1.seg";
+    path_ = dir_.path() + "/ttmem-" + std::to_string(pid) + "-1.seg";
     layout_ = pr::compute_layout(kSlab, kRing);
     int fd = ::open(path_.c_str(), O_RDWR | O_CREAT, 0600);
     EXPECT_EQ(::ftruncate(fd, off_t(layout_.segment_size)), 0);
@@ -65,10 +64,7 @@ class SegmentFile {
     d.kinds[0] = {12 << 20, 1 << 20, 0, 12, 32};
     pr::seqlock_write32(devices(), d);
   }
-  ~SegmentFile() {
-    ::munmap(base_, layout_.segment_size);
-    std::filesystem::remove_all(dir_);
-  }
+  ~SegmentFile() { ::munmap(base_, layout_.segment_size); }
   SegmentFile(const SegmentFile&) = delete;
   SegmentFile& operator=(const SegmentFile&) = delete;
 
@@ -94,11 +90,12 @@ class SegmentFile {
     r.flags = protocol::kRecordLive;
     protocol::seqlock_write32(&slab()[slot], r);
   }
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_.path(); }
   const std::string& path() const { return path_; }
 
  private:
-  std::string dir_, path_;
+  TempDir dir_;
+  std::string path_;
   protocol::Layout layout_;
   uint8_t* base_ = nullptr;
 };

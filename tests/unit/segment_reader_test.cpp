@@ -3,6 +3,8 @@
 #include "collector/segment_reader.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <functional>
 #include <vector>
 
+#include "collector/mapping_guard.h"
 #include "segment_file.h"
 
 namespace ttmem::collector {
@@ -265,6 +268,31 @@ TEST(SegmentReader, ReadersNeverFaultWhileAWriterFlipsTheSize) {
               (unsigned long long)faults_caught.load());
   EXPECT_GT(truncations_met.load(), 0u);
   EXPECT_GT(good_reads.load(), 0u);
+}
+
+// A caught fault leaves the reading thread as it found it: its signal mask as before the read
+// (ThreadSanitizer runs handlers with every signal blocked, and a jump out of one keeps that
+// mask: the thread's next fault in a mapping then killed the process, and SIGTERM never came
+// through), and a second fault in the same thread is caught like the first.
+TEST(SegmentReader, ACaughtFaultLeavesTheSignalMaskAsItWas) {
+  SegmentFile f;
+  const size_t full = f.header()->segment_size;
+  ASSERT_GT(full, 8192u);
+  const auto* past_end = reinterpret_cast<const volatile unsigned char*>(f.header()) + 8192;
+  sigset_t before;
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &before), 0);
+  for (int fault = 1; fault <= 2; ++fault) {
+    // Only the header page left: a load from the third page faults.
+    ASSERT_EQ(::truncate(f.path().c_str(), 4096), 0);
+    EXPECT_FALSE(guarded(f.header(), full, [&] { (void)*past_end; })) << "fault " << fault;
+    sigset_t after;
+    ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &after), 0);
+    for (int sig : {SIGBUS, SIGTERM, SIGINT, SIGUSR1}) {
+      EXPECT_EQ(sigismember(&after, sig), sigismember(&before, sig))
+          << "signal " << sig << " after fault " << fault;
+    }
+    ASSERT_EQ(::truncate(f.path().c_str(), off_t(full)), 0);
+  }
 }
 
 TEST(SegmentReader, RingDrainCountsOverwrittenEvents) {

@@ -14,6 +14,7 @@
 #include "../integration/tt_metal_region_writer.h"
 #include "common/clock.h"
 #include "common/proc.h"
+#include "temp_dir.h"
 
 namespace ttmem::collector {
 
@@ -30,13 +31,6 @@ constexpr uint32_t kCb = uint32_t(Kind::Cb);
 
 class TtMetalCounters : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ttmem-tt-metal-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // A pid no process holds: a child that has exited and been reaped.
   static pid_t dead_pid() {
     pid_t pid = ::fork();
@@ -67,7 +61,8 @@ class TtMetalCounters : public ::testing::Test {
     return all;
   }
 
-  std::string dir_;
+  test::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(TtMetalCounters, CountsLiveSlotsAndShowsEndedAndReusedOnesAsStale) {

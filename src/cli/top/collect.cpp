@@ -1,9 +1,11 @@
 #include "cli/top/collect.h"
 
 #include <algorithm>
+#include <cctype>
 #include <iterator>
 #include <map>
 #include <tuple>
+#include <unordered_map>
 
 #include "common/kinds.h"
 
@@ -15,6 +17,8 @@ using collector::kDetailCounters;
 using collector::KindUsage;
 using collector::ProcessView;
 using collector::Snapshot;
+using collector::sorts_before;
+using collector::TagUsage;
 using common::arch_name;
 
 namespace {
@@ -59,6 +63,39 @@ DeviceRow device_row(const DeviceView& d, const History& history) {
   return r;
 }
 
+bool contains_any_case(const std::string& text, const std::string& lowered_needle) {
+  auto it = std::search(text.begin(), text.end(), lowered_needle.begin(), lowered_needle.end(),
+                        [](char a, char b) { return std::tolower((unsigned char)a) == b; });
+  return it != text.end();
+}
+
+// "0-7" for consecutive logical ids, else "0,2,5".
+std::string device_list(std::vector<uint32_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  if (ids.back() - ids.front() + 1 == ids.size()) {
+    return std::to_string(ids.front()) + "-" + std::to_string(ids.back());
+  }
+  std::string out;
+  for (uint32_t id : ids) out += (out.empty() ? "" : ",") + std::to_string(id);
+  return out;
+}
+
+// The copies of one mesh buffer: same process, kind, address, sizes and tag, on other devices.
+// CBs are left apart: one program's CB records on one device share all of these.
+struct MeshKey {
+  const BufferView* b;
+  bool operator==(const MeshKey& o) const {
+    return b->pid == o.b->pid && b->kind == o.b->kind && b->address == o.b->address &&
+           b->size == o.b->size && b->reserved == o.b->reserved && b->tag == o.b->tag;
+  }
+};
+struct MeshKeyHash {
+  size_t operator()(const MeshKey& k) const {
+    return std::hash<uint64_t>()(k.b->address ^ (k.b->size << 20) ^ (uint64_t(k.b->pid) << 40) ^
+                                 k.b->kind);
+  }
+};
+
 BufferRow buffer_row(const BufferView& b, uint64_t now_ns) {
   BufferRow r;
   r.pid = b.pid;
@@ -72,40 +109,6 @@ BufferRow buffer_row(const BufferView& b, uint64_t now_ns) {
   r.age_ns = now_ns > b.time_ns ? now_ns - b.time_ns : 0;
   r.tag = b.tag;
   return r;
-}
-
-// Natural order of each sort: the biggest, oldest, or lowest first. Ties fall back to identity,
-// so equal keys keep one order from refresh to refresh (no flicker) and in goldens.
-bool before(const BufferView& a, const BufferView& b, BufferSort sort) {
-  auto id = [](const BufferView& x) {
-    return std::tuple(x.pid, x.device, x.kind, x.buffer_id);
-  };
-  switch (sort) {
-    case BufferSort::kReserved:
-      if (a.reserved != b.reserved) return a.reserved > b.reserved;
-      break;
-    case BufferSort::kSize:
-      if (a.size != b.size) return a.size > b.size;
-      break;
-    case BufferSort::kAge:
-      if (a.time_ns != b.time_ns) return a.time_ns < b.time_ns;
-      break;
-    case BufferSort::kAddress:
-      if (a.address != b.address) return a.address < b.address;
-      break;
-    case BufferSort::kDevice:
-      if (a.device != b.device) return a.device < b.device;
-      break;
-    case BufferSort::kKind:
-      if (a.kind != b.kind) return a.kind < b.kind;
-      break;
-    case BufferSort::kPid:
-      break;  // identity order starts with the pid
-    case BufferSort::kTag:
-      if (a.tag != b.tag) return a.tag < b.tag;
-      break;
-  }
-  return id(a) < id(b);
 }
 
 // An interval map over [0, size): assign() paints a range with a region, later paints win.
@@ -269,9 +272,21 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
   vm.leaks = s.leaks.count();
   for (const auto& p : s.problems) vm.problems.push_back(p.path + ": " + p.error);
 
+  // -p: the chips the process holds buffers on (none known, as for tt-metal's counters: all).
+  std::vector<uint64_t> pid_chips;
+  for (const BufferView& b : s.buffers) {
+    if (req.pid && b.pid == *req.pid &&
+        std::find(pid_chips.begin(), pid_chips.end(), b.chip_id) == pid_chips.end()) {
+      pid_chips.push_back(b.chip_id);
+    }
+  }
+  auto held = [&](uint64_t chip) {
+    return pid_chips.empty() ||
+           std::find(pid_chips.begin(), pid_chips.end(), chip) != pid_chips.end();
+  };
   std::vector<const DeviceView*> shown_devices;
   for (const DeviceView& d : s.devices) {
-    if (!shown(req.devices, d.logical_ids)) continue;
+    if (!shown(req.devices, d.logical_ids) || !held(d.chip_id)) continue;
     shown_devices.push_back(&d);
     vm.devices.push_back(device_row(d, history));
   }
@@ -281,7 +296,7 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
     const uint64_t gone_chip = chip;  // clang before 16 cannot capture a structured binding
     const bool live = std::any_of(s.devices.begin(), s.devices.end(),
                                   [&](const DeviceView& d) { return d.chip_id == gone_chip; });
-    if (live || !shown(req.devices, seen.device.logical_ids)) continue;
+    if (live || !shown(req.devices, seen.device.logical_ids) || req.pid) continue;
     const uint64_t gone_for =
         s.taken_monotonic_ns > seen.seen_ns ? s.taken_monotonic_ns - seen.seen_ns : 0;
     if (gone_for > History::kKeepGoneNs) continue;
@@ -297,9 +312,83 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
     if (!found) vm.missing_devices.push_back(id);
   }
 
+  std::string needle = req.filter;
+  for (char& c : needle) c = char(std::tolower((unsigned char)c));
+  std::map<pid_t, const ProcessView*> process_of;
+  for (const ProcessView& p : s.processes) process_of.emplace(p.pid, &p);
+  // `/`: a process matches by its pid or command; a buffer by its tag or its process.
+  auto process_matches = [&](pid_t pid) {
+    if (needle.empty() || std::to_string(pid) == needle) return true;
+    auto it = process_of.find(pid);
+    return it != process_of.end() && contains_any_case(it->second->command, needle);
+  };
+  auto buffer_matches = [&](const BufferView& b) {
+    if (req.pid && b.pid != *req.pid) return false;
+    return needle.empty() || contains_any_case(b.tag, needle) || process_matches(b.pid);
+  };
+  vm.filter = req.filter;
+  vm.pid = req.pid;
+
+  // Buffers: filter to the shown devices and the filter, fold each mesh buffer's copies, then
+  // sort only as many rows as are wanted.
+  std::vector<const BufferView*> rows;
+  rows.reserve(s.buffers.size());
+  std::map<pid_t, bool> tagged_match;  // processes with a buffer whose tag matches
+  for (const BufferView& b : s.buffers) {
+    if (!buffer_matches(b)) continue;
+    if ((req.devices.empty() && !req.pid) ||
+        std::any_of(shown_devices.begin(), shown_devices.end(),
+                    [&](const DeviceView* d) { return d->chip_id == b.chip_id; })) {
+      rows.push_back(&b);
+      if (!needle.empty()) tagged_match[b.pid] = true;
+    }
+  }
+  vm.live_buffers = rows.size();
+  struct Group {
+    const BufferView* first;  // the copy that sorts first by identity: the lowest device
+    std::vector<uint32_t> devices;
+  };
+  std::vector<Group> groups;
+  groups.reserve(rows.size());
+  std::unordered_map<MeshKey, std::vector<size_t>, MeshKeyHash> by_key;
+  for (const BufferView* b : rows) {
+    Group* into = nullptr;
+    if (b->kind != uint32_t(Kind::Cb)) {
+      std::vector<size_t>& candidates = by_key[MeshKey{b}];
+      for (size_t g : candidates) {
+        auto& ids = groups[g].devices;
+        if (std::find(ids.begin(), ids.end(), b->device) == ids.end()) into = &groups[g];
+      }
+      if (into == nullptr) candidates.push_back(groups.size());
+    }
+    if (into == nullptr) {
+      groups.push_back({b, {b->device}});
+      continue;
+    }
+    into->devices.push_back(b->device);
+    if (sorts_before(*b, *into->first, BufferSort::kPid)) into->first = b;
+  }
+  vm.total_buffers = groups.size();
+  auto cmp = [&](const Group& a, const Group& b) {
+    return req.reverse ? sorts_before(*b.first, *a.first, req.sort)
+                       : sorts_before(*a.first, *b.first, req.sort);
+  };
+  size_t n = req.buffer_limit == 0 ? groups.size() : std::min(req.buffer_limit, groups.size());
+  std::partial_sort(groups.begin(), groups.begin() + ptrdiff_t(n), groups.end(), cmp);
+  uint64_t now = req.now_monotonic_ns != 0 ? req.now_monotonic_ns : s.taken_monotonic_ns;
+  vm.buffers.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    BufferRow r = buffer_row(*groups[i].first, now);
+    r.copies = uint32_t(groups[i].devices.size());
+    if (r.copies > 1) r.devices = device_list(groups[i].devices);
+    vm.buffers.push_back(std::move(r));
+  }
+
   for (const ProcessView& p : s.processes) {
     // A tt-metal slot not counted (stale, or ttmem's client reports it) holds no memory in use.
     if (!p.counted) continue;
+    if (req.pid && p.pid != *req.pid) continue;
+    if (!process_matches(p.pid) && !tagged_match.count(p.pid)) continue;
     ProcessRow r;
     r.pid = p.pid;
     r.command = p.command;
@@ -313,27 +402,10 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
                  c.cb_overflow + c.tag_overflow + p.torn_records + p.corrupt_records;
     vm.processes.push_back(std::move(r));
   }
-  vm.tags = s.tags;
-
-  // Buffers: filter to the shown devices, then sort only as many as are wanted.
-  std::vector<const BufferView*> rows;
-  rows.reserve(s.buffers.size());
-  for (const BufferView& b : s.buffers) {
-    if (req.devices.empty() ||
-        std::any_of(shown_devices.begin(), shown_devices.end(),
-                    [&](const DeviceView* d) { return d->chip_id == b.chip_id; })) {
-      rows.push_back(&b);
-    }
+  // Tags are totals over every process: filtered by their own name only.
+  for (const TagUsage& t : s.tags) {
+    if (needle.empty() || contains_any_case(t.tag, needle)) vm.tags.push_back(t);
   }
-  vm.total_buffers = rows.size();
-  auto cmp = [&](const BufferView* a, const BufferView* b) {
-    return req.reverse ? before(*b, *a, req.sort) : before(*a, *b, req.sort);
-  };
-  size_t n = req.buffer_limit == 0 ? rows.size() : std::min(req.buffer_limit, rows.size());
-  std::partial_sort(rows.begin(), rows.begin() + ptrdiff_t(n), rows.end(), cmp);
-  uint64_t now = req.now_monotonic_ns != 0 ? req.now_monotonic_ns : s.taken_monotonic_ns;
-  vm.buffers.reserve(n);
-  for (size_t i = 0; i < n; ++i) vm.buffers.push_back(buffer_row(*rows[i], now));
 
   if (req.map_device >= 0 && size_t(req.map_device) < shown_devices.size()) {
     vm.l1_map = build_l1_map(s, *shown_devices[size_t(req.map_device)]);
@@ -343,20 +415,6 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
     }
   }
   return vm;
-}
-
-const char* sort_name(BufferSort sort) {
-  switch (sort) {
-    case BufferSort::kReserved: return "reserved";
-    case BufferSort::kSize: return "size";
-    case BufferSort::kAge: return "age";
-    case BufferSort::kAddress: return "address";
-    case BufferSort::kDevice: return "device";
-    case BufferSort::kKind: return "kind";
-    case BufferSort::kPid: return "pid";
-    case BufferSort::kTag: return "tag";
-  }
-  return "?";
 }
 
 }  // namespace ttmem::top

@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -61,6 +63,10 @@ struct CollectRequest {
   size_t buffer_limit = 0;  // 0: all
   int map_device = -1;    // index into the shown devices for the L1 map; -1: no map
   uint64_t now_monotonic_ns = 0;  // for buffer ages; 0: the snapshot's time
+  std::optional<pid_t> pid;       // -p: that process's buffers, row and devices only
+  // `/`: buffers whose tag, or whose process's pid or command, contains this (any case); the
+  // processes and tags that match. Empty: everything.
+  std::string filter;
 };
 
 ViewModel collect(const collector::Snapshot& s, const History& history,
@@ -68,7 +74,5 @@ ViewModel collect(const collector::Snapshot& s, const History& history,
 
 // The per-core L1 address space of one device, painted from its buffers and CB region.
 L1Map build_l1_map(const collector::Snapshot& s, const collector::DeviceView& d);
-
-const char* sort_name(BufferSort sort);
 
 }  // namespace ttmem::top

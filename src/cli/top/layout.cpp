@@ -1,22 +1,23 @@
 #include "cli/top/layout.h"
 
-#include "cli/top/collect.h"
-#include "collector/collector.h"
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <string_view>
 #include <ctime>
+#include <optional>
+#include <string_view>
 
-#include <fmt/format.h>
-
+#include "cli/top/collect.h"
+#include "collector/collector.h"
 #include "common/format.h"
 #include "common/kinds.h"
 
 namespace ttmem::top {
 
 using collector::missing_segment_dir_text;
+using collector::sort_name;
 using common::format_bytes;
 using common::format_percent;
 using common::kind_name;
@@ -27,6 +28,9 @@ constexpr size_t kMinWidth = 40;
 constexpr int kMinHeight = 8;
 constexpr size_t kKindWidth = 9;  // "L1_SMALL "
 constexpr size_t kBytesWidth = 11;  // "1023.99 KiB"
+// The largest free block, headed "FREE BLK/BANK": free space is per bank (a buffer spreads over
+// every bank of its kind), which a DRAM total of 10 GiB free beside 924 MiB would hide.
+constexpr size_t kFreeWidth = 13;
 
 // ---------------------------------------------------------------------------------------------
 // Text helpers
@@ -212,9 +216,9 @@ DetailWidths detail_widths(size_t width) {
     w.peak = true;
     avail -= 1 + kBytesWidth;
   }
-  if (avail >= 10 + 2 + kBytesWidth + 5) {
+  if (avail >= 10 + 1 + kFreeWidth + 5) {
     w.free = true;
-    avail -= 2 + kBytesWidth + 5;
+    avail -= 1 + kFreeWidth + 5;
   }
   if (avail >= 10 + 10) {
     w.spark = std::min<size_t>(48, (avail - 10) / 2);
@@ -224,15 +228,27 @@ DetailWidths detail_widths(size_t width) {
   return w;
 }
 
-void add_detail_header(Frame& f, const DetailWidths& w) {
+// The highest used bytes in a history and how many samples ago; nullopt for an empty one.
+std::optional<std::pair<uint64_t, size_t>> history_peak(const std::vector<uint64_t>& h) {
+  std::optional<std::pair<uint64_t, size_t>> peak;
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (h[i] == kHistoryRestart) continue;
+    if (!peak || h[i] >= peak->first) peak = std::pair(h[i], h.size() - 1 - i);
+  }
+  return peak;
+}
+
+void add_detail_header(Frame& f, const DetailWidths& w, bool peak) {
   Line l;
   l.add(fit("  KIND", 2 + kKindWidth) + fit("USAGE", w.bar) + " " +
             fit("USED", kBytesWidth, true) + " /" + fit("CAPACITY", kBytesWidth, true) + " " +
             fit("USE%", 6, true),
         Style::kHeader);
   if (w.peak) l.add(" " + fit("PEAK", kBytesWidth, true), Style::kHeader);
-  if (w.free) l.add("  " + fit("FREE BLOCK", kBytesWidth, true) + fit("FRAG", 5, true), Style::kHeader);
-  if (w.spark) l.add("  " + std::string("HISTORY"), Style::kHeader);
+  if (w.free) {
+    l.add(" " + fit("FREE BLK/BANK", kFreeWidth, true) + fit("FRAG", 5, true), Style::kHeader);
+  }
+  if (w.spark) l.add(peak ? "  HISTORY PEAK (P: back)" : "  HISTORY", Style::kHeader);
   f.push_back(std::move(l));
 }
 
@@ -256,7 +272,8 @@ Line device_title(const DeviceRow& d, bool stable) {
   return l;
 }
 
-Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
+// `peak_ms`: with `P`, the sample interval, to say how long ago the history peaked; 0 otherwise.
+Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode, int peak_ms) {
   Line l;
   l.add("  " + fit(std::string(kind_name(k.kind)), kKindWidth), Style::kBold);
   for (auto& s : bar(k.used, k.peak, k.capacity, w.bar, unicode).spans) l.spans.push_back(s);
@@ -267,10 +284,16 @@ Line kind_line(const KindRow& k, const DetailWidths& w, bool unicode) {
   if (w.free) {
     // CB's free block is the clash margin; fragmentation is a banked-allocator notion.
     bool banked = k.kind != uint32_t(Kind::Cb) && k.capacity != 0;
-    l.add("  " + fit(bytes_or_dash(k.largest_free_block, k.capacity != 0), kBytesWidth, true) +
+    l.add(" " + fit(bytes_or_dash(k.largest_free_block, k.capacity != 0), kFreeWidth, true) +
           fit(banked ? fmt::format("{:.0f}%", k.fragmentation * 100) : "-", 5, true));
   }
-  if (w.spark) {
+  auto peak = peak_ms > 0 ? history_peak(k.history) : std::nullopt;
+  if (w.spark && peak) {
+    // The history's peak in place of its sparkline: what it was and when.
+    const double ago_s = double(peak->second) * peak_ms / 1000.0;
+    const char* mark = unicode ? "▲" : "^";
+    l.add(fmt::format("  {}{} {:.1f}s ago", mark, format_bytes(peak->first), ago_s), Style::kPeak);
+  } else if (w.spark) {
     // Without a capacity the sparkline is scaled to its own maximum: the label gives the range.
     std::string range =
         k.capacity == 0 ? " max " + format_bytes(history_max(k.history)) : std::string();
@@ -290,10 +313,10 @@ size_t device_lines(const DeviceRow& d) {
 
 // Whole devices while they fit in `max_lines`; the rest are counted on one line that names the
 // key for the compact layout, so no device disappears without a word.
-void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode,
-                          bool stable, size_t max_lines) {
+void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unicode, bool stable,
+                          size_t max_lines, int peak_ms) {
   DetailWidths w = detail_widths(width);
-  add_detail_header(f, w);
+  add_detail_header(f, w, peak_ms > 0);
   size_t used = 1;
   for (size_t i = 0; i < vm.devices.size(); ++i) {
     const DeviceRow& d = vm.devices[i];
@@ -309,7 +332,7 @@ void add_devices_detailed(Frame& f, const ViewModel& vm, size_t width, bool unic
     f.push_back(device_title(d, stable));
     for (const auto& k : d.kinds) {
       if (!kind_shown(k)) continue;
-      f.push_back(kind_line(k, w, unicode));
+      f.push_back(kind_line(k, w, unicode, peak_ms));
       grey_if_gone(f.back(), d);
     }
   }
@@ -325,15 +348,28 @@ void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unico
     margin_w = std::max(margin_w, display_width(margin_text(d.clash_margin)));
     bufs_w = std::max(bufs_w, std::to_string(d.buffers).size());
   }
-  margin_w += 2;
-  bufs_w += 2;
-  const size_t fixed = kDevWidth + margin_w + bufs_w;
+  // Too narrow for a "100.0%" in every kind beside MARGIN and BUFS (45 columns): whole percents
+  // ("100%"), a narrower DEV and one-column gaps, so the margin and buffer count keep their room.
+  size_t dev_w = kDevWidth, pct_w = kPctWidth;
+  if (width < dev_w + margin_w + bufs_w + 4 + kBarKinds.size() * (pct_w + 1)) {
+    dev_w = 4;
+    pct_w = 4;
+    margin_w += 1;
+    bufs_w += 1;
+  } else {
+    margin_w += 2;
+    bufs_w += 2;
+  }
+  const size_t fixed = dev_w + margin_w + bufs_w;
   // A cell is [bar " "] pct and a one-column gap; without room for a bar, the pct alone.
-  const size_t cell =
-      std::max((width > fixed ? width - fixed : 0) / kBarKinds.size(), kPctWidth + 1);
-  const size_t bar_w = cell >= kPctWidth + 2 + 3 ? cell - kPctWidth - 2 : 0;
+  const size_t cell = std::max((width > fixed ? width - fixed : 0) / kBarKinds.size(), pct_w + 1);
+  const size_t bar_w = cell >= pct_w + 2 + 3 ? cell - pct_w - 2 : 0;
+  auto pct = [&](uint64_t used, uint64_t capacity) {
+    if (pct_w == kPctWidth || capacity == 0) return pct_text(used, capacity);
+    return fmt::format("{:.0f}%", 100.0 * double(used) / double(capacity));
+  };
   Line h;
-  h.add(fit("DEV", kDevWidth), Style::kHeader);
+  h.add(fit("DEV", dev_w), Style::kHeader);
   for (uint32_t k : kBarKinds) {
     h.add(fit(std::string(kind_name(k)), cell - 1) + " ", Style::kHeader);
   }
@@ -341,15 +377,15 @@ void add_devices_compact(Frame& f, const ViewModel& vm, size_t width, bool unico
   f.push_back(std::move(h));
   for (const auto& d : vm.devices) {
     Line l;
-    l.add(fit(join_ids(d.logical_ids), kDevWidth), Style::kTitle);
+    l.add(fit(join_ids(d.logical_ids), dev_w), Style::kTitle);
     for (const auto& k : d.kinds) {
-      size_t taken = kPctWidth;
+      size_t taken = pct_w;
       if (bar_w > 0) {
         for (auto& s : bar(k.used, k.peak, k.capacity, bar_w, unicode).spans) l.spans.push_back(s);
         l.add(" ");
         taken += bar_w + 1;
       }
-      l.add(fit(pct_text(k.used, k.capacity), kPctWidth, true), usage_style(k.used, k.capacity));
+      l.add(fit(pct(k.used, k.capacity), pct_w, true), usage_style(k.used, k.capacity));
       l.add(std::string(cell - taken, ' '));
     }
     l.add(fit(margin_text(d.clash_margin), margin_w, true), margin_style(d.clash_margin));
@@ -432,12 +468,16 @@ SortColumn sort_column(BufferSort s) {
   return {"", false};
 }
 
-std::vector<Row> buffer_rows(const std::vector<BufferRow>& buffers, bool stable) {
+std::vector<Row> buffer_rows(const std::vector<BufferRow>& buffers, bool stable, bool unicode) {
   std::vector<Row> rows;
   rows.reserve(buffers.size());
   for (const auto& b : buffers) {
+    // A mesh buffer's copies: the devices and how many, e.g. "0-7 ×8".
+    std::string dev = b.copies > 1
+                          ? fmt::format("{} {}{}", b.devices, unicode ? "×" : "x", b.copies)
+                          : std::to_string(b.device);
     rows.push_back({{pid_text(b.pid, stable)},
-                    {std::to_string(b.device)},
+                    {std::move(dev)},
                     {std::string(kind_name(b.kind)), Style::kBold},
                     {std::to_string(b.buffer_id)},
                     {fmt::format("{:#x}", b.address)},
@@ -599,13 +639,26 @@ void add_header(Frame& f, const ViewModel& vm, const UiState& ui, const LayoutOp
   uint64_t processes = vm.processes.size();
   l.add(fmt::format("   {} device{}  {} process{}  {} buffers", vm.devices.size(),
                     vm.devices.size() == 1 ? "" : "s", processes, processes == 1 ? "" : "es",
-                    vm.total_buffers));
+                    vm.live_buffers));
   if (!o.stable) {
     l.add(fmt::format("  {}  {}", header_time(vm.taken_realtime_ns), vm.segment_dir),
           Style::kDim);
   }
   if (ui.paused) l.add("  PAUSED", Style::kWarn);
   f.push_back(std::move(l));
+  if (ui.editing) {
+    f.push_back(
+        Line()
+            .add("/" + ui.draft + "_", Style::kKey)
+            .add("  tag, pid or command; Enter applies, Esc cancels, empty clears", Style::kDim));
+  } else if (!vm.filter.empty() || vm.pid) {
+    std::string what = vm.pid ? fmt::format("process {}", pid_text(*vm.pid, o.stable)) : "";
+    if (!vm.filter.empty()) what += (what.empty() ? "" : ", ") + ("\"" + vm.filter + "\"");
+    f.push_back(Line().add(
+        fmt::format("Only {}: {} buffers in {} rows{}", what, vm.live_buffers, vm.total_buffers,
+                    vm.filter.empty() ? "" : "  (/ changes, empty clears)"),
+        Style::kKey));
+  }
 
   // Warnings: each is one line, only when it applies.
   if (vm.dropped_events > 0) {
@@ -649,7 +702,9 @@ void add_footer(Frame& f, const UiState& ui, bool unicode) {
   key("q", "quit");
   key("?", "help");  // early: on a narrow screen the rest of the keys are cut
   key("Tab/1-3", "view");
+  if (ui.view != View::kL1Map) key("/", "filter");
   if (ui.view == View::kOverview) key("c", "compact/detail");
+  if (ui.view == View::kOverview) key("P", "peak");
   if (ui.view != View::kOverview) key(unicode ? "↑↓ PgUp/PgDn" : "Up/Dn PgUp/PgDn", "scroll");
   if (ui.view == View::kBuffers) {
     key("s", "sort");
@@ -710,8 +765,8 @@ size_t clip_columns(const std::string& text, size_t width) {
   return keep - cut > 16 || cut == 0 ? keep : cut;
 }
 
-// Cuts a line to `width` columns, marking the cut with an ellipsis ("~" in ASCII).
-// The key list, for `?`: every key the live screen takes, with what it does.
+// The key list, for `?`: every key the live screen takes, with what it does; then the words of
+// the columns that say per bank or per core.
 void add_help(Frame& f, bool unicode) {
   f.push_back(Line());
   f.push_back(Line().add("Keys", Style::kTitle));
@@ -726,13 +781,28 @@ void add_help(Frame& f, bool unicode) {
       {"s S", "buffers: next / previous sort"},
       {"r", "buffers: reverse the sort"},
       {unicode ? "←→ h l [ ]" : "Left Right h l [ ]", "L1 map: previous / next device"},
+      {"/", "filter by tag, pid or command (Enter applies, Esc cancels)"},
+      {"P", "overview: each kind's history peak, and how long ago, for its sparkline"},
       {"space p", "pause / resume refreshing"},
   };
   for (const auto& [key, what] : keys) {
     f.push_back(Line().add("  " + fit(key, 20), Style::kKey).add(what));
   }
+  f.push_back(Line());
+  f.push_back(Line().add("Columns", Style::kTitle));
+  const std::pair<const char*, const char*> columns[] = {
+      {"USED CAPACITY PEAK", "bytes over all banks of the kind (CB: the L1 the CB sets cover)"},
+      {"FREE BLK/BANK", "the largest free block in one bank: the most a bank can still take"},
+      {"FRAG", "1 - largest free block / free bytes, per bank"},
+      {"SIZE", "buffers: the buffer's bytes over its banks; a CB's per core"},
+      {"RESERVED", "buffers: what it takes over all banks (CB: per core x cores)"},
+  };
+  for (const auto& [column, what] : columns) {
+    f.push_back(Line().add("  " + fit(column, 20), Style::kHeader).add(what));
+  }
 }
 
+// Cuts a line to `width` columns, marking the cut with an ellipsis ("~" in ASCII).
 void clip(Line& l, size_t width, bool unicode) {
   if (l.width() <= width) return;
   size_t keep = clip_columns(l.text(), width);
@@ -905,7 +975,8 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
                           (ui.density == Density::kAuto &&
                            (o.height == 0 || detailed_rows(vm) + 8 <= left()));
           if (detailed) {
-            add_devices_detailed(f, vm, width, o.unicode, o.stable, left());
+            add_devices_detailed(f, vm, width, o.unicode, o.stable, left(),
+                                 ui.peak ? o.refresh_ms : 0);
           } else {
             add_devices_compact(f, vm, width, o.unicode);
           }
@@ -940,15 +1011,21 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
       case View::kBuffers: {
         f.push_back(Line());
         f.push_back(Line()
-                        .add(fmt::format("Buffers ({} live)", vm.total_buffers), Style::kTitle)
+                        .add(vm.live_buffers == vm.total_buffers
+                                 ? fmt::format("Buffers ({} live)", vm.live_buffers)
+                                 : fmt::format("Buffers ({} live in {} rows: a mesh buffer's "
+                                               "copies are one)",
+                                               vm.live_buffers, vm.total_buffers),
+                             Style::kTitle)
                         .add(fmt::format("  sorted by {}{}", sort_name(ui.sort),
                                          ui.reverse ? ", reversed" : ""),
                              Style::kDim));
         size_t room = left();
         if (room >= 2) {
           // vm.buffers starts at row 0 of the sorted list; the view shows from ui.scroll.
-          scrolled = add_table(f, buffer_columns(ui, o.unicode), buffer_rows(vm.buffers, o.stable),
-                               vm.total_buffers, width, ui.scroll, o.height == 0 ? 0 : room - 1);
+          scrolled = add_table(f, buffer_columns(ui, o.unicode),
+                               buffer_rows(vm.buffers, o.stable, o.unicode), vm.total_buffers,
+                               width, ui.scroll, o.height == 0 ? 0 : room - 1);
         }
         break;
       }
@@ -964,10 +1041,10 @@ Frame layout(const ViewModel& vm, const UiState& ui, const LayoutOptions& o,
                                              vm.l1_map.l1_buffers_total),
                                  Style::kTitle));
           // Room less the blank line, the title and the column header: the table fills the screen.
-          scrolled = add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
-                               buffer_rows(vm.l1_map.l1_buffers, o.stable),
-                               vm.l1_map.l1_buffers_total, width, ui.scroll,
-                               o.height == 0 ? 0 : room - 3);
+          scrolled =
+              add_table(f, buffer_columns(UiState{.sort = BufferSort::kAddress}, o.unicode),
+                        buffer_rows(vm.l1_map.l1_buffers, o.stable, o.unicode),
+                        vm.l1_map.l1_buffers_total, width, ui.scroll, o.height == 0 ? 0 : room - 3);
         }
         break;
       }

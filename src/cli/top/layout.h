@@ -61,6 +61,12 @@ struct UiState {
   Density density = Density::kAuto;
   bool paused = false;
   bool help = false;  // the key list covers the view until `?` or Esc
+  // `/`: buffers, processes and tags matching this (tag, pid or command); empty: all. While
+  // `editing`, keys go to `draft` until Enter applies it or Esc drops it.
+  std::string filter;
+  bool editing = false;
+  std::string draft;
+  bool peak = false;  // `P`: each kind's history peak, its bytes and how long ago
 };
 
 struct LayoutOptions {

@@ -2,8 +2,11 @@
 // run function, registered on either program's CLI11 app.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,9 @@ struct TopArgs {
   int width = 0;     // text width; 0: the terminal's, else 120
   bool ascii = false;
   bool stable = false;
+  std::optional<pid_t> pid;  // -p: that process only
+  std::string filter;        // --filter: as `/` sets it
+  bool peak = false;         // --peak: as `P` shows it
   // Where to look for a running ttmemd when no source was named (see top/source.h).
   std::string legacy_socket = protocol::legacy::kDefaultSocketPath;
 };

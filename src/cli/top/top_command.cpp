@@ -30,15 +30,15 @@
 namespace ttmem::top {
 
 using collector::missing_segment_dir_text;
+using collector::has_process;
+using collector::parse_sort;
 using collector::Snapshot;
+using collector::sort_names;
 using collector::status_json;
 using collector::to_json;
 using common::monotonic_ns;
 
 namespace {
-
-constexpr const char* kSortNames[kNumBufferSorts] = {"reserved", "size",   "age",  "address",
-                                                     "device",   "kind",   "pid",  "tag"};
 
 std::atomic<bool> g_stop{false};
 
@@ -58,11 +58,10 @@ bool utf8_locale() {
   return cs != nullptr && (std::strcmp(cs, "UTF-8") == 0 || std::strcmp(cs, "utf8") == 0);
 }
 
-BufferSort parse_sort(const std::string& s) {
-  for (int i = 0; i < kNumBufferSorts; ++i) {
-    if (s == kSortNames[i]) return BufferSort(i);
-  }
-  return BufferSort::kReserved;
+// --sort was checked by sort_key() when parsed.
+BufferSort sort_of(const std::string& name) {
+  std::string error;
+  return parse_sort(name, &error).value_or(BufferSort::kReserved);
 }
 
 View parse_view(const std::string& s) {
@@ -86,6 +85,8 @@ CollectRequest request_for(const TopArgs& a, const UiState& ui, size_t buffer_li
   r.reverse = ui.reverse;
   r.buffer_limit = buffer_limit;
   r.map_device = ui.view == View::kL1Map ? ui.map_device : -1;
+  r.pid = a.pid;
+  r.filter = ui.filter;
   return r;
 }
 
@@ -119,7 +120,9 @@ void run_text(SnapshotSource& c, const TopArgs& a, bool unicode, bool dir_named)
   History history;
   UiState ui;
   ui.view = parse_view(a.view);
-  ui.sort = parse_sort(a.sort);
+  ui.sort = sort_of(a.sort);
+  ui.filter = a.filter;
+  ui.peak = a.peak;
   LayoutOptions lo;
   lo.width = text_width(a);
   lo.height = 0;
@@ -143,6 +146,8 @@ void run_text(SnapshotSource& c, const TopArgs& a, bool unicode, bool dir_named)
         throw cli::CliError(missing_segment_dir_text(s.segment_dir) + "; check --dir");
       }
       for (uint32_t id : a.devices) cli::resolve_device(s, id);  // unknown -d: an error
+      std::string error;
+      if (a.pid && !has_process(s, *a.pid, &error)) throw cli::CliError(error);
     }
     history.push(s);
     if (a.json) {
@@ -179,8 +184,30 @@ bool handle_key(int ch, UiState& ui, const ViewModel& vm, const TableWindow& win
     ui.help = false;
     if (ch == '?' || ch == 27) return true;
   }
+  // Typing a filter: every key is text until Enter or Esc.
+  if (ui.editing) {
+    if (ch == '\n' || ch == '\r' || ch == KEY_ENTER) {
+      ui.filter = ui.draft;
+      ui.editing = false;
+      ui.scroll = 0;
+    } else if (ch == 27) {
+      ui.editing = false;
+    } else if (ch == KEY_BACKSPACE || ch == 127 || ch == 8) {
+      if (!ui.draft.empty()) ui.draft.pop_back();
+    } else if (ch >= 32 && ch < 127 && ui.draft.size() < 64) {
+      ui.draft += char(ch);
+    }
+    return true;
+  }
   switch (ch) {
     case '?': case KEY_F(1): ui.help = true; break;
+    case '/':
+      ui.editing = true;
+      ui.draft = ui.filter;
+      break;
+    case 'P':
+      ui.peak = !ui.peak;
+      break;
     case 'q': case 'Q': case 27: return false;
     case '\t': set_view(View((int(ui.view) + 1) % kNumViews)); break;
     case KEY_BTAB: set_view(View((int(ui.view) + kNumViews - 1) % kNumViews)); break;
@@ -223,7 +250,9 @@ void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
   History history;
   UiState ui;
   ui.view = parse_view(a.view);
-  ui.sort = parse_sort(a.sort);
+  ui.sort = sort_of(a.sort);
+  ui.filter = a.filter;
+  ui.peak = a.peak;
   c.refresh();
   history.push(c.snapshot());
   const uint64_t period = uint64_t(a.refresh_ms) * 1'000'000;
@@ -284,10 +313,17 @@ void add_top_options(CLI::App& app, TopArgs& a) {
   app.add_option("--view", a.view, "Text view: overview, buffers or l1map")
       ->check(CLI::IsMember({"overview", "buffers", "l1map"}))
       ->capture_default_str();
-  app.add_option("--sort", a.sort,
-                 "Buffer order: reserved, size, age, address, device, kind, pid or tag")
-      ->check(CLI::IsMember({"reserved", "size", "age", "address", "device", "kind", "pid", "tag"}))
+  app.add_option("--sort", a.sort, "Buffer order, as in ttmem buffers: " + sort_names())
+      ->check(cli::sort_key())
       ->capture_default_str();
+  app.add_option("-p,--pid", a.pid,
+                 "Only this process: its buffers, its row and the devices it holds buffers on")
+      ->check(CLI::Range(1, 1 << 30));
+  app.add_option("--filter", a.filter,
+                 "Only buffers whose tag, or whose process's pid or command, contains TEXT (any "
+                 "case), and the processes and tags that match; `/` changes it live");
+  app.add_flag("--peak", a.peak,
+               "Overview: each kind's history peak and how long ago, as the `P` key shows");
   app.add_option("--limit", a.limit, "Rows of the text buffers view (0: all)")
       ->check(cli::number_up_to(1e12));
   app.add_option("--width", a.width, "Text width in columns (default: the terminal's, else 120)")

@@ -9,12 +9,18 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "collector/query.h"  // BufferSort: the sort keys top shares with buffers and the API
 #include "collector/snapshot.h"
 
 namespace ttmem::top {
+
+// The sort keys are the collector's (collector/query.h): the same for `ttmem buffers` and the API.
+using collector::BufferSort;
+using collector::kNumBufferSorts;
 
 // The kinds the monitor draws a bar for, in screen order. SYSTEM_MEMORY is host memory and has
 // no device capacity, so it is left to `ttmem status`.
@@ -80,10 +86,12 @@ struct BufferRow {
   uint32_t banks = 0;
   uint64_t age_ns = 0;
   std::string tag;
+  // A mesh buffer is one buffer per device of the mesh, at the same address with the same size
+  // and tag: its copies fold into one row (figures of one copy), `copies` of them, on
+  // `devices` ("0-7", or "0,2,5").
+  uint32_t copies = 1;
+  std::string devices;
 };
-
-enum class BufferSort { kReserved, kSize, kAge, kAddress, kDevice, kKind, kPid, kTag };
-inline constexpr int kNumBufferSorts = 8;
 
 // One region of the per-core L1 address space, [begin, end).
 enum class Region { kFirmware, kCb, kMargin, kFree, kL1Buffer, kL1SmallFree, kL1SmallBuffer, kClash };
@@ -123,7 +131,10 @@ struct ViewModel {
   std::vector<ProcessRow> processes;
   std::vector<collector::TagUsage> tags;  // as the snapshot has them
   std::vector<BufferRow> buffers;  // sorted as requested, at most the requested limit
-  uint64_t total_buffers = 0;      // before the limit
+  uint64_t total_buffers = 0;      // rows before the limit (a mesh buffer's copies are one)
+  uint64_t live_buffers = 0;       // buffers and CBs those rows stand for
+  std::string filter;              // as requested, for the header
+  std::optional<pid_t> pid;
   uint64_t dropped_events = 0;
   uint64_t leaks = 0;
   std::vector<std::string> problems;

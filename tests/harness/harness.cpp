@@ -20,18 +20,6 @@ namespace ttmem::test {
 
 namespace fs = std::filesystem;
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/ttmem-test-XXXXXX";
-  char* p = ::mkdtemp(tmpl);
-  if (p == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = p;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 namespace {
 
 pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,

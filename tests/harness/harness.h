@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
+
 namespace ttmem::test {
 
 // Under AddressSanitizer or ThreadSanitizer freed memory sits in a quarantine and shadow memory
@@ -20,16 +22,19 @@ inline constexpr bool kResidentMemoryIsMeaningful = false;
 inline constexpr bool kResidentMemoryIsMeaningful = true;
 #endif
 
-// A fresh, empty segment directory removed at destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// ThreadSanitizer makes ttmem 5 to 15 times slower: a test whose size is what makes it slow
+// scales that size down there (and says so), and asserts the same behaviour.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kUnderThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kUnderThreadSanitizer = true;
+#else
+inline constexpr bool kUnderThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kUnderThreadSanitizer = false;
+#endif
 
 // A child process with its stdin and stdout connected to pipes.
 class Child {
