@@ -35,6 +35,7 @@
 #include "collector/collector.h"
 #include "collector/json.h"
 #include "collector/segment_reader.h"
+#include "common/format.h"
 #include "galaxy_load.h"
 #include "protocol/tt_metal_shm.h"
 #include "ttmem/ttmem.hpp"
@@ -456,7 +457,7 @@ uint64_t dram_allocs_of_device0(const std::string& status_json) {
   auto j = nlohmann::json::parse(status_json, nullptr, false);
   if (!j.is_object()) return 0;
   for (const auto& d : j["devices"]) {
-    if (d["chip_id"] == wormhole(0).chip_id) {
+    if (d["chip_id"] == ttmem::common::format_chip_id(wormhole(0).chip_id)) {
       return d["kinds"]["DRAM"]["total_allocs"].get<uint64_t>();
     }
   }
@@ -713,8 +714,9 @@ void BM_GalaxyCollectorRefresh(benchmark::State& state) {
   state.counters["live_buffers"] = double(live_buffers(c.snapshot()));
 }
 
-// Heap a collector holds after one refresh, per live buffer, with the per-buffer views ttmemd
-// keeps.
+// Heap a collector holds after one refresh, per live buffer, as ttmemd keeps one: incremental
+// (second argument 1: the live sets and per-bank free space, buffers listed only on request),
+// or reading everything with the per-buffer views (0: ttmemd --full-reads).
 void BM_GalaxyCollectorBytesPerLiveBuffer(benchmark::State& state) {
   if (!galaxy_load(state, int(state.range(0)))) return;
   double bytes = 0, buffers = 1;
@@ -722,7 +724,8 @@ void BM_GalaxyCollectorBytesPerLiveBuffer(benchmark::State& state) {
     ::malloc_trim(0);
     struct mallinfo2 before = ::mallinfo2();
     {
-      ttmem::collector::Collector c(galaxy_collector_options(state.range(1) != 0));
+      const bool incremental = state.range(1) != 0;
+      ttmem::collector::Collector c(galaxy_collector_options(incremental, !incremental));
       c.refresh();
       struct mallinfo2 after = ::mallinfo2();
       bytes = double((after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd));

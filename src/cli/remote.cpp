@@ -65,8 +65,11 @@ Token find_token(const GlobalOptions& global) {
   return t;
 }
 
-json get_json(const ServerAddress& server, const std::string& path, const Token& token) {
+json get_json(const ServerAddress& server, const std::string& path, const Token& token,
+              int connect_timeout_ms = 5000, int idle_timeout_ms = 30000) {
   HttpGet request;
+  request.connect_timeout_ms = connect_timeout_ms;
+  request.idle_timeout_ms = idle_timeout_ms;
   // An IPv6 address is written in brackets in a URL, and resolved without them.
   request.host = server.host.front() == '[' ? server.host.substr(1, server.host.size() - 2)
                                             : server.host;
@@ -177,6 +180,18 @@ Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers, bool lea
                                "a ttmem of the same version as that ttmemd",
                                server.url, printable(json_message(e))));
   }
+}
+
+std::optional<Snapshot> fetch_fresh_status(const std::string& url) {
+  try {
+    const ServerAddress server = parse_server_url(url);
+    // Short waits: a daemon that is stopped or stuck must not hold `ttmem status` up for long.
+    const json status = get_json(server, "/api/v1/status?fresh=1", Token{}, 500, 5000);
+    return snapshot_from_json(status, json(), json());
+  } catch (const CliError&) {
+  } catch (const json::exception&) {
+  }
+  return std::nullopt;
 }
 
 }  // namespace ttmem::cli

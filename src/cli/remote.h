@@ -2,6 +2,7 @@
 // and leaks print from another host exactly what they print locally.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "cli/commands.h"
@@ -25,5 +26,11 @@ ServerAddress parse_server_url(const std::string& text);
 // answers an HTTP error or 401, or sends anything that is not the JSON it should.
 collector::Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers,
                                    bool leak_records);
+
+// The status of the ttmemd at `url` that serves the segment directory (collector/daemon_file.h),
+// refreshed for this request (GET /api/v1/status?fresh=1), so it shows everything allocated
+// before the call, as reading the segments would. nullopt when it does not answer so within a
+// few seconds: the caller then reads the segments itself.
+std::optional<collector::Snapshot> fetch_fresh_status(const std::string& url);
 
 }  // namespace ttmem::cli

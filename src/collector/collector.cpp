@@ -655,6 +655,12 @@ void Collector::build_snapshot() {
   snapshot_ = std::move(s);
 }
 
+std::vector<BufferView> Collector::list_buffers() const {
+  if (options_.list_buffers) return snapshot_.buffers;
+  if (incremental_) return incremental_->list_buffers();
+  return {};
+}
+
 Snapshot Collector::fold_in_full() {
   size_t total_records = 0;
   for (const auto& [path, t] : segments_) total_records += t.state.records.size();

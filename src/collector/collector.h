@@ -91,6 +91,17 @@ class Collector {
   bool wait(int timeout_ms);
 
   const Snapshot& snapshot() const { return snapshot_; }
+
+  // Whether refreshes fill Snapshot::buffers (CollectorOptions::list_buffers), from the next
+  // refresh on: a viewer turns it on only while it shows buffers.
+  void set_list_buffers(bool list) { options_.list_buffers = list; }
+  bool lists_buffers() const { return options_.list_buffers; }
+  // The live buffers and CBs of the last refresh, as Snapshot::buffers lists them: a copy of
+  // them when this collector lists buffers, else built from an incremental collector's live
+  // sets (in no particular order). That costs the live set, where an incremental refresh costs
+  // what changed, so ttmemd lists buffers only when a request asks for them. Empty for a
+  // collector that neither lists buffers nor collects incrementally.
+  std::vector<BufferView> list_buffers() const;
   const std::string& dir() const { return options_.dir; }
   // The directory did not exist at the last refresh: nothing has been tracked with it yet.
   bool segment_dir_missing() const { return segment_dir_missing_; }

@@ -141,6 +141,9 @@ struct IncrementalFold::Process {
   std::array<uint64_t, kNumKinds> reserved{};
   std::array<uint64_t, kNumKinds> requested{};
   uint64_t buffer_count = 0;
+  // Whose buffers these are, as the last snapshot() named the process (for list_buffers()).
+  ProcessView identity;
+  bool in_snapshot = false;
 };
 
 struct IncrementalFold::Chip {
@@ -195,6 +198,13 @@ void IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::Dev
     p.cbs.push_back(live);
     return;
   }
+  // One lookup per record: at a million live buffers each is a cache miss or two, the largest
+  // part of applying an event. A buffer id seen again replaces the record it had.
+  auto [at, fresh] = p.buffers.try_emplace(BufferKey{rec.device, rec.buffer_id}, live);
+  if (!fresh) {
+    remove(p, at->second);
+    at->second = live;
+  }
   Chip& c = chip(slot.chip_id);
   KindSums& sums = c.kinds[rec.kind];
   sums.count += 1;
@@ -215,7 +225,6 @@ void IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::Dev
   Tag& tag = tags_[size_t(live.tag)];
   tag.reserved[rec.kind] += live.reserved;
   tag.buffers += 1;
-  p.buffers[BufferKey{rec.device, rec.buffer_id}] = live;
 }
 
 void IncrementalFold::remove(Process& p, const Live& live) {
@@ -270,14 +279,8 @@ void IncrementalFold::add_read(const std::string& key, const SegmentState& state
                                const pr::BufferRecord& rec, const TagText& tags) {
   Process& p = *processes_.at(key);
   // A scan that is not atomic can meet a buffer twice (freed from one slot and allocated
-  // again in another while it ran): the later one stands, and events put it right.
-  if (rec.kind != kCb) {
-    auto known = p.buffers.find(BufferKey{rec.device, rec.buffer_id});
-    if (known != p.buffers.end()) {
-      remove(p, known->second);
-      p.buffers.erase(known);
-    }
-  }
+  // again in another while it ran): the later one stands (add() replaces it), and events put
+  // it right.
   // A device the scan found registered after the read (SegmentReader reads its slot then).
   if (!p.devices[rec.device]) p.devices[rec.device] = state.devices[rec.device];
   add(p, rec, *state.devices[rec.device], tags);
@@ -353,12 +356,8 @@ bool IncrementalFold::apply(const std::string& key, const SegmentState& state, u
           return l.record.buffer_id == rec.buffer_id && l.record.address == rec.address &&
                  l.record.aux == rec.aux && l.record.size == rec.size;
         });
-      } else if (auto old = p.buffers.find(BufferKey{device, rec.buffer_id});
-                 old != p.buffers.end()) {
-        remove(p, old->second);
-        p.buffers.erase(old);
       }
-      add(p, rec, slot, tags);
+      add(p, rec, slot, tags);  // replaces a buffer of the same id
       return true;
     }
     case pr::EventType::Free: {
@@ -427,6 +426,7 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     return it->second;
   };
   if (list_buffers) s.buffers.reserve(live_records());
+  for (auto& [key, proc] : processes_) proc->in_snapshot = false;
 
   for (const IncrementalInput& in : processes) {
     const SegmentState& st = *in.state;
@@ -435,6 +435,9 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
       if (st.devices[d]) model_device(*st.devices[d], d);
     }
+    proc.identity.pid = p.pid;
+    proc.identity.start_time = p.start_time;
+    proc.in_snapshot = true;
     p.buffers = proc.buffer_count;
     p.reserved = proc.reserved;
     p.requested = proc.requested;
@@ -484,16 +487,7 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
       p.device_totals.push_back(totals);
     }
     s.dropped_events += p.dropped_events;
-    if (list_buffers) {
-      auto view = [&](const Live& live) {
-        // The slot its record was folded with (a device registered again as another chip or
-        // geometry is read in full before it folds anything).
-        fill_buffer_view(s.buffers.emplace_back(), p, live.record,
-                         *proc.devices[live.record.device], proc.tag_ids[live.record.tag].text);
-      };
-      for (const auto& [id, live] : proc.buffers) view(live);
-      for (const Live& live : proc.cbs) view(live);
-    }
+    if (list_buffers) list_process_buffers(proc, &s.buffers);
     s.processes.push_back(std::move(p));
   }
 
@@ -550,6 +544,26 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
   }
   sort_snapshot(s);
   return s;
+}
+
+void IncrementalFold::list_process_buffers(const Process& proc, std::vector<BufferView>* out) {
+  auto view = [&](const Live& live) {
+    // The slot its record was folded with (a device registered again as another chip or
+    // geometry is read in full before it folds anything).
+    fill_buffer_view(out->emplace_back(), proc.identity, live.record,
+                     *proc.devices[live.record.device], proc.tag_ids[live.record.tag].text);
+  };
+  for (const auto& [id, live] : proc.buffers) view(live);
+  for (const Live& live : proc.cbs) view(live);
+}
+
+std::vector<BufferView> IncrementalFold::list_buffers() const {
+  std::vector<BufferView> out;
+  out.reserve(live_records());
+  for (const auto& [key, proc] : processes_) {
+    if (proc->in_snapshot) list_process_buffers(*proc, &out);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

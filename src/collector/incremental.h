@@ -118,6 +118,11 @@ class IncrementalFold {
 
   uint64_t live_records() const;
 
+  // The live buffers and CBs of the processes of the last snapshot(), as its Snapshot::buffers
+  // would list them had it been asked to (in no particular order). For a collector that lists
+  // buffers only when asked: building them costs the live set, a refresh costs what changed.
+  std::vector<BufferView> list_buffers() const;
+
  private:
   struct Process;
   struct Chip;
@@ -129,6 +134,7 @@ class IncrementalFold {
   void remove(Process& p, const Live& live);
   int tag_index(Process& p, uint32_t id, const TagText& tags);
   Chip& chip(uint64_t chip_id);
+  static void list_process_buffers(const Process& proc, std::vector<BufferView>* out);
   // Makes the free-space structures of a chip describe `view`'s bank regions, rebuilding one
   // from every process's ranges on the chip when its region changed.
   void align_regions(uint64_t chip_id, const DeviceView& view);

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "collector/daemon_file.h"
 #include "daemon/external.h"
 #include "common/clock.h"
 #include "daemon/http_server.h"
@@ -27,7 +28,11 @@ using common::thread_cpu_ns;
 
 namespace {
 
-enum : uint64_t { kTagCollector = 1, kTagTimer, kTagStop, kTagSignal, kTagLegacy };
+enum : uint64_t { kTagCollector = 1, kTagTimer, kTagStop, kTagSignal, kTagLegacy, kTagRequests };
+
+// How long a request waits for the event loop: listing a million buffers takes it a fraction of
+// a second, a refresh far less.
+constexpr int kEventLoopTimeoutMs = 10'000;
 
 void epoll_add(int epoll_fd, int fd, uint64_t tag, uint32_t events = EPOLLIN) {
   epoll_event ev{};
@@ -45,6 +50,7 @@ CollectorOptions collector_options(const DaemonOptions& o) {
   c.tt_metal_shm = o.tt_metal_shm;
   // Refreshed every few milliseconds under churn: each refresh applies what changed.
   c.incremental = o.incremental;
+  c.list_buffers = !o.incremental;
   return c;
 }
 
@@ -142,6 +148,7 @@ Daemon::Daemon(DaemonOptions options)
   epoll_add(epoll_fd_, timer_fd_, kTagTimer);
   epoll_add(epoll_fd_, stop_fd_, kTagStop);
   if (legacy_) epoll_add(epoll_fd_, legacy_->fd(), kTagLegacy);
+  epoll_add(epoll_fd_, requests_->fd(), kTagRequests);
   itimerspec its{};
   its.it_interval.tv_sec = time_t(options_.refresh_ms / 1000);
   its.it_interval.tv_nsec = long(options_.refresh_ms % 1000) * 1'000'000;
@@ -153,6 +160,7 @@ Daemon::Daemon(DaemonOptions options)
 }
 
 Daemon::~Daemon() {
+  requests_->close();  // a request waiting for the event loop would wait for nothing
   http_.reset();  // its answers read board_ and history_
   for (int fd : {epoll_fd_, timer_fd_, stop_fd_}) {
     if (fd >= 0) ::close(fd);
@@ -170,11 +178,54 @@ void Daemon::stop() {
   (void)n;
 }
 
+collector::Snapshot Daemon::merged_snapshot(bool list_buffers) {
+  collector::Snapshot s = collector_.snapshot();
+  if (list_buffers && !collector_.lists_buffers()) s.buffers = collector_.list_buffers();
+  if (legacy_) merge_external(s, legacy_->processes());
+  return s;
+}
+
+void Daemon::answer_requests() {
+  requests_->answer([this] { refresh_and_publish(); },
+                    [this] {
+                      auto listed = last_listing_.lock();
+                      if (!listed || last_listing_publication_ != publications_) {
+                        listed = std::make_shared<const collector::Snapshot>(
+                            merged_snapshot(true));
+                        last_listing_ = listed;
+                        last_listing_publication_ = publications_;
+                      }
+                      return listed;
+                    });
+}
+
+void Daemon::write_discovery_file() {
+  // Only a daemon `ttmem status` can ask without a token; the directory is made by the first
+  // tracked program, so the file waits for it.
+  if (discovery_written_ || !options_.token.empty() || collector_.segment_dir_missing()) return;
+  discovery_written_ = true;
+  if (std::string err = collector::write_daemon_file(collector_.dir(), url()); !err.empty()) {
+    std::fprintf(stderr, "ttmemd: %s; `ttmem status` will read the segments itself\n",
+                 err.c_str());
+  }
+}
+
+void Daemon::remove_discovery_file() {
+  if (discovery_written_) collector::remove_daemon_file(collector_.dir());
+}
+
 void Daemon::publish() {
+  write_discovery_file();
   auto pub = std::make_shared<Published>();
-  pub->snapshot = collector_.snapshot();
+  pub->snapshot = merged_snapshot(false);
+  ++publications_;
+  if (!collector_.lists_buffers()) {
+    pub->list_buffers = [requests = requests_] {
+      return requests->list_buffers(kEventLoopTimeoutMs);
+    };
+  }
+  pub->refresh_now = [requests = requests_] { return requests->refresh(kEventLoopTimeoutMs); };
   if (legacy_) {
-    merge_external(pub->snapshot, legacy_->processes());
     pub->legacy_connections = legacy_->connections();
     pub->legacy_rejected_bytes = legacy_->rejected_bytes();
     pub->legacy = legacy_->report();
@@ -244,6 +295,9 @@ int Daemon::run(bool handle_signals) {
           break;
         case kTagLegacy:
           break;
+        case kTagRequests:
+          answer_requests();
+          break;
       }
     }
     if (legacy_ && legacy_->poll(collector_.snapshot())) dirty = true;
@@ -274,6 +328,8 @@ int Daemon::run(bool handle_signals) {
     legacy_->finish(collector_.snapshot());
     save_legacy_leaks();
   }
+  requests_->close();
+  remove_discovery_file();
   if (signal_fd >= 0) ::close(signal_fd);
   return 0;
 }

@@ -39,7 +39,9 @@ struct DaemonOptions {
   size_t legacy_max_records = size_t{1} << 20;  // buffers and kernels of all legacy clients
   bool reap = true;
   bool tt_metal_shm = true;  // read tt-metal's per-chip counters ($TTMEM_TT_METAL_SHM_DIR)
-  bool incremental = true;   // CollectorOptions::incremental (--full-reads turns it off)
+  // CollectorOptions::incremental (--full-reads turns it off). Incremental, buffers are listed
+  // only for the requests that list them (Published::list_buffers), not at every refresh.
+  bool incremental = true;
 };
 
 // Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
@@ -82,6 +84,16 @@ class Daemon {
  private:
   void refresh_and_publish();
   void publish();
+  // The collector's snapshot with the legacy clients' processes merged in; with buffers listed
+  // when `list_buffers` (an incremental collector builds them now).
+  collector::Snapshot merged_snapshot(bool list_buffers);
+  // Answers the HTTP thread's requests (EventLoopRequests): one refresh for all that wait, and
+  // one listed snapshot per publication at most, shared by the requests before the next.
+  void answer_requests();
+  // Writes the discovery file (collector::kDaemonFile) into the segment directory once it
+  // exists, so `ttmem status` finds this daemon; removed at exit if it still names this one.
+  void write_discovery_file();
+  void remove_discovery_file();
   // Writes the leak records of legacy processes that ended, one file per process; true if any.
   bool save_legacy_leaks();
 
@@ -91,6 +103,11 @@ class Daemon {
   CounterLedger ledger_;
   SnapshotBoard board_;
   ListSlots list_slots_;
+  std::shared_ptr<EventLoopRequests> requests_ = std::make_shared<EventLoopRequests>();
+  uint64_t publications_ = 0;
+  std::weak_ptr<const collector::Snapshot> last_listing_;
+  uint64_t last_listing_publication_ = 0;
+  bool discovery_written_ = false;
   std::unique_ptr<LegacyIngest> legacy_;
   std::string legacy_status_;
   std::unique_ptr<HttpServer> http_;

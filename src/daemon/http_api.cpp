@@ -2,9 +2,15 @@
 
 #include <fmt/format.h>
 #include <malloc.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <cstring>
 #include <set>
+#include <stdexcept>
 
 #include "collector/json.h"
 #include "collector/query.h"
@@ -171,6 +177,19 @@ BufferSelection buffers_selection(const Snapshot& s, const ApiParams& req) {
   return select_buffers(s, buffer_filter(s, req, kBufferParams));
 }
 
+// For a publication of aggregates only, the snapshot of now with its buffers listed, which the
+// event loop builds on request (Published::list_buffers); null when the publication's own
+// snapshot lists them.
+std::shared_ptr<const Snapshot> listing_of(const Published& p) {
+  if (!p.list_buffers) return nullptr;
+  auto listed = p.list_buffers();
+  if (!listed) {
+    throw BadRequest{503, "ttmemd could not list its buffers now (it is stopping, or busy for "
+                          "seconds); ask again in a moment"};
+  }
+  return listed;
+}
+
 struct ApiEndpoint {
   const char* path;
   json (*answer)(const Published& p, const HistoryStore& history, const ApiParams& params);
@@ -182,7 +201,9 @@ struct ApiEndpoint {
 const ApiEndpoint kEndpoints[] = {
     {"/api/v1/status",
      [](const Published& p, const HistoryStore&, const ApiParams& params) {
-       check_params(params, {});
+       // fresh=1: answer_request() had the event loop refresh first (Published::refresh_now).
+       check_params(params, {"fresh"});
+       if (auto fresh = param(params, "fresh")) parse_uint("fresh", *fresh, 1);
        return status_json(p.snapshot);
      }},
     {"/api/v1/devices",
@@ -206,7 +227,8 @@ const ApiEndpoint kEndpoints[] = {
      /*streamed=*/true},
     {"/api/v1/programs",
      [](const Published& p, const HistoryStore&, const ApiParams& params) {
-       const Snapshot& s = p.snapshot;
+       const auto listed = listing_of(p);
+       const Snapshot& s = listed ? *listed : p.snapshot;
        return programs_json(
            select_programs(s, buffer_filter(s, params, {"device", "pid", "sort", "limit"})));
      }},
@@ -310,15 +332,17 @@ HttpResponse stream_endpoint(const std::string& path, std::shared_ptr<const Publ
         [](const LeakRecord& l) { return to_json(l); });
   }
   BufferFilter filter = buffer_filter(pub->snapshot, params, kBufferParams);
+  // A publication of aggregates only: its buffers are listed now, so a failure is still a 503.
+  std::shared_ptr<const Snapshot> listed = listing_of(*pub);
   return stream_list(
       R"({"buffers":[)",
-      [pub, slot, filter, &lists] {
+      [pub, listed, slot, filter, &lists] {
         struct Selected {
           std::shared_ptr<const Snapshot> snapshot;
           BufferSelection selection;
           std::shared_ptr<const void> slot;
         };
-        auto snapshot = lists.snapshot_copy(pub);
+        auto snapshot = listed ? listed : lists.snapshot_copy(pub);
         auto selected = std::make_shared<Selected>(
             Selected{snapshot, select_buffers(*snapshot, filter), slot});
         const BufferSelection& rows = selected->selection;
@@ -387,6 +411,82 @@ std::optional<ApiReply> answer_api(const std::string& path, const Published& pub
   return std::nullopt;
 }
 
+EventLoopRequests::EventLoopRequests() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) {
+    throw std::runtime_error(fmt::format("cannot create an eventfd: {}", std::strerror(errno)));
+  }
+}
+
+EventLoopRequests::~EventLoopRequests() {
+  close();
+  ::close(fd_);
+}
+
+template <class Promise>
+bool EventLoopRequests::enqueue(std::vector<std::shared_ptr<Promise>>& queue,
+                                std::shared_ptr<Promise> answer) {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return false;
+    queue.push_back(std::move(answer));
+  }
+  const uint64_t one = 1;
+  return ::write(fd_, &one, sizeof one) == ssize_t(sizeof one);
+}
+
+std::shared_ptr<const Snapshot> EventLoopRequests::list_buffers(int timeout_ms) {
+  auto answer = std::make_shared<Listed>();
+  auto future = answer->get_future();
+  if (!enqueue(lists_, std::move(answer))) return nullptr;
+  if (future.wait_for(std::chrono::milliseconds(timeout_ms)) != std::future_status::ready) {
+    return nullptr;
+  }
+  return future.get();
+}
+
+bool EventLoopRequests::refresh(int timeout_ms) {
+  auto answer = std::make_shared<Refreshed>();
+  auto future = answer->get_future();
+  if (!enqueue(refreshes_, std::move(answer))) return false;
+  return future.wait_for(std::chrono::milliseconds(timeout_ms)) == std::future_status::ready &&
+         future.get();
+}
+
+void EventLoopRequests::answer(const std::function<void()>& refresh,
+                               const std::function<std::shared_ptr<const Snapshot>()>& list) {
+  uint64_t count;
+  while (::read(fd_, &count, sizeof count) > 0) {
+  }
+  std::vector<std::shared_ptr<Refreshed>> refreshes;
+  std::vector<std::shared_ptr<Listed>> lists;
+  {
+    std::lock_guard lock(mu_);
+    refreshes.swap(refreshes_);
+    lists.swap(lists_);
+  }
+  if (!refreshes.empty()) {
+    refresh();
+    for (auto& r : refreshes) r->set_value(true);
+  }
+  if (!lists.empty()) {
+    const auto listed = list();
+    for (auto& l : lists) l->set_value(listed);
+  }
+}
+
+void EventLoopRequests::close() {
+  std::vector<std::shared_ptr<Refreshed>> refreshes;
+  std::vector<std::shared_ptr<Listed>> lists;
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    refreshes.swap(refreshes_);
+    lists.swap(lists_);
+  }
+  for (auto& r : refreshes) r->set_value(false);
+  for (auto& l : lists) l->set_value(nullptr);
+}
+
 std::shared_ptr<const void> ListSlots::take() {
   if (used_->fetch_add(1) >= kMaxListsAtOnce) {
     used_->fetch_sub(1);
@@ -413,6 +513,15 @@ HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
                             ListSlots& lists) {
   if (auto refused = refusal(req, options.token)) return std::move(*refused);
   auto pub = board.current();
+  // What was allocated up to this request, not up to the last refresh: a refresh that applies
+  // what changed costs little even at a million live buffers. A bad value is answered 400 by
+  // the endpoint below.
+  if (req.path == "/api/v1/status" && pub->refresh_now) {
+    auto fresh = req.params.find("fresh");
+    if (fresh != req.params.end() && fresh->second == "1" && pub->refresh_now()) {
+      pub = board.current();
+    }
+  }
   if (req.path == "/metrics") {
     MetricsInput in{&pub->snapshot, &pub->totals, pub->legacy_connections,
                     pub->legacy_rejected_bytes,

@@ -8,11 +8,14 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -25,12 +28,62 @@ namespace ttmem::daemon {
 
 // Everything a request may read, as of one refresh of the event loop.
 struct Published {
-  collector::Snapshot snapshot;  // segments and legacy connections merged
+  // Segments and legacy connections merged. Its buffers are listed unless list_buffers is set.
+  collector::Snapshot snapshot;
+  // Set when the publication holds aggregates only (an incremental collector lists buffers
+  // only when asked: at a million live buffers a list at every refresh would be most of the
+  // daemon's CPU and twice its heap). Returns the snapshot of now with its buffers listed, or
+  // nullptr when the event loop could not answer (stopping). Blocks the calling thread while
+  // the event loop builds it.
+  std::function<std::shared_ptr<const collector::Snapshot>()> list_buffers;
+  // Makes the event loop refresh and publish now (the answer then reads SnapshotBoard again):
+  // for `GET /api/v1/status?fresh=1`, which `ttmem status` sends to show what was allocated
+  // up to the moment it asked. False when the event loop could not (stopping). Null in tests
+  // that answer without an event loop.
+  std::function<bool()> refresh_now;
   std::map<uint64_t, ChipTotals> totals;
   uint64_t legacy_connections = 0;
   uint64_t legacy_rejected_bytes = 0;
   nlohmann::json legacy;  // /api/v1/legacy (LegacyIngest::report()); null without legacy ingest
   std::map<uint32_t, uint64_t> legacy_kernel_bytes;  // by logical device, where not zero
+};
+
+// What the HTTP server's thread asks of the event loop, which alone reads the collector: a
+// snapshot with its buffers listed (Published::list_buffers), or a refresh before an answer
+// (Published::refresh_now).
+class EventLoopRequests {
+ public:
+  EventLoopRequests();  // throws std::runtime_error when its eventfd cannot be made
+  ~EventLoopRequests();
+  EventLoopRequests(const EventLoopRequests&) = delete;
+  EventLoopRequests& operator=(const EventLoopRequests&) = delete;
+
+  // Readable while requests wait: the event loop polls it.
+  int fd() const { return fd_; }
+  // Any thread: the listed snapshot the event loop builds next; nullptr after timeout_ms or
+  // once closed.
+  std::shared_ptr<const collector::Snapshot> list_buffers(int timeout_ms);
+  // Any thread: true once the event loop has refreshed and published after this call; false
+  // after timeout_ms or once closed.
+  bool refresh(int timeout_ms);
+  // Event loop: refreshes once with refresh() if any refresh is waiting, then builds one listed
+  // snapshot with list() if any list is, and answers every request waiting.
+  void answer(const std::function<void()>& refresh,
+              const std::function<std::shared_ptr<const collector::Snapshot>()>& list);
+  // No more answers: every waiting and later request fails at once.
+  void close();
+
+ private:
+  using Listed = std::promise<std::shared_ptr<const collector::Snapshot>>;
+  using Refreshed = std::promise<bool>;
+  // Queues `answer` unless closed, and wakes the event loop.
+  template <class Promise>
+  bool enqueue(std::vector<std::shared_ptr<Promise>>& queue, std::shared_ptr<Promise> answer);
+  std::mutex mu_;
+  std::vector<std::shared_ptr<Listed>> lists_;
+  std::vector<std::shared_ptr<Refreshed>> refreshes_;
+  bool closed_ = false;
+  int fd_ = -1;
 };
 
 class SnapshotBoard {

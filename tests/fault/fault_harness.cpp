@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "collector/daemon_file.h"
 #include "common/kinds.h"
 
 namespace ttmem::test::fault {
@@ -186,7 +187,7 @@ std::vector<std::string> leftover_files(const std::string& dir) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string name = e.path().filename().string();
-    if (name != "leaks") names.push_back(name);
+    if (name != "leaks" && name != collector::kDaemonFileName) names.push_back(name);
   }
   return names;
 }

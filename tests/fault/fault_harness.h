@@ -67,7 +67,8 @@ std::unique_ptr<Child> start_churn(const std::string& dir, const AckFile& ack, u
 // failure names the seed that reproduces it.
 uint64_t test_seed();
 
-// Names of the files left in a segment directory, leak reports excluded.
+// Names of the files left in a segment directory, leak reports and a ttmemd's ttmemd.json
+// excluded.
 std::vector<std::string> leftover_files(const std::string& dir);
 
 // Open file descriptors of a process, from /proc (resident memory: rss_bytes in harness.h).

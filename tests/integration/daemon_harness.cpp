@@ -101,7 +101,10 @@ int free_port() {
 }
 
 Ttmemd::Ttmemd(const std::string& dir, std::vector<std::string> extra) {
-  std::vector<std::string> argv = {TTMEMD, "--dir", dir, "--interval", "100"};
+  std::vector<std::string> argv = {TTMEMD, "--dir", dir};
+  if (std::find(extra.begin(), extra.end(), "--interval") == extra.end()) {
+    extra.insert(extra.end(), {"--interval", "100"});
+  }
   if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) {
     extra.insert(extra.end(), {"--listen", "127.0.0.1:0"});
   }

@@ -55,8 +55,8 @@ std::string status_differs(const nlohmann::json& status, const nlohmann::json& t
 // A loopback TCP port that was free a moment ago.
 int free_port();
 
-// ttmemd on 127.0.0.1, port 0 (unless extra has --listen), with `dir` as its segment directory,
-// plus extra arguments.
+// ttmemd on 127.0.0.1, port 0 (unless extra has --listen), refreshing every 100 ms (unless extra
+// has --interval), with `dir` as its segment directory, plus extra arguments.
 class Ttmemd {
  public:
   Ttmemd(const std::string& dir, std::vector<std::string> extra = {});

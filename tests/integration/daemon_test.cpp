@@ -73,6 +73,39 @@ TEST(DaemonApi, ServesTheModelExactly) {
             "");
 }
 
+// /api/v1/status?fresh=1 has the daemon refresh before it answers, so a status shows what was
+// allocated before the request however seldom the daemon refreshes by itself.
+TEST(DaemonApi, FreshStatusShowsWhatWasAllocatedBeforeTheRequest) {
+  TempDir dir;
+  const std::string truth_prefix = dir.path() + "/truth";
+  auto load = std::make_unique<Child>(
+      std::vector<std::string>{TTMEM_TESTLOAD, "--devices", "2", "--threads", "2", "--ops",
+                               "600", "--phases", "2", "--seed", "11", "--truth", truth_prefix},
+      std::map<std::string, std::string>{{"TTMEM_DIR", dir.path()}});
+  ASSERT_TRUE(load->expect_line("phase 1"));
+  // No timer and no polling within the test: only the segment appearing wakes it by itself.
+  Ttmemd d(dir.path(), {"--interval", "60000", "--change-poll", "0"});
+  ASSERT_FALSE(d.url().empty());
+  const json phase1 = read_json_file(truth_prefix + ".1.json");
+  EXPECT_EQ(status_differs(get_json(d.url(), "/api/v1/status?fresh=1"), phase1), "");
+  load->write_line("next");
+  ASSERT_TRUE(load->expect_line("done"));
+  const json phase2 = read_json_file(truth_prefix + ".2.json");
+  // Writes to a mapped segment wake nothing: the published status is still phase 1's ...
+  EXPECT_NE(status_differs(get_json(d.url(), "/api/v1/status"), phase2), "");
+  // ... and a fresh one is phase 2's.
+  EXPECT_EQ(status_differs(get_json(d.url(), "/api/v1/status?fresh=1"), phase2), "");
+  // Buffers are listed from the same refreshed state.
+  const json buffers = get_json(d.url(), "/api/v1/buffers?limit=0");
+  uint64_t live = 0;
+  for (const auto& [device, kinds] : phase2.at("devices").items()) {
+    for (const auto& [kind, k] : kinds.items()) live += k.at("count").get<uint64_t>();
+  }
+  EXPECT_EQ(buffers.at("total").get<uint64_t>(), live);
+  EXPECT_EQ(http_get(d.url(), "/api/v1/status?fresh=2").status, 400);
+  EXPECT_EQ(http_get(d.url(), "/api/v1/status?fresh=yes").status, 400);
+}
+
 TEST(DaemonApi, RejectsHostileParametersWithAdvice) {
   TempDir dir;
   Ttmemd d(dir.path());

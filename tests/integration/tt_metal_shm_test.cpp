@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -222,6 +224,55 @@ TEST(TtMetalShm, StatusTopApiAndMetricsShowTheCountersExactly) {
   EXPECT_EQ(metrics.find("pid=\"" + std::to_string(e.ended) + "\""), std::string::npos);
   EXPECT_EQ(metrics.find("pid=\"" + std::to_string(e.client) + "\",command=\"testload\""),
             std::string::npos);
+}
+
+// `ttmem status` asks the ttmemd serving its directory (the ttmemd.json it writes there), so it
+// shows that daemon's view: here tt-metal counters only the daemon can read. --direct, and a
+// daemon that is gone, read the segments instead.
+TEST(TtMetalShm, StatusAsksTheTtmemdServingItsDirectory) {
+  TempDir segments, shm, empty;
+  Child load({TTMEM_TESTLOAD, "--devices", "1", "--threads", "1", "--ops", "200", "--phases", "1",
+              "--seed", "3", "--truth", segments.path() + "/truth"},
+             {{"TTMEM_DIR", segments.path()}});
+  ASSERT_TRUE(load.expect_line("done"));
+  auto daemon_view = std::make_unique<TtMetalShmDir>(shm.path());
+  TtMetalRegionWriter(4, kCountersOnlyChip, 0)
+      .process(::getpid(), {4096, 0, 0, 0, 0}, realtime_ns())
+      .write(shm.path());
+  Ttmemd d(segments.path(), {"--interval", "60000", "--change-poll", "0"});
+  ASSERT_FALSE(d.url().empty());
+  daemon_view.reset();
+  TtMetalShmDir cli_view(empty.path());
+  const std::string file = segments.path() + "/ttmemd.json";
+  ASSERT_EQ(eventually([&]() -> std::string {
+              return std::filesystem::exists(file) ? "" : "no " + file;
+            }),
+            "");
+  EXPECT_EQ(read_json_file(file).at("url"), d.url());
+
+  const json via = ttmem_json(segments.path(), {"status", "--json"});
+  const json direct = ttmem_json(segments.path(), {"status", "--json", "--direct"});
+  EXPECT_NE(find_device(via, kCountersOnlyChip), nullptr) << via.dump();
+  EXPECT_EQ(find_device(direct, kCountersOnlyChip), nullptr) << direct.dump();
+  // The tracked program's figures agree, though the daemon refreshes only every minute: it
+  // refreshed for the request.
+  const json truth = read_json_file(segments.path() + "/truth.1.json");
+  const uint64_t dram = truth["devices"]["0"]["DRAM"]["reserved"].get<uint64_t>();
+  for (const json* s : {&via, &direct}) {
+    uint64_t shown = 0;
+    for (const auto& dev : s->at("devices")) {
+      if (dev.at("detail") == "buffers") shown += dev["kinds"]["DRAM"]["reserved_bytes"].get<uint64_t>();
+    }
+    EXPECT_EQ(shown, dram);
+  }
+
+  // Killed, the daemon leaves its file behind; it names a dead process, so it is not believed.
+  d.child().kill(SIGKILL);
+  d.child().wait();
+  EXPECT_TRUE(std::filesystem::exists(file));
+  const json after = ttmem_json(segments.path(), {"status", "--json"});
+  EXPECT_EQ(find_device(after, kCountersOnlyChip), nullptr);
+  EXPECT_EQ(after.at("processes").size(), 1u);
 }
 
 TEST(TtMetalShm, TtmemdCanBeToldNotToRead) {

@@ -257,6 +257,14 @@ void expect_same_as_full_fold(IncrementalFold& fold, const std::vector<Client>& 
     std::string difference;
     EXPECT_TRUE(same_figures(got, want, &difference)) << difference;
     EXPECT_EQ(full_peaks, incremental_peaks);
+    if (!list_buffers) {
+      // Listed on request after a snapshot of aggregates: the buffers a listing fold gives.
+      Snapshot listed = got;
+      listed.buffers = fold.list_buffers();
+      const Snapshot want_listed = fold_snapshot(full, true, &full_peaks);
+      EXPECT_EQ(listed.buffers.size(), want_listed.buffers.size());
+      EXPECT_TRUE(same_figures(listed, want_listed, &difference)) << difference;
+    }
   }
 }
 
@@ -487,6 +495,39 @@ TEST(IncrementalCollector, FollowsTheSegmentAndReadsItInFullAfterAGap) {
   expect_same("after a gap");
   EXPECT_EQ(incremental.snapshot().devices.at(0).kinds[kDram].count, 21u);
   expect_same("nothing changed");
+}
+
+// ttmemd and top refresh without listing buffers and list them only when asked: the list is
+// the one a collector that lists at every refresh has.
+TEST(IncrementalCollector, ListsBuffersOnRequestAsAListingCollectorDoes) {
+  test::SegmentFile f(kEndedPid);
+  f.header()->slab_high_water = 0;
+  Writer w(f);
+  CollectorOptions options{.dir = f.dir(), .reap = false, .list_buffers = false};
+  options.incremental = true;
+  Collector incremental(options);
+  pr::store_u32(&f.header()->slab_high_water, 40, std::memory_order_release);
+  for (uint64_t id = 1; id <= 10; ++id) w.alloc(id, id * 100'000, 50'000);
+  incremental.refresh();
+  w.free(4);
+  w.alloc(11, 400'000, 30'000);
+  incremental.refresh();
+  EXPECT_TRUE(incremental.snapshot().buffers.empty());
+  EXPECT_FALSE(incremental.lists_buffers());
+
+  Collector full(CollectorOptions{.dir = f.dir(), .reap = false});
+  full.refresh();
+  Snapshot listed = incremental.snapshot();
+  listed.buffers = incremental.list_buffers();
+  ASSERT_EQ(listed.buffers.size(), 10u);
+  std::string difference;
+  EXPECT_TRUE(same_figures(listed, full.snapshot(), &difference)) << difference;
+
+  // Turned on, refreshes list them themselves.
+  incremental.set_list_buffers(true);
+  incremental.refresh();
+  EXPECT_TRUE(same_figures(incremental.snapshot(), full.snapshot(), &difference)) << difference;
+  EXPECT_EQ(incremental.list_buffers().size(), 10u);
 }
 
 }  // namespace

@@ -343,7 +343,15 @@ ViewModel collect(const Snapshot& s, const History& history, const CollectReques
       if (!needle.empty()) tagged_match[b.pid] = true;
     }
   }
+  // A snapshot that lists no buffers (the overview's do not: SnapshotSource::set_list_buffers)
+  // counts them from its devices; one that lists them has the same count in its devices.
   vm.live_buffers = rows.size();
+  if (s.buffers.empty() && needle.empty() && !req.pid) {
+    vm.live_buffers = 0;
+    for (const DeviceView* d : shown_devices) {
+      for (const auto& k : d->kinds) vm.live_buffers += k.count;
+    }
+  }
   struct Group {
     const BufferView* first;  // the copy that sorts first by identity: the lowest device
     std::vector<uint32_t> devices;

@@ -30,6 +30,7 @@ class LocalSource : public SnapshotSource {
       CollectorOptions options = cli::collector_options(global);
       options.leak_records = false;  // top shows only how many buffers leaked
       options.incremental = true;    // a refresh costs what changed since the last one
+      options.list_buffers = false;  // until a view shows them (set_list_buffers)
       collector_ = std::make_unique<Collector>(options);
     } catch (const std::runtime_error& e) {
       throw cli::CliError(e.what());
@@ -38,6 +39,8 @@ class LocalSource : public SnapshotSource {
   void refresh() override { collector_->refresh(); }
   void wait(int timeout_ms) override { collector_->wait(timeout_ms); }
   const Snapshot& snapshot() const override { return collector_->snapshot(); }
+  void set_list_buffers(bool list) override { collector_->set_list_buffers(list); }
+  bool lists_buffers() const override { return collector_->lists_buffers(); }
 
  private:
   std::unique_ptr<Collector> collector_;
@@ -47,8 +50,8 @@ class RemoteSource : public SnapshotSource {
  public:
   explicit RemoteSource(cli::GlobalOptions global) : global_(std::move(global)) {}
   void refresh() override {
-    // Buffers listed (the buffers view and the L1 map need them); leaks only counted.
-    snapshot_ = cli::fetch_snapshot(global_, /*list_buffers=*/true, /*leak_records=*/false);
+    // Leaks only counted.
+    snapshot_ = cli::fetch_snapshot(global_, list_buffers_, /*leak_records=*/false);
   }
   void wait(int timeout_ms) override {
     // A signal (q, Ctrl-C) ends the sleep early: poll() is not restarted.
@@ -56,10 +59,13 @@ class RemoteSource : public SnapshotSource {
     refresh();
   }
   const Snapshot& snapshot() const override { return snapshot_; }
+  void set_list_buffers(bool list) override { list_buffers_ = list; }
+  bool lists_buffers() const override { return list_buffers_; }
 
  private:
   cli::GlobalOptions global_;
   Snapshot snapshot_;
+  bool list_buffers_ = false;
 };
 
 // Reads exactly n bytes before the deadline (CLOCK_MONOTONIC ns); false on EOF or timeout.

@@ -21,6 +21,10 @@ class SnapshotSource {
   // a daemon is asked again when the time is up), then takes a new snapshot.
   virtual void wait(int timeout_ms) = 0;
   virtual const collector::Snapshot& snapshot() const = 0;
+  // Whether snapshots from the next refresh on list buffers (Snapshot::buffers). Only the views
+  // that show buffers need them: listing a million of them costs far more than a refresh.
+  virtual void set_list_buffers(bool list) = 0;
+  virtual bool lists_buffers() const = 0;
 };
 
 // The HTTP URL of the ttmemd listening on the legacy socket at `path`, asked with ttmem's

@@ -108,9 +108,28 @@ nlohmann::json json_snapshot(const Snapshot& s, const TopArgs& a) {
   nlohmann::json tags = nlohmann::json::array();
   for (const auto& t : s.tags) tags.push_back(to_json(t));
   j["tags"] = tags;
-  j["buffers"] = s.buffers.size();
+  // Counted from the processes: the snapshots --json prints do not list buffers.
+  uint64_t live = 0;
+  for (const auto& p : s.processes) live += p.buffers + p.cbs;
+  j["buffers"] = live;
   j["taken_realtime_ns"] = s.taken_realtime_ns;
   return j;
+}
+
+// Whether a frame needs the snapshot's buffers listed: the buffers view, the L1 map, and a
+// filter or -p (which match buffers). The overview alone reads aggregates, so with a million
+// live buffers its refresh costs what changed, not what is live.
+bool needs_buffers(const UiState& ui, const TopArgs& a) {
+  return ui.view != View::kOverview || !ui.filter.empty() || a.pid.has_value();
+}
+
+// Lists buffers from now on if the frame needs them (refreshing at once, so this frame has
+// them), and stops listing them once no frame does.
+void list_buffers_as_needed(SnapshotSource& c, const UiState& ui, const TopArgs& a) {
+  const bool needed = needs_buffers(ui, a);
+  if (needed == c.lists_buffers()) return;
+  c.set_list_buffers(needed);
+  if (needed) c.refresh();
 }
 
 // Snapshots as text or JSON: --once, --count, --json, or a stdout that is not a terminal.
@@ -130,6 +149,7 @@ void run_text(SnapshotSource& c, const TopArgs& a, bool unicode, bool dir_named)
   lo.stable = a.stable;
   lo.refresh_ms = a.refresh_ms;
   int count = std::max(a.count, 1);
+  c.set_list_buffers(!a.json && needs_buffers(ui, a));
   for (int i = 0; i < count && !g_stop.load(std::memory_order_relaxed); ++i) {
     if (i > 0) {
       // Sleep out the interval; segment events wake wait() early and are folded in anyway.
@@ -253,6 +273,7 @@ void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
   ui.sort = sort_of(a.sort);
   ui.filter = a.filter;
   ui.peak = a.peak;
+  c.set_list_buffers(needs_buffers(ui, a));
   c.refresh();
   history.push(c.snapshot());
   const uint64_t period = uint64_t(a.refresh_ms) * 1'000'000;
@@ -263,6 +284,7 @@ void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
     lo.height = screen.height();
     lo.unicode = unicode;
     lo.refresh_ms = a.refresh_ms;
+    list_buffers_as_needed(c, ui, a);
     ViewModel vm = collect(c.snapshot(), history, request_for(a, ui, ui.scroll + table_rows(ui, lo)));
     if (!vm.devices.empty()) ui.map_device = std::min(ui.map_device, int(vm.devices.size()) - 1);
     TableWindow window;
