@@ -663,15 +663,23 @@ void BM_GalaxyFreshnessDaemon(benchmark::State& state) {
        daemon_dram_allocs_of_device0(http) == 0;) {
     if (std::chrono::steady_clock::now() > deadline) return state.SkipWithError("ttmemd silent");
   }
-  const double cpu0 = daemon.cpu_seconds();
-  const auto t0 = std::chrono::steady_clock::now();
+  // ttmemd's CPU keeping up with the churn, over a window in which nobody asks it anything
+  // (a request costs it too: the samples below ask every millisecond).
+  auto cpu_pct_over = [&](auto&& during) {
+    const double cpu0 = daemon.cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    during();
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return 100.0 * (daemon.cpu_seconds() - cpu0) / wall;
+  };
+  const int quiet_seconds = freshness_samples() < 10 ? 1 : 10;
+  state.counters["daemon_cpu_pct"] = cpu_pct_over([&] { ::sleep(unsigned(quiet_seconds)); });
   const int samples = state.range(0) >= ttmem::bench::kGalaxyProcesses1M
-                          ? std::min(freshness_samples(), 40)
+                          ? std::min(freshness_samples(), 100)
                           : freshness_samples();
-  sample_freshness(state, samples, [&] { return daemon_dram_allocs_of_device0(http); });
-  const double wall =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  state.counters["daemon_cpu_pct"] = 100.0 * (daemon.cpu_seconds() - cpu0) / wall;
+  state.counters["daemon_cpu_pct_sampled"] = cpu_pct_over(
+      [&] { sample_freshness(state, samples, [&] { return daemon_dram_allocs_of_device0(http); }); });
   auto res = http.Get("/api/v1/status");
   if (res && res->status == 200) {
     auto j = nlohmann::json::parse(res->body, nullptr, false);
@@ -685,9 +693,21 @@ void BM_GalaxyFreshnessDaemon(benchmark::State& state) {
   }
 }
 
-// `ttmem status --json` as a process (wall time; the child's CPU as a counter).
+// `ttmem status --json` as a process (wall time; the child's CPU as a counter). Second argument
+// 1: a ttmemd serves the directory, so the command asks it (refreshed for the request); 0: the
+// command reads every record itself.
 void BM_GalaxyStatusCli(benchmark::State& state) {
   if (!galaxy_load(state, int(state.range(0)))) return;
+  std::unique_ptr<Daemon> daemon;
+  if (state.range(1) != 0) {
+    const char* binary = std::getenv("TTMEM_BENCH_DAEMON");
+    if (binary == nullptr) return state.SkipWithError("TTMEM_BENCH_DAEMON not set");
+    daemon = std::make_unique<Daemon>(binary, g_dir);
+    if (daemon->port() <= 0) return state.SkipWithError("ttmemd did not start");
+    const std::string file = g_dir + "/ttmemd.json";
+    for (int i = 0; i < 10000 && ::access(file.c_str(), F_OK) != 0; ++i) ::usleep(1000);
+    if (::access(file.c_str(), F_OK) != 0) return state.SkipWithError("no ttmemd.json");
+  }
   run_status_cli(state, std::getenv("TTMEM_BENCH_CLI"));
 }
 
@@ -781,8 +801,9 @@ int main(int argc, char** argv) {
   // Galaxy scale, one load size after another (a size is started once for all of them).
   for (int processes : ttmem::bench::galaxy_process_counts()) {
     benchmark::RegisterBenchmark("BM_GalaxyStatusCli", BM_GalaxyStatusCli)
-        ->Arg(processes)
-        ->ArgName("processes")
+        ->Args({processes, 0})
+        ->Args({processes, 1})
+        ->ArgNames({"processes", "daemon"})
         ->Unit(benchmark::kMillisecond)
         ->ComputeStatistics("p99", p99);
     benchmark::RegisterBenchmark("BM_GalaxyCollectorRefresh", BM_GalaxyCollectorRefresh)

@@ -95,23 +95,6 @@ void BankSpace::change(AddressRange r, int delta) {
 
 namespace {
 
-struct BufferKey {
-  uint64_t device;
-  uint64_t id;
-  bool operator==(const BufferKey&) const = default;
-};
-
-struct BufferKeyHash {
-  size_t operator()(const BufferKey& k) const {
-    // murmur3's finaliser over the id, the device in the top bits: buffer ids are often dense.
-    uint64_t h = k.id ^ (k.device << 56);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return size_t(h);
-  }
-};
-
 struct KindSums {
   uint64_t count = 0;
   uint64_t requested = 0;
@@ -127,8 +110,101 @@ struct IncrementalFold::Live {
   int tag;  // index into tags_
 };
 
+// A process's live buffers (CBs excluded) by device and buffer id: the records in one array and
+// an open-addressing index of their positions (linear probing, at most half full). Applying an
+// event at a million live buffers is mostly waiting for memory: a lookup here touches one index
+// slot and the record, where a node-based map touched a bucket, a node or two and the chain.
+class IncrementalFold::LiveSet {
+ public:
+  size_t size() const { return records_.size(); }
+  void reserve(size_t n) {
+    records_.reserve(n);
+    if (2 * n > slots_.size()) rehash(2 * n);
+  }
+  std::vector<Live>::const_iterator begin() const { return records_.begin(); }
+  std::vector<Live>::const_iterator end() const { return records_.end(); }
+
+  Live* find(uint32_t device, uint64_t id) {
+    if (slots_.empty()) return nullptr;
+    const uint32_t h = hash(device, id);
+    for (size_t i = h & mask(); slots_[i] != 0; i = (i + 1) & mask()) {
+      if (uint32_t(slots_[i] >> 32) != h) continue;
+      Live& live = records_[size_t(uint32_t(slots_[i])) - 1];
+      if (live.record.device == device && live.record.buffer_id == id) return &live;
+    }
+    return nullptr;
+  }
+  // The record of `live`'s buffer: found (second false) or added as `live` (second true).
+  std::pair<Live*, bool> insert(const Live& live) {
+    if (Live* known = find(live.record.device, live.record.buffer_id)) return {known, false};
+    if (2 * (records_.size() + 1) > slots_.size()) rehash(std::max<size_t>(64, 2 * slots_.size()));
+    records_.push_back(live);
+    place(records_.size() - 1);
+    return {&records_.back(), true};
+  }
+  // Removes a record find() or insert() returned; the last record moves into its place.
+  void erase(const Live* live) {
+    const size_t index = size_t(live - records_.data());
+    unplace(index);
+    const size_t last = records_.size() - 1;
+    if (index != last) {
+      unplace(last);
+      records_[index] = records_[last];
+      place(index);
+    }
+    records_.pop_back();
+  }
+
+ private:
+  // The murmur3 finaliser over the id, the device folded in: ids are often dense.
+  static uint32_t hash(uint32_t device, uint64_t id) {
+    uint64_t h = id * 0x9e3779b97f4a7c15ULL + device;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return uint32_t(h);
+  }
+  size_t mask() const { return slots_.size() - 1; }
+  // A slot: the hash in the high half (home slot and a cheap first comparison), the record's
+  // index + 1 in the low half (0: empty).
+  void place(size_t index) {
+    const Live& live = records_[index];
+    const uint32_t h = hash(live.record.device, live.record.buffer_id);
+    size_t i = h & mask();
+    while (slots_[i] != 0) i = (i + 1) & mask();
+    slots_[i] = (uint64_t(h) << 32) | uint64_t(index + 1);
+  }
+  // Empties the slot of record `index`, shifting later slots of its run back so that every
+  // record stays reachable from its home slot.
+  void unplace(size_t index) {
+    const Live& live = records_[index];
+    size_t i = hash(live.record.device, live.record.buffer_id) & mask();
+    while (uint32_t(slots_[i]) != index + 1) i = (i + 1) & mask();
+    for (size_t j = (i + 1) & mask(); slots_[j] != 0; j = (j + 1) & mask()) {
+      const size_t home = size_t(slots_[j] >> 32) & mask();
+      // Slot j may move to the hole at i unless its home lies cyclically in (i, j].
+      const bool home_after_hole = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+      if (home_after_hole) continue;
+      slots_[i] = slots_[j];
+      i = j;
+    }
+    slots_[i] = 0;
+  }
+  void rehash(size_t want) {
+    size_t n = 64;
+    while (n < want) n *= 2;
+    slots_.assign(n, 0);
+    for (size_t r = 0; r < records_.size(); ++r) place(r);
+  }
+
+  std::vector<Live> records_;
+  std::vector<uint64_t> slots_;
+};
+
 struct IncrementalFold::Process {
-  std::unordered_map<BufferKey, Live, BufferKeyHash> buffers;  // CBs excluded
+  LiveSet buffers;        // CBs excluded
   std::vector<Live> cbs;  // a few hundred: programs x CBs x core ranges
   // The device slots its records were folded with: a device registered again with another
   // chip or geometry needs its records folded again (a full read).
@@ -200,10 +276,10 @@ void IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::Dev
   }
   // One lookup per record: at a million live buffers each is a cache miss or two, the largest
   // part of applying an event. A buffer id seen again replaces the record it had.
-  auto [at, fresh] = p.buffers.try_emplace(BufferKey{rec.device, rec.buffer_id}, live);
+  auto [at, fresh] = p.buffers.insert(live);
   if (!fresh) {
-    remove(p, at->second);
-    at->second = live;
+    remove(p, *at);
+    *at = live;
   }
   Chip& c = chip(slot.chip_id);
   KindSums& sums = c.kinds[rec.kind];
@@ -256,7 +332,7 @@ void IncrementalFold::remove_process(const std::string& key) {
   auto it = processes_.find(key);
   if (it == processes_.end()) return;
   Process& p = *it->second;
-  for (const auto& [k, live] : p.buffers) remove(p, live);
+  for (const Live& live : p.buffers) remove(p, live);
   processes_.erase(it);
 }
 
@@ -361,8 +437,8 @@ bool IncrementalFold::apply(const std::string& key, const SegmentState& state, u
       return true;
     }
     case pr::EventType::Free: {
-      if (auto old = p.buffers.find(BufferKey{device, ev.buffer_id}); old != p.buffers.end()) {
-        remove(p, old->second);
+      if (const Live* old = p.buffers.find(device, ev.buffer_id)) {
+        remove(p, *old);
         p.buffers.erase(old);
       }
       return true;
@@ -392,7 +468,7 @@ void IncrementalFold::align_regions(uint64_t chip_id, const DeviceView& view) {
     // it from changed: its ranges are laid out again over that region.
     bank = BankSpace(ku.bank_base, ku.bank_base + ku.bank_size);
     for (const auto& [key, p] : processes_) {
-      for (const auto& [id, live] : p->buffers) {
+      for (const Live& live : p->buffers) {
         if (live.chip_id == chip_id && live.record.kind == k) {
           bank.add({live.record.address, live.record.address + live.record.size_per_bank});
         }
@@ -508,7 +584,7 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
   }
   if (!overflowed.empty()) {
     for (const auto& [key, p] : processes_) {
-      for (const auto& [id, live] : p->buffers) {
+      for (const Live& live : p->buffers) {
         auto bank = overflowed.find({live.chip_id, uint32_t(live.record.kind)});
         if (bank == overflowed.end()) continue;
         bank->second.push_back(
@@ -553,7 +629,7 @@ void IncrementalFold::list_process_buffers(const Process& proc, std::vector<Buff
     fill_buffer_view(out->emplace_back(), proc.identity, live.record,
                      *proc.devices[live.record.device], proc.tag_ids[live.record.tag].text);
   };
-  for (const auto& [id, live] : proc.buffers) view(live);
+  for (const Live& live : proc.buffers) view(live);
   for (const Live& live : proc.cbs) view(live);
 }
 

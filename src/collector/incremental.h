@@ -128,6 +128,7 @@ class IncrementalFold {
   struct Chip;
   struct Tag;
   struct Live;
+  class LiveSet;
 
   void add(Process& p, const protocol::BufferRecord& rec, const protocol::DeviceSlot& slot,
            const TagText& tags);

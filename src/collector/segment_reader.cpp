@@ -191,18 +191,40 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   const auto* counters = at<pr::KindCounters>(base_, header_.counters_offset);
   const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
   out->devices[d].reset();
+  CachedSlot& cached = slot_cache_[d];
+  const uint64_t word0 = pr::load_word(reinterpret_cast<const uint64_t*>(&slots[d]),
+                                       std::memory_order_acquire);
+  if (cached.valid && cached.word0 == word0 && !(word0 & 1)) {
+    // Not written since it was read (a write moves the sequence twice): only what moves with
+    // every event is read again.
+    if (cached.slot) {
+      for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
+        out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);
+      }
+      out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
+      out->devices[d] = cached.slot;
+    }
+    return;
+  }
+  cached.valid = false;
   pr::DeviceSlot slot;
   // The slot, or while it is being re-registered (or was left half written by a writer that died
   // there) the header's `registering` copy, which the client writes completely first
   // (protocol/segment.h). A writer re-registering in a loop writes one of the two at a time, so
   // trying them in turn finds a stable one even when each read is slower than a write.
   const pr::DeviceSlot* registering = &at<pr::SegmentHeader>(base_, 0)->registering;
-  bool ok = false;
+  bool ok = false, from_slot = false;
   for (int i = 0; i < kDeviceReadRetries && !ok; ++i) {
-    ok = pr::seqlock_read32(&slots[d], &slot) ||
-         (pr::seqlock_read32(registering, &slot) && slot.logical_id == d);
+    from_slot = pr::seqlock_read32(&slots[d], &slot);
+    ok = from_slot || (pr::seqlock_read32(registering, &slot) && slot.logical_id == d);
   }
-  if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) return;
+  // Only a reading of the slot itself, at the first word checked above, can stand for later
+  // reads: not one of the `registering` copy, nor one the slot changed under.
+  const bool cacheable = from_slot && std::memcmp(&slot, &word0, sizeof word0) == 0;
+  if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) {
+    if (cacheable) cached = CachedSlot{true, word0, std::nullopt};
+    return;
+  }
   // Every load from the mapping before the board text is made: a load that faults must find no
   // string alive in this frame (collector/mapping_guard.h).
   for (uint32_t k = 0; k < pr::kNumKinds; ++k) {
@@ -213,6 +235,7 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
   std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
   out->devices[d] = slot;
+  if (cacheable) cached = CachedSlot{true, word0, slot};
 }
 
 namespace {

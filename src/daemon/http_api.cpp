@@ -487,6 +487,11 @@ void EventLoopRequests::close() {
   for (auto& l : lists) l->set_value(nullptr);
 }
 
+const std::string& Published::status_body() const {
+  std::call_once(status_once_, [this] { status_body_ = json_body(status_json(snapshot)); });
+  return status_body_;
+}
+
 std::shared_ptr<const void> ListSlots::take() {
   if (used_->fetch_add(1) >= kMaxListsAtOnce) {
     used_->fetch_sub(1);
@@ -520,6 +525,18 @@ HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
     auto fresh = req.params.find("fresh");
     if (fresh != req.params.end() && fresh->second == "1" && pub->refresh_now()) {
       pub = board.current();
+    }
+  }
+  if (req.path == "/api/v1/status") {
+    // The shared body, unless the parameters are wrong: answer_api() then says how.
+    auto fresh = req.params.find("fresh");
+    const bool plain = req.params.empty() ||
+                       (req.params.size() == 1 && fresh != req.params.end() &&
+                        (fresh->second == "0" || fresh->second == "1"));
+    if (plain) {
+      HttpResponse res;
+      res.body = pub->status_body();
+      return res;
     }
   }
   if (req.path == "/metrics") {

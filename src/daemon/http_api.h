@@ -12,7 +12,7 @@
 #include <future>
 #include <map>
 #include <memory>
-#include <mutex>
+#include <mutex>  // also std::once_flag
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +46,14 @@ struct Published {
   uint64_t legacy_rejected_bytes = 0;
   nlohmann::json legacy;  // /api/v1/legacy (LegacyIngest::report()); null without legacy ingest
   std::map<uint32_t, uint64_t> legacy_kernel_bytes;  // by logical device, where not zero
+
+  // /api/v1/status's body, made by the first request that asks for it and shared by the rest:
+  // clients that poll (dashboards, `ttmem top --server`) cost one status per publication, not
+  // one each. At a million live buffers on 32 chips and 56 processes a status is ~170 KB of
+  // JSON, a fraction of a millisecond to make.
+  const std::string& status_body() const;
+  mutable std::once_flag status_once_;  // status_body()'s, not to be touched otherwise
+  mutable std::string status_body_;
 };
 
 // What the HTTP server's thread asks of the event loop, which alone reads the collector: a
