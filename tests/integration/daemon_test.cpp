@@ -76,8 +76,9 @@ TEST(DaemonApi, ServesTheModelExactly) {
 // /api/v1/status?fresh=1 has the daemon refresh before it answers, so a status shows what was
 // allocated before the request however seldom the daemon refreshes by itself.
 TEST(DaemonApi, FreshStatusShowsWhatWasAllocatedBeforeTheRequest) {
-  TempDir dir;
-  const std::string truth_prefix = dir.path() + "/truth";
+  // The truth files apart: a file written into the segment directory wakes the daemon.
+  TempDir dir, truth_dir;
+  const std::string truth_prefix = truth_dir.path() + "/truth";
   auto load = std::make_unique<Child>(
       std::vector<std::string>{TTMEM_TESTLOAD, "--devices", "2", "--threads", "2", "--ops",
                                "600", "--phases", "2", "--seed", "11", "--truth", truth_prefix},
