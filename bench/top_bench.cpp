@@ -11,11 +11,13 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/top/collect.h"
@@ -131,9 +133,12 @@ double percentile(std::vector<double> v, double p) {
 }
 
 // One refresh of the live UI, as run_live() does it: collector refresh, history, collect for
-// the visible rows, layout, paint; over the segments in `dir`, showing `view`.
+// the visible rows, layout, paint; over the segments in `dir`, showing `view`. With `period_ms`
+// the refreshes come that far apart (CPU time is still what is measured), so that what a refresh
+// applies is what the tracked processes did over one period, as in `ttmem top -r period_ms`; the
+// first refresh (a full read of every segment) is then reported apart (first_refresh_cpu_ms).
 void top_refreshes(benchmark::State& state, const std::string& dir, int view,
-                   bool incremental = false) {
+                   bool incremental = false, int period_ms = 0) {
   using namespace ttmem::top;
   ::setenv("LINES", "50", 1);
   ::setenv("COLUMNS", "160", 1);
@@ -154,7 +159,18 @@ void top_refreshes(benchmark::State& state, const std::string& dir, int view,
     LayoutOptions lo{screen.width(), screen.height(), true, false, 100};
     std::vector<double> samples;
     uint64_t buffers = 0;
+    if (period_ms > 0) {
+      const double t0 = cpu_ms();
+      c.refresh();
+      history.push(c.snapshot());
+      state.counters["first_refresh_cpu_ms"] = cpu_ms() - t0;
+    }
+    auto next = std::chrono::steady_clock::now();
     for (auto _ : state) {
+      if (period_ms > 0) {
+        next += std::chrono::milliseconds(period_ms);
+        std::this_thread::sleep_until(next);
+      }
       double t0 = cpu_ms();
       c.refresh();
       history.push(c.snapshot());
@@ -209,7 +225,7 @@ void BM_TopRefreshGalaxy(benchmark::State& state) {
   {
     ttmem::bench::GalaxyLoad load(cli, dir, int(state.range(0)));
     if (load.ok()) {
-      top_refreshes(state, dir, 0, state.range(1) != 0);
+      top_refreshes(state, dir, 0, state.range(1) != 0, /*period_ms=*/100);
     } else {
       state.SkipWithError("ttmem sim llama-70b-galaxy did not load");
     }
@@ -222,11 +238,20 @@ void BM_TopRefreshGalaxy(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  // Refreshes 100 ms apart: $TTMEM_BENCH_TOP_REFRESHES of them (default 100; reading
+  // everything, the baseline, a tenth of that).
+  const char* refreshes_env = std::getenv("TTMEM_BENCH_TOP_REFRESHES");
+  const int refreshes = refreshes_env != nullptr ? std::max(1, std::atoi(refreshes_env)) : 100;
   for (int processes : ttmem::bench::galaxy_process_counts()) {
     benchmark::RegisterBenchmark("BM_TopRefreshGalaxy", BM_TopRefreshGalaxy)
         ->Args({processes, 0})
+        ->ArgNames({"processes", "incremental"})
+        ->Iterations(std::max(1, refreshes / 10))
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("BM_TopRefreshGalaxy", BM_TopRefreshGalaxy)
         ->Args({processes, 1})
         ->ArgNames({"processes", "incremental"})
+        ->Iterations(refreshes)
         ->Unit(benchmark::kMillisecond);
   }
   benchmark::RunSpecifiedBenchmarks();

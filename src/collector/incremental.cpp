@@ -203,9 +203,48 @@ class IncrementalFold::LiveSet {
   std::vector<uint64_t> slots_;
 };
 
+// What a process's CB records add to a snapshot, per chip and per tag and chip: kept until the
+// records change (CB sets change when programs are made or destroyed, not per op), where
+// remaking them from a Galaxy host's ten thousand CB records was a fifth of every refresh.
+struct IncrementalFold::CbFigures {
+  struct Part {
+    uint64_t records = 0;
+    uint64_t programs = 0;  // distinct programs (on a chip; unused per tag)
+    CbCoverage coverage;
+    // coverage.covered_bytes(base), kept for the base it was worked out for.
+    uint64_t covered_bytes(uint64_t base) const {
+      if (base != covered_base) {
+        covered = coverage.covered_bytes(base);
+        covered_base = base;
+      }
+      return covered;
+    }
+    mutable uint64_t covered_base = UINT64_MAX, covered = 0;
+  };
+  std::map<uint64_t, Part> chips;                  // by chip id
+  std::map<std::pair<int, uint64_t>, Part> tags;  // by tag index and chip id
+};
+
+IncrementalFold::CbFigures IncrementalFold::cb_figures_of(const std::vector<Live>& cbs) {
+  CbFigures f;
+  std::set<std::pair<uint64_t, uint64_t>> programs;  // chip id, program id
+  for (const Live& live : cbs) {
+    const pr::BufferRecord& rec = live.record;
+    CbFigures::Part& chip = f.chips[live.chip_id];
+    chip.records += 1;
+    chip.coverage.add(core_rect_of(rec.aux), rec.address + rec.size);
+    if (programs.emplace(live.chip_id, rec.buffer_id).second) chip.programs += 1;
+    CbFigures::Part& tag = f.tags[{live.tag, live.chip_id}];
+    tag.records += 1;
+    tag.coverage.add(core_rect_of(rec.aux), rec.address + rec.size);
+  }
+  return f;
+}
+
 struct IncrementalFold::Process {
   LiveSet buffers;        // CBs excluded
   std::vector<Live> cbs;  // a few hundred: programs x CBs x core ranges
+  std::optional<CbFigures> cb_figures;  // of `cbs`; reset whenever they change
   // The device slots its records were folded with: a device registered again with another
   // chip or geometry needs its records folded again (a full read).
   std::array<std::optional<pr::DeviceSlot>, pr::kMaxDevices> devices;
@@ -272,6 +311,7 @@ void IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::Dev
   const Live live{rec, reserved_bytes(rec, slot), slot.chip_id, tag_index(p, rec.tag, tags)};
   if (rec.kind == kCb) {
     p.cbs.push_back(live);
+    p.cb_figures.reset();
     return;
   }
   // One lookup per record: at a million live buffers each is a cache miss or two, the largest
@@ -349,6 +389,16 @@ void IncrementalFold::start_process(const std::string& key, const SegmentState& 
   auto& slot = processes_[key];
   slot = std::make_unique<Process>();
   slot->devices = state.devices;
+  // Room for what the counters say is live, so the live set is not regrown (and left up to
+  // twice its size) as the scan adds records. The counters are not trusted beyond the slots.
+  uint64_t live = 0;
+  for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
+    if (!state.devices[d]) continue;
+    for (uint32_t k = 0; k < kNumKinds; ++k) {
+      if (k != kCb) live += std::min<uint64_t>(state.counters[d][k].live_count, state.record_slots);
+    }
+  }
+  slot->buffers.reserve(size_t(std::min<uint64_t>(live + live / 64 + 16, state.record_slots)));
 }
 
 void IncrementalFold::add_read(const std::string& key, const SegmentState& state,
@@ -415,7 +465,9 @@ bool IncrementalFold::apply(const std::string& key, const SegmentState& state, u
   known = slot;
   const bool cb = ev.kind == kCb;
   auto erase_cbs = [&](auto&& which) {
-    std::erase_if(p.cbs, [&](const Live& l) { return l.record.device == device && which(l); });
+    if (std::erase_if(p.cbs, [&](const Live& l) { return l.record.device == device && which(l); })) {
+      p.cb_figures.reset();
+    }
   };
   switch (pr::EventType(ev.type)) {
     case pr::EventType::Alloc:
@@ -517,31 +569,26 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     p.buffers = proc.buffer_count;
     p.reserved = proc.reserved;
     p.requested = proc.requested;
-    // CB sets: what SnapshotFold::add and end_process do with them, over the live CB records.
-    std::unordered_map<size_t, CbCoverage> process_cbs;
-    std::vector<std::pair<size_t, uint64_t>> cb_programs;
-    for (const Live& live : proc.cbs) {
-      const pr::BufferRecord& rec = live.record;
-      const size_t m = device_index.at(live.chip_id);
-      s.devices[m].kinds[kCb].count += 1;
-      p.cbs += 1;
-      process_cbs[m].add(core_rect_of(rec.aux), rec.address + rec.size);
-      if (cb_programs.empty() || cb_programs.back() != std::pair{m, rec.buffer_id}) {
-        cb_programs.emplace_back(m, rec.buffer_id);
-      }
-      tags[size_t(live.tag)].buffers += 1;
-      tag_cbs[{size_t(live.tag), m}].add(core_rect_of(rec.aux), rec.address + rec.size);
-    }
-    for (const auto& [m, cbs] : process_cbs) {
-      const uint64_t covered = cbs.covered_bytes(s.devices[m].unreserved_base);
+    // CB sets: what SnapshotFold::add and end_process do with them, from the process's CB
+    // figures (remade only when its CB records changed).
+    if (!proc.cb_figures) proc.cb_figures = cb_figures_of(proc.cbs);
+    const CbFigures& cbf = *proc.cb_figures;
+    for (const auto& [chip_id, chip] : cbf.chips) {
+      const size_t m = device_index.at(chip_id);
+      s.devices[m].kinds[kCb].count += chip.records;
+      s.devices[m].cb_programs += chip.programs;
+      p.cbs += chip.records;
+      p.cb_programs += chip.programs;
+      const uint64_t covered = chip.covered_bytes(s.devices[m].unreserved_base);
       p.reserved[kCb] += covered;
       p.requested[kCb] += covered;
-      device_cbs[m].merge(cbs);
+      device_cbs[m].merge(chip.coverage);
     }
-    std::sort(cb_programs.begin(), cb_programs.end());
-    cb_programs.erase(std::unique(cb_programs.begin(), cb_programs.end()), cb_programs.end());
-    for (const auto& [m, program] : cb_programs) s.devices[m].cb_programs += 1;
-    p.cb_programs = cb_programs.size();
+    for (const auto& [tag_and_chip, tag] : cbf.tags) {
+      tags[size_t(tag_and_chip.first)].buffers += tag.records;
+      tag_cbs[{size_t(tag_and_chip.first), device_index.at(tag_and_chip.second)}].merge(
+          tag.coverage);
+    }
     p.torn_records = st.torn_records;
     p.corrupt_records = st.corrupt_records;
     for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {

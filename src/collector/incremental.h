@@ -129,6 +129,7 @@ class IncrementalFold {
   struct Tag;
   struct Live;
   class LiveSet;
+  struct CbFigures;
 
   void add(Process& p, const protocol::BufferRecord& rec, const protocol::DeviceSlot& slot,
            const TagText& tags);
@@ -136,6 +137,7 @@ class IncrementalFold {
   int tag_index(Process& p, uint32_t id, const TagText& tags);
   Chip& chip(uint64_t chip_id);
   static void list_process_buffers(const Process& proc, std::vector<BufferView>* out);
+  static CbFigures cb_figures_of(const std::vector<Live>& cbs);
   // Makes the free-space structures of a chip describe `view`'s bank regions, rebuilding one
   // from every process's ranges on the chip when its region changed.
   void align_regions(uint64_t chip_id, const DeviceView& view);

@@ -398,7 +398,10 @@ bool SegmentReader::read_events(uint32_t device, uint64_t from, uint64_t to,
   const auto* ring = at<pr::EventRecord>(base_, header_.rings_offset) + device * cap;
   bool complete = true;
   // `sink` sees private copies only (as in drain()): no frame of it is alive when a load faults.
-  std::vector<pr::EventRecord> events;
+  // The buffer is the reader's, reused: an incremental refresh of 56 processes calls this for
+  // each of their 32 devices with a few events each.
+  std::vector<pr::EventRecord>& events = event_buffer_;
+  events.clear();
   events.reserve(size_t(to - from));
   truncated_ = !guarded(base_, size_, [&] {
     for (uint64_t i = from; i < to && complete; ++i) {
@@ -423,6 +426,8 @@ bool SegmentReader::read_events(uint32_t device, uint64_t from, uint64_t to,
   });
   if (truncated_ || !complete) return false;
   for (const pr::EventRecord& ev : events) sink(device, ev);
+  // A reader that once caught up with a whole ring does not keep that much for good.
+  if (events.capacity() > 4096) std::vector<pr::EventRecord>().swap(events);
   return true;
 }
 

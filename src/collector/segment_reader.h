@@ -168,6 +168,7 @@ class SegmentReader {
     std::optional<protocol::DeviceSlot> slot;
   };
   mutable std::array<CachedSlot, protocol::kMaxDevices> slot_cache_{};
+  std::vector<protocol::EventRecord> event_buffer_;  // read_events()'s copies
 };
 
 template <class Visit>

@@ -186,7 +186,7 @@ collector::Snapshot Daemon::merged_snapshot(bool list_buffers) {
 }
 
 void Daemon::answer_requests() {
-  requests_->answer([this] { refresh_and_publish(); },
+  requests_->answer([this] { refresh_and_publish(/*drain_notifications=*/true); },
                     [this] {
                       auto listed = last_listing_.lock();
                       if (!listed || last_listing_publication_ != publications_) {
@@ -231,6 +231,8 @@ void Daemon::publish() {
     pub->legacy = legacy_->report();
     pub->legacy_kernel_bytes = legacy_->kernel_bytes();
   }
+  pub->refreshes = refreshes_;
+  pub->refresh_cpu_ns = refresh_cpu_ns_;
   ledger_.update(pub->snapshot);
   pub->totals = ledger_.totals();
   history_.sample(pub->snapshot);
@@ -248,9 +250,18 @@ bool Daemon::save_legacy_leaks() {
   return !processes.empty();
 }
 
-void Daemon::refresh_and_publish() {
-  collector_.refresh();
+uint64_t Daemon::refresh_and_publish(bool drain_notifications) {
+  const uint64_t cpu_before = thread_cpu_ns();
+  if (drain_notifications) {
+    collector_.wait(0);  // drains inotify, then refreshes
+  } else {
+    collector_.refresh();
+  }
+  refreshes_ += 1;
+  const uint64_t collect_cpu = thread_cpu_ns() - cpu_before;
+  refresh_cpu_ns_ += collect_cpu;
   publish();
+  return thread_cpu_ns() - cpu_before;
 }
 
 int Daemon::run(bool handle_signals) {
@@ -266,13 +277,22 @@ int Daemon::run(bool handle_signals) {
   bool dirty = false;
   uint64_t last_publish = monotonic_ns();
   uint64_t next_early_refresh = 0;
+  bool change_pending = false;  // a change seen that waits for next_early_refresh
   const int change_poll = int(options_.change_poll_ms);
   auto sooner = [](int timeout, int ms) { return timeout < 0 ? ms : std::min(timeout, ms); };
   while (running) {
     int timeout = -1;
     if (legacy_) timeout = legacy_->next_timeout_ms();
     if (dirty) timeout = sooner(timeout, 50);
-    if (change_poll > 0) timeout = sooner(timeout, change_poll);
+    if (change_poll > 0) {
+      timeout = sooner(timeout, change_poll);
+      // A change seen while early refreshes were held back is refreshed the moment they may
+      // start again, not at the next poll: up to a poll period sooner.
+      const uint64_t now = monotonic_ns();
+      if (change_pending && now < next_early_refresh) {
+        timeout = sooner(timeout, int((next_early_refresh - now + 999'999) / 1'000'000));
+      }
+    }
     epoll_event events[16];
     int n = ::epoll_wait(epoll_fd_, events, 16, timeout);
     if (n < 0 && errno != EINTR) break;
@@ -302,18 +322,17 @@ int Daemon::run(bool handle_signals) {
     }
     if (legacy_ && legacy_->poll(collector_.snapshot())) dirty = true;
     if (legacy_ && save_legacy_leaks()) refresh = true;  // the leak list changed
-    if (!refresh && change_poll > 0 && monotonic_ns() >= next_early_refresh &&
-        collector_.changed()) {
-      refresh = true;
+    if (!refresh && change_poll > 0 && (change_pending || collector_.changed())) {
+      change_pending = monotonic_ns() < next_early_refresh;
+      refresh = !change_pending;
     }
     if (refresh) {
-      uint64_t cpu_before = thread_cpu_ns();
-      collector_.wait(0);  // drains inotify, then refreshes
-      publish();
+      const uint64_t cpu = refresh_and_publish(/*drain_notifications=*/true);
       dirty = false;
+      change_pending = false;
       last_publish = monotonic_ns();
       // An early refresh waits nine times the CPU the last one took: at most 10 % of a core.
-      next_early_refresh = last_publish + 9 * (thread_cpu_ns() - cpu_before);
+      next_early_refresh = last_publish + 9 * cpu;
     } else if (dirty && monotonic_ns() - last_publish >= 50'000'000) {
       // Legacy messages changed the model: show them without waiting for the timer, but at most
       // 20 times a second however chatty the clients are.

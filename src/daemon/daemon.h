@@ -82,7 +82,9 @@ class Daemon {
   void stop();
 
  private:
-  void refresh_and_publish();
+  // Refreshes the collector (after draining its notifications if asked) and publishes; returns
+  // the thread CPU time both took.
+  uint64_t refresh_and_publish(bool drain_notifications = false);
   void publish();
   // The collector's snapshot with the legacy clients' processes merged in; with buffers listed
   // when `list_buffers` (an incremental collector builds them now).
@@ -105,6 +107,7 @@ class Daemon {
   ListSlots list_slots_;
   std::shared_ptr<EventLoopRequests> requests_ = std::make_shared<EventLoopRequests>();
   uint64_t publications_ = 0;
+  uint64_t refreshes_ = 0, refresh_cpu_ns_ = 0;  // Published::refreshes, refresh_cpu_ns
   std::weak_ptr<const collector::Snapshot> last_listing_;
   uint64_t last_listing_publication_ = 0;
   bool discovery_written_ = false;

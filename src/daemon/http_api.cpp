@@ -542,7 +542,8 @@ HttpResponse answer_request(const HttpRequest& req, const SnapshotBoard& board,
   if (req.path == "/metrics") {
     MetricsInput in{&pub->snapshot, &pub->totals, pub->legacy_connections,
                     pub->legacy_rejected_bytes,
-                    pub->legacy.is_null() ? nullptr : &pub->legacy_kernel_bytes};
+                    pub->legacy.is_null() ? nullptr : &pub->legacy_kernel_bytes,
+                    pub->refreshes, pub->refresh_cpu_ns};
     HttpResponse res;
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     res.body = render_metrics(in, options.metrics);

@@ -46,6 +46,9 @@ struct Published {
   uint64_t legacy_rejected_bytes = 0;
   nlohmann::json legacy;  // /api/v1/legacy (LegacyIngest::report()); null without legacy ingest
   std::map<uint32_t, uint64_t> legacy_kernel_bytes;  // by logical device, where not zero
+  // The collector's refreshes so far and the thread CPU time they took (publishing excluded).
+  uint64_t refreshes = 0;
+  uint64_t refresh_cpu_ns = 0;
 
   // /api/v1/status's body, made by the first request that asks for it and shared by the rest:
   // clients that poll (dashboards, `ttmem top --server`) cost one status per publication, not

@@ -100,6 +100,10 @@ class Writer {
   void sample(const char* name, const std::string& labels, int64_t value) {
     out_ += fmt::format("{}{{{}}} {}\n", name, labels, value);
   }
+  void sample(const char* name, const std::string& labels, double value) {
+    out_ += labels.empty() ? fmt::format("{} {}\n", name, value)
+                           : fmt::format("{}{{{}}} {}\n", name, labels, value);
+  }
   std::string take() { return std::move(out_); }
 
  private:
@@ -263,6 +267,13 @@ std::string render_metrics(const MetricsInput& in, const MetricsOptions& options
                                [&](const SegmentProblem& p) { return p.rejected == reason; }));
     w.sample("ttmem_segments_rejected", fmt::format("reason=\"{}\"", reason), n);
   }
+  w.family("ttmem_daemon_refreshes_total", "counter",
+           "Collector refreshes ttmemd made (each reads what the tracked processes reported).");
+  w.sample("ttmem_daemon_refreshes_total", "", in.refreshes);
+  w.family("ttmem_daemon_refresh_cpu_seconds_total", "counter",
+           "Thread CPU time ttmemd's collector refreshes took.");
+  w.sample("ttmem_daemon_refresh_cpu_seconds_total", "",
+           double(in.refresh_cpu_ns) / 1e9);
   w.family("ttmem_legacy_connections", "gauge", "Open legacy AllocMessage connections.");
   w.sample("ttmem_legacy_connections", "", in.legacy_connections);
   w.family("ttmem_legacy_rejected_bytes_total", "counter",

@@ -53,6 +53,9 @@ struct MetricsInput {
   uint64_t legacy_rejected_bytes = 0;
   // Kernel bytes legacy clients hold loaded, per logical device (none without legacy ingest).
   const std::map<uint32_t, uint64_t>* legacy_kernel_bytes = nullptr;
+  // ttmemd's own work: collector refreshes, and the thread CPU time they took.
+  uint64_t refreshes = 0;
+  uint64_t refresh_cpu_ns = 0;
 };
 
 std::string render_metrics(const MetricsInput& in, const MetricsOptions& options);
