@@ -211,6 +211,7 @@ class Collector {
   CbPeaks cb_peaks_;      // the fold's, kept from one refresh to the next
   std::unique_ptr<IncrementalFold> incremental_;  // with CollectorOptions::incremental
   TtMetalScan tt_metal_;  // tt-metal's counters as read by the last refresh
+  std::vector<IncrementalFold::DeviceEvent> event_batch_;  // read_incrementally()'s, reused
 };
 
 }  // namespace ttmem::collector

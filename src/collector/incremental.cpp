@@ -124,6 +124,21 @@ class IncrementalFold::LiveSet {
   std::vector<Live>::const_iterator begin() const { return records_.begin(); }
   std::vector<Live>::const_iterator end() const { return records_.end(); }
 
+  // Starts loading what find() will read first (its home slot), or second (the record).
+  void prefetch_slot(uint32_t device, uint64_t id) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash(device, id) & mask()]);
+  }
+  void prefetch_record(uint32_t device, uint64_t id) const {
+    if (slots_.empty()) return;
+    const uint32_t h = hash(device, id);
+    for (size_t i = h & mask(); slots_[i] != 0; i = (i + 1) & mask()) {
+      if (uint32_t(slots_[i] >> 32) == h) {
+        __builtin_prefetch(&records_[size_t(uint32_t(slots_[i])) - 1]);
+        return;
+      }
+    }
+  }
+
   Live* find(uint32_t device, uint64_t id) {
     if (slots_.empty()) return nullptr;
     const uint32_t h = hash(device, id);
@@ -455,14 +470,35 @@ bool same_device(const pr::DeviceSlot& a, const pr::DeviceSlot& b) {
 bool IncrementalFold::apply(const std::string& key, const SegmentState& state, uint32_t device,
                             const pr::EventRecord& ev, const TagText& tags) {
   auto found = processes_.find(key);
-  if (found == processes_.end() || device >= pr::kMaxDevices || !state.devices[device]) {
-    return false;
-  }
+  return found != processes_.end() && apply_to(*found->second, state, device, ev, tags);
+}
+
+bool IncrementalFold::apply_all(const std::string& key, const SegmentState& state,
+                                const std::vector<DeviceEvent>& events, const TagText& tags) {
+  auto found = processes_.find(key);
+  if (found == processes_.end()) return false;
   Process& p = *found->second;
+  // At a million live buffers nearly every lookup misses the cache. Asked for ahead, the
+  // misses of a batch overlap instead of following one another: first the index slots, then
+  // (once those are on their way) the records a free will read.
+  for (const auto& [device, ev] : events) p.buffers.prefetch_slot(device, ev.buffer_id);
+  for (const auto& [device, ev] : events) {
+    if (ev.type == uint8_t(pr::EventType::Free)) p.buffers.prefetch_record(device, ev.buffer_id);
+  }
+  for (const auto& [device, ev] : events) {
+    if (!apply_to(p, state, device, ev, tags)) return false;
+  }
+  return true;
+}
+
+bool IncrementalFold::apply_to(Process& p, const SegmentState& state, uint32_t device,
+                               const pr::EventRecord& ev, const TagText& tags) {
+  if (device >= pr::kMaxDevices || !state.devices[device]) return false;
   const pr::DeviceSlot& slot = *state.devices[device];
   std::optional<pr::DeviceSlot>& known = p.devices[device];
   if (known && !same_device(*known, slot)) return false;
-  known = slot;
+  // Copied (512 bytes) only when written again since: its sequence moved.
+  if (!known || known->seq != slot.seq) known = slot;
   const bool cb = ev.kind == kCb;
   auto erase_cbs = [&](auto&& which) {
     if (std::erase_if(p.cbs, [&](const Live& l) { return l.record.device == device && which(l); })) {

@@ -107,6 +107,12 @@ class IncrementalFold {
   // reads the process again.
   bool apply(const std::string& key, const SegmentState& state, uint32_t device,
              const protocol::EventRecord& event, const TagText& tags);
+  // The events of a refresh, in order, as apply() takes them one by one: false at the first
+  // that does not validate (those before it stay applied; the caller reads the process again).
+  // Faster than one by one: the batch's cache misses overlap.
+  using DeviceEvent = std::pair<uint32_t, protocol::EventRecord>;
+  bool apply_all(const std::string& key, const SegmentState& state,
+                 const std::vector<DeviceEvent>& events, const TagText& tags);
   void remove_process(const std::string& key);
   // Forgets every process whose key is not in `keys` (their segments left the collector).
   void forget_all_but(const std::set<std::string>& keys);
@@ -138,6 +144,8 @@ class IncrementalFold {
   Chip& chip(uint64_t chip_id);
   static void list_process_buffers(const Process& proc, std::vector<BufferView>* out);
   static CbFigures cb_figures_of(const std::vector<Live>& cbs);
+  bool apply_to(Process& p, const SegmentState& state, uint32_t device,
+                const protocol::EventRecord& event, const TagText& tags);
   // Makes the free-space structures of a chip describe `view`'s bank regions, rebuilding one
   // from every process's ranges on the chip when its region changed.
   void align_regions(uint64_t chip_id, const DeviceView& view);

@@ -431,6 +431,18 @@ bool SegmentReader::read_events(uint32_t device, uint64_t from, uint64_t to,
   return true;
 }
 
+void SegmentReader::prefetch_events(uint32_t device, uint64_t from, uint64_t to) const {
+  const uint64_t cap = header_.ring_capacity;
+  if (truncated_ || device >= pr::kMaxDevices || to <= from || cap == 0) return;
+  const auto* ring = at<pr::EventRecord>(base_, header_.rings_offset) + device * cap;
+  to = std::min(to, from + 256);
+  for (uint64_t i = from; i < to; ++i) {
+    const char* slot = reinterpret_cast<const char*>(&ring[i & (cap - 1)]);
+    __builtin_prefetch(slot);
+    __builtin_prefetch(slot + sizeof(pr::EventRecord) - 1);
+  }
+}
+
 uint64_t SegmentReader::dropped_total() const {
   uint64_t total = 0;
   for (uint64_t v : dropped_) total += v;

@@ -133,6 +133,10 @@ class SegmentReader {
   // backwards, or the file was truncated): the reader missed part of the history and must read
   // the present in full. Unlike drain(), keeps no cursor of its own.
   bool read_events(uint32_t device, uint64_t from, uint64_t to, const EventSink& sink);
+  // Starts loading the ring slots of events [from, to) of `device` (at most the first 256),
+  // for a reader about to read several devices' events: their cache misses then overlap.
+  // Never faults (a prefetch does not), whatever the mapping.
+  void prefetch_events(uint32_t device, uint64_t from, uint64_t to) const;
 
  private:
   SegmentReader() = default;
