@@ -1,4 +1,4 @@
-// The Galaxy serving load of issue #21 for benchmarks: `ttmem sim llama-70b-galaxy --processes
+// The Galaxy serving load for benchmarks: `ttmem sim llama-70b-galaxy --processes
 // N` (Llama-3.1-70B on 32 chips, 18,144 live buffers a process, a decode op every 50 ms per
 // process) started into a segment directory and held while the benchmark runs.
 //

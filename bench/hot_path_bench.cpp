@@ -186,8 +186,8 @@ void BM_LegacyMutexMapSocket(benchmark::State& state) {
 
 // ---------------------------------------------------------------------------------------------
 // Second baseline: a model of tt-metal's own default-on per-chip counters (PR #37218, the
-// DeviceMemoryRegion of protocol/tt_metal_shm.h), written from its public behaviour as issue #21
-// describes it. Per event: getpid() (a system call), a relaxed fetch_add on the chip total, a
+// DeviceMemoryRegion of protocol/tt_metal_shm.h), written from its public behaviour.
+// Per event: getpid() (a system call), a relaxed fetch_add on the chip total, a
 // scan of the chip slots for the chip, system_clock::now() twice, a scan of the 64 process slots
 // for this process, and on free compare-and-swap loops that keep the counters from going below
 // zero. The region is shared memory, as tt-metal's file is; this process's slot is the last of
@@ -610,7 +610,7 @@ void BM_FreshnessDaemon(benchmark::State& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Galaxy scale (issue #21): 32 chips, `ttmem sim llama-70b-galaxy --processes N` holding the live
+// Galaxy scale: 32 chips, `ttmem sim llama-70b-galaxy --processes N` holding the live
 // set with a decode op every 50 ms per process (galaxy_load.h). The argument is N; each
 // benchmark reports the live buffers it ran over.
 

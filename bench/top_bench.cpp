@@ -212,7 +212,7 @@ void BM_CollectorRefresh(benchmark::State& state) {
 }
 BENCHMARK(BM_CollectorRefresh)->Unit(benchmark::kMillisecond);
 
-// The overview at Galaxy scale (issue #21): 32 chips, `ttmem sim llama-70b-galaxy --processes N`
+// The overview at Galaxy scale: 32 chips, `ttmem sim llama-70b-galaxy --processes N`
 // holding the live set under churn (galaxy_load.h), in a directory of its own; the collector
 // incremental (second argument 1, as `ttmem top` runs) or reading everything at each refresh
 // (0). Needs TTMEM_BENCH_CLI (the ttmem binary).

@@ -45,7 +45,7 @@ def main(path):
                                                    "BM_LegacyMutexMapSocket/real_time/threads:1"),
         "two_threads_speedup_vs_baseline": ratio("BM_ClientAllocFree/real_time/threads:2",
                                                  "BM_LegacyMutexMapSocket/real_time/threads:2"),
-        # The second baseline: a model of tt-metal's own default-on counters (issue #21).
+        # The second baseline: a model of tt-metal's own default-on counters.
         "single_thread_speedup_vs_tt_metal_counters": ratio(
             "BM_ClientAllocFree/real_time/threads:1", "BM_TtMetalCounterModel/real_time/threads:1"),
         "two_threads_speedup_vs_tt_metal_counters": ratio(

@@ -1,4 +1,4 @@
-// Incremental collection (issue #21): the fold's figures kept up to date from the event rings,
+// Incremental collection: the fold's figures kept up to date from the event rings,
 // so a long-lived collector's refresh costs what changed, not what is live.
 //
 // A process is read in full once (its records, with the ring heads taken before the slab scan);

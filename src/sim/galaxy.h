@@ -1,5 +1,5 @@
 // Llama-3.1-70B served on a Galaxy (32 chips) by many processes at once: the live set and the
-// constant churn the collector must keep up with at a million live buffers (issue #21).
+// constant churn the collector must keep up with at a million live buffers.
 #pragma once
 
 #include <cstdint>
