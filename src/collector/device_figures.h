@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -15,6 +16,28 @@
 #include "protocol/segment.h"
 
 namespace ttmem::collector {
+
+// A process's counters on one of its devices (`chip_id`), as its segment keeps them, added to
+// the device's view and the process's: lifetime allocs and frees, peaks, events lost.
+inline void add_device_counters(DeviceView& v, ProcessView& p, uint64_t chip_id,
+                                const std::array<protocol::KindCounters, kNumKinds>& counters,
+                                uint64_t dropped_events) {
+  ProcessDeviceTotals totals;
+  totals.chip_id = chip_id;
+  for (uint32_t k = 0; k < kNumKinds; ++k) {
+    const protocol::KindCounters& c = counters[k];
+    // A process's CB counters add overlapping sets: the CB peak is the fold's own.
+    if (k != uint32_t(Kind::Cb)) v.kinds[k].peak += c.peak_reserved;
+    v.kinds[k].total_allocs += c.total_allocs;
+    v.kinds[k].total_frees += c.total_frees;
+    totals.allocs[k] = c.total_allocs;
+    totals.frees[k] = c.total_frees;
+  }
+  v.dropped_events += dropped_events;
+  p.dropped_events += dropped_events;
+  totals.dropped_events = dropped_events;
+  p.device_totals.push_back(totals);
+}
 
 // One live record as the snapshot lists it, for process `p`, its device slot `slot`.
 inline void fill_buffer_view(BufferView& b, const ProcessView& p,

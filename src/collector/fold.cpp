@@ -174,22 +174,8 @@ void SnapshotFold::end_process(const std::array<uint64_t, pr::kMaxDevices>& drop
   // After the records: a scan in place may have found devices the read had not.
   for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
     if (!st.devices[d]) continue;
-    DeviceView& v = s_.devices[model_device(d)];
-    ProcessDeviceTotals totals;
-    totals.chip_id = st.devices[d]->chip_id;
-    for (uint32_t k = 0; k < kNumKinds; ++k) {
-      const pr::KindCounters& c = st.counters[d][k];
-      // A process's CB counters add overlapping sets: the CB peak is the fold's own.
-      if (k != kCb) v.kinds[k].peak += c.peak_reserved;
-      v.kinds[k].total_allocs += c.total_allocs;
-      v.kinds[k].total_frees += c.total_frees;
-      totals.allocs[k] = c.total_allocs;
-      totals.frees[k] = c.total_frees;
-    }
-    v.dropped_events += dropped_events[d];
-    p.dropped_events += dropped_events[d];
-    totals.dropped_events = dropped_events[d];
-    p.device_totals.push_back(totals);
+    add_device_counters(s_.devices[model_device(d)], p, st.devices[d]->chip_id, st.counters[d],
+                        dropped_events[d]);
   }
   s_.dropped_events += p.dropped_events;
   s_.processes.push_back(std::move(p));

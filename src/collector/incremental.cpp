@@ -629,21 +629,9 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     p.corrupt_records = st.corrupt_records;
     for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
       if (!st.devices[d]) continue;
-      DeviceView& v = s.devices[device_index.at(st.devices[d]->chip_id)];
-      ProcessDeviceTotals totals;
-      totals.chip_id = st.devices[d]->chip_id;
-      for (uint32_t k = 0; k < kNumKinds; ++k) {
-        const pr::KindCounters& c = st.counters[d][k];
-        if (k != kCb) v.kinds[k].peak += c.peak_reserved;
-        v.kinds[k].total_allocs += c.total_allocs;
-        v.kinds[k].total_frees += c.total_frees;
-        totals.allocs[k] = c.total_allocs;
-        totals.frees[k] = c.total_frees;
-      }
-      v.dropped_events += in.dropped_events[d];
-      p.dropped_events += in.dropped_events[d];
-      totals.dropped_events = in.dropped_events[d];
-      p.device_totals.push_back(totals);
+      const uint64_t chip_id = st.devices[d]->chip_id;
+      add_device_counters(s.devices[device_index.at(chip_id)], p, chip_id, st.counters[d],
+                          in.dropped_events[d]);
     }
     s.dropped_events += p.dropped_events;
     if (list_buffers) list_process_buffers(proc, &s.buffers);
