@@ -171,15 +171,19 @@ class IncrementalFold::LiveSet {
   }
 
  private:
-  // The murmur3 finaliser over the id, the device folded in: ids are often dense.
+  // Ids in runs of eight share a cache line of the index: buffers are numbered from one
+  // counter per process (a mesh op's copies on each device get consecutive ids) and freed
+  // soon after, so the churn of a refresh touches a few lines, not one per event. The runs are
+  // spread by the murmur3 finaliser (ids are often dense); the device picks the place within
+  // the run's line, so one id on several devices (at most 64) stays there too.
   static uint32_t hash(uint32_t device, uint64_t id) {
-    uint64_t h = id * 0x9e3779b97f4a7c15ULL + device;
+    uint64_t h = (id >> 3) * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
-    return uint32_t(h);
+    return uint32_t((h << 3) | ((id + device) & 7));
   }
   size_t mask() const { return slots_.size() - 1; }
   // A slot: the hash in the high half (home slot and a cheap first comparison), the record's
