@@ -130,24 +130,6 @@ void push_event(DeviceState& dev, const pr::EventRecord& ev) {
   pr::store_word(&dev.shared_head->head, idx + 1, std::memory_order_release);
 }
 
-pr::EventRecord event_from(pr::EventType type, const pr::BufferRecord& r) {
-  pr::EventRecord ev{};
-  ev.type = uint8_t(type);
-  ev.kind = r.kind;
-  ev.layout = r.layout;
-  ev.tag = r.tag;
-  ev.buffer_id = r.buffer_id;
-  ev.address = r.address;
-  ev.size = r.size;
-  ev.size_per_bank = r.size_per_bank;
-  ev.num_banks = r.num_banks;
-  ev.num_cores = r.num_cores;
-  // A CB has no pages; its event carries the core rectangle instead, so history alone gives
-  // which cores it covers (protocol.md, EventRecord).
-  ev.page_size = r.kind == uint8_t(Kind::Cb) ? r.aux : r.page_size;
-  ev.time_ns = r.time_ns;
-  return ev;
-}
 
 // Frees the live buffer in `slot` (already removed from the index).
 void free_slot_locked(DeviceState& dev, uint32_t slot, uint64_t now) {
@@ -155,7 +137,7 @@ void free_slot_locked(DeviceState& dev, uint32_t slot, uint64_t now) {
   clear_record(slot);
   count_free(dev, r.kind, r.size, reserved_of(dev, r));
   r.time_ns = now;
-  push_event(dev, event_from(pr::EventType::Free, r));
+  push_event(dev, pr::event_of(pr::EventType::Free, r));
   give_slot(dev, slot);
 }
 
@@ -446,7 +428,7 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
   }
   write_record(slot, r);
   count_alloc(*dev, r.kind, r.size, reserved);
-  push_event(*dev, event_from(pr::EventType::Alloc, r));
+  push_event(*dev, pr::event_of(pr::EventType::Alloc, r));
   return TTMEM_OK;
 }
 
@@ -500,9 +482,8 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
     // From the record, as readers compute it, so the counters and every reader agree.
     const uint64_t reserved = reserved_of(*dev, r);
     count_alloc(*dev, r.kind, reserved, reserved);
-    pr::EventRecord ev = event_from(pr::EventType::CbAlloc, r);
-    ev.page_size = r.aux;  // the core range: recordings rebuild what CB sets cover from it
-    push_event(*dev, ev);
+    // Carries the core range: recordings rebuild what CB sets cover from it.
+    push_event(*dev, pr::event_of(pr::EventType::CbAlloc, r));
   }
   return TTMEM_OK;
 }

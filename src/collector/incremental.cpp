@@ -441,30 +441,6 @@ void IncrementalFold::reset_process(const std::string& key, const SegmentState& 
 
 namespace {
 
-// The record an alloc event describes, as the client wrote it into the slab (protocol/segment.h:
-// a CB event carries its core range where a buffer's carries its page size).
-pr::BufferRecord record_of(uint32_t device, const pr::EventRecord& ev) {
-  pr::BufferRecord r{};
-  r.device = uint8_t(device);
-  r.kind = ev.kind;
-  r.layout = ev.layout;
-  r.flags = pr::kRecordLive;
-  r.buffer_id = ev.buffer_id;
-  r.address = ev.address;
-  r.size = ev.size;
-  r.size_per_bank = ev.size_per_bank;
-  r.tag = ev.tag;
-  r.num_banks = ev.num_banks;
-  r.num_cores = ev.num_cores;
-  if (ev.kind == kCb) {
-    r.aux = ev.page_size;
-  } else {
-    r.page_size = ev.page_size;
-  }
-  r.time_ns = ev.time_ns;
-  return r;
-}
-
 bool same_device(const pr::DeviceSlot& a, const pr::DeviceSlot& b) {
   return a.chip_id == b.chip_id && std::memcmp(a.kinds, b.kinds, sizeof a.kinds) == 0;
 }
@@ -518,7 +494,7 @@ bool IncrementalFold::apply_to(Process& p, const SegmentState& state, uint32_t d
           ev.tag >= pr::kStringCapacity || ev.address > UINT64_MAX - ev.size_per_bank) {
         return false;
       }
-      const pr::BufferRecord rec = record_of(device, ev);
+      const pr::BufferRecord rec = pr::record_of(device, ev);
       if (cb) {
         erase_cbs([&](const Live& l) {
           return l.record.buffer_id == rec.buffer_id && l.record.address == rec.address &&

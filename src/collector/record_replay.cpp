@@ -61,22 +61,7 @@ class ReplayEngine {
     RecordedBuffer b;
     b.process = e.process;
     b.device = e.device;
-    b.record.device = uint8_t(e.device);
-    b.record.kind = ev.kind;
-    b.record.layout = ev.layout;
-    b.record.flags = pr::kRecordLive;
-    b.record.buffer_id = ev.buffer_id;
-    b.record.address = ev.address;
-    b.record.size = ev.size;
-    b.record.size_per_bank = ev.size_per_bank;
-    // A CB event carries its core rectangle where other events carry the page size.
-    const bool cb = ev.kind == uint8_t(Kind::Cb);
-    b.record.page_size = cb ? 0 : ev.page_size;
-    b.record.aux = cb ? ev.page_size : 0;
-    b.record.tag = ev.tag;
-    b.record.num_banks = ev.num_banks;
-    b.record.num_cores = ev.num_cores;
-    b.record.time_ns = ev.time_ns;
+    b.record = pr::record_of(e.device, ev);
     b.reserved = r_.reserved_of(e.process, e.device, ev.kind, ev.size, ev.size_per_bank,
                                 ev.num_cores);
     return b;

@@ -338,6 +338,48 @@ struct EventRecord {
 };
 static_assert(sizeof(EventRecord) == 64);
 
+// The event that reports record `r`, and the record an alloc event describes: the one place
+// the two layouts meet. A CB has no pages: its events carry its core rectangle (the record's
+// `aux`) in `page_size`, so history alone says which cores it covers.
+inline EventRecord event_of(EventType type, const BufferRecord& r) {
+  EventRecord ev{};
+  ev.type = uint8_t(type);
+  ev.kind = r.kind;
+  ev.layout = r.layout;
+  ev.tag = r.tag;
+  ev.buffer_id = r.buffer_id;
+  ev.address = r.address;
+  ev.size = r.size;
+  ev.size_per_bank = r.size_per_bank;
+  ev.num_banks = r.num_banks;
+  ev.num_cores = r.num_cores;
+  ev.page_size = r.kind == uint8_t(Kind::Cb) ? r.aux : r.page_size;
+  ev.time_ns = r.time_ns;
+  return ev;
+}
+
+inline BufferRecord record_of(uint32_t device, const EventRecord& ev) {
+  BufferRecord r{};
+  r.device = uint8_t(device);
+  r.kind = ev.kind;
+  r.layout = ev.layout;
+  r.flags = kRecordLive;
+  r.buffer_id = ev.buffer_id;
+  r.address = ev.address;
+  r.size = ev.size;
+  r.size_per_bank = ev.size_per_bank;
+  r.tag = ev.tag;
+  r.num_banks = ev.num_banks;
+  r.num_cores = ev.num_cores;
+  if (ev.kind == uint8_t(Kind::Cb)) {
+    r.aux = ev.page_size;
+  } else {
+    r.page_size = ev.page_size;
+  }
+  r.time_ns = ev.time_ns;
+  return r;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Layout: the one place offsets are computed. The client writes them into the header; the
 // collector recomputes them from the header's capacities and rejects a header that disagrees.

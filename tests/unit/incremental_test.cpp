@@ -124,20 +124,7 @@ struct Client {
   std::vector<pr::BufferRecord>& records() { return in.state.records; }
 
   void push(uint32_t device, pr::EventType type, const pr::BufferRecord& r) {
-    pr::EventRecord ev{};
-    ev.type = uint8_t(type);
-    ev.kind = r.kind;
-    ev.layout = r.layout;
-    ev.tag = r.tag;
-    ev.buffer_id = r.buffer_id;
-    ev.address = r.address;
-    ev.size = r.size;
-    ev.size_per_bank = r.size_per_bank;
-    ev.num_banks = r.num_banks;
-    ev.num_cores = r.num_cores;
-    ev.page_size = r.kind == kCb ? r.aux : r.page_size;
-    ev.time_ns = r.time_ns;
-    events.emplace_back(device, ev);
+    events.emplace_back(device, pr::event_of(type, r));
   }
 
   // A DRAM buffer at `address`, `per_bank` bytes a bank.
