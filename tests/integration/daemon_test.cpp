@@ -111,6 +111,12 @@ TEST(DaemonApi, RejectsHostileParametersWithAdvice) {
   TempDir dir;
   Ttmemd d(dir.path());
   auto load = start_testload(dir.path(), dir.path() + "/truth", 3, 2);
+  // The answers name the tracked devices: wait until the daemon has read them.
+  ASSERT_EQ(eventually([&]() -> std::string {
+              return get_json(d.url(), "/api/v1/devices").at("devices").size() == 2 ? ""
+                                                                                   : "not yet";
+            }),
+            "");
   struct Case {
     const char* path;
     int status;
