@@ -16,6 +16,13 @@
 
 namespace ttmem::collector {
 
+// What a chip's CB sets take of its L1: the bytes they cover (summed over cores) and the highest
+// CB end (the base when there are none).
+struct CbRegion {
+  uint64_t covered_bytes = 0;
+  uint64_t end = 0;
+};
+
 struct CoreRect {
   uint8_t x0 = 0, y0 = 0, x1 = 0, y1 = 0;  // inclusive
 };
@@ -31,6 +38,7 @@ class CbCoverage {
   uint64_t region_end(uint64_t base) const;
   // Sum over cores of (highest CB end on the core - base): the L1 bytes the CB region covers.
   uint64_t covered_bytes(uint64_t base) const;
+  CbRegion region(uint64_t base) const { return {covered_bytes(base), region_end(base)}; }
 
  private:
   static uint32_t key(CoreRect r) {

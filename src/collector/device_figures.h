@@ -58,15 +58,15 @@ inline bool has_bank_map(uint32_t kind) {
   return kind != uint32_t(Kind::Cb) && kind != uint32_t(Kind::SystemMemory);
 }
 
-// Completes a chip whose counts and bytes are summed: the CB figures from the coverage of every
-// process's CB sets (the peak kept in *cb_peaks), peaks, free space per kind from
+// Completes a chip whose counts and bytes are summed: the CB figures from the region of every
+// process's CB sets taken together (the peak kept in *cb_peaks), peaks, free space per kind from
 // free_space_of(kind) (kinds with a bank map), the CB region and the clash margin.
 template <class FreeSpaceOf>
-void finish_device(DeviceView& v, const CbCoverage& cbs, CbPeaks* cb_peaks,
+void finish_device(DeviceView& v, const CbRegion& cbs, CbPeaks* cb_peaks,
                    FreeSpaceOf&& free_space_of) {
   constexpr uint32_t kCb = uint32_t(Kind::Cb);
   KindUsage& cb = v.kinds[kCb];
-  cb.reserved = cb.requested = cbs.covered_bytes(v.unreserved_base);
+  cb.reserved = cb.requested = cbs.covered_bytes;
   uint64_t& cb_peak = (*cb_peaks)[v.chip_id];
   cb_peak = std::max(cb_peak, cb.reserved);
   cb.peak = cb_peak;
@@ -82,7 +82,7 @@ void finish_device(DeviceView& v, const CbCoverage& cbs, CbPeaks* cb_peaks,
   }
   // The CB region grows up from the unreserved base toward the lowest L1 buffer.
   const KindUsage& l1 = v.kinds[uint32_t(Kind::L1)];
-  v.cb_region_end = cbs.region_end(v.unreserved_base);
+  v.cb_region_end = cbs.end;
   if (!v.has_l1_buffers) v.lowest_l1_address = l1.bank_base + l1.bank_size;
   v.clash_margin = int64_t(v.lowest_l1_address) - int64_t(v.cb_region_end);
   cb.largest_free_block = v.clash_margin > 0 ? uint64_t(v.clash_margin) : 0;

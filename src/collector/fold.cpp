@@ -190,7 +190,8 @@ Snapshot SnapshotFold::finish(CbPeaks* cb_peaks) {
     s.tags[tag].reserved[kCb] += cbs.covered_bytes(s.devices[m].unreserved_base);
   }
   for (size_t i = 0; i < s.devices.size(); ++i) {
-    finish_device(s.devices[i], device_cbs_[i], cb_peaks, [&](uint32_t k) {
+    finish_device(s.devices[i], device_cbs_[i].region(s.devices[i].unreserved_base), cb_peaks,
+                  [&](uint32_t k) {
       const KindUsage& ku = s.devices[i].kinds[k];
       return free_space(ranges_[i][k], ku.bank_base, ku.bank_base + ku.bank_size);
     });

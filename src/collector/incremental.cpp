@@ -107,22 +107,46 @@ struct IncrementalFold::Live {
   pr::BufferRecord record;
   uint64_t reserved;
   uint64_t chip_id;
-  int tag;  // index into tags_
+  int tag;            // index into tags_
+  bool hole = false;  // in a LiveSet: a freed place, for the next insert
 };
 
 // A process's live buffers (CBs excluded) by device and buffer id: the records in one array and
 // an open-addressing index of their positions (linear probing, at most half full). Applying an
 // event at a million live buffers is mostly waiting for memory: a lookup here touches one index
 // slot and the record, where a node-based map touched a bucket, a node or two and the chain.
+//
+// A freed record leaves a hole that the next insert fills: moving the last record into it
+// instead cost two more index lookups per free, each a likely miss.
 class IncrementalFold::LiveSet {
  public:
-  size_t size() const { return records_.size(); }
+  // Visits the records, skipping holes.
+  class const_iterator {
+   public:
+    using Base = std::vector<Live>::const_iterator;
+    const_iterator(Base at, Base end) : at_(at), end_(end) { skip_holes(); }
+    const Live& operator*() const { return *at_; }
+    const_iterator& operator++() {
+      ++at_;
+      skip_holes();
+      return *this;
+    }
+    bool operator!=(const const_iterator& other) const { return at_ != other.at_; }
+
+   private:
+    void skip_holes() {
+      while (at_ != end_ && at_->hole) ++at_;
+    }
+    Base at_, end_;
+  };
+
+  size_t size() const { return records_.size() - holes_.size(); }
   void reserve(size_t n) {
     records_.reserve(n);
     if (2 * n > slots_.size()) rehash(2 * n);
   }
-  std::vector<Live>::const_iterator begin() const { return records_.begin(); }
-  std::vector<Live>::const_iterator end() const { return records_.end(); }
+  const_iterator begin() const { return {records_.begin(), records_.end()}; }
+  const_iterator end() const { return {records_.end(), records_.end()}; }
 
   // Starts loading what find() will read first (its home slot), or second (the record).
   void prefetch_slot(uint32_t device, uint64_t id) const {
@@ -152,22 +176,27 @@ class IncrementalFold::LiveSet {
   // The record of `live`'s buffer: found (second false) or added as `live` (second true).
   std::pair<Live*, bool> insert(const Live& live) {
     if (Live* known = find(live.record.device, live.record.buffer_id)) return {known, false};
-    if (2 * (records_.size() + 1) > slots_.size()) rehash(std::max<size_t>(64, 2 * slots_.size()));
-    records_.push_back(live);
-    place(records_.size() - 1);
-    return {&records_.back(), true};
+    if (2 * (size() + 1) > slots_.size()) rehash(std::max<size_t>(64, 2 * slots_.size()));
+    size_t index = records_.size();
+    if (holes_.empty()) {
+      records_.push_back(live);
+    } else {
+      index = holes_.back();  // the most recently freed: likely still in cache
+      holes_.pop_back();
+      records_[index] = live;
+    }
+    place(index);
+    return {&records_[index], true};
   }
-  // Removes a record find() or insert() returned; the last record moves into its place.
+  // Removes a record find() or insert() returned, leaving a hole.
   void erase(const Live* live) {
     const size_t index = size_t(live - records_.data());
     unplace(index);
-    const size_t last = records_.size() - 1;
-    if (index != last) {
-      unplace(last);
-      records_[index] = records_[last];
-      place(index);
-    }
-    records_.pop_back();
+    records_[index].hole = true;
+    holes_.push_back(index);
+    // Mostly holes (a process freed most of what it held): packed again, so that visiting the
+    // records costs what is live.
+    if (holes_.size() > 1024 && 2 * holes_.size() > records_.size()) pack();
   }
 
  private:
@@ -215,11 +244,19 @@ class IncrementalFold::LiveSet {
     size_t n = 64;
     while (n < want) n *= 2;
     slots_.assign(n, 0);
-    for (size_t r = 0; r < records_.size(); ++r) place(r);
+    for (size_t r = 0; r < records_.size(); ++r) {
+      if (!records_[r].hole) place(r);
+    }
+  }
+  void pack() {
+    std::erase_if(records_, [](const Live& live) { return live.hole; });
+    holes_.clear();
+    rehash(2 * records_.size());
   }
 
   std::vector<Live> records_;
   std::vector<uint64_t> slots_;
+  std::vector<uint32_t> holes_;  // indexes into records_
 };
 
 // What a process's CB records add to a snapshot, per chip and per tag and chip: kept until the
@@ -230,15 +267,16 @@ struct IncrementalFold::CbFigures {
     uint64_t records = 0;
     uint64_t programs = 0;  // distinct programs (on a chip; unused per tag)
     CbCoverage coverage;
-    // coverage.covered_bytes(base), kept for the base it was worked out for.
-    uint64_t covered_bytes(uint64_t base) const {
-      if (base != covered_base) {
-        covered = coverage.covered_bytes(base);
-        covered_base = base;
+    // coverage.region(base), kept for the base it was worked out for.
+    const CbRegion& region(uint64_t base) const {
+      if (base != region_base) {
+        cached_region = coverage.region(base);
+        region_base = base;
       }
-      return covered;
+      return cached_region;
     }
-    mutable uint64_t covered_base = UINT64_MAX, covered = 0;
+    mutable uint64_t region_base = UINT64_MAX;
+    mutable CbRegion cached_region;
   };
   std::map<uint64_t, Part> chips;                  // by chip id
   std::map<std::pair<int, uint64_t>, Part> tags;  // by tag index and chip id
@@ -259,6 +297,16 @@ IncrementalFold::CbFigures IncrementalFold::cb_figures_of(const std::vector<Live
   }
   return f;
 }
+
+// Every process's CB figures of a snapshot merged per chip and per tag and chip. Merging 56
+// processes' coverage of 32 chips at every refresh was a sixth of `ttmem top`'s refresh at a
+// million buffers, and CB sets change when programs are made or destroyed, not per op.
+struct IncrementalFold::CbTotals {
+  uint64_t generation = 0;  // cb_generation_ when made
+  std::vector<Process*> members;
+  std::unordered_map<uint64_t, CbFigures::Part> chips;              // by chip id
+  std::map<std::pair<int, uint64_t>, CbFigures::Part> tags;  // by tag index and chip id
+};
 
 struct IncrementalFold::Process {
   LiveSet buffers;        // CBs excluded
@@ -330,7 +378,7 @@ void IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::Dev
   const Live live{rec, reserved_bytes(rec, slot), slot.chip_id, tag_index(p, rec.tag, tags)};
   if (rec.kind == kCb) {
     p.cbs.push_back(live);
-    p.cb_figures.reset();
+    cbs_changed(p);
     return;
   }
   // One lookup per record: at a million live buffers each is a cache miss or two, the largest
@@ -392,7 +440,35 @@ void IncrementalFold::remove_process(const std::string& key) {
   if (it == processes_.end()) return;
   Process& p = *it->second;
   for (const Live& live : p.buffers) remove(p, live);
+  cbs_changed(p);  // a new Process may take its address
   processes_.erase(it);
+}
+
+void IncrementalFold::cbs_changed(Process& p) {
+  p.cb_figures.reset();
+  ++cb_generation_;
+}
+
+const IncrementalFold::CbTotals& IncrementalFold::cb_totals(const std::vector<Process*>& members) {
+  if (cb_totals_ && cb_totals_->generation == cb_generation_ && cb_totals_->members == members) {
+    return *cb_totals_;
+  }
+  auto totals = std::make_unique<CbTotals>();
+  totals->generation = cb_generation_;
+  totals->members = members;
+  for (Process* proc : members) {
+    if (!proc->cb_figures) proc->cb_figures = cb_figures_of(proc->cbs);
+    for (const auto& [chip_id, chip] : proc->cb_figures->chips) {
+      totals->chips[chip_id].coverage.merge(chip.coverage);
+    }
+    for (const auto& [tag_and_chip, tag] : proc->cb_figures->tags) {
+      CbFigures::Part& part = totals->tags[tag_and_chip];
+      part.records += tag.records;
+      part.coverage.merge(tag.coverage);
+    }
+  }
+  cb_totals_ = std::move(totals);
+  return *cb_totals_;
 }
 
 void IncrementalFold::forget_all_but(const std::set<std::string>& keys) {
@@ -465,24 +541,40 @@ bool IncrementalFold::apply_all(const std::string& key, const SegmentState& stat
   for (const auto& [device, ev] : events) {
     if (ev.type == uint8_t(pr::EventType::Free)) p.buffers.prefetch_record(device, ev.buffer_id);
   }
+  // Each device's slot checked once per batch, not per event.
+  std::array<const pr::DeviceSlot*, pr::kMaxDevices> slots{};
   for (const auto& [device, ev] : events) {
-    if (!apply_to(p, state, device, ev, tags)) return false;
+    if (device >= pr::kMaxDevices) return false;
+    const pr::DeviceSlot*& slot = slots[device];
+    if (slot == nullptr && (slot = device_for_events(p, state, device)) == nullptr) return false;
+    if (!apply_event(p, *slot, device, ev, tags)) return false;
   }
   return true;
 }
 
-bool IncrementalFold::apply_to(Process& p, const SegmentState& state, uint32_t device,
-                               const pr::EventRecord& ev, const TagText& tags) {
-  if (device >= pr::kMaxDevices || !state.devices[device]) return false;
+const pr::DeviceSlot* IncrementalFold::device_for_events(Process& p, const SegmentState& state,
+                                                         uint32_t device) {
+  if (device >= pr::kMaxDevices || !state.devices[device]) return nullptr;
   const pr::DeviceSlot& slot = *state.devices[device];
   std::optional<pr::DeviceSlot>& known = p.devices[device];
-  if (known && !same_device(*known, slot)) return false;
+  if (known && !same_device(*known, slot)) return nullptr;
   // Copied (512 bytes) only when written again since: its sequence moved.
   if (!known || known->seq != slot.seq) known = slot;
+  return &slot;
+}
+
+bool IncrementalFold::apply_to(Process& p, const SegmentState& state, uint32_t device,
+                               const pr::EventRecord& ev, const TagText& tags) {
+  const pr::DeviceSlot* slot = device_for_events(p, state, device);
+  return slot != nullptr && apply_event(p, *slot, device, ev, tags);
+}
+
+bool IncrementalFold::apply_event(Process& p, const pr::DeviceSlot& slot, uint32_t device,
+                                  const pr::EventRecord& ev, const TagText& tags) {
   const bool cb = ev.kind == kCb;
   auto erase_cbs = [&](auto&& which) {
     if (std::erase_if(p.cbs, [&](const Live& l) { return l.record.device == device && which(l); })) {
-      p.cb_figures.reset();
+      cbs_changed(p);
     }
   };
   switch (pr::EventType(ev.type)) {
@@ -550,18 +642,13 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
                                    bool list_buffers, CbPeaks* cb_peaks) {
   Snapshot s;
   std::unordered_map<uint64_t, size_t> device_index;  // chip id -> index in s.devices
-  std::vector<CbCoverage> device_cbs;
-  std::map<std::pair<size_t, size_t>, CbCoverage> tag_cbs;
   std::vector<TagUsage> tags(tags_.size());
   for (size_t i = 0; i < tags_.size(); ++i) {
     tags[i] = TagUsage{tags_[i].name, tags_[i].reserved, tags_[i].buffers};
   }
   auto model_device = [&](const pr::DeviceSlot& slot, uint32_t logical_id) {
     auto [it, inserted] = device_index.emplace(slot.chip_id, s.devices.size());
-    if (inserted) {
-      s.devices.push_back(device_view_of(slot));
-      device_cbs.emplace_back();
-    }
+    if (inserted) s.devices.push_back(device_view_of(slot));
     DeviceView& v = s.devices[it->second];
     if (std::find(v.logical_ids.begin(), v.logical_ids.end(), logical_id) ==
         v.logical_ids.end()) {
@@ -571,6 +658,10 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
   };
   if (list_buffers) s.buffers.reserve(live_records());
   for (auto& [key, proc] : processes_) proc->in_snapshot = false;
+  std::vector<Process*> members;
+  members.reserve(processes.size());
+  for (const IncrementalInput& in : processes) members.push_back(processes_.at(in.key).get());
+  const CbTotals& cb_totals = this->cb_totals(members);
 
   for (const IncrementalInput& in : processes) {
     const SegmentState& st = *in.state;
@@ -586,24 +677,16 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     p.reserved = proc.reserved;
     p.requested = proc.requested;
     // CB sets: what SnapshotFold::add and end_process do with them, from the process's CB
-    // figures (remade only when its CB records changed).
-    if (!proc.cb_figures) proc.cb_figures = cb_figures_of(proc.cbs);
-    const CbFigures& cbf = *proc.cb_figures;
-    for (const auto& [chip_id, chip] : cbf.chips) {
+    // figures (made by cb_totals(), remade only when its CB records changed).
+    for (const auto& [chip_id, chip] : proc.cb_figures->chips) {
       const size_t m = device_index.at(chip_id);
       s.devices[m].kinds[kCb].count += chip.records;
       s.devices[m].cb_programs += chip.programs;
       p.cbs += chip.records;
       p.cb_programs += chip.programs;
-      const uint64_t covered = chip.covered_bytes(s.devices[m].unreserved_base);
+      const uint64_t covered = chip.region(s.devices[m].unreserved_base).covered_bytes;
       p.reserved[kCb] += covered;
       p.requested[kCb] += covered;
-      device_cbs[m].merge(chip.coverage);
-    }
-    for (const auto& [tag_and_chip, tag] : cbf.tags) {
-      tags[size_t(tag_and_chip.first)].buffers += tag.records;
-      tag_cbs[{size_t(tag_and_chip.first), device_index.at(tag_and_chip.second)}].merge(
-          tag.coverage);
     }
     p.torn_records = st.torn_records;
     p.corrupt_records = st.corrupt_records;
@@ -618,9 +701,11 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     s.processes.push_back(std::move(p));
   }
 
-  for (const auto& [tag_and_device, cbs] : tag_cbs) {
-    const size_t tag = tag_and_device.first, m = tag_and_device.second;
-    tags[tag].reserved[kCb] += cbs.covered_bytes(s.devices[m].unreserved_base);
+  for (const auto& [tag_and_chip, part] : cb_totals.tags) {
+    TagUsage& tag = tags[size_t(tag_and_chip.first)];
+    tag.buffers += part.records;
+    const uint64_t base = s.devices[device_index.at(tag_and_chip.second)].unreserved_base;
+    tag.reserved[kCb] += part.region(base).covered_bytes;
   }
   for (TagUsage& t : tags) {
     if (t.buffers != 0) s.tags.push_back(std::move(t));
@@ -657,7 +742,11 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
       v.has_l1_buffers = true;
       v.lowest_l1_address = c->l1_starts.begin()->first;
     }
-    finish_device(v, device_cbs[i], cb_peaks, [&](uint32_t k) {
+    const auto cbs = cb_totals.chips.find(v.chip_id);
+    const CbRegion cb_region = cbs == cb_totals.chips.end()
+                                   ? CbRegion{0, v.unreserved_base}
+                                   : cbs->second.region(v.unreserved_base);
+    finish_device(v, cb_region, cb_peaks, [&](uint32_t k) {
       const KindUsage& ku = v.kinds[k];
       // A kind with no buffers on the chip: its whole region is free.
       if (c == nullptr || !c->region_set[k]) {

@@ -136,9 +136,16 @@ class IncrementalFold {
   struct Live;
   class LiveSet;
   struct CbFigures;
+  struct CbTotals;
 
   void add(Process& p, const protocol::BufferRecord& rec, const protocol::DeviceSlot& slot,
            const TagText& tags);
+  // A process's CB records changed (or a process came or went): its figures and the totals are
+  // made again at the next snapshot.
+  void cbs_changed(Process& p);
+  // The CB totals of `members` (a snapshot's processes, in order), made again only when some
+  // CB records changed or the members are others.
+  const CbTotals& cb_totals(const std::vector<Process*>& members);
   void remove(Process& p, const Live& live);
   int tag_index(Process& p, uint32_t id, const TagText& tags);
   Chip& chip(uint64_t chip_id);
@@ -146,6 +153,13 @@ class IncrementalFold {
   static CbFigures cb_figures_of(const std::vector<Live>& cbs);
   bool apply_to(Process& p, const SegmentState& state, uint32_t device,
                 const protocol::EventRecord& event, const TagText& tags);
+  // The slot of `device` in `state` once it agrees with the one the process's records were
+  // folded with; nullptr when it does not (the caller reads the process again).
+  static const protocol::DeviceSlot* device_for_events(Process& p, const SegmentState& state,
+                                                       uint32_t device);
+  // Applies an event of `device`, whose slot device_for_events() returned.
+  bool apply_event(Process& p, const protocol::DeviceSlot& slot, uint32_t device,
+                   const protocol::EventRecord& event, const TagText& tags);
   // Makes the free-space structures of a chip describe `view`'s bank regions, rebuilding one
   // from every process's ranges on the chip when its region changed.
   void align_regions(uint64_t chip_id, const DeviceView& view);
@@ -154,6 +168,8 @@ class IncrementalFold {
   std::unordered_map<uint64_t, std::unique_ptr<Chip>> chips_;
   std::vector<Tag> tags_;
   std::unordered_map<std::string, size_t> tag_by_name_;
+  uint64_t cb_generation_ = 0;  // advanced by cbs_changed()
+  std::unique_ptr<CbTotals> cb_totals_;
 };
 
 // True when two snapshots hold the same figures: everything status_json() prints but the time

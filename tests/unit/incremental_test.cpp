@@ -321,6 +321,37 @@ TEST(IncrementalFold, EventsTheFullReadAlreadySawChangeNothing) {
   }
 }
 
+// A process that frees most of what it held: its live set is packed (the freed places are
+// dropped), and what it allocates next fills the places freed before it grows. Folded as one
+// batch, as a collector applies a refresh's events.
+TEST(IncrementalFold, AMostlyFreedProcessStillFoldsToTheFullFigures) {
+  Client c(30, 7, 8);
+  for (uint32_t i = 0; i < 3000; ++i) c.step_alloc_at(i % 2, 4096 * uint64_t(i), 2048);
+  c.events.clear();
+  IncrementalFold fold;
+  fold.reset_process(c.key, c.in.state, c.records(), c.tags());
+  std::mt19937_64 rng(3);
+  auto free_some = [&](size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      const size_t at = rng() % c.records().size();
+      c.push(c.records()[at].device, pr::EventType::Free, c.records()[at]);
+      c.records().erase(c.records().begin() + std::ptrdiff_t(at));
+    }
+  };
+  auto apply = [&] {
+    ASSERT_TRUE(fold.apply_all(c.key, c.in.state, c.events, c.tags()));
+    c.events.clear();
+    expect_same_as_full_fold(fold, {c});
+  };
+  free_some(1000);  // a third: holes kept
+  apply();
+  free_some(1700);  // most of it: packed
+  apply();
+  for (uint32_t i = 0; i < 800; ++i) c.step_alloc_at(i % 2, 4096 * uint64_t(3000 + i), 1024);
+  free_some(200);
+  apply();
+}
+
 // Nested DRAM ranges make a chip's bank structure give up: its free space then comes from the
 // ranges at each snapshot, and once they are all freed the structure starts over.
 TEST(IncrementalFold, BanksOfDeeplyOverlappingRangesStillFoldToTheFullFigures) {
