@@ -161,6 +161,21 @@ std::vector<std::pair<uint64_t, uint64_t>> merged(std::vector<std::pair<uint64_t
   return out;
 }
 
+// True when two sorted vectors have an element in common.
+template <class T>
+bool shares_one(const std::vector<T>& a, const std::vector<T>& b) {
+  for (auto i = a.begin(), j = b.begin(); i != a.end() && j != b.end();) {
+    if (*i < *j) {
+      ++i;
+    } else if (*j < *i) {
+      ++j;
+    } else {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 void History::push(const Snapshot& s) {
@@ -180,13 +195,12 @@ void History::push(const Snapshot& s) {
     auto& rings = rings_[d.chip_id];
     bool restarted = false;
     if (auto now = holders.find(d.chip_id); now != holders.end()) {
+      // Sorted, so that finding one holder in common is linear: a Galaxy chip has one holder
+      // per serving process, and comparing each with each was quadratic per chip per refresh.
+      std::sort(now->second.begin(), now->second.end());
       std::vector<ProcessKey>& last = holders_[d.chip_id];
-      restarted = !last.empty() && std::none_of(now->second.begin(), now->second.end(),
-                                                [&](const ProcessKey& k) {
-                                                  return std::find(last.begin(), last.end(), k) !=
-                                                         last.end();
-                                                });
-      last = now->second;
+      restarted = !last.empty() && !shares_one(now->second, last);
+      last = std::move(now->second);
     }
     for (size_t i = 0; i < kBarKinds.size(); ++i) {
       if (restarted) append(rings[i], kHistoryRestart);
