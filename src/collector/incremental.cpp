@@ -149,15 +149,15 @@ class IncrementalFold::LiveSet {
   const_iterator end() const { return {records_.end(), records_.end()}; }
 
   // Starts loading what find() will read first (its home slot), or second (the record).
-  void prefetch_slot(uint32_t device, uint64_t id) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[hash(device, id) & mask()]);
+  void prefetch_slot(uint64_t id) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash(id) & mask()]);
   }
   void prefetch_record(uint32_t device, uint64_t id) const {
     if (slots_.empty()) return;
-    const uint32_t h = hash(device, id);
-    for (size_t i = h & mask(); slots_[i] != 0; i = (i + 1) & mask()) {
-      if (uint32_t(slots_[i] >> 32) == h) {
-        __builtin_prefetch(&records_[size_t(uint32_t(slots_[i])) - 1]);
+    const uint64_t key = key_of(device, id);
+    for (size_t i = size_t(key >> 32) & mask(); slots_[i] != 0; i = (i + 1) & mask()) {
+      if ((slots_[i] & ~kIndexMask) == key) {
+        __builtin_prefetch(&records_[index_of(slots_[i])]);
         return;
       }
     }
@@ -165,17 +165,20 @@ class IncrementalFold::LiveSet {
 
   Live* find(uint32_t device, uint64_t id) {
     if (slots_.empty()) return nullptr;
-    const uint32_t h = hash(device, id);
-    for (size_t i = h & mask(); slots_[i] != 0; i = (i + 1) & mask()) {
-      if (uint32_t(slots_[i] >> 32) != h) continue;
-      Live& live = records_[size_t(uint32_t(slots_[i])) - 1];
+    const uint64_t key = key_of(device, id);
+    for (size_t i = size_t(key >> 32) & mask(); slots_[i] != 0; i = (i + 1) & mask()) {
+      if ((slots_[i] & ~kIndexMask) != key) continue;
+      Live& live = records_[index_of(slots_[i])];
       if (live.record.device == device && live.record.buffer_id == id) return &live;
     }
     return nullptr;
   }
-  // The record of `live`'s buffer: found (second false) or added as `live` (second true).
+  // The record of `live`'s buffer: found (second false) or added as `live` (second true);
+  // {nullptr, false} when the set holds as many records as a slot can index (only events no
+  // client wrote make that many: a slab holds at most kMaxSlabCapacity).
   std::pair<Live*, bool> insert(const Live& live) {
     if (Live* known = find(live.record.device, live.record.buffer_id)) return {known, false};
+    if (holes_.empty() && records_.size() >= kMaxRecords) return {nullptr, false};
     if (2 * (size() + 1) > slots_.size()) rehash(std::max<size_t>(64, 2 * slots_.size()));
     size_t index = records_.size();
     if (holes_.empty()) {
@@ -193,43 +196,55 @@ class IncrementalFold::LiveSet {
     const size_t index = size_t(live - records_.data());
     unplace(index);
     records_[index].hole = true;
-    holes_.push_back(index);
+    holes_.push_back(uint32_t(index));
     // Mostly holes (a process freed most of what it held): packed again, so that visiting the
     // records costs what is live.
     if (holes_.size() > 1024 && 2 * holes_.size() > records_.size()) pack();
   }
 
  private:
+  // A slot: the id's hash (its home slot), the device, and the record's index + 1 (0: empty).
+  // Hash and device together tell records apart without reading them: a mesh op's copies share
+  // an index line, and comparing records whose hash alone matched cost a cache miss each.
+  static constexpr int kIndexBits = 25;
+  static constexpr uint64_t kIndexMask = (uint64_t{1} << kIndexBits) - 1;
+  static constexpr size_t kMaxRecords = kIndexMask - 1;  // index + 1 must fit
+  static_assert(pr::kMaxSlabCapacity <= kMaxRecords);
+  static_assert(pr::kMaxDevices <= (uint64_t{1} << (32 - kIndexBits)));
+
   // Ids in runs of eight share a cache line of the index: buffers are numbered from one
   // counter per process (a mesh op's copies on each device get consecutive ids) and freed
   // soon after, so the churn of a refresh touches a few lines, not one per event. The runs are
-  // spread by the murmur3 finaliser (ids are often dense); the device picks the place within
-  // the run's line, so one id on several devices (at most 64) stays there too.
-  static uint32_t hash(uint32_t device, uint64_t id) {
+  // spread by the murmur3 finaliser (ids are often dense); the id's low bits pick the place
+  // within the run's line, and one id on several devices probes on from there.
+  static uint32_t hash(uint64_t id) {
     uint64_t h = (id >> 3) * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
-    return uint32_t((h << 3) | ((id + device) & 7));
+    return uint32_t((h << 3) | (id & 7));
   }
+  // A slot's bits but the index.
+  static uint64_t key_of(uint32_t device, uint64_t id) {
+    return (uint64_t(hash(id)) << 32) | (uint64_t(device) << kIndexBits);
+  }
+  static size_t index_of(uint64_t slot) { return size_t(slot & kIndexMask) - 1; }
   size_t mask() const { return slots_.size() - 1; }
-  // A slot: the hash in the high half (home slot and a cheap first comparison), the record's
-  // index + 1 in the low half (0: empty).
   void place(size_t index) {
     const Live& live = records_[index];
-    const uint32_t h = hash(live.record.device, live.record.buffer_id);
-    size_t i = h & mask();
+    const uint64_t key = key_of(live.record.device, live.record.buffer_id);
+    size_t i = size_t(key >> 32) & mask();
     while (slots_[i] != 0) i = (i + 1) & mask();
-    slots_[i] = (uint64_t(h) << 32) | uint64_t(index + 1);
+    slots_[i] = key | uint64_t(index + 1);
   }
   // Empties the slot of record `index`, shifting later slots of its run back so that every
   // record stays reachable from its home slot.
   void unplace(size_t index) {
     const Live& live = records_[index];
-    size_t i = hash(live.record.device, live.record.buffer_id) & mask();
-    while (uint32_t(slots_[i]) != index + 1) i = (i + 1) & mask();
+    size_t i = hash(live.record.buffer_id) & mask();
+    while ((slots_[i] & kIndexMask) != index + 1) i = (i + 1) & mask();
     for (size_t j = (i + 1) & mask(); slots_[j] != 0; j = (j + 1) & mask()) {
       const size_t home = size_t(slots_[j] >> 32) & mask();
       // Slot j may move to the hole at i unless its home lies cyclically in (i, j].
@@ -373,17 +388,18 @@ int IncrementalFold::tag_index(Process& p, uint32_t id, const TagText& tags) {
   return known.index;
 }
 
-void IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::DeviceSlot& slot,
+bool IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::DeviceSlot& slot,
                           const TagText& tags) {
   const Live live{rec, reserved_bytes(rec, slot), slot.chip_id, tag_index(p, rec.tag, tags)};
   if (rec.kind == kCb) {
     p.cbs.push_back(live);
     cbs_changed(p);
-    return;
+    return true;
   }
   // One lookup per record: at a million live buffers each is a cache miss or two, the largest
   // part of applying an event. A buffer id seen again replaces the record it had.
   auto [at, fresh] = p.buffers.insert(live);
+  if (at == nullptr) return false;
   if (!fresh) {
     remove(p, *at);
     *at = live;
@@ -408,6 +424,7 @@ void IncrementalFold::add(Process& p, const pr::BufferRecord& rec, const pr::Dev
   Tag& tag = tags_[size_t(live.tag)];
   tag.reserved[rec.kind] += live.reserved;
   tag.buffers += 1;
+  return true;
 }
 
 void IncrementalFold::remove(Process& p, const Live& live) {
@@ -504,7 +521,7 @@ void IncrementalFold::add_read(const std::string& key, const SegmentState& state
   // it right.
   // A device the scan found registered after the read (SegmentReader reads its slot then).
   if (!p.devices[rec.device]) p.devices[rec.device] = state.devices[rec.device];
-  add(p, rec, *state.devices[rec.device], tags);
+  add(p, rec, *state.devices[rec.device], tags);  // never full: a slab holds fewer records
 }
 
 void IncrementalFold::reset_process(const std::string& key, const SegmentState& state,
@@ -537,7 +554,7 @@ bool IncrementalFold::apply_all(const std::string& key, const SegmentState& stat
   // At a million live buffers nearly every lookup misses the cache. Asked for ahead, the
   // misses of a batch overlap instead of following one another: first the index slots, then
   // (once those are on their way) the records a free will read.
-  for (const auto& [device, ev] : events) p.buffers.prefetch_slot(device, ev.buffer_id);
+  for (const auto& [device, ev] : events) p.buffers.prefetch_slot(ev.buffer_id);
   for (const auto& [device, ev] : events) {
     if (ev.type == uint8_t(pr::EventType::Free)) p.buffers.prefetch_record(device, ev.buffer_id);
   }
@@ -593,8 +610,7 @@ bool IncrementalFold::apply_event(Process& p, const pr::DeviceSlot& slot, uint32
                  l.record.aux == rec.aux && l.record.size == rec.size;
         });
       }
-      add(p, rec, slot, tags);  // replaces a buffer of the same id
-      return true;
+      return add(p, rec, slot, tags);  // replaces a buffer of the same id
     }
     case pr::EventType::Free: {
       if (const Live* old = p.buffers.find(device, ev.buffer_id)) {

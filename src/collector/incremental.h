@@ -138,7 +138,8 @@ class IncrementalFold {
   struct CbFigures;
   struct CbTotals;
 
-  void add(Process& p, const protocol::BufferRecord& rec, const protocol::DeviceSlot& slot,
+  // False when the process's live set is full (see LiveSet::insert).
+  bool add(Process& p, const protocol::BufferRecord& rec, const protocol::DeviceSlot& slot,
            const TagText& tags);
   // A process's CB records changed (or a process came or went): its figures and the totals are
   // made again at the next snapshot.
