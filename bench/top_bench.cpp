@@ -23,8 +23,11 @@
 #include "cli/top/collect.h"
 #include "cli/top/draw.h"
 #include "cli/top/layout.h"
+#include "cli/top/source.h"
 #include "collector/collector.h"
+#include "collector/daemon_file.h"
 #include "galaxy_load.h"
+#include "processes.h"
 #include "ttmem/ttmem.hpp"
 
 namespace {
@@ -132,13 +135,14 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
 }
 
-// One refresh of the live UI, as run_live() does it: collector refresh, history, collect for
-// the visible rows, layout, paint; over the segments in `dir`, showing `view`. With `period_ms`
-// the refreshes come that far apart (CPU time is still what is measured), so that what a refresh
-// applies is what the tracked processes did over one period, as in `ttmem top -r period_ms`; the
-// first refresh (a full read of every segment) is then reported apart (first_refresh_cpu_ms).
-void top_refreshes(benchmark::State& state, const std::string& dir, int view,
-                   bool incremental = false, int period_ms = 0) {
+// One refresh of the live UI, as run_live() does it: source refresh, history, collect for the
+// visible rows, layout, paint; `refresh` refreshes the source and returns its snapshot, showing
+// `view`. With `period_ms` the refreshes come that far apart (CPU time is still what is
+// measured), so that what a refresh applies is what the tracked processes did over one period,
+// as in `ttmem top -r period_ms`; the first refresh (a full read of every segment) is then
+// reported apart (first_refresh_cpu_ms).
+template <class Refresh>
+void top_refreshes_of(benchmark::State& state, Refresh&& refresh, int view, int period_ms) {
   using namespace ttmem::top;
   ::setenv("LINES", "50", 1);
   ::setenv("COLUMNS", "160", 1);
@@ -146,13 +150,6 @@ void top_refreshes(benchmark::State& state, const std::string& dir, int view,
   std::FILE* null_in = std::fopen("/dev/null", "r");
   {
     Screen screen(null_out, null_in, "xterm-256color");
-    ttmem::collector::CollectorOptions co;
-    co.dir = dir;
-    co.incremental = incremental;
-    // As `ttmem top` runs: buffers listed only for the views that show them. Reading everything
-    // at each refresh (the baseline), they were listed for every view.
-    co.list_buffers = !incremental || view != 0;
-    ttmem::collector::Collector c(co);
     History history;
     UiState ui;
     ui.view = View(view);
@@ -161,8 +158,7 @@ void top_refreshes(benchmark::State& state, const std::string& dir, int view,
     uint64_t buffers = 0;
     if (period_ms > 0) {
       const double t0 = cpu_ms();
-      c.refresh();
-      history.push(c.snapshot());
+      history.push(refresh());
       state.counters["first_refresh_cpu_ms"] = cpu_ms() - t0;
     }
     auto next = std::chrono::steady_clock::now();
@@ -172,17 +168,17 @@ void top_refreshes(benchmark::State& state, const std::string& dir, int view,
         std::this_thread::sleep_until(next);
       }
       double t0 = cpu_ms();
-      c.refresh();
-      history.push(c.snapshot());
+      const ttmem::collector::Snapshot& s = refresh();
+      history.push(s);
       CollectRequest r;
       r.sort = ui.sort;
       r.buffer_limit = table_rows(ui, lo) + 1;
       r.map_device = ui.view == View::kL1Map ? 0 : -1;
-      ViewModel vm = collect(c.snapshot(), history, r);
+      ViewModel vm = collect(s, history, r);
       screen.paint(layout(vm, ui, lo));
       samples.push_back(cpu_ms() - t0);
       buffers = 0;
-      for (const auto& p : c.snapshot().processes) buffers += p.buffers + p.cbs;
+      for (const auto& p : s.processes) buffers += p.buffers + p.cbs;
     }
     double median = percentile(samples, 0.5), p99 = percentile(samples, 0.99);
     state.counters["buffers"] = double(buffers);
@@ -193,6 +189,24 @@ void top_refreshes(benchmark::State& state, const std::string& dir, int view,
   }
   std::fclose(null_out);
   std::fclose(null_in);
+}
+
+// The same over a collector of the segments in `dir`: incremental as `ttmem top` runs it, or
+// reading everything at each refresh (the baseline, which listed buffers for every view).
+void top_refreshes(benchmark::State& state, const std::string& dir, int view,
+                   bool incremental = false, int period_ms = 0) {
+  ttmem::collector::CollectorOptions co;
+  co.dir = dir;
+  co.incremental = incremental;
+  co.list_buffers = !incremental || view != 0;
+  ttmem::collector::Collector c(co);
+  top_refreshes_of(
+      state,
+      [&c]() -> const ttmem::collector::Snapshot& {
+        c.refresh();
+        return c.snapshot();
+      },
+      view, period_ms);
 }
 
 void BM_TopRefresh(benchmark::State& state) {
@@ -213,21 +227,56 @@ void BM_CollectorRefresh(benchmark::State& state) {
 BENCHMARK(BM_CollectorRefresh)->Unit(benchmark::kMillisecond);
 
 // The overview at Galaxy scale: 32 chips, `ttmem sim llama-70b-galaxy --processes N`
-// holding the live set under churn (galaxy_load.h), in a directory of its own; the collector
-// incremental (second argument 1, as `ttmem top` runs) or reading everything at each refresh
-// (0). Needs TTMEM_BENCH_CLI (the ttmem binary).
+// holding the live set under churn (galaxy_load.h), in a directory of its own. Second argument:
+// 0, a collector reading everything at each refresh (the baseline); 1, the incremental collector
+// `ttmem top --direct` runs; 2, what `ttmem top` shows when a ttmemd serves the directory (that
+// daemon's overview, the daemon's own CPU reported apart as daemon_core_pct). Needs
+// TTMEM_BENCH_CLI (the ttmem binary), and TTMEM_BENCH_DAEMON (ttmemd) for 2.
 void BM_TopRefreshGalaxy(benchmark::State& state) {
   const char* cli = std::getenv("TTMEM_BENCH_CLI");
   if (cli == nullptr) return state.SkipWithError("TTMEM_BENCH_CLI not set");
+  const char* daemon_binary = std::getenv("TTMEM_BENCH_DAEMON");
+  const int mode = int(state.range(1));
+  if (mode == 2 && daemon_binary == nullptr) {
+    return state.SkipWithError("TTMEM_BENCH_DAEMON not set");
+  }
   char tmpl[] = "/dev/shm/ttmem-bench-galaxy-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return state.SkipWithError("mkdtemp failed");
   const std::string dir = tmpl;
   {
     ttmem::bench::GalaxyLoad load(cli, dir, int(state.range(0)));
-    if (load.ok()) {
-      top_refreshes(state, dir, 0, state.range(1) != 0, /*period_ms=*/100);
-    } else {
+    if (!load.ok()) {
       state.SkipWithError("ttmem sim llama-70b-galaxy did not load");
+    } else if (mode < 2) {
+      top_refreshes(state, dir, 0, mode == 1, /*period_ms=*/100);
+    } else {
+      ttmem::bench::Daemon daemon(daemon_binary, dir);
+      ttmem::cli::GlobalOptions global;
+      global.dir = dir;
+      // The daemon says where it listens in its directory once it serves it.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!ttmem::collector::find_daemon_url(dir) &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      auto source = ttmem::top::open_source(global, "", /*ask_daemon=*/true);
+      source->refresh();
+      if (source->label().empty()) {
+        state.SkipWithError("ttmem top did not find the ttmemd serving the directory");
+      } else {
+        const double daemon_cpu0 = daemon.cpu_seconds();
+        const auto t0 = std::chrono::steady_clock::now();
+        top_refreshes_of(
+            state,
+            [&source]() -> const ttmem::collector::Snapshot& {
+              source->refresh();
+              return source->snapshot();
+            },
+            0, /*period_ms=*/100);
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        state.counters["daemon_core_pct"] = 100.0 * (daemon.cpu_seconds() - daemon_cpu0) / wall;
+        if (source->label().empty()) state.SkipWithError("the ttmemd stopped answering");
+      }
     }
   }
   std::error_code ec;
@@ -239,20 +288,23 @@ void BM_TopRefreshGalaxy(benchmark::State& state) {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   // Refreshes 100 ms apart: $TTMEM_BENCH_TOP_REFRESHES of them (default 100; reading
-  // everything, the baseline, a tenth of that).
+  // everything, the baseline, a tenth of that). Sources: 0 reads everything, 1 incremental,
+  // 2 via the ttmemd serving the directory.
   const char* refreshes_env = std::getenv("TTMEM_BENCH_TOP_REFRESHES");
   const int refreshes = refreshes_env != nullptr ? std::max(1, std::atoi(refreshes_env)) : 100;
   for (int processes : ttmem::bench::galaxy_process_counts()) {
     benchmark::RegisterBenchmark("BM_TopRefreshGalaxy", BM_TopRefreshGalaxy)
         ->Args({processes, 0})
-        ->ArgNames({"processes", "incremental"})
+        ->ArgNames({"processes", "source"})
         ->Iterations(std::max(1, refreshes / 10))
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark("BM_TopRefreshGalaxy", BM_TopRefreshGalaxy)
-        ->Args({processes, 1})
-        ->ArgNames({"processes", "incremental"})
-        ->Iterations(refreshes)
-        ->Unit(benchmark::kMillisecond);
+    for (int mode : {1, 2}) {
+      benchmark::RegisterBenchmark("BM_TopRefreshGalaxy", BM_TopRefreshGalaxy)
+          ->Args({processes, mode})
+          ->ArgNames({"processes", "source"})
+          ->Iterations(refreshes)
+          ->Unit(benchmark::kMillisecond);
+    }
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

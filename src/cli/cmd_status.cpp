@@ -200,7 +200,7 @@ Snapshot status_snapshot(const GlobalOptions& global, bool direct) {
   if (global.server.empty() && !direct && !global.no_tt_metal_shm) {
     const std::string dir = global.dir.empty() ? common::default_segment_dir() : global.dir;
     if (auto url = collector::find_daemon_url(dir)) {
-      if (auto s = fetch_fresh_status(*url)) return std::move(*s);
+      if (auto s = fetch_daemon_status(*url, /*fresh=*/true)) return std::move(*s);
     }
   }
   return take_snapshot(global, /*list_buffers=*/false, /*leak_records=*/false);

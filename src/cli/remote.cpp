@@ -182,11 +182,13 @@ Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers, bool lea
   }
 }
 
-std::optional<Snapshot> fetch_fresh_status(const std::string& url) {
+std::optional<Snapshot> fetch_daemon_status(const std::string& url, bool fresh) {
   try {
     const ServerAddress server = parse_server_url(url);
-    // Short waits: a daemon that is stopped or stuck must not hold `ttmem status` up for long.
-    const json status = get_json(server, "/api/v1/status?fresh=1", Token{}, 500, 5000);
+    // Short waits: a daemon that is stopped or stuck must not hold `ttmem status` or `ttmem top`
+    // up for long.
+    const json status =
+        get_json(server, fresh ? "/api/v1/status?fresh=1" : "/api/v1/status", Token{}, 500, 5000);
     return snapshot_from_json(status, json(), json());
   } catch (const CliError&) {
   } catch (const json::exception&) {

@@ -27,10 +27,11 @@ ServerAddress parse_server_url(const std::string& text);
 collector::Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers,
                                    bool leak_records);
 
-// The status of the ttmemd at `url` that serves the segment directory (collector/daemon_file.h),
-// refreshed for this request (GET /api/v1/status?fresh=1), so it shows everything allocated
-// before the call, as reading the segments would. nullopt when it does not answer so within a
-// few seconds: the caller then reads the segments itself.
-std::optional<collector::Snapshot> fetch_fresh_status(const std::string& url);
+// The status of the ttmemd at `url` that serves the segment directory (collector/daemon_file.h).
+// With `fresh`, refreshed for this request (GET /api/v1/status?fresh=1), so it shows everything
+// allocated before the call, as reading the segments would; otherwise as the daemon last
+// published it (within its interval). nullopt when it does not answer so within a few seconds:
+// the caller then reads the segments itself.
+std::optional<collector::Snapshot> fetch_daemon_status(const std::string& url, bool fresh);
 
 }  // namespace ttmem::cli

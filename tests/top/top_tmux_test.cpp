@@ -1,6 +1,7 @@
 // The terminal UI for real: `ttmem top` runs in a tmux pane (its own server socket, a fixed
 // size) against a segment directory where a tracked workload holds 8 devices. The tests read the
 // screen with capture-pane, press keys with send-keys and resize the window.
+#include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -232,6 +233,56 @@ TEST(TopTmux, ShowsEightDevicesProcessesAndHandlesKeysAndResizing) {
 
 // Started before the workload, the compatibility name shows it once it appears, with the prototype monitor's
 // flags; -d limits it to the devices asked for.
+// A directory a ttmemd serves: the live overview is that daemon's (the header says so), the
+// buffers view reads the segments itself, and a daemon that stops answering leaves the monitor
+// reading them too. --direct never asks.
+TEST(TopTmux, OverviewComesFromTheTtmemdServingTheDirectory) {
+  if (!have_tmux()) GTEST_SKIP() << kNoTmux;
+  TempDir dir;
+  auto load = start_workload(dir.path());
+  Child daemon({TTMEMD, "--dir", dir.path(), "--listen", "127.0.0.1:0", "--interval", "100"}, {});
+  auto line = daemon.read_line(10000);
+  ASSERT_TRUE(line && line->rfind("ttmemd listening on ", 0) == 0) << line.value_or("(none)");
+  const std::string file = dir.path() + "/ttmemd.json";
+  for (int i = 0; i < 200 && !std::filesystem::exists(file); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(std::filesystem::exists(file));
+
+  Tmux t(dir.path());
+  t.start(top_command(TTMEM_CLI, dir.path(), "top -r 100"), 160, 40);
+  std::string s;
+  ASSERT_TRUE(t.wait_all({"8 devices", "via ttmemd", "llama-decode"}, s)) << s;
+  t.keys({"2"});
+  ASSERT_TRUE(t.wait_for([](const std::string& x) {
+    return x.find("[2 Buffers]") != std::string::npos && x.find("via ttmemd") == std::string::npos &&
+           x.find("embedding") != std::string::npos;
+  }, s)) << s;
+  t.keys({"1"});
+  ASSERT_TRUE(t.wait_text("via ttmemd", s)) << s;
+  daemon.kill(SIGKILL);
+  daemon.wait();
+  ASSERT_TRUE(t.wait_for([](const std::string& x) {
+    return x.find("via ttmemd") == std::string::npos && x.find("8 devices") != std::string::npos;
+  }, s)) << s;
+  t.keys({"q"});
+  ASSERT_EQ(exit_status(dir.path()), "0");
+  std::filesystem::remove(dir.path() + "/status");
+
+  Child again({TTMEMD, "--dir", dir.path(), "--listen", "127.0.0.1:0"}, {});
+  ASSERT_TRUE(again.read_line(10000));
+  for (int i = 0; i < 200 && !std::filesystem::exists(file); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Tmux t2(dir.path());
+  t2.start(top_command(TTMEM_CLI, dir.path(), "top --direct -r 100"), 160, 40);
+  ASSERT_TRUE(t2.wait_text("8 devices", s)) << s;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(t2.screen().find("via ttmemd"), std::string::npos) << t2.screen();
+  t2.keys({"q"});
+  EXPECT_EQ(exit_status(dir.path()), "0");
+}
+
 TEST(TopTmux, CompatibilityNameFollowsAWorkloadThatStartsLater) {
   if (!have_tmux()) GTEST_SKIP() << kNoTmux;
   TempDir dir;

@@ -641,7 +641,8 @@ void add_header(Frame& f, const ViewModel& vm, const UiState& ui, const LayoutOp
                     vm.devices.size() == 1 ? "" : "s", processes, processes == 1 ? "" : "es",
                     vm.live_buffers));
   if (!o.stable) {
-    l.add(fmt::format("  {}  {}", header_time(vm.taken_realtime_ns), vm.segment_dir),
+    l.add(fmt::format("  {}  {}{}", header_time(vm.taken_realtime_ns), vm.segment_dir,
+                      vm.source_label.empty() ? "" : "  " + vm.source_label),
           Style::kDim);
   }
   if (ui.paused) l.add("  PAUSED", Style::kWarn);

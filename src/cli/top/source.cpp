@@ -11,7 +11,9 @@
 #include "cli/cli_util.h"
 #include "cli/remote.h"
 #include "collector/collector.h"
+#include "collector/daemon_file.h"
 #include "common/clock.h"
+#include "common/proc.h"
 #include "protocol/legacy.h"
 
 namespace ttmem::top {
@@ -68,6 +70,58 @@ class RemoteSource : public SnapshotSource {
   bool list_buffers_ = false;
 };
 
+// A directory a ttmemd serves: the overview from that daemon (GET /api/v1/status, as it last
+// published it, within its interval); the views that list buffers, and everything once the
+// daemon stops answering, from a collector of its own. That collector is dropped when the
+// daemon answers again: at a million live buffers it holds a few hundred megabytes.
+class DaemonFirstSource : public SnapshotSource {
+ public:
+  DaemonFirstSource(const cli::GlobalOptions& global, std::string url)
+      : global_(global), url_(std::move(url)) {}
+  void refresh() override {
+    if (!list_buffers_ && !daemon_gone_) {
+      if (auto s = cli::fetch_daemon_status(url_, /*fresh=*/false)) {
+        from_daemon_ = std::move(*s);
+        local_.reset();
+        return;
+      }
+      daemon_gone_ = true;  // stopped or stuck: the segments are read from now on
+    }
+    local().refresh();
+  }
+  void wait(int timeout_ms) override {
+    if (list_buffers_ || daemon_gone_) return local().wait(timeout_ms);
+    // A signal (q, Ctrl-C) ends the sleep early: poll() is not restarted.
+    ::poll(nullptr, 0, timeout_ms);
+    refresh();
+  }
+  const Snapshot& snapshot() const override {
+    return local_ ? local_->snapshot() : from_daemon_;
+  }
+  void set_list_buffers(bool list) override {
+    list_buffers_ = list;
+    if (local_) local_->set_list_buffers(list);
+  }
+  bool lists_buffers() const override { return list_buffers_; }
+  std::string label() const override { return local_ ? "" : "via ttmemd"; }
+
+ private:
+  LocalSource& local() {
+    if (!local_) {
+      local_ = std::make_unique<LocalSource>(global_);
+      local_->set_list_buffers(list_buffers_);
+    }
+    return *local_;
+  }
+
+  cli::GlobalOptions global_;
+  std::string url_;
+  Snapshot from_daemon_;
+  std::unique_ptr<LocalSource> local_;
+  bool list_buffers_ = false;
+  bool daemon_gone_ = false;
+};
+
 // Reads exactly n bytes before the deadline (CLOCK_MONOTONIC ns); false on EOF or timeout.
 bool read_exactly(int fd, uint8_t* p, size_t n, uint64_t deadline_ns) {
   while (n > 0) {
@@ -112,7 +166,7 @@ std::optional<std::string> find_ttmemd(const std::string& path, int timeout_ms) 
 }
 
 std::unique_ptr<SnapshotSource> open_source(const cli::GlobalOptions& global,
-                                            const std::string& legacy_socket) {
+                                            const std::string& legacy_socket, bool ask_daemon) {
   if (!global.server.empty()) return std::make_unique<RemoteSource>(global);
   const char* env_dir = std::getenv("TTMEM_DIR");
   if (global.dir.empty() && (env_dir == nullptr || *env_dir == '\0')) {
@@ -120,6 +174,13 @@ std::unique_ptr<SnapshotSource> open_source(const cli::GlobalOptions& global,
       cli::GlobalOptions remote = global;
       remote.server = *url;
       return std::make_unique<RemoteSource>(remote);
+    }
+  }
+  // --no-tt-metal-shm asks for a view the daemon's may not be.
+  if (ask_daemon && !global.no_tt_metal_shm) {
+    const std::string dir = global.dir.empty() ? common::default_segment_dir() : global.dir;
+    if (auto url = collector::find_daemon_url(dir)) {
+      return std::make_unique<DaemonFirstSource>(global, *url);
     }
   }
   return std::make_unique<LocalSource>(global);

@@ -25,6 +25,8 @@ class SnapshotSource {
   // that show buffers need them: listing a million of them costs far more than a refresh.
   virtual void set_list_buffers(bool list) = 0;
   virtual bool lists_buffers() const = 0;
+  // Where the last snapshot came from when the header should say so ("via ttmemd"), else "".
+  virtual std::string label() const { return ""; }
 };
 
 // The HTTP URL of the ttmemd listening on the legacy socket at `path`, asked with ttmem's
@@ -33,9 +35,11 @@ class SnapshotSource {
 std::optional<std::string> find_ttmemd(const std::string& path, int timeout_ms = 500);
 
 // The source the monitor reads: --server if given; else the ttmemd found on `legacy_socket`
-// unless a segment directory was chosen (--dir or $TTMEM_DIR); else the local directory.
-// Throws cli::CliError.
+// unless a segment directory was chosen (--dir or $TTMEM_DIR); else the local directory. With
+// `ask_daemon`, a directory a ttmemd serves (collector/daemon_file.h) is shown as that ttmemd
+// sees it while no buffers are listed: it keeps the fold up to date anyway, and each viewer
+// folding a Galaxy host's million buffers again costs more than asking. Throws cli::CliError.
 std::unique_ptr<SnapshotSource> open_source(const cli::GlobalOptions& global,
-                                            const std::string& legacy_socket);
+                                            const std::string& legacy_socket, bool ask_daemon);
 
 }  // namespace ttmem::top

@@ -31,6 +31,7 @@ struct TopArgs {
   std::optional<pid_t> pid;  // -p: that process only
   std::string filter;        // --filter: as `/` sets it
   bool peak = false;         // --peak: as `P` shows it
+  bool direct = false;       // --direct: read the segments even when a ttmemd serves them
   // Where to look for a running ttmemd when no source was named (see top/source.h).
   std::string legacy_socket = protocol::legacy::kDefaultSocketPath;
 };

@@ -286,6 +286,7 @@ void run_live(SnapshotSource& c, const TopArgs& a, bool unicode) {
     lo.refresh_ms = a.refresh_ms;
     list_buffers_as_needed(c, ui, a);
     ViewModel vm = collect(c.snapshot(), history, request_for(a, ui, ui.scroll + table_rows(ui, lo)));
+    vm.source_label = c.label();
     if (!vm.devices.empty()) ui.map_device = std::min(ui.map_device, int(vm.devices.size()) - 1);
     TableWindow window;
     screen.paint(layout(vm, ui, lo, &window));
@@ -353,6 +354,10 @@ void add_top_options(CLI::App& app, TopArgs& a) {
   app.add_flag("--ascii", a.ascii, "ASCII bars and sparklines even in a UTF-8 locale");
   app.add_flag("--stable", a.stable,
                "Mask pids, ages, times and the directory in text output (golden files)");
+  app.add_flag("--direct", a.direct,
+               "Read the segments even when a ttmemd serves the directory (by default the live "
+               "view shows that ttmemd's overview: one fold for every viewer; buffer views read "
+               "the segments either way)");
   app.add_option("--legacy-socket", a.legacy_socket,
                  "Without --server, --dir or $TTMEM_DIR: show what the ttmemd listening on this "
                  "legacy socket serves, if one does")
@@ -364,9 +369,10 @@ void run_top(const cli::GlobalOptions& global, const TopArgs& a) {
   const bool unicode = !a.ascii && utf8_locale();
   g_stop.store(false);
   install_signal_handlers();
-  std::unique_ptr<SnapshotSource> c = open_source(global, a.legacy_socket);
   const bool text = a.once || a.json || a.count > 0 || a.stable || !::isatty(STDOUT_FILENO) ||
                     !::isatty(STDIN_FILENO);
+  // The live view asks a ttmemd serving the directory; text prints read what they print.
+  std::unique_ptr<SnapshotSource> c = open_source(global, a.legacy_socket, !text && !a.direct);
   if (text) {
     run_text(*c, a, unicode, !global.dir.empty());
     return;

@@ -123,6 +123,7 @@ struct L1Map {
 
 struct ViewModel {
   std::string segment_dir;
+  std::string source_label;  // "via ttmemd" when the overview is that daemon's
   bool segment_dir_missing = false;
   uint64_t taken_realtime_ns = 0;
   uint64_t samples = 0;  // refreshes folded into the history
