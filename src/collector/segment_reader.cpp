@@ -190,6 +190,7 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   const auto* slots = at<pr::DeviceSlot>(base_, header_.devices_offset);
   const auto* counters = at<pr::KindCounters>(base_, header_.counters_offset);
   const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
+  out->devices[d].reset();
   CachedSlot& cached = slot_cache_[d];
   const uint64_t word0 = pr::load_word(reinterpret_cast<const uint64_t*>(&slots[d]),
                                        std::memory_order_acquire);
@@ -201,17 +202,11 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
         out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);
       }
       out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
-      if (cached.held_by != out) {
-        out->devices[d] = cached.slot;
-        cached.held_by = out;
-      }
-    } else {
-      out->devices[d].reset();
+      out->devices[d] = cached.slot;
     }
     return;
   }
-  out->devices[d].reset();
-  cached = CachedSlot{};
+  cached.valid = false;
   pr::DeviceSlot slot;
   // The slot, or while it is being re-registered (or was left half written by a writer that died
   // there) the header's `registering` copy, which the client writes completely first
@@ -240,7 +235,7 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
   std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
   std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
   out->devices[d] = slot;
-  if (cacheable) cached = CachedSlot{true, word0, slot, out};
+  if (cacheable) cached = CachedSlot{true, word0, slot};
 }
 
 namespace {

@@ -170,10 +170,6 @@ class SegmentReader {
     bool valid = false;
     uint64_t word0 = 0;
     std::optional<protocol::DeviceSlot> slot;
-    // The state read_device() last put `slot` into: a collector reads each segment into the
-    // same state every refresh, and copying 520 bytes per device of 56 processes into it again
-    // was a quarter of reading a Galaxy host's devices.
-    const SegmentState* held_by = nullptr;
   };
   mutable std::array<CachedSlot, protocol::kMaxDevices> slot_cache_{};
   std::vector<protocol::EventRecord> event_buffer_;  // read_events()'s copies
