@@ -27,8 +27,14 @@ namespace ttmem::bench {
 inline constexpr int kGalaxyProcesses100k = 6;
 inline constexpr int kGalaxyProcesses1M = 56;
 
-// Processes to run the Galaxy benchmarks with: 6, and 56 when TTMEM_BENCH_GALAXY_MILLION=1.
+// Processes to run the Galaxy benchmarks with: 6, and 56 when TTMEM_BENCH_GALAXY_MILLION=1;
+// TTMEM_BENCH_GALAXY_PROCESSES=N runs N alone (64: the 32 chips and 64 processes of a full
+// serving host).
 inline std::vector<int> galaxy_process_counts() {
+  if (const char* n = std::getenv("TTMEM_BENCH_GALAXY_PROCESSES")) {
+    const int processes = std::atoi(n);
+    if (processes >= 1 && processes <= 256) return {processes};
+  }
   const char* million = std::getenv("TTMEM_BENCH_GALAXY_MILLION");
   if (million != nullptr && std::strcmp(million, "1") == 0) {
     return {kGalaxyProcesses100k, kGalaxyProcesses1M};
