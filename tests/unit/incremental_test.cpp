@@ -452,15 +452,7 @@ class Writer {
 
  private:
   void event(pr::EventType type, const pr::BufferRecord& r) {
-    pr::EventRecord ev{};
-    ev.type = uint8_t(type);
-    ev.kind = r.kind;
-    ev.buffer_id = r.buffer_id;
-    ev.address = r.address;
-    ev.size = r.size;
-    ev.size_per_bank = r.size_per_bank;
-    ev.num_banks = r.num_banks;
-    ev.page_size = r.page_size;
+    const pr::EventRecord ev = pr::event_of(type, r);  // as the client reports it
     const uint64_t i = head_++;
     auto* rings = reinterpret_cast<pr::EventRecord*>(reinterpret_cast<uint8_t*>(f_.header()) +
                                                      f_.header()->rings_offset);
