@@ -2,9 +2,10 @@
 // src/protocol/segment.h.
 //
 // Hot path (alloc, free, CB alloc): one mode check, the device's spinlock (only threads reporting
-// on the same device ever contend), a private index update, fixed-size stores into the segment,
-// the clock read through the vDSO. No system call, no heap allocation, no formatting, and no
-// wait on any reader: readers only ever map the segment read-only.
+// on the same device ever contend), a private index update, whole-word stores into the segment
+// of words composed in registers (protocol::words_of), the clock read from the TSC (fast_clock.h).
+// No system call, no heap allocation, no formatting, and no wait on any reader (but a lossless
+// recorder's ring acknowledgement): readers only ever map the segment read-only.
 //
 // Slow paths (device registration, slab growth, string interning) may make system calls; they
 // never run per event in steady state. Creating the segment at the first call, a forked child's
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstring>
 #include <string>
 
@@ -50,7 +52,7 @@ void give_slot(DeviceState& dev, uint32_t slot);
 void write_record(uint32_t slot, const pr::BufferRecord& rec) {
   pr::BufferRecord local = rec;
   local.flags = pr::kRecordLive;
-  pr::seqlock_write32(&slab()[slot], local);
+  pr::seqlock_write32(&slab()[slot], pr::words_of(local));
 }
 
 // One atomic store of word 0: the record stops being live and its sequence advances, so a
@@ -113,7 +115,7 @@ void count_free(DeviceState& dev, uint32_t kind, uint64_t requested, uint64_t re
   }
 }
 
-void push_event(DeviceState& dev, const pr::EventRecord& ev) {
+void push_event(DeviceState& dev, const pr::Words<pr::EventRecord>& ev) {
   if (dev.ring == nullptr) [[unlikely]] return;
   uint64_t idx = dev.ring_head;
   if (dev.ack_read != nullptr &&
@@ -137,7 +139,7 @@ void free_slot_locked(DeviceState& dev, uint32_t slot, uint64_t now) {
   clear_record(slot);
   count_free(dev, r.kind, r.size, reserved_of(dev, r));
   r.time_ns = now;
-  push_event(dev, pr::event_of(pr::EventType::Free, r));
+  push_event(dev, pr::event_words(pr::EventType::Free, r));
   give_slot(dev, slot);
 }
 
@@ -428,7 +430,7 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
   }
   write_record(slot, r);
   count_alloc(*dev, r.kind, r.size, reserved);
-  push_event(*dev, pr::event_of(pr::EventType::Alloc, r));
+  push_event(*dev, pr::event_words(pr::EventType::Alloc, r));
   return TTMEM_OK;
 }
 
@@ -483,7 +485,7 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
     const uint64_t reserved = reserved_of(*dev, r);
     count_alloc(*dev, r.kind, reserved, reserved);
     // Carries the core range: recordings rebuild what CB sets cover from it.
-    push_event(*dev, pr::event_of(pr::EventType::CbAlloc, r));
+    push_event(*dev, pr::event_words(pr::EventType::CbAlloc, r));
   }
   return TTMEM_OK;
 }
@@ -504,7 +506,7 @@ int ttmem_cb_free_program(uint32_t device, uint64_t program_id) {
   ev.size = freed.bytes;
   ev.size_per_bank = freed.records;
   ev.time_ns = now;
-  push_event(*dev, ev);
+  push_event(*dev, std::bit_cast<pr::Words<pr::EventRecord>>(ev));
   return TTMEM_OK;
 }
 
@@ -528,7 +530,7 @@ int ttmem_cb_free_all(uint32_t device) {
   ev.buffer_id = freed.records;
   ev.size = freed.bytes;
   ev.time_ns = now;
-  push_event(*dev, ev);
+  push_event(*dev, std::bit_cast<pr::Words<pr::EventRecord>>(ev));
   return TTMEM_OK;
 }
 

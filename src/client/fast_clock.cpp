@@ -31,10 +31,11 @@ uint64_t FastClock::reanchor(uint64_t t) {
   uint64_t elapsed = ns - a.first_ns;
   if (elapsed < kMinBaselineNs) return ns;  // still measuring the rate: exact time meanwhile
   // The rate over everything this thread has seen so far: the longer, the more precise.
-  a.ns_per_tick = double(elapsed) / double(t - a.first_tsc);
+  const double ns_per_tick = double(elapsed) / double(t - a.first_tsc);
+  a.ns_per_tick_q32 = uint64_t(ns_per_tick * 4294967296.0);
   a.tsc = t;
   a.ns = ns;
-  a.valid_ticks = uint64_t(double(kReanchorNs) / a.ns_per_tick);
+  a.valid_ticks = a.ns_per_tick_q32 != 0 ? uint64_t(double(kReanchorNs) / ns_per_tick) : 0;
   return ns;
 }
 

@@ -3,13 +3,16 @@
 // writers stop, and (in the TSan build) nothing may race.
 #include <atomic>
 #include <cstdlib>
+#include <chrono>
 #include <filesystem>
+#include <map>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "collector/collector.h"
+#include "common/clock.h"
 #include "temp_dir.h"
 #include "ttmem/ttmem.hpp"
 
@@ -82,6 +85,62 @@ TEST(Concurrency, ReadersNeverSeeCorruptRecordsAndTotalsEndExact) {
   for (const auto& d : c.snapshot().devices) {
     for (const auto& k : d.kinds) EXPECT_EQ(k.reserved, 0u);
   }
+}
+
+// The client stamps events from the TSC, converted with a rate each thread measures itself and
+// re-anchored every second. Over more than a re-anchoring, in two threads, every stamp must lie
+// between CLOCK_MONOTONIC read just before and just after its allocation.
+TEST(Concurrency, AllocationTimesFollowTheMonotonicClock) {
+  constexpr uint32_t kDevice = 3;
+  ttmem_device_desc desc = make_device_desc();
+  desc.logical_id = kDevice;
+  desc.chip_id = 0xC003;
+  desc.kinds[TTMEM_KIND_DRAM] = {12ull << 30, 1ull << 30, 0, 12, 32};
+  ASSERT_EQ(register_device(desc), TTMEM_OK);
+  struct Bracket {
+    uint64_t id, before, after;
+  };
+  constexpr uint64_t kRunNs = 1'300'000'000;  // past the first re-anchoring
+  std::vector<std::vector<Bracket>> brackets(2);
+  std::vector<std::thread> threads;
+  for (uint64_t t = 0; t < brackets.size(); ++t) {
+    threads.emplace_back([t, &brackets] {
+      const uint64_t start = common::monotonic_ns();
+      for (uint64_t i = 0;; ++i) {
+        const uint64_t id = (uint64_t{0x7700 + t} << 32) | i;
+        const uint64_t before = common::monotonic_ns();
+        if (before - start > kRunNs) break;
+        ASSERT_EQ(buffer_alloc(make_buffer_desc(kDevice, id, Kind::Dram, i * 64, 64)), TTMEM_OK);
+        brackets[t].push_back({id, before, common::monotonic_ns()});
+        // Keep every hundredth live; free the rest so the live set stays small.
+        if (brackets[t].size() % 100 != 0) ASSERT_EQ(buffer_free(kDevice, id), TTMEM_OK);
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  Collector c(CollectorOptions{g_dir});
+  c.refresh();
+  std::map<uint64_t, uint64_t> stamped;
+  for (const auto& b : c.snapshot().buffers) {
+    if (b.device == kDevice) stamped[b.buffer_id] = b.time_ns;
+  }
+  size_t checked = 0;
+  // Threads' conversions may disagree by well under a microsecond (fast_clock.h).
+  constexpr uint64_t kSlackNs = 2'000;
+  for (const auto& per_thread : brackets) {
+    for (size_t i = 99; i < per_thread.size(); i += 100) {
+      const Bracket& b = per_thread[i];
+      auto it = stamped.find(b.id);
+      ASSERT_NE(it, stamped.end()) << "buffer " << b.id << " is not live";
+      EXPECT_GE(it->second + kSlackNs, b.before) << "buffer " << b.id;
+      EXPECT_LE(it->second, b.after + kSlackNs) << "buffer " << b.id;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 20u);
+  for (const auto& [id, time] : stamped) buffer_free(kDevice, id);
 }
 
 }  // namespace

@@ -43,6 +43,49 @@ TEST(Protocol, SeqlockRoundTripAndTornDetection) {
   EXPECT_FALSE(seqlock_read32(&shared, &out));
 }
 
+// The client stores records and events as words composed in registers (words_of, event_words):
+// every field must land exactly where the struct puts it. Each field gets a distinct pattern
+// that fills it, so a field placed at the wrong offset or truncated shows.
+TEST(Protocol, ComposedWordsAreTheRecordBitForBit) {
+  BufferRecord r{};
+  r.seq = 0x11223344;
+  r.device = 0x55;
+  r.kind = uint8_t(Kind::Cb);
+  r.layout = 0x66;
+  r.flags = 0x77;
+  r.buffer_id = 0x0102030405060708;
+  r.address = 0x1112131415161718;
+  r.size = 0x2122232425262728;
+  r.size_per_bank = 0x3132333435363738;
+  r.page_size = 0x41424344;
+  r.tag = 0x51525354;
+  r.num_banks = 0x6162;
+  r.num_cores = 0x7172;
+  r.aux = 0x81828384;
+  r.time_ns = 0x9192939495969798;
+  const auto words = words_of(r);
+  EXPECT_EQ(std::memcmp(words.data(), &r, sizeof r), 0);
+
+  for (const Kind kind : {Kind::Cb, Kind::L1}) {
+    r.kind = uint8_t(kind);
+    const EventRecord ev = event_of(EventType::Free, r);
+    EventRecord want{};
+    want.type = uint8_t(EventType::Free);
+    want.kind = r.kind;
+    want.layout = r.layout;
+    want.tag = r.tag;
+    want.buffer_id = r.buffer_id;
+    want.address = r.address;
+    want.size = r.size;
+    want.size_per_bank = r.size_per_bank;
+    want.num_banks = r.num_banks;
+    want.num_cores = r.num_cores;
+    want.page_size = kind == Kind::Cb ? r.aux : r.page_size;  // a CB's events carry its cores
+    want.time_ns = r.time_ns;
+    EXPECT_EQ(std::memcmp(&ev, &want, sizeof ev), 0) << "kind " << int(kind);
+  }
+}
+
 TEST(Protocol, SegmentNames) {
   auto n = ttmem::collector::parse_segment_name("ttmem-1234-99887766.seg");
   ASSERT_TRUE(n);
