@@ -310,6 +310,10 @@ std::optional<uint64_t> live_writer_start(RunningProcesses& running, pid_t pid,
 }  // namespace
 
 void merge_tt_metal_counters(Snapshot& s, const TtMetalScan& scan) {
+  s.problems.insert(s.problems.end(), scan.problems.begin(), scan.problems.end());
+  // No tt-metal file: nothing to add, and the snapshot is in order already (sort_snapshot).
+  // Collecting every process's chips first cost a Galaxy host's ttmemd 4 % of its CPU.
+  if (scan.regions.empty()) return;
   // Chips each ttmem-reported process registered: (pid, start time) -> chip ids.
   std::map<std::pair<pid_t, uint64_t>, std::set<uint64_t>> ttmem_chips;
   for (const ProcessView& p : s.processes) {
@@ -370,7 +374,6 @@ void merge_tt_metal_counters(Snapshot& s, const TtMetalScan& scan) {
     device->tt_metal = std::move(c);
   }
   for (auto& [key, p] : shm_processes) s.processes.push_back(std::move(p));
-  s.problems.insert(s.problems.end(), scan.problems.begin(), scan.problems.end());
   std::sort(s.devices.begin(), s.devices.end(), device_order);
   std::stable_sort(s.processes.begin(), s.processes.end(),
                    [](const ProcessView& a, const ProcessView& b) { return a.pid < b.pid; });

@@ -67,7 +67,8 @@ TtMetalScan read_tt_metal_counters(const std::string& dir,
 
 // Adds the regions to `s`: chips keyed by unique chip id (the key ttmem's client uses), a process
 // per pid over its chips, counted only where alive and not reported by a ttmem client on the same
-// chip; problems appended. Call after every other source is in `s`.
+// chip; problems appended. Call after every other source is in `s` and it is sorted
+// (sort_snapshot).
 void merge_tt_metal_counters(Snapshot& s, const TtMetalScan& scan);
 
 }  // namespace ttmem::collector
