@@ -663,7 +663,7 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     tags[i] = TagUsage{tags_[i].name, tags_[i].reserved, tags_[i].buffers};
   }
   auto model_device = [&](const pr::DeviceSlot& slot, uint32_t logical_id) {
-    auto [it, inserted] = device_index.emplace(slot.chip_id, s.devices.size());
+    auto [it, inserted] = device_index.try_emplace(slot.chip_id, s.devices.size());
     if (inserted) s.devices.push_back(device_view_of(slot));
     DeviceView& v = s.devices[it->second];
     if (std::find(v.logical_ids.begin(), v.logical_ids.end(), logical_id) ==
