@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "common/text.h"
@@ -186,11 +187,10 @@ bool SegmentReader::valid_record(const pr::BufferRecord& r, const SegmentState& 
   return true;
 }
 
-void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
+void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_read) const {
   const auto* slots = at<pr::DeviceSlot>(base_, header_.devices_offset);
   const auto* counters = at<pr::KindCounters>(base_, header_.counters_offset);
   const auto* heads = at<pr::RingHead>(base_, header_.ring_heads_offset);
-  out->devices[d].reset();
   CachedSlot& cached = slot_cache_[d];
   const uint64_t word0 = pr::load_word(reinterpret_cast<const uint64_t*>(&slots[d]),
                                        std::memory_order_acquire);
@@ -202,10 +202,12 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out) const {
         out->counters[d][k] = pr::copy_words_out(&counters[d * pr::kNumKinds + k]);
       }
       out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
-      out->devices[d] = cached.slot;
     }
+    // The last read put the cached slot (or nothing) into *out, and it has not changed since.
+    if (!out_is_last_read) out->devices[d] = cached.slot;
     return;
   }
+  out->devices[d].reset();
   cached.valid = false;
   pr::DeviceSlot slot;
   // The slot, or while it is being re-registered (or was left half written by a writer that died
@@ -250,16 +252,25 @@ bool SegmentReader::read_without_records(SegmentState* out, std::string* error) 
     truncated_ = true;
     return false;
   }
+  // Unique over every reader of the process, so neither a state made afresh (0) nor one
+  // another reader filled since, nor a copy of an older fill, passes for this reader's last.
+  static std::atomic<uint64_t> reads{0};
+  const bool out_is_last_read = last_read_ != 0 && out->filled_by_read == last_read_;
+  out->filled_by_read = 0;  // until this read completes
   // The size just checked can shrink before the loads below: they are guarded.
   truncated_ = !guarded(base_, size_, [&] {
     const auto* h = at<pr::SegmentHeader>(base_, 0);
     out->process_state = pr::load_u32(&h->state, std::memory_order_acquire);
     out->process_counters = pr::copy_words_out(&h->counters);
     refresh_strings();
-    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) read_device(d, out);
+    for (uint32_t d = 0; d < pr::kMaxDevices; ++d) read_device(d, out, out_is_last_read);
     uint32_t high = pr::load_u32(&h->slab_high_water, std::memory_order_acquire);
     out->record_slots = std::min(high, header_.slab_capacity);
   });
+  if (!truncated_) {
+    last_read_ = reads.fetch_add(1, std::memory_order_relaxed) + 1;
+    out->filled_by_read = last_read_;
+  }
   // Nothing is known of the records until they are scanned.
   out->records.clear();
   out->torn_records = 0;

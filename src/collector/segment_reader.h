@@ -32,6 +32,9 @@ struct SegmentState {
   uint64_t torn_records = 0;    // kept changing across retries
   uint64_t corrupt_records = 0; // failed validation
   std::array<uint64_t, protocol::kMaxDevices> ring_heads{};
+  // The SegmentReader read that last filled this state completely (unique in the process; 0:
+  // none). A reader that filled it last copies only the device slots that changed since.
+  uint64_t filled_by_read = 0;
 };
 
 using EventSink = std::function<void(uint32_t device, const protocol::EventRecord&)>;
@@ -143,7 +146,9 @@ class SegmentReader {
   void refresh_strings();
   void drain_guarded(const EventSink& sink);
   // Reads device slot `d` (and its counters and ring head) under its seqlock into *out.
-  void read_device(uint32_t d, SegmentState* out) const;
+  // `out_is_last_read`: *out holds what this reader's last complete read put there, so a slot
+  // that has not changed since is there already.
+  void read_device(uint32_t d, SegmentState* out, bool out_is_last_read = false) const;
   bool valid_record(const protocol::BufferRecord& r, const SegmentState& st) const;
   // Reads the record in `slot` under its seqlock into *record. True when it is live and valid;
   // otherwise counts it into *st when it was torn or corrupt.
@@ -172,6 +177,10 @@ class SegmentReader {
     std::optional<protocol::DeviceSlot> slot;
   };
   mutable std::array<CachedSlot, protocol::kMaxDevices> slot_cache_{};
+  // This reader's last complete read_without_records() (SegmentState::filled_by_read). Copying
+  // each unchanged slot into the state again, 512 bytes per chip of every process, was a
+  // quarter of reading a Galaxy host's devices.
+  uint64_t last_read_ = 0;
   std::vector<protocol::EventRecord> event_buffer_;  // read_events()'s copies
 };
 
