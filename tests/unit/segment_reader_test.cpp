@@ -142,6 +142,54 @@ TEST(SegmentReader, VisitingInPlaceSeesWhatReadCopies) {
 
 // Command lines, tags and board names are whatever bytes the writer put there; what the reader
 // hands on must be printable UTF-8, or JSON output and leak files fail on it.
+// A reader copies an unchanged device slot only into a state it did not fill last. Every other
+// state must still get the slot: one made afresh (in a loop, at the address of the last), one
+// another reader filled since, and a copy of an older fill.
+TEST(SegmentReader, EveryStateGetsTheDeviceSlotsItDoesNotHoldYet) {
+  SegmentFile f(1), other(2);
+  pr::DeviceSlot second{};
+  second.flags = pr::kDeviceRegistered;
+  second.logical_id = 0;
+  second.chip_id = 88;
+  second.kinds[0] = {12 << 20, 1 << 20, 0, 12, 32};
+  pr::seqlock_write32(other.devices(), second);
+  std::string err;
+  auto reader = SegmentReader::open(f.path(), &err);
+  auto other_reader = SegmentReader::open(other.path(), &err);
+  ASSERT_TRUE(reader && other_reader) << err;
+
+  SegmentState kept;
+  ASSERT_TRUE(reader->read_without_records(&kept, &err)) << err;
+  for (int i = 0; i < 3; ++i) {
+    SegmentState fresh;
+    ASSERT_TRUE(reader->read_without_records(&fresh, &err)) << err;
+    ASSERT_TRUE(fresh.devices[0]) << "read " << i;
+    EXPECT_EQ(fresh.devices[0]->chip_id, 77u);
+  }
+  // Filled by this reader, then by another, then by this one again.
+  ASSERT_TRUE(reader->read_without_records(&kept, &err)) << err;
+  ASSERT_TRUE(other_reader->read_without_records(&kept, &err)) << err;
+  ASSERT_TRUE(kept.devices[0]);
+  EXPECT_EQ(kept.devices[0]->chip_id, 88u);
+  ASSERT_TRUE(reader->read_without_records(&kept, &err)) << err;
+  ASSERT_TRUE(kept.devices[0]);
+  EXPECT_EQ(kept.devices[0]->chip_id, 77u);
+  // A copy of an older fill, with the slot changed since, and the fill it is older than.
+  const SegmentState older = kept;
+  pr::DeviceSlot moved = *kept.devices[0];
+  moved.chip_id = 99;
+  pr::seqlock_write32(f.devices(), moved);
+  ASSERT_TRUE(reader->read_without_records(&kept, &err)) << err;
+  EXPECT_EQ(kept.devices[0]->chip_id, 99u);
+  SegmentState copy = older;
+  ASSERT_TRUE(reader->read_without_records(&copy, &err)) << err;
+  ASSERT_TRUE(copy.devices[0]);
+  EXPECT_EQ(copy.devices[0]->chip_id, 99u);
+  // And the state filled last keeps what it holds.
+  ASSERT_TRUE(reader->read_without_records(&kept, &err)) << err;
+  EXPECT_EQ(kept.devices[0]->chip_id, 99u);
+}
+
 TEST(SegmentReader, TextThatIsNotUtf8IsMadePrintable) {
   SegmentFile f;
   std::strcpy(f.header()->cmdline, "load\xff\xfe\tpy \xc3\xa9");
