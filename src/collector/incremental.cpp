@@ -330,6 +330,9 @@ struct IncrementalFold::Process {
   // The device slots its records were folded with: a device registered again with another
   // chip or geometry needs its records folded again (a full read).
   std::array<std::optional<pr::DeviceSlot>, pr::kMaxDevices> devices;
+  // Per device, the SegmentState::device_marks of the slot device_for_events() last found to
+  // agree with `devices` (0: none), so an unchanged slot is not compared again at every batch.
+  std::array<uint64_t, pr::kMaxDevices> device_marks{};
   struct TagId {
     int index = -1;
     std::string text;
@@ -573,10 +576,14 @@ const pr::DeviceSlot* IncrementalFold::device_for_events(Process& p, const Segme
                                                          uint32_t device) {
   if (device >= pr::kMaxDevices || !state.devices[device]) return nullptr;
   const pr::DeviceSlot& slot = *state.devices[device];
+  // The very slot checked at an earlier batch: the reader has not put another there since.
+  const uint64_t mark = state.device_marks[device];
+  if (mark != 0 && p.device_marks[device] == mark) return &slot;
   std::optional<pr::DeviceSlot>& known = p.devices[device];
   if (known && !same_device(*known, slot)) return nullptr;
   // Copied (512 bytes) only when written again since: its sequence moved.
   if (!known || known->seq != slot.seq) known = slot;
+  p.device_marks[device] = mark;
   return &slot;
 }
 

@@ -187,6 +187,15 @@ bool SegmentReader::valid_record(const pr::BufferRecord& r, const SegmentState& 
   return true;
 }
 
+namespace {
+// Unique over every reader of the process: numbers for reads (SegmentState::filled_by_read) and
+// for device slots put into a state (SegmentState::device_marks).
+uint64_t unique_number() {
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+}  // namespace
+
 void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_read) const {
   const auto* slots = at<pr::DeviceSlot>(base_, header_.devices_offset);
   const auto* counters = at<pr::KindCounters>(base_, header_.counters_offset);
@@ -204,10 +213,14 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
       out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
     }
     // The last read put the cached slot (or nothing) into *out, and it has not changed since.
-    if (!out_is_last_read) out->devices[d] = cached.slot;
+    if (!out_is_last_read) {
+      out->devices[d] = cached.slot;
+      out->device_marks[d] = unique_number();
+    }
     return;
   }
   out->devices[d].reset();
+  out->device_marks[d] = unique_number();
   cached.valid = false;
   pr::DeviceSlot slot;
   // The slot, or while it is being re-registered (or was left half written by a writer that died
@@ -237,6 +250,7 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
   std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
   std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
   out->devices[d] = slot;
+  out->device_marks[d] = unique_number();
   if (cacheable) cached = CachedSlot{true, word0, slot};
 }
 
@@ -252,9 +266,8 @@ bool SegmentReader::read_without_records(SegmentState* out, std::string* error) 
     truncated_ = true;
     return false;
   }
-  // Unique over every reader of the process, so neither a state made afresh (0) nor one
-  // another reader filled since, nor a copy of an older fill, passes for this reader's last.
-  static std::atomic<uint64_t> reads{0};
+  // Read numbers are unique, so neither a state made afresh (0) nor one another reader filled
+  // since, nor a copy of an older fill, passes for this reader's last.
   const bool out_is_last_read = last_read_ != 0 && out->filled_by_read == last_read_;
   out->filled_by_read = 0;  // until this read completes
   // The size just checked can shrink before the loads below: they are guarded.
@@ -268,7 +281,7 @@ bool SegmentReader::read_without_records(SegmentState* out, std::string* error) 
     out->record_slots = std::min(high, header_.slab_capacity);
   });
   if (!truncated_) {
-    last_read_ = reads.fetch_add(1, std::memory_order_relaxed) + 1;
+    last_read_ = unique_number();
     out->filled_by_read = last_read_;
   }
   // Nothing is known of the records until they are scanned.

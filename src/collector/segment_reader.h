@@ -35,6 +35,9 @@ struct SegmentState {
   // The SegmentReader read that last filled this state completely (unique in the process; 0:
   // none). A reader that filled it last copies only the device slots that changed since.
   uint64_t filled_by_read = 0;
+  // Per device, a number (unique in the process) given when devices[d] was last put here, so
+  // whoever checked that slot before knows it is the same one without comparing 512 bytes.
+  std::array<uint64_t, protocol::kMaxDevices> device_marks{};
 };
 
 using EventSink = std::function<void(uint32_t device, const protocol::EventRecord&)>;

@@ -408,11 +408,18 @@ TEST(IncrementalFold, RefusesEventsAFullReadWouldRejectAsRecords) {
   ev.tag = 0;
   ev.type = 99;
   EXPECT_FALSE(fold.apply(c.key, c.in.state, 0, ev, c.tags()));
-  // A device registered again as another chip: its records must be folded again.
+  // A device registered again as another chip: its records must be folded again. The slot's
+  // mark moves with it, as SegmentReader gives one to every slot it puts in a state; the fold
+  // trusts a slot it checked under the same mark without comparing it again.
   ev.type = uint8_t(pr::EventType::Alloc);
   ev.size = ev.size_per_bank = 4096;
+  c.in.state.device_marks[0] = 5;
   ASSERT_TRUE(fold.apply(c.key, c.in.state, 0, ev, c.tags()));
+  ev.buffer_id = 2;
+  ASSERT_TRUE(fold.apply(c.key, c.in.state, 0, ev, c.tags()));  // checked under mark 5
   c.in.state.devices[0] = device_slot(99, 0);
+  c.in.state.device_marks[0] = 6;
+  ev.buffer_id = 3;
   EXPECT_FALSE(fold.apply(c.key, c.in.state, 0, ev, c.tags()));
 }
 
