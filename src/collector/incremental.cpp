@@ -295,6 +295,13 @@ struct IncrementalFold::CbFigures {
   };
   std::map<uint64_t, Part> chips;                  // by chip id
   std::map<std::pair<int, uint64_t>, Part> tags;  // by tag index and chip id
+  uint64_t records = 0;   // over all chips
+  uint64_t programs = 0;  // over all chips
+  // The L1 all chips' CB sets cover, for the regions of the snapshot whose chip bases carried
+  // `covered_bases` (IncrementalFold::bases_generation_): summing it chip by chip again at every
+  // snapshot walked 32 map nodes per process.
+  mutable uint64_t covered = 0;
+  mutable uint64_t covered_bases = 0;  // 0: not worked out
 };
 
 IncrementalFold::CbFigures IncrementalFold::cb_figures_of(const std::vector<Live>& cbs) {
@@ -305,7 +312,11 @@ IncrementalFold::CbFigures IncrementalFold::cb_figures_of(const std::vector<Live
     CbFigures::Part& chip = f.chips[live.chip_id];
     chip.records += 1;
     chip.coverage.add(core_rect_of(rec.aux), rec.address + rec.size);
-    if (programs.emplace(live.chip_id, rec.buffer_id).second) chip.programs += 1;
+    if (programs.emplace(live.chip_id, rec.buffer_id).second) {
+      chip.programs += 1;
+      f.programs += 1;
+    }
+    f.records += 1;
     CbFigures::Part& tag = f.tags[{live.tag, live.chip_id}];
     tag.records += 1;
     tag.coverage.add(core_rect_of(rec.aux), rec.address + rec.size);
@@ -479,7 +490,10 @@ const IncrementalFold::CbTotals& IncrementalFold::cb_totals(const std::vector<Pr
   for (Process* proc : members) {
     if (!proc->cb_figures) proc->cb_figures = cb_figures_of(proc->cbs);
     for (const auto& [chip_id, chip] : proc->cb_figures->chips) {
-      totals->chips[chip_id].coverage.merge(chip.coverage);
+      CbFigures::Part& part = totals->chips[chip_id];
+      part.records += chip.records;
+      part.programs += chip.programs;
+      part.coverage.merge(chip.coverage);
     }
     for (const auto& [tag_and_chip, tag] : proc->cb_figures->tags) {
       CbFigures::Part& part = totals->tags[tag_and_chip];
@@ -685,14 +699,31 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
   members.reserve(processes.size());
   for (const IncrementalInput& in : processes) members.push_back(processes_.at(in.key).get());
   const CbTotals& cb_totals = this->cb_totals(members);
-
+  // Every chip first, so the region bases are known before any process's CB figures use them.
   for (const IncrementalInput& in : processes) {
-    const SegmentState& st = *in.state;
-    Process& proc = *processes_.at(in.key);
-    ProcessView p = in.identity;
     for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {
-      if (st.devices[d]) model_device(*st.devices[d], d);
+      if (in.state->devices[d]) model_device(*in.state->devices[d], d);
     }
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> bases;
+  bases.reserve(s.devices.size());
+  for (const DeviceView& v : s.devices) bases.emplace_back(v.chip_id, v.unreserved_base);
+  if (bases != last_bases_) {
+    last_bases_ = std::move(bases);
+    ++bases_generation_;
+  }
+  // A chip's CB count and programs: every process's, summed once per CB change.
+  for (const auto& [chip_id, chip] : cb_totals.chips) {
+    DeviceView& v = s.devices[device_index.at(chip_id)];
+    v.kinds[kCb].count += chip.records;
+    v.cb_programs += chip.programs;
+  }
+
+  for (size_t i = 0; i < processes.size(); ++i) {
+    const IncrementalInput& in = processes[i];
+    const SegmentState& st = *in.state;
+    Process& proc = *members[i];
+    ProcessView p = in.identity;
     proc.identity.pid = p.pid;
     proc.identity.start_time = p.start_time;
     proc.in_snapshot = true;
@@ -701,16 +732,19 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     p.requested = proc.requested;
     // CB sets: what SnapshotFold::add and end_process do with them, from the process's CB
     // figures (made by cb_totals(), remade only when its CB records changed).
-    for (const auto& [chip_id, chip] : proc.cb_figures->chips) {
-      const size_t m = device_index.at(chip_id);
-      s.devices[m].kinds[kCb].count += chip.records;
-      s.devices[m].cb_programs += chip.programs;
-      p.cbs += chip.records;
-      p.cb_programs += chip.programs;
-      const uint64_t covered = chip.region(s.devices[m].unreserved_base).covered_bytes;
-      p.reserved[kCb] += covered;
-      p.requested[kCb] += covered;
+    const CbFigures& cbs = *proc.cb_figures;
+    if (cbs.covered_bases != bases_generation_) {
+      cbs.covered = 0;
+      for (const auto& [chip_id, chip] : cbs.chips) {
+        cbs.covered +=
+            chip.region(s.devices[device_index.at(chip_id)].unreserved_base).covered_bytes;
+      }
+      cbs.covered_bases = bases_generation_;
     }
+    p.cbs += cbs.records;
+    p.cb_programs += cbs.programs;
+    p.reserved[kCb] += cbs.covered;
+    p.requested[kCb] += cbs.covered;
     p.torn_records = st.torn_records;
     p.corrupt_records = st.corrupt_records;
     for (uint32_t d = 0; d < pr::kMaxDevices; ++d) {

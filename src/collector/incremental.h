@@ -170,6 +170,10 @@ class IncrementalFold {
   std::vector<Tag> tags_;
   std::unordered_map<std::string, size_t> tag_by_name_;
   uint64_t cb_generation_ = 0;  // advanced by cbs_changed()
+  // The chips of the last snapshot and their unreserved bases (where CB regions start), and a
+  // number advanced whenever they differ from the snapshot's before (never 0).
+  std::vector<std::pair<uint64_t, uint64_t>> last_bases_;
+  uint64_t bases_generation_ = 1;
   std::unique_ptr<CbTotals> cb_totals_;
 };
 
