@@ -44,25 +44,12 @@ TEST(Protocol, SeqlockRoundTripAndTornDetection) {
 }
 
 // The client stores records and events as words composed in registers (words_of, event_words):
-// every field must land exactly where the struct puts it. Each field gets a distinct pattern
-// that fills it, so a field placed at the wrong offset or truncated shows.
+// every field must land exactly where the struct puts it. Every byte of the record differs,
+// so a field placed at the wrong offset or truncated shows.
 TEST(Protocol, ComposedWordsAreTheRecordBitForBit) {
-  BufferRecord r{};
-  r.seq = 0x11223344;
-  r.device = 0x55;
-  r.kind = uint8_t(Kind::Cb);
-  r.layout = 0x66;
-  r.flags = 0x77;
-  r.buffer_id = 0x0102030405060708;
-  r.address = 0x1112131415161718;
-  r.size = 0x2122232425262728;
-  r.size_per_bank = 0x3132333435363738;
-  r.page_size = 0x41424344;
-  r.tag = 0x51525354;
-  r.num_banks = 0x6162;
-  r.num_cores = 0x7172;
-  r.aux = 0x81828384;
-  r.time_ns = 0x9192939495969798;
+  BufferRecord r;
+  auto* bytes = reinterpret_cast<uint8_t*>(&r);
+  for (size_t i = 0; i < sizeof r; ++i) bytes[i] = uint8_t(0x11 + i);  // each byte its own
   const auto words = words_of(r);
   EXPECT_EQ(std::memcmp(words.data(), &r, sizeof r), 0);
 
