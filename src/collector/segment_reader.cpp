@@ -222,6 +222,10 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
   out->devices[d].reset();
   out->device_marks[d] = unique_number();
   cached.valid = false;
+  // The cache changes below. Unless *out is the state this reader filled last, that state may
+  // not hold what the cache will (SegmentReader::device() reads into a state of its own), so the
+  // next read into it copies every slot.
+  if (out->filled_by_read != last_read_) last_read_ = 0;
   pr::DeviceSlot slot;
   // The slot, or while it is being re-registered (or was left half written by a writer that died
   // there) the header's `registering` copy, which the client writes completely first

@@ -183,7 +183,7 @@ class SegmentReader {
   // This reader's last complete read_without_records() (SegmentState::filled_by_read). Copying
   // each unchanged slot into the state again, 512 bytes per chip of every process, was a
   // quarter of reading a Galaxy host's devices.
-  uint64_t last_read_ = 0;
+  mutable uint64_t last_read_ = 0;
   std::vector<protocol::EventRecord> event_buffer_;  // read_events()'s copies
 };
 

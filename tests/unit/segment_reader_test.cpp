@@ -188,6 +188,16 @@ TEST(SegmentReader, EveryStateGetsTheDeviceSlotsItDoesNotHoldYet) {
   // And the state filled last keeps what it holds.
   ASSERT_TRUE(reader->read_without_records(&kept, &err)) << err;
   EXPECT_EQ(kept.devices[0]->chip_id, 99u);
+  // A device registered since, read on its own first (as `ttmem record` asks for a device
+  // registered between two refreshes), still reaches the state filled last.
+  pr::DeviceSlot late = moved;
+  late.logical_id = 1;
+  late.chip_id = 111;
+  pr::seqlock_write32(&f.devices()[1], late);
+  ASSERT_TRUE(reader->device(1));
+  ASSERT_TRUE(reader->read_without_records(&kept, &err)) << err;
+  ASSERT_TRUE(kept.devices[1]);
+  EXPECT_EQ(kept.devices[1]->chip_id, 111u);
 }
 
 TEST(SegmentReader, TextThatIsNotUtf8IsMadePrintable) {
