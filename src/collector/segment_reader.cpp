@@ -194,6 +194,13 @@ uint64_t unique_number() {
   static std::atomic<uint64_t> last{0};
   return last.fetch_add(1, std::memory_order_relaxed) + 1;
 }
+
+// Puts device d's slot (or nothing) into *out with a new mark: the one way a reader changes a
+// state's devices.
+void put_device(SegmentState* out, uint32_t d, const std::optional<pr::DeviceSlot>& slot) {
+  out->devices[d] = slot;
+  out->device_marks[d] = unique_number();
+}
 }  // namespace
 
 void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_read) const {
@@ -213,14 +220,10 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
       out->ring_heads[d] = pr::load_word(&heads[d].head, std::memory_order_acquire);
     }
     // The last read put the cached slot (or nothing) into *out, and it has not changed since.
-    if (!out_is_last_read) {
-      out->devices[d] = cached.slot;
-      out->device_marks[d] = unique_number();
-    }
+    if (!out_is_last_read) put_device(out, d, cached.slot);
     return;
   }
-  out->devices[d].reset();
-  out->device_marks[d] = unique_number();
+  put_device(out, d, std::nullopt);
   cached.valid = false;
   // The cache changes below. Unless *out is the state this reader filled last, that state may
   // not hold what the cache will (SegmentReader::device() reads into a state of its own), so the
@@ -253,8 +256,7 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
   slot.board[sizeof slot.board - 1] = '\0';
   std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
   std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
-  out->devices[d] = slot;
-  out->device_marks[d] = unique_number();
+  put_device(out, d, slot);
   if (cacheable) cached = CachedSlot{true, word0, slot};
 }
 
