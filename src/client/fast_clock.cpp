@@ -19,24 +19,47 @@ bool tsc_is_clocksource() {
   return n >= 3 && std::strncmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n');
 }
 
-uint64_t FastClock::reanchor(uint64_t t) {
-  TscAnchor& a = anchor_;
-  uint64_t ns = monotonic_ns();
-  t = __rdtsc();
-  if (a.first_ns == 0 || t <= a.first_tsc) {
-    a.first_tsc = t;
-    a.first_ns = ns;
-    return ns;
+ClockPair read_clock_pair() {
+  constexpr int kTries = 4;
+  ClockPair best;
+  uint64_t best_gap = UINT64_MAX;
+  for (int i = 0; i < kTries; ++i) {
+    const uint64_t before = __rdtsc();
+    const uint64_t ns = monotonic_ns();
+    const uint64_t after = __rdtsc();
+    if (after < before || after - before >= best_gap) continue;
+    best_gap = after - before;
+    best = {before + best_gap / 2, ns};
   }
-  uint64_t elapsed = ns - a.first_ns;
-  if (elapsed < kMinBaselineNs) return ns;  // still measuring the rate: exact time meanwhile
+  if (best_gap == UINT64_MAX) best = {__rdtsc(), monotonic_ns()};  // the TSC went backwards
+  return best;
+}
+
+uint64_t FastClock::reanchor() {
+  TscAnchor& a = anchor_;
+  if (a.first_ns != 0) {
+    // Still measuring the rate: the exact time meanwhile, read once, not paired.
+    const uint64_t ns = monotonic_ns();
+    if (ns >= a.first_ns && ns - a.first_ns < kMinBaselineNs) return ns;
+  }
+  const ClockPair now = read_clock_pair();
+  if (a.first_ns == 0 || now.tsc <= a.first_tsc || now.ns <= a.first_ns) {
+    a.first_tsc = now.tsc;  // the start of this thread's rate measurement
+    a.first_ns = now.ns;
+    a.valid_ticks = 0;
+    return now.ns;
+  }
+  const uint64_t elapsed = now.ns - a.first_ns;
+  if (elapsed < kMinBaselineNs) return now.ns;
   // The rate over everything this thread has seen so far: the longer, the more precise.
-  const double ns_per_tick = double(elapsed) / double(t - a.first_tsc);
+  const double ns_per_tick = double(elapsed) / double(now.tsc - a.first_tsc);
   a.ns_per_tick_q32 = uint64_t(ns_per_tick * 4294967296.0);
-  a.tsc = t;
-  a.ns = ns;
-  a.valid_ticks = a.ns_per_tick_q32 != 0 ? uint64_t(double(kReanchorNs) / ns_per_tick) : 0;
-  return ns;
+  a.tsc = now.tsc;
+  a.ns = now.ns;
+  // Extrapolate no further than the span the rate was measured over.
+  const uint64_t window_ns = elapsed < kReanchorNs ? elapsed : kReanchorNs;
+  a.valid_ticks = a.ns_per_tick_q32 != 0 ? uint64_t(double(window_ns) / ns_per_tick) : 0;
+  return now.ns;
 }
 
 }  // namespace ttmem::client

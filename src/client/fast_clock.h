@@ -7,6 +7,13 @@
 // monotonic clock cannot pull them apart. The segment only ever holds nanoseconds, so every
 // reader sees the same value for the same event. Times from different threads may disagree by
 // well under a microsecond.
+//
+// Two things keep the conversion that close. A rate is never extrapolated further than the span
+// it was measured over, so an error in reading the clocks at either end of that span moves a
+// stamp by at most that error, not by it times the ratio of the spans; the spans double from
+// 20 ms until they reach the second. And each pairing of the two clocks is the tightest of a few
+// tries, taken at the middle of the TSC readings around clock_gettime, so an interrupt between
+// them does not skew it.
 #pragma once
 
 #include <x86intrin.h>
@@ -32,6 +39,15 @@ struct TscAnchor {
   uint64_t first_tsc = 0, first_ns = 0;  // where this thread's rate measurement started
 };
 
+// One reading of both clocks: `tsc` is the tick count at the moment `ns` was read.
+struct ClockPair {
+  uint64_t tsc = 0;
+  uint64_t ns = 0;
+};
+// The tightest of a few pairings: the one whose two TSC readings around clock_gettime lie
+// closest together, stamped at their middle.
+ClockPair read_clock_pair();
+
 class FastClock {
  public:
   static constexpr uint64_t kMinBaselineNs = 20'000'000;  // rate measured over >= 20 ms
@@ -47,11 +63,11 @@ class FastClock {
     if (t - a.tsc < a.valid_ticks) [[likely]] {
       return a.ns + (((t - a.tsc) * a.ns_per_tick_q32) >> 32);
     }
-    return reanchor(t);
+    return reanchor();
   }
 
  private:
-  [[gnu::noinline]] static uint64_t reanchor(uint64_t t);
+  [[gnu::noinline]] static uint64_t reanchor();
 
   static inline bool enabled_ = false;
   // initial-exec: a plain %fs-relative load instead of a __tls_get_addr call per event. The
