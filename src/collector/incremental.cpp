@@ -149,8 +149,8 @@ class IncrementalFold::LiveSet {
   const_iterator end() const { return {records_.end(), records_.end()}; }
 
   // Starts loading what find() will read first (its home slot), or second (the record).
-  void prefetch_slot(uint64_t id) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[hash(id) & mask()]);
+  void prefetch_slot(uint32_t device, uint64_t id) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash(device, id) & mask()]);
   }
   void prefetch_record(uint32_t device, uint64_t id) const {
     if (slots_.empty()) return;
@@ -212,13 +212,15 @@ class IncrementalFold::LiveSet {
   static_assert(pr::kMaxSlabCapacity <= kMaxRecords);
   static_assert(pr::kMaxDevices <= (uint64_t{1} << (32 - kIndexBits)));
 
-  // Ids in runs of eight share a cache line of the index: buffers are numbered from one
-  // counter per process (a mesh op's copies on each device get consecutive ids) and freed
-  // soon after, so the churn of a refresh touches a few lines, not one per event. The runs are
-  // spread by the murmur3 finaliser (ids are often dense); the id's low bits pick the place
-  // within the run's line, and one id on several devices probes on from there.
-  static uint32_t hash(uint64_t id) {
-    uint64_t h = (id >> 3) * 0x9e3779b97f4a7c15ULL;
+  // On one device, ids in runs of eight share a cache line of the index: buffers are numbered
+  // from one counter per process and freed soon after, and a refresh applies one device's
+  // events together, so its churn touches a few lines, not one per event. The runs are spread
+  // by the murmur3 finaliser (ids are often dense), and the low id bits pick the place within
+  // the run's line. The device is hashed too: a mesh buffer keeps one id on every chip, and
+  // with the id alone its copies on 32 chips, and those of its run's neighbours, made one
+  // cluster of 256 slots that every insert, find and erase among them walked.
+  static uint32_t hash(uint32_t device, uint64_t id) {
+    uint64_t h = ((id >> 3) ^ (uint64_t(device) << 56)) * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -228,7 +230,7 @@ class IncrementalFold::LiveSet {
   }
   // A slot's bits but the index.
   static uint64_t key_of(uint32_t device, uint64_t id) {
-    return (uint64_t(hash(id)) << 32) | (uint64_t(device) << kIndexBits);
+    return (uint64_t(hash(device, id)) << 32) | (uint64_t(device) << kIndexBits);
   }
   static size_t index_of(uint64_t slot) { return size_t(slot & kIndexMask) - 1; }
   size_t mask() const { return slots_.size() - 1; }
@@ -243,7 +245,7 @@ class IncrementalFold::LiveSet {
   // record stays reachable from its home slot.
   void unplace(size_t index) {
     const Live& live = records_[index];
-    size_t i = hash(live.record.buffer_id) & mask();
+    size_t i = hash(live.record.device, live.record.buffer_id) & mask();
     while ((slots_[i] & kIndexMask) != index + 1) i = (i + 1) & mask();
     for (size_t j = (i + 1) & mask(); slots_[j] != 0; j = (j + 1) & mask()) {
       const size_t home = size_t(slots_[j] >> 32) & mask();
@@ -571,7 +573,7 @@ bool IncrementalFold::apply_all(const std::string& key, const SegmentState& stat
   // At a million live buffers nearly every lookup misses the cache. Asked for ahead, the
   // misses of a batch overlap instead of following one another: first the index slots, then
   // (once those are on their way) the records a free will read.
-  for (const auto& [device, ev] : events) p.buffers.prefetch_slot(ev.buffer_id);
+  for (const auto& [device, ev] : events) p.buffers.prefetch_slot(device, ev.buffer_id);
   for (const auto& [device, ev] : events) {
     if (ev.type == uint8_t(pr::EventType::Free)) p.buffers.prefetch_record(device, ev.buffer_id);
   }
