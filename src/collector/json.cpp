@@ -75,18 +75,20 @@ json to_json(const KindUsage& k) {
 json to_json(const TtMetalChipCounters& c) {
   json remote = json::array();
   for (const auto& r : c.remote_chips) {
-    remote.push_back({{"logical_id", r.logical_id}, {"allocated_bytes", per_kind(r.bytes)}});
+    remote.push_back(
+        Object().add("logical_id", r.logical_id).add("allocated_bytes", per_kind(r.bytes)));
   }
-  return {{"path", c.path},
-          {"version", c.version},
-          {"creator_logical_id", c.creator_logical_id},
-          {"board_serial", format_chip_id(c.board_serial)},  // 64 bits: a hex string, like chip ids
-          {"last_update_realtime_ns", c.last_update_realtime_ns},
-          {"total_allocated_bytes", per_kind(c.totals)},
-          {"totals_stale", c.totals_stale},
-          {"live_processes", c.live_processes},
-          {"stale_processes", c.stale_processes},
-          {"remote_chips", remote}};
+  return Object()
+      .add("path", c.path)
+      .add("version", c.version)
+      .add("creator_logical_id", c.creator_logical_id)
+      .add("board_serial", format_chip_id(c.board_serial))  // 64 bits: a hex string, as chip ids
+      .add("last_update_realtime_ns", c.last_update_realtime_ns)
+      .add("total_allocated_bytes", per_kind(c.totals))
+      .add("totals_stale", c.totals_stale)
+      .add("live_processes", c.live_processes)
+      .add("stale_processes", c.stale_processes)
+      .add("remote_chips", std::move(remote));
 }
 
 // What a device's client registered for it (its descriptor), by JSON name: the one list that
@@ -199,11 +201,18 @@ json to_json(const LeakRecord& l) {
 }
 
 json to_json(const TagUsage& t) {
-  return {{"tag", t.tag}, {"reserved_bytes", per_kind(t.reserved)}, {"buffers", t.buffers}};
+  return Object()
+      .add("tag", t.tag)
+      .add("reserved_bytes", per_kind(t.reserved))
+      .add("buffers", t.buffers);
 }
 
 json to_json(const SegmentProblem& p) {
-  return {{"path", p.path}, {"error", p.error}, {"rejected", p.rejected}, {"leaks", p.leaks}};
+  return Object()
+      .add("path", p.path)
+      .add("error", p.error)
+      .add("rejected", p.rejected)
+      .add("leaks", p.leaks);
 }
 
 json status_json(const Snapshot& s) {
@@ -230,26 +239,27 @@ json buffers_json(const BufferSelection& selection) {
 }
 
 json to_json(const ProgramCbSet& p) {
-  return {{"pid", p.pid},
-          {"chip_id", format_chip_id(p.chip_id)},
-          {"device", p.device},
-          {"program_id", p.program_id},
-          {"cb_bytes", p.bytes},
-          {"region_end", p.region_end},
-          {"records", p.records},
-          {"tag", p.tag}};
+  return Object()
+      .add("pid", p.pid)
+      .add("chip_id", format_chip_id(p.chip_id))
+      .add("device", p.device)
+      .add("program_id", p.program_id)
+      .add("cb_bytes", p.bytes)
+      .add("region_end", p.region_end)
+      .add("records", p.records)
+      .add("tag", p.tag);
 }
 
 json programs_json(const std::vector<ProgramCbSet>& programs) {
   json arr = json::array();
   for (const ProgramCbSet& p : programs) arr.push_back(to_json(p));
-  return {{"programs", arr}};
+  return Object().add("programs", std::move(arr));
 }
 
 json leaks_json(const LeakList& leaks) {
   json arr = json::array();
   for (const auto& l : leaks) arr.push_back(to_json(l));
-  return {{"leaks", arr}};
+  return Object().add("leaks", std::move(arr));
 }
 
 // ---------------------------------------------------------------------------------------------
