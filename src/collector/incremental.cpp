@@ -571,15 +571,27 @@ bool IncrementalFold::apply_all(const std::string& key, const SegmentState& stat
   if (found == processes_.end()) return false;
   Process& p = *found->second;
   // At a million live buffers nearly every lookup misses the cache. Asked for ahead, the
-  // misses of a batch overlap instead of following one another: first the index slots, then
-  // (once those are on their way) the records a free will read.
-  for (const auto& [device, ev] : events) p.buffers.prefetch_slot(device, ev.buffer_id);
-  for (const auto& [device, ev] : events) {
-    if (ev.type == uint8_t(pr::EventType::Free)) p.buffers.prefetch_record(device, ev.buffer_id);
-  }
+  // misses of a batch overlap instead of following one another: the index slot of the event
+  // kSlotAhead on, and the record of a free kRecordAhead on, whose slot is on its way by then.
+  // A window rather than the whole batch up front: the lines are still in L1 when used, and
+  // the misses in flight stay within what a core can track.
+  constexpr size_t kSlotAhead = 16, kRecordAhead = 8;
+  auto prefetch_slot = [&](size_t i) {
+    if (i < events.size()) p.buffers.prefetch_slot(events[i].first, events[i].second.buffer_id);
+  };
+  auto prefetch_record = [&](size_t i) {
+    if (i < events.size() && events[i].second.type == uint8_t(pr::EventType::Free)) {
+      p.buffers.prefetch_record(events[i].first, events[i].second.buffer_id);
+    }
+  };
+  for (size_t i = 0; i < kSlotAhead; ++i) prefetch_slot(i);
+  for (size_t i = 0; i < kRecordAhead; ++i) prefetch_record(i);
   // Each device's slot checked once per batch, not per event.
   std::array<const pr::DeviceSlot*, pr::kMaxDevices> slots{};
-  for (const auto& [device, ev] : events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    prefetch_slot(i + kSlotAhead);
+    prefetch_record(i + kRecordAhead);
+    const auto& [device, ev] = events[i];
     if (device >= pr::kMaxDevices) return false;
     const pr::DeviceSlot*& slot = slots[device];
     if (slot == nullptr && (slot = device_for_events(p, state, device)) == nullptr) return false;
