@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "daemon/http_server.h"
 #include "daemon/legacy_ingest.h"
+#include "daemon/refresh_pacer.h"
 
 namespace ttmem::daemon {
 
@@ -277,6 +278,8 @@ int Daemon::run(bool handle_signals) {
   bool dirty = false;
   uint64_t last_publish = monotonic_ns();
   uint64_t next_early_refresh = 0;
+  RefreshPacer pacer;  // early refreshes: at most 10 % of a core
+  uint64_t loop_cpu_at_refresh = thread_cpu_ns();
   bool change_pending = false;  // a change seen that waits for next_early_refresh
   const int change_poll = int(options_.change_poll_ms);
   auto sooner = [](int timeout, int ms) { return timeout < 0 ? ms : std::min(timeout, ms); };
@@ -327,12 +330,15 @@ int Daemon::run(bool handle_signals) {
       refresh = !change_pending;
     }
     if (refresh) {
-      const uint64_t cpu = refresh_and_publish(/*drain_notifications=*/true);
+      refresh_and_publish(/*drain_notifications=*/true);
       dirty = false;
       change_pending = false;
       last_publish = monotonic_ns();
-      // An early refresh waits nine times the CPU the last one took: at most 10 % of a core.
-      next_early_refresh = last_publish + 9 * cpu;
+      // The loop's CPU since the last refresh: the refresh, and the change polls, requests and
+      // legacy messages between, so that the loop as a whole keeps to a tenth of a core.
+      const uint64_t loop_cpu = thread_cpu_ns();
+      next_early_refresh = pacer.after_refresh(last_publish, loop_cpu - loop_cpu_at_refresh);
+      loop_cpu_at_refresh = loop_cpu;
     } else if (dirty && monotonic_ns() - last_publish >= 50'000'000) {
       // Legacy messages changed the model: show them without waiting for the timer, but at most
       // 20 times a second however chatty the clients are.
