@@ -155,22 +155,33 @@ json to_json(const ProcessView& p) {
       .add("corrupt_records", p.corrupt_records);
 }
 
-json to_json(const BufferView& b) {
-  Object j;
-  j.add("pid", b.pid)
+namespace {
+
+// What a live buffer (BufferView) and a leaked one (LeakRecord) both say, by the same names.
+template <class Buffer>
+Object buffer_object(const Buffer& b) {
+  Object o;
+  o.add("pid", b.pid)
       .add("chip_id", format_chip_id(b.chip_id))
       .add("device", b.device)
       .add("kind", kind_name(b.kind))
       .add("buffer_id", b.buffer_id)
       .add("address", b.address)
       .add("size_bytes", b.size)
-      .add("size_per_bank_bytes", b.size_per_bank)
       .add("reserved_bytes", b.reserved)
-      .add("page_size", b.page_size)
-      .add("banks", b.num_banks)
-      .add("cores", b.num_cores)
       .add("tag", b.tag)
       .add("time_ns", b.time_ns);
+  return o;
+}
+
+}  // namespace
+
+json to_json(const BufferView& b) {
+  Object j = buffer_object(b);
+  j.add("size_per_bank_bytes", b.size_per_bank)
+      .add("page_size", b.page_size)
+      .add("banks", b.num_banks)
+      .add("cores", b.num_cores);
   if (b.kind == uint32_t(Kind::Cb)) {
     // size_bytes of a CB is per core (reserved_bytes: per core x cores); the name says so here.
     j.add("size_per_core_bytes", b.size)
@@ -184,20 +195,10 @@ json to_json(const BufferView& b) {
 }
 
 json to_json(const LeakRecord& l) {
-  return Object()
-      .add("pid", l.pid)
+  return buffer_object(l)
       .add("process_start_time", l.process_start_time)
       .add("command", l.command)
-      .add("detected_realtime_ns", l.detected_realtime_ns)
-      .add("chip_id", format_chip_id(l.chip_id))
-      .add("device", l.device)
-      .add("kind", kind_name(l.kind))
-      .add("buffer_id", l.buffer_id)
-      .add("address", l.address)
-      .add("size_bytes", l.size)
-      .add("reserved_bytes", l.reserved)
-      .add("tag", l.tag)
-      .add("time_ns", l.time_ns);
+      .add("detected_realtime_ns", l.detected_realtime_ns);
 }
 
 json to_json(const TagUsage& t) {
