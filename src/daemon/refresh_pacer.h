@@ -33,7 +33,8 @@ class RefreshPacer {
     if (last_end_ns_ != 0) {
       // A tenth of the wall time since the last refresh ended (this one's included) is allowed.
       debt_ns_ += int64_t(cpu_ns) - int64_t((now_ns - last_end_ns_) / 10);
-      // Idle time is no credit for a burst later, but a cheap stretch may offset a dear one.
+      // Idle or cheap stretches bank at most kMaxDebtNs: enough to offset a dear refresh, not
+      // to pay for a long burst.
       debt_ns_ = std::max(debt_ns_, -kMaxDebtNs);
     } else {
       debt_ns_ = int64_t(cpu_ns);  // no wall time to set against the first
