@@ -40,17 +40,17 @@ uint64_t FastClock::reanchor() {
   if (a.first_ns != 0) {
     // Still measuring the rate: the exact time meanwhile, read once, not paired.
     const uint64_t ns = monotonic_ns();
-    if (ns >= a.first_ns && ns - a.first_ns < kMinBaselineNs) return ns;
+    if (ns - a.first_ns < kMinBaselineNs) return ns;
   }
   const ClockPair now = read_clock_pair();
-  if (a.first_ns == 0 || now.tsc <= a.first_tsc || now.ns <= a.first_ns) {
+  if (a.first_ns == 0 || now.tsc <= a.first_tsc) {
     a.first_tsc = now.tsc;  // the start of this thread's rate measurement
     a.first_ns = now.ns;
     a.valid_ticks = 0;
     return now.ns;
   }
+  // At least kMinBaselineNs: the monotonic clock read above never runs backwards.
   const uint64_t elapsed = now.ns - a.first_ns;
-  if (elapsed < kMinBaselineNs) return now.ns;
   // The rate over everything this thread has seen so far: the longer, the more precise.
   const double ns_per_tick = double(elapsed) / double(now.tsc - a.first_tsc);
   a.ns_per_tick_q32 = uint64_t(ns_per_tick * 4294967296.0);

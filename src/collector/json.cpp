@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <functional>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -46,10 +47,11 @@ class Object {
   json::object_t* members_ = object_.get_ptr<json::object_t*>();
 };
 
-template <class Array>
-json per_kind(const Array& values) {
+// An object keyed by kind name (DRAM, L1, ...), of `value` applied to each of `values`.
+template <class Array, class Value = std::identity>
+json per_kind(const Array& values, Value value = {}) {
   Object o;
-  for (uint32_t k = 0; k < kNumKinds; ++k) o.add(kind_name(k), values[k]);
+  for (uint32_t k = 0; k < kNumKinds; ++k) o.add(kind_name(k), value(values[k]));
   return o;
 }
 
@@ -105,14 +107,12 @@ void descriptor_fields(View& d, Visit&& visit) {
 }
 
 json to_json(const DeviceView& d) {
-  Object kinds;
-  for (uint32_t k = 0; k < kNumKinds; ++k) kinds.add(kind_name(k), to_json(d.kinds[k]));
   Object out;
   out.add("detail", d.detail)
       .add("tt_metal_shm", d.tt_metal ? to_json(*d.tt_metal) : json(nullptr))
       .add("arch", arch_name(d.arch))
       .add("grid", json::array({d.grid_x, d.grid_y}))
-      .add("kinds", json(std::move(kinds)))
+      .add("kinds", per_kind(d.kinds, [](const KindUsage& k) { return to_json(k); }))
       .add("cb_region_end", d.cb_region_end)
       .add("cb_region_in_use_bytes", d.cb_region_in_use())
       .add("cb_programs", d.cb_programs)

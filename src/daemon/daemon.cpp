@@ -251,7 +251,7 @@ bool Daemon::save_legacy_leaks() {
   return !processes.empty();
 }
 
-uint64_t Daemon::refresh_and_publish(bool drain_notifications) {
+void Daemon::refresh_and_publish(bool drain_notifications) {
   const uint64_t cpu_before = thread_cpu_ns();
   if (drain_notifications) {
     collector_.wait(0);  // drains inotify, then refreshes
@@ -259,10 +259,8 @@ uint64_t Daemon::refresh_and_publish(bool drain_notifications) {
     collector_.refresh();
   }
   refreshes_ += 1;
-  const uint64_t collect_cpu = thread_cpu_ns() - cpu_before;
-  refresh_cpu_ns_ += collect_cpu;
+  refresh_cpu_ns_ += thread_cpu_ns() - cpu_before;
   publish();
-  return thread_cpu_ns() - cpu_before;
 }
 
 int Daemon::run(bool handle_signals) {

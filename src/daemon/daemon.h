@@ -82,9 +82,8 @@ class Daemon {
   void stop();
 
  private:
-  // Refreshes the collector (after draining its notifications if asked) and publishes; returns
-  // the thread CPU time both took.
-  uint64_t refresh_and_publish(bool drain_notifications = false);
+  // Refreshes the collector (after draining its notifications if asked) and publishes.
+  void refresh_and_publish(bool drain_notifications = false);
   void publish();
   // The collector's snapshot with the legacy clients' processes merged in; with buffers listed
   // when `list_buffers` (an incremental collector builds them now).
