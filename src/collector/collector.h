@@ -190,7 +190,8 @@ class Collector {
   std::array<uint64_t, protocol::kMaxDevices> dropped_events_of(const Tracked& t) const;
   // Debug builds: when no segment changed since it was read, folds every segment in full; if
   // that differs from the incremental snapshot, says so on stderr and starts the incremental
-  // state afresh.
+  // state afresh. Each state of the segments is compared once: an idle refresh of a large
+  // process would otherwise repeat a full fold twice a second.
   void verify_incremental(const Snapshot& incremental);
   // The fold of every segment's records, read in place or copied (the non-incremental path).
   Snapshot fold_in_full();
@@ -210,6 +211,8 @@ class Collector {
   bool watching_dir_ = false;
   CbPeaks cb_peaks_;      // the fold's, kept from one refresh to the next
   std::unique_ptr<IncrementalFold> incremental_;  // with CollectorOptions::incremental
+  // The segments and their change stamps when verify_incremental() last found them agree.
+  std::vector<std::pair<std::string, uint64_t>> verified_stamps_;
   TtMetalScan tt_metal_;  // tt-metal's counters as read by the last refresh
   std::vector<IncrementalFold::DeviceEvent> event_batch_;  // read_incrementally()'s, reused
 };

@@ -63,6 +63,7 @@ void BankSpace::merge_at(uint64_t address) {
 }
 
 void BankSpace::change(AddressRange r, int delta) {
+  if (overflowed_) overflowed_free_space_known_ = false;
   if (end_ <= begin_ || overflowed_) return;
   const uint64_t b = std::max(r.begin, begin_), e = std::min(r.end, end_);
   if (e <= b) return;
@@ -782,11 +783,12 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
     if (t.buffers != 0) s.tags.push_back(std::move(t));
   }
   for (const DeviceView& v : s.devices) align_regions(v.chip_id, v);
-  // Banks whose structure gave up: their ranges, gathered in one pass over the live sets.
+  // Banks whose structure gave up and changed since: their ranges, gathered in one pass over
+  // the live sets.
   std::map<std::pair<uint64_t, uint32_t>, std::vector<AddressRange>> overflowed;
   for (const auto& [chip_id, c] : chips_) {
     for (uint32_t k = 0; k < kNumKinds; ++k) {
-      if (c->region_set[k] && c->banks[k].overflowed()) overflowed[{chip_id, k}];
+      if (c->region_set[k] && c->banks[k].needs_ranges()) overflowed[{chip_id, k}];
     }
   }
   if (!overflowed.empty()) {
@@ -802,7 +804,7 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
   for (size_t i = 0; i < s.devices.size(); ++i) {
     DeviceView& v = s.devices[i];
     const auto found = chips_.find(v.chip_id);
-    const Chip* c = found == chips_.end() ? nullptr : found->second.get();
+    Chip* c = found == chips_.end() ? nullptr : found->second.get();
     for (uint32_t k = 0; k < kNumKinds; ++k) {
       if (k == kCb || c == nullptr) continue;
       v.kinds[k].count += c->kinds[k].count;
@@ -823,10 +825,12 @@ Snapshot IncrementalFold::snapshot(const std::vector<IncrementalInput>& processe
       if (c == nullptr || !c->region_set[k]) {
         return BankSpace(ku.bank_base, ku.bank_base + ku.bank_size).free_space();
       }
-      if (c->banks[k].overflowed()) {
-        return free_space(overflowed[{v.chip_id, k}], ku.bank_base, ku.bank_base + ku.bank_size);
+      BankSpace& bank = c->banks[k];
+      if (bank.needs_ranges()) {
+        bank.set_free_space(free_space(overflowed[{v.chip_id, k}], ku.bank_base,
+                                       ku.bank_base + ku.bank_size));
       }
-      return c->banks[k].free_space();
+      return bank.free_space();
     });
   }
   sort_snapshot(s);

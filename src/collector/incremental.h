@@ -39,8 +39,9 @@ namespace ttmem::collector {
 // Ranges of one allocator do not overlap, and a few processes' layouts on one chip overlap a
 // few deep, so a range spans a handful of pieces. Ranges laid anywhere (a test's random
 // addresses, a hostile segment) could make each span thousands: a change that would span more
-// than kMaxSpannedPieces gives the structure up (overflowed(); the caller computes free_space()
-// from the ranges instead) rather than cost O(n) per change.
+// than kMaxSpannedPieces gives the structure up (overflowed(); the caller computes free space
+// from the ranges instead, and hands it back with set_free_space() to keep until the next
+// change) rather than cost O(n) per change.
 class BankSpace {
  public:
   static constexpr size_t kMaxSpannedPieces = 64;
@@ -49,15 +50,23 @@ class BankSpace {
   BankSpace(uint64_t region_begin, uint64_t region_end);
 
   // A range as free_space() takes it: clipped to the region. remove() takes back an earlier
-  // add() of the same range. Both do nothing once overflowed.
+  // add() of the same range. Once overflowed, both only forget the free space last set.
   void add(const AddressRange& r) { change(r, +1); }
   void remove(const AddressRange& r) { change(r, -1); }
 
-  // Valid unless overflowed().
+  // Valid unless needs_ranges().
   FreeSpace free_space() const {
+    if (overflowed_) return overflowed_free_space_;
     return {free_bytes_, gaps_.empty() ? 0 : *gaps_.rbegin()};
   }
   bool overflowed() const { return overflowed_; }
+  // Overflowed, and changed since the caller last set its free space: a snapshot of a chip
+  // whose buffers did not change then costs nothing, however many there are.
+  bool needs_ranges() const { return overflowed_ && !overflowed_free_space_known_; }
+  void set_free_space(const FreeSpace& computed) {
+    overflowed_free_space_ = computed;
+    overflowed_free_space_known_ = true;
+  }
   uint64_t region_begin() const { return begin_; }
   uint64_t region_end() const { return end_; }
 
@@ -74,6 +83,8 @@ class BankSpace {
   std::multiset<uint64_t> gaps_;
   uint64_t free_bytes_ = 0;
   bool overflowed_ = false;
+  FreeSpace overflowed_free_space_{};
+  bool overflowed_free_space_known_ = false;
 };
 
 // One process as IncrementalFold::snapshot() takes it: what the collect stage knows of it and
