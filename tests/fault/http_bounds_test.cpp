@@ -170,10 +170,10 @@ struct DaemonOver200000Buffers {
       return;
     }
     resident = rss_bytes(pid());
-    // Under ThreadSanitizer resident memory never settles (its allocator and shadow keep
-    // growing with every refresh) and is not judged: waiting for it there would wait forever.
-    // Elsewhere the wait also lets ttmemd's first refreshes of all the buffers end first.
-    if (kUnderThreadSanitizer) {
+    // Under the sanitizers resident memory is not judged, and need not settle: their allocators
+    // keep what is freed in quarantine, and shadow memory grows with use. Elsewhere the wait
+    // also lets ttmemd's first refreshes of all the buffers end first.
+    if (!kResidentMemoryIsMeaningful) {
       ready = true;
       return;
     }
