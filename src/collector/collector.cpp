@@ -603,7 +603,7 @@ std::array<uint64_t, pr::kMaxDevices> Collector::dropped_events_of(const Tracked
 void Collector::verify_incremental(const Snapshot& incremental) {
   std::vector<std::pair<std::string, uint64_t>> stamps;
   for (const auto& [path, t] : segments_) stamps.emplace_back(path, t.stamp);
-  if (stamps == verified_stamps_) return;  // this very state was compared already
+  if (stamps == verified_stamps_ && monotonic_ns() - verified_ns_ < kReverifyNs) return;
   std::vector<FoldInput> inputs;
   for (const auto& [path, t] : segments_) {
     if (t.reader->change_stamp() != t.stamp) return;  // changed since: nothing to compare
@@ -622,6 +622,7 @@ void Collector::verify_incremental(const Snapshot& incremental) {
   const Snapshot full = fold_snapshot(inputs, options_.list_buffers, &peaks);
   std::string difference;
   verified_stamps_ = std::move(stamps);
+  verified_ns_ = monotonic_ns();
   if (!same_figures(incremental, full, &difference)) {
     verified_stamps_.clear();
     // A bug, or a segment whose records changed without events (only a foreign writer does

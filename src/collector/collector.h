@@ -190,9 +190,11 @@ class Collector {
   std::array<uint64_t, protocol::kMaxDevices> dropped_events_of(const Tracked& t) const;
   // Debug builds: when no segment changed since it was read, folds every segment in full; if
   // that differs from the incremental snapshot, says so on stderr and starts the incremental
-  // state afresh. Each state of the segments is compared once: an idle refresh of a large
+  // state afresh. A state of the segments already found to agree is compared again only after
+  // kReverifyNs (a record changed without an event shows then): an idle refresh of a large
   // process would otherwise repeat a full fold twice a second.
   void verify_incremental(const Snapshot& incremental);
+  static constexpr uint64_t kReverifyNs = 10'000'000'000;
   // The fold of every segment's records, read in place or copied (the non-incremental path).
   Snapshot fold_in_full();
 
@@ -211,8 +213,10 @@ class Collector {
   bool watching_dir_ = false;
   CbPeaks cb_peaks_;      // the fold's, kept from one refresh to the next
   std::unique_ptr<IncrementalFold> incremental_;  // with CollectorOptions::incremental
-  // The segments and their change stamps when verify_incremental() last found them agree.
+  // The segments and their change stamps when verify_incremental() last found them agree, and
+  // when (monotonic).
   std::vector<std::pair<std::string, uint64_t>> verified_stamps_;
+  uint64_t verified_ns_ = 0;
   TtMetalScan tt_metal_;  // tt-metal's counters as read by the last refresh
   std::vector<IncrementalFold::DeviceEvent> event_batch_;  // read_incrementally()'s, reused
 };
