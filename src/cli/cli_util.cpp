@@ -2,6 +2,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -99,6 +102,24 @@ CLI::Validator number_up_to(double max) {
 int run_app(CLI::App& app, int argc, char** argv, const char* program) {
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    // CLI11 names no command and lists the unexpected words last first (its message is all
+    // that is left of them): name the command, and list them in the order they were typed.
+    const CLI::App* command = &app;
+    while (!command->get_subcommands().empty()) command = command->get_subcommands().front();
+    const std::string message = e.what();
+    const size_t colon = message.find(": ");
+    if (colon == std::string::npos) return app.exit(e) == 0 ? 0 : 2;
+    std::vector<std::string> typed;
+    std::istringstream listed(message.substr(colon + 2));
+    for (std::string word; listed >> word;) typed.insert(typed.begin(), word);
+    std::string words;
+    for (const std::string& word : typed) words += (words.empty() ? "" : " ") + word;
+    const std::string name = command == &app ? std::string(program)
+                                             : std::string(program) + " " + command->get_name();
+    std::fprintf(stderr, "%s: unexpected: %s; `%s --help` lists what it takes\n", name.c_str(),
+                 words.c_str(), name.c_str());
+    return 2;
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; every usage error exits 2.
     return app.exit(e) == 0 ? 0 : 2;

@@ -120,6 +120,26 @@ TEST(StrictArguments, OutOfRangeNumbersAreUsageErrors) {
   EXPECT_EQ(at.exit_code, 0) << at.err;
 }
 
+// An option a command does not take, or a word too many, is named in the order it was typed,
+// with the command and where its options are listed: one line, exit 2.
+TEST(StrictArguments, UnexpectedWordsAreNamedWithTheirCommand) {
+  TempDir dir;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"top", "--interval", "1"}, "ttmem top: unexpected: --interval 1; `ttmem top --help`"},
+      {{"status", "extra", "words"}, "ttmem status: unexpected: extra words; `ttmem status --help`"},
+      {{"sim", "leak", "--nope"}, "ttmem sim: unexpected: --nope; `ttmem sim --help`"},
+  };
+  for (const auto& [args, said] : cases) {
+    std::vector<std::string> full = {"--dir", dir.path()};
+    full.insert(full.end(), args.begin(), args.end());
+    RunResult r = ttmem(full);
+    EXPECT_EQ(r.exit_code, 2) << said;
+    EXPECT_EQ(r.err.rfind(said, 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
 std::vector<uint64_t> ids_of(const json& list) {
   std::vector<uint64_t> ids;
   for (const json& b : list.at("buffers")) ids.push_back(b.at("buffer_id").get<uint64_t>());
