@@ -96,6 +96,8 @@ std::string_view buffer_type_name(BufferType type) {
       return "L1_SMALL";
     case BufferType::Trace:
       return "TRACE";
+    case BufferType::Cb:  // ttmem's own kind past tt-metal's: named as everywhere else
+      return "CB";
   }
   return "?";
 }
