@@ -224,6 +224,7 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
     return;
   }
   put_device(out, d, std::nullopt);
+  const std::optional<pr::DeviceSlot> previous = cached.slot;  // the last stable reading
   cached.valid = false;
   // The cache changes below. Unless *out is the state this reader filled last, that state may
   // not hold what the cache will (SegmentReader::device() reads into a state of its own), so the
@@ -240,11 +241,20 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
     from_slot = pr::seqlock_read32(&slots[d], &slot);
     ok = from_slot || (pr::seqlock_read32(registering, &slot) && slot.logical_id == d);
   }
+  if (!ok && previous) {
+    // Each copy was being written again during every try: the writer re-registers faster than
+    // this reader can copy 512 bytes (a tight loop, or a reader slowed by a sanitizer). The
+    // descriptor the device had at the last stable reading stands, as if this read came a
+    // moment earlier; dropping the device would reject all of its records.
+    slot = *previous;
+    ok = true;
+  }
   // Only a reading of the slot itself, at the first word checked above, can stand for later
   // reads: not one of the `registering` copy, nor one the slot changed under.
   const bool cacheable = from_slot && std::memcmp(&slot, &word0, sizeof word0) == 0;
-  if (!ok || !(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) {
-    if (cacheable) cached = CachedSlot{true, word0, std::nullopt};
+  if (!ok) return;
+  if (!(slot.flags & pr::kDeviceRegistered) || slot.logical_id != d) {
+    cached = CachedSlot{cacheable, word0, std::nullopt};
     return;
   }
   // Every load from the mapping before the board text is made: a load that faults must find no
@@ -257,7 +267,8 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
   std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
   std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
   put_device(out, d, slot);
-  if (cacheable) cached = CachedSlot{true, word0, slot};
+  // Not cacheable, it is still the last stable reading.
+  cached = CachedSlot{cacheable, word0, slot};
 }
 
 namespace {

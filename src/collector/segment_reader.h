@@ -171,9 +171,10 @@ class SegmentReader {
   std::array<uint64_t, protocol::kMaxDevices> cursors_{};
   std::array<uint64_t, protocol::kMaxDevices> dropped_{};
   mutable bool truncated_ = false;
-  // read_device()'s last reading of each slot, and the slot's first word (sequence and flags)
-  // it was taken at: a slot whose first word has not moved is not copied again. Copying all 64
-  // slots of 512 bytes per segment was most of an incremental refresh of 56 processes.
+  // read_device()'s last stable reading of each device, and the slot's first word (sequence
+  // and flags) it was taken at: while `valid` (a reading of the slot itself at that word), a
+  // slot whose first word has not moved is not copied again. Copying all 64 slots of 512 bytes
+  // per segment was most of an incremental refresh of 56 processes.
   struct CachedSlot {
     bool valid = false;
     uint64_t word0 = 0;

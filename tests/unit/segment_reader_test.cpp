@@ -200,6 +200,55 @@ TEST(SegmentReader, EveryStateGetsTheDeviceSlotsItDoesNotHoldYet) {
   EXPECT_EQ(kept.devices[1]->chip_id, 111u);
 }
 
+// A device whose slot and `registering` copy are both mid-write at every try (a writer that
+// re-registers faster than a reader copies them): the descriptor of the last stable reading
+// stands, and the device's records are read, not rejected as records of no device. A reader
+// that never had a stable reading has nothing to stand in, and says the device is absent.
+TEST(SegmentReader, ADeviceRewrittenAtEveryTryKeepsItsLastStableDescriptor) {
+  SegmentFile f;
+  pr::BufferRecord r{};
+  r.buffer_id = 5;
+  r.size = 4096;
+  r.size_per_bank = 512;
+  f.put(3, r);
+  std::string err;
+  auto reader = SegmentReader::open(f.path(), &err);
+  auto late_reader = SegmentReader::open(f.path(), &err);
+  ASSERT_TRUE(reader && late_reader) << err;
+  SegmentState st;
+  ASSERT_TRUE(reader->read(&st, &err)) << err;
+  ASSERT_TRUE(st.devices[0]);
+
+  // Both copies left with an odd sequence: every try sees a write in progress. Another chip's
+  // descriptor is on its way, but neither copy is readable.
+  pr::DeviceSlot next = *st.devices[0];
+  next.chip_id = 78;
+  pr::seqlock_write32(&f.header()->registering, next);
+  pr::seqlock_write32(f.devices(), next);
+  auto leave_odd = [](pr::DeviceSlot* slot) {
+    auto* word0 = reinterpret_cast<uint64_t*>(slot);
+    *word0 += 1;
+  };
+  ASSERT_TRUE(reader->read(&st, &err)) << err;  // a stable reading of chip 78 first
+  ASSERT_TRUE(st.devices[0]);
+  EXPECT_EQ(st.devices[0]->chip_id, 78u);
+  leave_odd(f.devices());
+  leave_odd(&f.header()->registering);
+  for (int i = 0; i < 2; ++i) {
+    SegmentState again;
+    ASSERT_TRUE(reader->read(&again, &err)) << err;
+    ASSERT_TRUE(again.devices[0]) << "read " << i;
+    EXPECT_EQ(again.devices[0]->chip_id, 78u);
+    EXPECT_EQ(again.records.size(), 1u);
+    EXPECT_EQ(again.corrupt_records, 0u);
+  }
+  SegmentState first;
+  ASSERT_TRUE(late_reader->read(&first, &err)) << err;
+  EXPECT_FALSE(first.devices[0]);
+  EXPECT_EQ(first.records.size(), 0u);
+  EXPECT_EQ(first.corrupt_records, 1u);
+}
+
 TEST(SegmentReader, TextThatIsNotUtf8IsMadePrintable) {
   SegmentFile f;
   std::strcpy(f.header()->cmdline, "load\xff\xfe\tpy \xc3\xa9");
