@@ -41,8 +41,8 @@ void expect_one_record(const std::string& path, uint64_t buffer_id) {
   EXPECT_EQ(st.corrupt_records, 0u);
 }
 
-TEST(SegmentReader, ReadsValidRecords) {
-  SegmentFile f;
+// A DRAM buffer of 4 KiB on device 0, id 5, put in slab slot 3.
+void put_one_record(SegmentFile& f) {
   pr::BufferRecord r{};
   r.device = 0;
   r.kind = 0;
@@ -50,6 +50,11 @@ TEST(SegmentReader, ReadsValidRecords) {
   r.size = 4096;
   r.size_per_bank = 512;
   f.put(3, r);
+}
+
+TEST(SegmentReader, ReadsValidRecords) {
+  SegmentFile f;
+  put_one_record(f);
   expect_one_record(f.path(), 5);
 }
 
@@ -206,11 +211,7 @@ TEST(SegmentReader, EveryStateGetsTheDeviceSlotsItDoesNotHoldYet) {
 // that never had a stable reading has nothing to stand in, and says the device is absent.
 TEST(SegmentReader, ADeviceRewrittenAtEveryTryKeepsItsLastStableDescriptor) {
   SegmentFile f;
-  pr::BufferRecord r{};
-  r.buffer_id = 5;
-  r.size = 4096;
-  r.size_per_bank = 512;
-  f.put(3, r);
+  put_one_record(f);
   std::string err;
   auto reader = SegmentReader::open(f.path(), &err);
   auto late_reader = SegmentReader::open(f.path(), &err);
