@@ -110,15 +110,14 @@ int run_app(CLI::App& app, int argc, char** argv, const char* program) {
     const std::string message = e.what();
     const size_t colon = message.find(": ");
     if (colon == std::string::npos) return app.exit(e) == 0 ? 0 : 2;
-    std::vector<std::string> typed;
-    std::istringstream listed(message.substr(colon + 2));
-    for (std::string word; listed >> word;) typed.insert(typed.begin(), word);
-    std::string words;
-    for (const std::string& word : typed) words += (words.empty() ? "" : " ") + word;
+    std::vector<std::string> listed;
+    std::istringstream words(message.substr(colon + 2));
+    for (std::string word; words >> word;) listed.push_back(word);
+    const std::string typed = fmt::format("{}", fmt::join(listed.rbegin(), listed.rend(), " "));
     const std::string name = command == &app ? std::string(program)
                                              : std::string(program) + " " + command->get_name();
     std::fprintf(stderr, "%s: unexpected: %s; `%s --help` lists what it takes\n", name.c_str(),
-                 words.c_str(), name.c_str());
+                 typed.c_str(), name.c_str());
     return 2;
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; every usage error exits 2.

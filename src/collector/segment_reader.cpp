@@ -267,7 +267,7 @@ void SegmentReader::read_device(uint32_t d, SegmentState* out, bool out_is_last_
   std::string board = printable_text(std::string_view(slot.board, strlen(slot.board)), '?');
   std::memcpy(slot.board, board.data(), board.size());  // same length: replaced in place
   put_device(out, d, slot);
-  // Not cacheable, it is still the last stable reading.
+  // Kept even when not cacheable: the last stable reading stands in for a read that finds none.
   cached = CachedSlot{cacheable, word0, slot};
 }
 
