@@ -69,7 +69,7 @@ tsan: deps
 # Each fuzz target in fuzz/ for FUZZ_SECONDS, one after another, over a scratch copy of its
 # corpus; fails if any finds a failing input (kept under build-fuzz/artifacts/). Clang only.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = segment recording legacy http_query http_response tt_metal_region
+FUZZ_TARGETS = segment recording legacy http_query http_response tt_metal_region json_reader
 fuzz: deps
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTTMEM_FUZZ=ON \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \

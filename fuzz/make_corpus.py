@@ -8,7 +8,8 @@
   http_query/  request targets for every API endpoint and parameter
   tt_metal_region/  tt-metal counter files of both versions (docs/protocol.md), whole and as
                patches over a well-formed region
-The http_response/ seeds (answers a server might send `ttmem --server`) are written by hand.
+The http_response/ seeds (answers a server might send `ttmem --server`) are written by hand, and
+the json_reader/ seeds cut down by hand from `ttmem status --json` and `ttmem buffers --json`.
 
     fuzz/make_corpus.py BUILD_DIR      (a normal build with the tests: make build)
 """

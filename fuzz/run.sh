@@ -12,7 +12,7 @@ seconds=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(segment recording legacy http_query http_response tt_metal_region)
+[[ ${#names[@]} -gt 0 ]] || names=(segment recording legacy http_query http_response tt_metal_region json_reader)
 
 artifacts="$build/artifacts"
 mkdir -p "$artifacts"

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,8 @@
 
 namespace ttmem::cli {
 
+using collector::JsonDocument;
+using collector::JsonValue;
 using collector::Snapshot;
 using collector::snapshot_from_json;
 using common::read_token_file;
@@ -65,8 +68,10 @@ Token find_token(const GlobalOptions& global) {
   return t;
 }
 
-json get_json(const ServerAddress& server, const std::string& path, const Token& token,
-              int connect_timeout_ms = 5000, int idle_timeout_ms = 30000) {
+// The answer to GET `path`, parsed into a JsonDocument: several times faster than nlohmann's DOM,
+// which matters for `ttmem top` showing a daemon's overview ten times a second.
+JsonDocument get_json(const ServerAddress& server, const std::string& path, const Token& token,
+                      int connect_timeout_ms = 5000, int idle_timeout_ms = 30000) {
   HttpGet request;
   request.connect_timeout_ms = connect_timeout_ms;
   request.idle_timeout_ms = idle_timeout_ms;
@@ -106,21 +111,24 @@ json get_json(const ServerAddress& server, const std::string& path, const Token&
                                "ttmemd's --token-file",
                                server.url, token.source));
   }
-  json j = json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+  std::optional<JsonDocument> doc;
+  try {
+    doc = JsonDocument::parse(std::move(got.response.body));
+  } catch (const json::parse_error&) {
+  }
   if (res.status != 200) {
     std::string says = "no error message";
-    if (j.is_object() && j.contains("error") && j["error"].is_string()) {
-      says = printable(j["error"].get<std::string>());
-    }
+    const JsonValue* error = doc ? doc->root().find("error") : nullptr;
+    if (error != nullptr && error->is_string()) says = printable(error->get<std::string>());
     throw CliError(fmt::format("ttmemd at {} answered HTTP {} to GET {}: {}", server.url,
                                res.status, path, says));
   }
-  if (j.is_discarded()) {
+  if (!doc) {
     throw CliError(fmt::format("{} sent malformed JSON for GET {}: is that URL a ttmemd? (its "
                                "first stdout line gives the URL)",
                                server.url, path));
   }
-  return j;
+  return std::move(*doc);
 }
 
 }  // namespace
@@ -170,11 +178,12 @@ ServerAddress parse_server_url(const std::string& text) {
 Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers, bool leak_records) {
   ServerAddress server = parse_server_url(global.server);
   Token token = find_token(global);
-  json status = get_json(server, "/api/v1/status", token);
-  json buffers = list_buffers ? get_json(server, "/api/v1/buffers?limit=0", token) : json();
-  json leaks = leak_records ? get_json(server, "/api/v1/leaks", token) : json();
+  const JsonDocument status = get_json(server, "/api/v1/status", token);
+  const JsonDocument buffers =
+      list_buffers ? get_json(server, "/api/v1/buffers?limit=0", token) : JsonDocument();
+  const JsonDocument leaks = leak_records ? get_json(server, "/api/v1/leaks", token) : JsonDocument();
   try {
-    return snapshot_from_json(status, buffers, leaks);
+    return snapshot_from_json(status.root(), buffers.root(), leaks.root());
   } catch (const json::exception& e) {
     throw CliError(fmt::format("ttmemd at {} sent a snapshot this ttmem cannot read ({}): use "
                                "a ttmem of the same version as that ttmemd",
@@ -187,9 +196,9 @@ std::optional<Snapshot> fetch_daemon_status(const std::string& url, bool fresh) 
     const ServerAddress server = parse_server_url(url);
     // Short waits: a daemon that is stopped or stuck must not hold `ttmem status` or `ttmem top`
     // up for long.
-    const json status =
+    const JsonDocument status =
         get_json(server, fresh ? "/api/v1/status?fresh=1" : "/api/v1/status", Token{}, 500, 5000);
-    return snapshot_from_json(status, json(), json());
+    return snapshot_from_json(status.root(), JsonValue(), JsonValue());
   } catch (const CliError&) {
   } catch (const json::exception&) {
   }

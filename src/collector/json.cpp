@@ -268,88 +268,113 @@ json leaks_json(const LeakList& leaks) {
 
 namespace {
 
-[[noreturn]] void malformed(const json& j, const std::string& what) {
-  throw json::other_error::create(501, what, &j);
+// The readers below take either DOM: nlohmann's, or the leaner JsonValue that the answers of a
+// ttmemd are parsed into (json_reader.h). These few helpers are where the two differ.
+
+template <class J>
+[[noreturn]] void malformed(const J& j, const std::string& what) {
+  if constexpr (std::is_same_v<J, json>) {
+    throw json::other_error::create(501, what, &j);
+  } else {
+    throw json::other_error::create(501, what, nullptr);
+  }
 }
 
-const json& field(const json& j, const char* key) {
-  if (!j.is_object()) malformed(j, fmt::format("expected an object with '{}'", key));
+// The member `key` of object `j`, or null.
+const json* member(const json& j, const char* key) {
   auto it = j.find(key);
-  if (it == j.end()) malformed(j, fmt::format("'{}' is missing", key));
-  return *it;
+  return it == j.end() ? nullptr : &*it;
+}
+const JsonValue* member(const JsonValue& j, const char* key) { return j.find(key); }
+
+std::string_view text_of(const json& v) { return v.get_ref<const std::string&>(); }
+std::string_view text_of(const JsonValue& v) { return v.string_view(); }
+
+template <class J>
+const J& field(const J& j, const char* key) {
+  if (!j.is_object()) malformed(j, fmt::format("expected an object with '{}'", key));
+  const J* found = member(j, key);
+  if (found == nullptr) malformed(j, fmt::format("'{}' is missing", key));
+  return *found;
 }
 
-template <class T>
-T integer(const json& v, const char* key) {
+template <class T, class J>
+T integer(const J& v, const char* key) {
   if (v.is_number_unsigned()) {
-    auto u = v.get<uint64_t>();
+    auto u = v.template get<uint64_t>();
     if (std::in_range<T>(u)) return T(u);
   } else if (v.is_number_integer()) {
-    auto i = v.get<int64_t>();
+    auto i = v.template get<int64_t>();
     if (std::in_range<T>(i)) return T(i);
   }
   malformed(v, fmt::format("'{}' must be a whole number from {} to {}", key,
                            std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
 }
 
-template <class T>
-T integer_field(const json& j, const char* key) {
+template <class T, class J>
+T integer_field(const J& j, const char* key) {
   return integer<T>(field(j, key), key);
 }
 
 // "0x7000", as format_chip_id() writes it; a whole number from an older ttmemd, which wrote
 // chip ids as numbers.
 // A 64-bit id written as a hex string (format_chip_id); older versions wrote a whole number.
-uint64_t hex_id_field(const json& j, const char* key) {
-  const json& v = field(j, key);
+template <class J>
+uint64_t hex_id_field(const J& j, const char* key) {
+  const J& v = field(j, key);
   if (!v.is_string()) return integer<uint64_t>(v, key);
-  auto id = parse_chip_id(v.get_ref<const std::string&>());
+  auto id = parse_chip_id(text_of(v));
   if (!id) malformed(v, fmt::format("'{}' must be \"0x\" and 1 to 16 hex digits", key));
   return *id;
 }
 
-uint64_t chip_id_field(const json& j) { return hex_id_field(j, "chip_id"); }
+template <class J>
+uint64_t chip_id_field(const J& j) { return hex_id_field(j, "chip_id"); }
 
-std::string string_field(const json& j, const char* key) {
-  const json& v = field(j, key);
+template <class J>
+std::string string_field(const J& j, const char* key) {
+  const J& v = field(j, key);
   if (!v.is_string()) malformed(v, fmt::format("'{}' must be a string", key));
-  return v.get<std::string>();
+  return v.template get<std::string>();
 }
 
-bool bool_field(const json& j, const char* key) {
-  const json& v = field(j, key);
+template <class J>
+bool bool_field(const J& j, const char* key) {
+  const J& v = field(j, key);
   if (!v.is_boolean()) malformed(v, fmt::format("'{}' must be true or false", key));
-  return v.get<bool>();
+  return v.template get<bool>();
 }
 
-double number_field(const json& j, const char* key) {
-  const json& v = field(j, key);
+template <class J>
+double number_field(const J& j, const char* key) {
+  const J& v = field(j, key);
   if (!v.is_number()) malformed(v, fmt::format("'{}' must be a number", key));
-  return v.get<double>();
+  return v.template get<double>();
 }
 
-const json& array_field(const json& j, const char* key) {
-  const json& v = field(j, key);
+template <class J>
+const J& array_field(const J& j, const char* key) {
+  const J& v = field(j, key);
   if (!v.is_array()) malformed(v, fmt::format("'{}' must be an array", key));
   return v;
 }
 
 // An array of exactly `out.size()` (or any number, into a vector) whole numbers.
-template <class T, size_t N>
-void integers_field(const json& j, const char* key, std::array<T, N>& out) {
-  const json& v = array_field(j, key);
+template <class T, size_t N, class J>
+void integers_field(const J& j, const char* key, std::array<T, N>& out) {
+  const J& v = array_field(j, key);
   if (v.size() != N) malformed(v, fmt::format("'{}' must have {} elements", key, N));
   for (size_t i = 0; i < N; ++i) out[i] = integer<T>(v[i], key);
 }
 
-template <class T>
-void integers_field(const json& j, const char* key, std::vector<T>& out) {
-  for (const json& x : array_field(j, key)) out.push_back(integer<T>(x, key));
+template <class T, class J>
+void integers_field(const J& j, const char* key, std::vector<T>& out) {
+  for (const J& x : array_field(j, key)) out.push_back(integer<T>(x, key));
 }
 
 // One field into `out`, checked as its type requires.
-template <class T>
-void read_field(const json& j, const char* key, T& out) {
+template <class T, class J>
+void read_field(const J& j, const char* key, T& out) {
   if constexpr (std::is_same_v<T, std::string>) {
     out = string_field(j, key);
   } else if constexpr (std::is_integral_v<T>) {
@@ -359,14 +384,16 @@ void read_field(const json& j, const char* key, T& out) {
   }
 }
 
-uint32_t kind_field(const json& j) {
+template <class J>
+uint32_t kind_field(const J& j) {
   auto kind = parse_kind(string_field(j, "kind"));
-  if (!kind) malformed(j, "unknown kind '" + j.at("kind").get<std::string>().substr(0, 64) + "'");
+  if (!kind) malformed(j, fmt::format("unknown kind '{}'", text_of(field(j, "kind")).substr(0, 64)));
   return *kind;
 }
 
 // The value whose name(value) is the field's text; names are few, so a scan is enough.
-uint32_t named_field(const json& j, const char* key, std::string_view (*name)(uint32_t),
+template <class J>
+uint32_t named_field(const J& j, const char* key, std::string_view (*name)(uint32_t),
                      uint32_t count) {
   std::string text = string_field(j, key);
   for (uint32_t v = 0; v < count; ++v) {
@@ -375,15 +402,16 @@ uint32_t named_field(const json& j, const char* key, std::string_view (*name)(ui
   malformed(j, fmt::format("unknown {} '{}'", key, text.substr(0, 64)));
 }
 
-template <class Array>
-void per_kind_field(const json& j, const char* key, Array& out) {
-  const json& v = field(j, key);
+template <class J, class Array>
+void per_kind_field(const J& j, const char* key, Array& out) {
+  const J& v = field(j, key);
   for (uint32_t k = 0; k < kNumKinds; ++k) {
     out[k] = integer_field<uint64_t>(v, std::string(kind_name(k)).c_str());
   }
 }
 
-KindUsage kind_usage_from_json(const json& j) {
+template <class J>
+KindUsage kind_usage_from_json(const J& j) {
   KindUsage k;
   k.requested = integer_field<uint64_t>(j, "requested_bytes");
   k.reserved = integer_field<uint64_t>(j, "reserved_bytes");
@@ -401,7 +429,8 @@ KindUsage kind_usage_from_json(const json& j) {
   return k;
 }
 
-DeviceView device_from_json(const json& j) {
+template <class J>
+DeviceView device_from_json(const J& j) {
   DeviceView d;
   d.chip_id = chip_id_field(j);
   descriptor_fields(d, [&](const char* key, auto& value) { read_field(j, key, value); });
@@ -410,7 +439,7 @@ DeviceView device_from_json(const json& j) {
   integers_field(j, "grid", grid);
   d.grid_x = grid[0];
   d.grid_y = grid[1];
-  const json& kinds = field(j, "kinds");
+  const J& kinds = field(j, "kinds");
   for (uint32_t k = 0; k < kNumKinds; ++k) {
     d.kinds[k] = kind_usage_from_json(field(kinds, std::string(kind_name(k)).c_str()));
   }
@@ -430,7 +459,7 @@ DeviceView device_from_json(const json& j) {
     d.detail = string_field(j, "detail") == kDetailCounters ? kDetailCounters : kDetailBuffers;
   }
   if (j.contains("tt_metal_shm") && !field(j, "tt_metal_shm").is_null()) {
-    const json& t = field(j, "tt_metal_shm");
+    const J& t = field(j, "tt_metal_shm");
     TtMetalChipCounters& c = d.tt_metal.emplace();
     c.path = string_field(t, "path");
     c.version = integer_field<uint32_t>(t, "version");
@@ -441,7 +470,7 @@ DeviceView device_from_json(const json& j) {
     c.totals_stale = bool_field(t, "totals_stale");
     c.live_processes = integer_field<uint64_t>(t, "live_processes");
     c.stale_processes = integer_field<uint64_t>(t, "stale_processes");
-    for (const json& r : array_field(t, "remote_chips")) {
+    for (const J& r : array_field(t, "remote_chips")) {
       TtMetalChipCounters::RemoteChip& chip = c.remote_chips.emplace_back();
       chip.logical_id = integer_field<uint32_t>(r, "logical_id");
       per_kind_field(r, "allocated_bytes", chip.bytes);
@@ -450,7 +479,8 @@ DeviceView device_from_json(const json& j) {
   return d;
 }
 
-ProcessView process_from_json(const json& j) {
+template <class J>
+ProcessView process_from_json(const J& j) {
   ProcessView p;
   p.pid = integer_field<pid_t>(j, "pid");
   p.start_time = integer_field<uint64_t>(j, "start_time");
@@ -489,8 +519,8 @@ ProcessView process_from_json(const json& j) {
 }
 
 // The fields a live buffer (BufferView) and a leaked one (LeakRecord) share, by the same names.
-template <class Buffer>
-void common_buffer_fields(const json& j, Buffer& b) {
+template <class J, class Buffer>
+void common_buffer_fields(const J& j, Buffer& b) {
   b.pid = integer_field<pid_t>(j, "pid");
   b.chip_id = chip_id_field(j);
   b.device = integer_field<uint32_t>(j, "device");
@@ -503,7 +533,8 @@ void common_buffer_fields(const json& j, Buffer& b) {
   b.time_ns = integer_field<uint64_t>(j, "time_ns");
 }
 
-BufferView buffer_from_json(const json& j) {
+template <class J>
+BufferView buffer_from_json(const J& j) {
   BufferView b;
   common_buffer_fields(j, b);
   b.size_per_bank = integer_field<uint64_t>(j, "size_per_bank_bytes");
@@ -525,7 +556,8 @@ BufferView buffer_from_json(const json& j) {
   return b;
 }
 
-SegmentProblem problem_from_json(const json& j) {
+template <class J>
+SegmentProblem problem_from_json(const J& j) {
   // "leaks" is absent from an older ttmemd's documents.
   return {string_field(j, "path"), string_field(j, "error"), string_field(j, "rejected"),
           j.contains("leaks") && bool_field(j, "leaks")};
@@ -533,7 +565,8 @@ SegmentProblem problem_from_json(const json& j) {
 
 }  // namespace
 
-LeakRecord leak_from_json(const json& j) {
+template <class J>
+LeakRecord read_leak(const J& j) {
   LeakRecord l;
   common_buffer_fields(j, l);
   l.process_start_time = integer_field<uint64_t>(j, "process_start_time");
@@ -542,33 +575,46 @@ LeakRecord leak_from_json(const json& j) {
   return l;
 }
 
-Snapshot snapshot_from_json(const json& status, const json& buffers, const json& leaks) {
+template <class J>
+Snapshot read_snapshot(const J& status, const J& buffers, const J& leaks) {
   Snapshot s;
   s.segment_dir = string_field(status, "segment_dir");
-  auto missing = status.find("segment_dir_missing");  // absent from older ttmemd versions
-  s.segment_dir_missing = missing != status.end() && *missing == true;
+  // Absent from older ttmemd versions.
+  const J* missing = member(status, "segment_dir_missing");
+  s.segment_dir_missing = missing != nullptr && missing->is_boolean() && missing->template get<bool>();
   s.taken_realtime_ns = integer_field<uint64_t>(status, "taken_realtime_ns");
   // Absent from older ttmemd versions; 0 means "now" to whoever computes ages.
   if (status.contains("taken_monotonic_ns")) {
     s.taken_monotonic_ns = integer_field<uint64_t>(status, "taken_monotonic_ns");
   }
-  for (const json& d : array_field(status, "devices")) s.devices.push_back(device_from_json(d));
-  for (const json& p : array_field(status, "processes")) {
+  for (const J& d : array_field(status, "devices")) s.devices.push_back(device_from_json(d));
+  for (const J& p : array_field(status, "processes")) {
     s.processes.push_back(process_from_json(p));
   }
-  for (const json& p : array_field(status, "problems")) s.problems.push_back(problem_from_json(p));
+  for (const J& p : array_field(status, "problems")) s.problems.push_back(problem_from_json(p));
   s.dropped_events = integer_field<uint64_t>(status, "dropped_events");
   if (!buffers.is_null()) {
-    for (const json& b : array_field(buffers, "buffers")) s.buffers.push_back(buffer_from_json(b));
+    for (const J& b : array_field(buffers, "buffers")) s.buffers.push_back(buffer_from_json(b));
   }
   if (leaks.is_null()) {
     s.leaks = LeakList::counted_only(integer_field<uint64_t>(status, "leaked_buffers"));
   } else {
     std::vector<LeakRecord> records;
-    for (const json& l : array_field(leaks, "leaks")) records.push_back(leak_from_json(l));
+    for (const J& l : array_field(leaks, "leaks")) records.push_back(read_leak(l));
     s.leaks = LeakList(std::move(records));
   }
   return s;
+}
+
+LeakRecord leak_from_json(const json& j) { return read_leak(j); }
+LeakRecord leak_from_json(const JsonValue& j) { return read_leak(j); }
+
+Snapshot snapshot_from_json(const json& status, const json& buffers, const json& leaks) {
+  return read_snapshot(status, buffers, leaks);
+}
+Snapshot snapshot_from_json(const JsonValue& status, const JsonValue& buffers,
+                            const JsonValue& leaks) {
+  return read_snapshot(status, buffers, leaks);
 }
 
 }  // namespace ttmem::collector

@@ -249,8 +249,17 @@ TEST(RemoteCli, GarbageFromTheServerIsAnErrorNotACrash) {
   EXPECT_NE(r.err.find("disk ? on fire?"), std::string::npos) << r.err;
 }
 
+// snapshot_from_json over both DOMs it takes: nlohmann's, and the JsonDocument that `ttmem
+// --server` and `ttmem top` parse a ttmemd's answers into. The two must agree on every document.
+Snapshot from_reader(const json& status, const json& buffers, const json& leaks) {
+  auto doc = [](const json& j) { return collector::JsonDocument::parse(j.dump()); };
+  const collector::JsonDocument s = doc(status), b = doc(buffers), l = doc(leaks);
+  return snapshot_from_json(s.root(), b.root(), l.root());
+}
+
 // Every field of a real daemon's answer, replaced by a value of the wrong type or range, is an
-// exception from snapshot_from_json, and the untouched answer reads back to the same JSON.
+// exception from snapshot_from_json, and the untouched answer reads back to the same JSON:
+// through either DOM.
 TEST(SnapshotFromJson, RoundTripsAndRejectsEveryMutilatedField) {
   TempDir dir;
   auto sim = start_held_llama(dir.path());
@@ -266,18 +275,24 @@ TEST(SnapshotFromJson, RoundTripsAndRejectsEveryMutilatedField) {
   leaks = get_json(d.url(), "/api/v1/leaks");
   ASSERT_FALSE(buffers.at("buffers").empty());
 
-  Snapshot s = snapshot_from_json(status, buffers, leaks);
-  json back = status_json(s);
-  back["leaked_buffers"] = status["leaked_buffers"];  // the count comes from the leak list
-  EXPECT_EQ(back, status);
-  // Without the leak list (`ttmem status`) the count is the status document's own.
-  EXPECT_EQ(status_json(snapshot_from_json(status, buffers, json())), status);
-  json bad_count = status;
-  bad_count["leaked_buffers"] = -1;
-  EXPECT_THROW(snapshot_from_json(bad_count, buffers, json()), json::exception);
-  BufferSelection all{{}, s.buffers.size()};
-  for (const auto& b : s.buffers) all.rows.push_back(&b);
-  EXPECT_EQ(buffers_json(all), buffers);
+  for (bool reader : {false, true}) {
+    SCOPED_TRACE(reader ? "JsonDocument" : "nlohmann::json");
+    auto read = [reader](const json& st, const json& bu, const json& le) {
+      return reader ? from_reader(st, bu, le) : snapshot_from_json(st, bu, le);
+    };
+    Snapshot s = read(status, buffers, leaks);
+    json back = status_json(s);
+    back["leaked_buffers"] = status["leaked_buffers"];  // the count comes from the leak list
+    EXPECT_EQ(back, status);
+    // Without the leak list (`ttmem status`) the count is the status document's own.
+    EXPECT_EQ(status_json(read(status, buffers, json())), status);
+    json bad_count = status;
+    bad_count["leaked_buffers"] = -1;
+    EXPECT_THROW(read(bad_count, buffers, json()), json::exception);
+    BufferSelection all{{}, s.buffers.size()};
+    for (const auto& b : s.buffers) all.rows.push_back(&b);
+    EXPECT_EQ(buffers_json(all), buffers);
+  }
 
   // Mutilate each leaf of one device, process and buffer in turn (the rest left out: the
   // checks are per element, and a full buffer list would make this slow).
@@ -285,6 +300,10 @@ TEST(SnapshotFromJson, RoundTripsAndRejectsEveryMutilatedField) {
   status["processes"] = json::array({status["processes"][0]});
   buffers["buffers"] = json::array({buffers["buffers"][0]});
   size_t mutilated = 0;
+  auto expect_both_throw = [&](const json& st, const json& bu, const std::string& what) {
+    EXPECT_THROW(snapshot_from_json(st, bu, leaks), json::exception) << what;
+    EXPECT_THROW(from_reader(st, bu, leaks), json::exception) << what << " (JsonDocument)";
+  };
   for (json* doc : {&status, &buffers}) {
     json flat = doc->flatten();
     for (auto& [pointer, value] : flat.items()) {
@@ -303,19 +322,16 @@ TEST(SnapshotFromJson, RoundTripsAndRejectsEveryMutilatedField) {
         if (value.is_null() && (bad.is_null() || bad.is_array())) continue;
         json copy = *doc;
         copy[json::json_pointer(pointer)] = bad;
-        const json& st = doc == &status ? copy : status;
-        const json& bu = doc == &buffers ? copy : buffers;
-        EXPECT_THROW(snapshot_from_json(st, bu, leaks), json::exception) << pointer << " = "
-                                                                        << bad.dump();
+        expect_both_throw(doc == &status ? copy : status, doc == &buffers ? copy : buffers,
+                          pointer + " = " + bad.dump());
         ++mutilated;
       }
       // A CB's size_per_core_bytes repeats size_bytes, and an older ttmemd's documents lack it.
       if (pointer.ends_with("/size_per_core_bytes")) continue;
       json copy = doc->flatten();
       copy.erase(pointer);
-      const json& st = doc == &status ? copy.unflatten() : status;
-      const json& bu = doc == &buffers ? copy.unflatten() : buffers;
-      EXPECT_THROW(snapshot_from_json(st, bu, leaks), json::exception) << "without " << pointer;
+      expect_both_throw(doc == &status ? copy.unflatten() : status,
+                        doc == &buffers ? copy.unflatten() : buffers, "without " + pointer);
     }
   }
   EXPECT_GT(mutilated, 100u);
