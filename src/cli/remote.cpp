@@ -181,7 +181,8 @@ Snapshot fetch_snapshot(const GlobalOptions& global, bool list_buffers, bool lea
   const JsonDocument status = get_json(server, "/api/v1/status", token);
   const JsonDocument buffers =
       list_buffers ? get_json(server, "/api/v1/buffers?limit=0", token) : JsonDocument();
-  const JsonDocument leaks = leak_records ? get_json(server, "/api/v1/leaks", token) : JsonDocument();
+  const JsonDocument leaks =
+      leak_records ? get_json(server, "/api/v1/leaks", token) : JsonDocument();
   try {
     return snapshot_from_json(status.root(), buffers.root(), leaks.root());
   } catch (const json::exception& e) {

@@ -316,9 +316,8 @@ T integer_field(const J& j, const char* key) {
   return integer<T>(field(j, key), key);
 }
 
-// "0x7000", as format_chip_id() writes it; a whole number from an older ttmemd, which wrote
-// chip ids as numbers.
-// A 64-bit id written as a hex string (format_chip_id); older versions wrote a whole number.
+// A 64-bit id written as a hex string, "0x7000" as format_chip_id() writes it; an older ttmemd
+// wrote chip ids as whole numbers.
 template <class J>
 uint64_t hex_id_field(const J& j, const char* key) {
   const J& v = field(j, key);
@@ -387,7 +386,9 @@ void read_field(const J& j, const char* key, T& out) {
 template <class J>
 uint32_t kind_field(const J& j) {
   auto kind = parse_kind(string_field(j, "kind"));
-  if (!kind) malformed(j, fmt::format("unknown kind '{}'", text_of(field(j, "kind")).substr(0, 64)));
+  if (!kind) {
+    malformed(j, fmt::format("unknown kind '{}'", text_of(field(j, "kind")).substr(0, 64)));
+  }
   return *kind;
 }
 
@@ -581,7 +582,8 @@ Snapshot read_snapshot(const J& status, const J& buffers, const J& leaks) {
   s.segment_dir = string_field(status, "segment_dir");
   // Absent from older ttmemd versions.
   const J* missing = member(status, "segment_dir_missing");
-  s.segment_dir_missing = missing != nullptr && missing->is_boolean() && missing->template get<bool>();
+  s.segment_dir_missing =
+      missing != nullptr && missing->is_boolean() && missing->template get<bool>();
   s.taken_realtime_ns = integer_field<uint64_t>(status, "taken_realtime_ns");
   // Absent from older ttmemd versions; 0 means "now" to whoever computes ages.
   if (status.contains("taken_monotonic_ns")) {

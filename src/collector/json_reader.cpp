@@ -1,5 +1,6 @@
 #include "collector/json_reader.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -87,6 +88,10 @@ const JsonValue* JsonValue::find(std::string_view name) const {
 // to the document's array side by side, and the container takes their place on `pending_`.
 class JsonParser {
  public:
+  // No answer of a ttmemd nests more than a few levels. Deeper text is refused before its
+  // bookkeeping costs more than the text itself.
+  static constexpr size_t kMaxDepth = 10'000;
+
   JsonParser(JsonDocument& doc, std::string_view text) : doc_(doc), p_(text.data()), begin_(p_),
                                                          end_(p_ + text.size()) {}
 
@@ -104,6 +109,9 @@ class JsonParser {
       if (at_end()) fail("expected a value");
       if (*p_ == '{' || *p_ == '[') {
         const bool object = *p_ == '{';
+        if (open_.size() == kMaxDepth) {
+          fail(fmt::format("nested deeper than {} levels", kMaxDepth));
+        }
         ++p_;
         open_.push_back({object, pending_.size(), key});
         skip_space();
@@ -411,8 +419,9 @@ JsonDocument JsonDocument::parse(std::string text) {
   JsonDocument doc;
   doc.text_ = std::make_unique<std::string>(std::move(text));
   // A document of n bytes has at most about n/2 values; ttmemd's have one per 16 bytes or
-  // fewer. Reserving that up front spares most of the array's regrowth.
-  doc.values_.reserve(doc.text_->size() / 16);
+  // fewer. Reserving that up front (to a bound: a body may be a gigabyte) spares most of the
+  // array's regrowth.
+  doc.values_.reserve(std::min<size_t>(doc.text_->size() / 16, size_t{1} << 20));
   JsonParser(doc, *doc.text_).parse();
   return doc;
 }

@@ -8,7 +8,8 @@
 // escapes point into the text. The grammar is strict RFC 8259 as nlohmann's is (strings must be
 // valid UTF-8, surrogates paired, no trailing text), and the input is untrusted: any bytes give
 // either a document or nlohmann::json::parse_error, never unbounded recursion (the parser keeps
-// its own stack). fuzz/json_reader_fuzzer.cpp holds it to nlohmann's verdict and values.
+// its own stack, and refuses nesting deeper than 10,000 levels). fuzz/json_reader_fuzzer.cpp
+// holds it to nlohmann's verdict and values.
 #pragma once
 
 #include <cstdint>
@@ -93,7 +94,7 @@ class JsonDocument {
   friend class JsonParser;
   std::unique_ptr<std::string> text_;      // on the heap: a move leaves the values' views valid
   std::vector<JsonValue> values_;          // every value but the root, children side by side
-  std::deque<std::string> unescaped_;      // strings with escapes, decoded; a deque never moves them
+  std::deque<std::string> unescaped_;      // strings with escapes, decoded (a deque keeps them put)
   JsonValue root_;
 };
 
