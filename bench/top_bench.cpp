@@ -26,6 +26,7 @@
 #include "cli/top/source.h"
 #include "collector/collector.h"
 #include "collector/daemon_file.h"
+#include "collector/json.h"
 #include "galaxy_load.h"
 #include "processes.h"
 #include "ttmem/ttmem.hpp"
@@ -226,6 +227,73 @@ void BM_CollectorRefresh(benchmark::State& state) {
 }
 BENCHMARK(BM_CollectorRefresh)->Unit(benchmark::kMillisecond);
 
+// What `ttmem top` does with a ttmemd's overview at each refresh, apart from fetching it: the
+// status of a Galaxy host (32 chips, 64 processes; about 118 KB, the shape ttmemd serves for
+// `ttmem sim llama-70b-galaxy --processes 64`) read into a Snapshot. reader:0 parses it with
+// nlohmann::json, as `ttmem --server` and `top` did; reader:1 with JsonDocument, as they do now.
+std::string galaxy_status_text() {
+  ttmem::collector::Snapshot s;
+  s.segment_dir = "/dev/shm/ttmem-0";
+  s.taken_realtime_ns = 1'800'000'000'000'000'000;
+  s.taken_monotonic_ns = 123'456'789'000;
+  for (uint32_t d = 0; d < 32; ++d) {
+    ttmem::collector::DeviceView v;
+    v.chip_id = 0x2e92fe6737b30000 + d;
+    v.logical_ids = {d};
+    v.board = "galaxy";
+    v.grid_x = 7;
+    v.grid_y = 10;
+    v.l1_per_core = kL1PerCore;
+    v.unreserved_base = kBase;
+    v.cb_region_end = kBase + 25088;
+    v.cb_programs = 128;
+    v.lowest_l1_address = 1495040;
+    v.has_l1_buffers = true;
+    v.clash_margin = 1367552;
+    for (uint32_t k = 0; k < ttmem::collector::kNumKinds; ++k) {
+      ttmem::collector::KindUsage& u = v.kinds[k];
+      u = {168652046336ull + k, 168902295552ull + d, 168902295552ull, 36224, 36224ull + d, 13263,
+           12884901504ull, 70, 1396736, 102400, 853816928, 853816928, 0.25};
+    }
+    s.devices.push_back(std::move(v));
+  }
+  for (int p = 0; p < 64; ++p) {
+    ttmem::collector::ProcessView v;
+    v.pid = 21212 + p;
+    v.start_time = 2426645 + uint64_t(p);
+    v.command = "python3 -m serve --model llama-70b --mesh 8x4 --replica " + std::to_string(p);
+    v.segment = "/dev/shm/ttmem-0/ttmem-" + std::to_string(v.pid) + "-2426645.seg";
+    v.segment_check = "held";
+    for (uint32_t k = 0; k < ttmem::collector::kNumKinds; ++k) {
+      v.reserved[k] = 84451147776 + k;
+      v.requested[k] = 84326023168 + k;
+    }
+    v.buffers = 18144;
+    v.cbs = 192;
+    v.cb_programs = 64;
+    s.processes.push_back(std::move(v));
+  }
+  return ttmem::collector::status_json(s).dump();
+}
+
+void BM_DaemonStatusRead(benchmark::State& state) {
+  const std::string text = galaxy_status_text();
+  const bool reader = state.range(0) == 1;
+  for (auto _ : state) {
+    ttmem::collector::Snapshot s;
+    if (reader) {
+      const auto doc = ttmem::collector::JsonDocument::parse(text);
+      s = ttmem::collector::snapshot_from_json(doc.root(), {}, {});
+    } else {
+      s = ttmem::collector::snapshot_from_json(nlohmann::json::parse(text), nullptr, nullptr);
+    }
+    benchmark::DoNotOptimize(s.devices.data());
+  }
+  state.counters["bytes"] = double(text.size());
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(text.size()));
+}
+BENCHMARK(BM_DaemonStatusRead)->Arg(0)->Arg(1)->ArgName("reader")->Unit(benchmark::kMillisecond);
+
 // The overview at Galaxy scale: 32 chips, `ttmem sim llama-70b-galaxy --processes N`
 // holding the live set under churn (galaxy_load.h), in a directory of its own. Second argument:
 // 0, a collector reading everything at each refresh (the baseline); 1, the incremental collector
@@ -273,7 +341,8 @@ void BM_TopRefreshGalaxy(benchmark::State& state) {
               return source->snapshot();
             },
             0, /*period_ms=*/100);
-        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double wall =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         state.counters["daemon_core_pct"] = 100.0 * (daemon.cpu_seconds() - daemon_cpu0) / wall;
         if (source->label().empty()) state.SkipWithError("the ttmemd stopped answering");
       }
