@@ -21,11 +21,13 @@ using nlohmann::json;
 using ttmem::collector::JsonDocument;
 using ttmem::collector::JsonValue;
 
-std::optional<std::string> status_of(const auto& status) {
+// The snapshot of `status` read as a ttmemd's status document (no buffers, no leak list), as
+// JSON again; nothing when the reader refuses it.
+template <class Json>
+std::optional<std::string> status_of(const Json& status) {
   try {
     return ttmem::collector::status_json(
-               ttmem::collector::snapshot_from_json(status, std::decay_t<decltype(status)>(),
-                                                    std::decay_t<decltype(status)>()))
+               ttmem::collector::snapshot_from_json(status, Json(), Json()))
         .dump();
   } catch (const json::exception&) {
     return std::nullopt;

@@ -2,7 +2,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -103,17 +102,13 @@ int run_app(CLI::App& app, int argc, char** argv, const char* program) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {
-    // CLI11 names no command and lists the unexpected words last first (its message is all
-    // that is left of them): name the command, and list them in the order they were typed.
+    // CLI11's message names no command and lists the unexpected words last first: name the
+    // command, and list them in the order they were typed (as CLI11 keeps them).
     const CLI::App* command = &app;
     while (!command->get_subcommands().empty()) command = command->get_subcommands().front();
-    const std::string message = e.what();
-    const size_t colon = message.find(": ");
-    if (colon == std::string::npos) return app.exit(e) == 0 ? 0 : 2;
-    std::vector<std::string> listed;
-    std::istringstream words(message.substr(colon + 2));
-    for (std::string word; words >> word;) listed.push_back(word);
-    const std::string typed = fmt::format("{}", fmt::join(listed.rbegin(), listed.rend(), " "));
+    const std::vector<std::string> listed = app.remaining(/*recurse=*/true);
+    if (listed.empty()) return app.exit(e) == 0 ? 0 : 2;
+    const std::string typed = fmt::format("{}", fmt::join(listed, " "));
     const std::string name = command == &app ? std::string(program)
                                              : std::string(program) + " " + command->get_name();
     std::fprintf(stderr, "%s: unexpected: %s; `%s --help` lists what it takes\n", name.c_str(),
