@@ -49,23 +49,32 @@ void give_slot(DeviceState& dev, uint32_t slot);
 // ---------------------------------------------------------------------------------------------
 // Records, counters, events. All called with the device's lock held.
 
-void write_record(uint32_t slot, const pr::BufferRecord& rec) {
-  pr::BufferRecord local = rec;
-  local.flags = pr::kRecordLive;
-  pr::seqlock_write32(&slab()[slot], pr::words_of(local));
+using RecordWords = pr::Words<pr::BufferRecord>;
+constexpr size_t kTimeWord = offsetof(pr::BufferRecord, time_ns) / 8;
+
+// `rec` marked live, as the words the slab and the event are both stored from.
+RecordWords live_words(pr::BufferRecord rec) {
+  rec.flags = pr::kRecordLive;
+  return pr::words_of(rec);
 }
 
-// One atomic store of word 0: the record stops being live and its sequence advances, so a
-// reader mid-copy sees the change and retries.
-void clear_record(uint32_t slot) {
+void write_record(uint32_t slot, const RecordWords& words) {
+  pr::seqlock_write32(&slab()[slot], words);
+}
+
+// One atomic store of word 0 (`first_word`, as last written): the record stops being live and
+// its sequence advances, so a reader mid-copy sees the change and retries.
+void clear_record(uint32_t slot, uint64_t first_word) {
   auto* w0 = reinterpret_cast<uint64_t*>(&slab()[slot]);
-  uint64_t old = pr::load_word(w0);
-  uint32_t seq = uint32_t(old) + 2;
-  uint64_t cleared = (old & 0x00FFFFFF00000000ULL) | seq;
+  uint32_t seq = uint32_t(first_word) + 2;
+  uint64_t cleared = (first_word & 0x00FFFFFF00000000ULL) | seq;
   pr::store_word(w0, cleared, std::memory_order_release);
 }
 
-pr::BufferRecord read_own_record(uint32_t slot) { return pr::copy_words_out(&slab()[slot]); }
+// Only this process writes its slab, so its own records need no seqlock to read.
+RecordWords read_own_words(uint32_t slot) {
+  return std::bit_cast<RecordWords>(pr::copy_words_out(&slab()[slot]));
+}
 
 uint64_t reserved_of(const DeviceState& dev, const pr::BufferRecord& r) {
   return pr::reserved_bytes(r.kind, r.size, r.size_per_bank, r.num_cores, dev.banks[r.kind]);
@@ -135,11 +144,12 @@ void push_event(DeviceState& dev, const pr::Words<pr::EventRecord>& ev) {
 
 // Frees the live buffer in `slot` (already removed from the index).
 void free_slot_locked(DeviceState& dev, uint32_t slot, uint64_t now) {
-  pr::BufferRecord r = read_own_record(slot);
-  clear_record(slot);
+  RecordWords words = read_own_words(slot);
+  clear_record(slot, words[0]);
+  const auto r = std::bit_cast<pr::BufferRecord>(words);
   count_free(dev, r.kind, r.size, reserved_of(dev, r));
-  r.time_ns = now;
-  push_event(dev, pr::event_words(pr::EventType::Free, r));
+  words[kTimeWord] = now;
+  push_event(dev, pr::event_words(pr::EventType::Free, words));
   give_slot(dev, slot);
 }
 
@@ -321,9 +331,10 @@ CbFreed free_cb_chain(DeviceState& dev, uint32_t newest) {
   CbFreed freed;
   for (uint32_t slot = newest; slot != UINT32_MAX;) {
     const uint32_t next = g_state.cb_next[slot];
-    pr::BufferRecord r = read_own_record(slot);
+    const RecordWords words = read_own_words(slot);
+    const auto r = std::bit_cast<pr::BufferRecord>(words);
     const uint64_t reserved = reserved_of(dev, r);
-    clear_record(slot);
+    clear_record(slot, words[0]);
     count_free(dev, r.kind, reserved, reserved);
     give_slot(dev, slot);
     freed.bytes += reserved;
@@ -428,9 +439,10 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
     bump(&g_state.header->counters.duplicate_allocs);
     free_slot_locked(*dev, old, r.time_ns);
   }
-  write_record(slot, r);
+  const RecordWords words = live_words(r);
+  write_record(slot, words);
   count_alloc(*dev, r.kind, r.size, reserved);
-  push_event(*dev, pr::event_words(pr::EventType::Alloc, r));
+  push_event(*dev, pr::event_words(pr::EventType::Alloc, words));
   return TTMEM_OK;
 }
 
@@ -480,12 +492,13 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
       return TTMEM_EFULL;
     }
     g_state.cb_next[slot] = older == SlotIndex::kNotFound ? UINT32_MAX : older;
-    write_record(slot, r);
+    const RecordWords words = live_words(r);
+    write_record(slot, words);
     // From the record, as readers compute it, so the counters and every reader agree.
     const uint64_t reserved = reserved_of(*dev, r);
     count_alloc(*dev, r.kind, reserved, reserved);
     // Carries the core range: recordings rebuild what CB sets cover from it.
-    push_event(*dev, pr::event_words(pr::EventType::CbAlloc, r));
+    push_event(*dev, pr::event_words(pr::EventType::CbAlloc, words));
   }
   return TTMEM_OK;
 }

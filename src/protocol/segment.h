@@ -380,25 +380,48 @@ struct EventRecord {
 };
 static_assert(sizeof(EventRecord) == 64);
 
-// The event that reports record `r`, and the record an alloc event describes: the one place
-// the two layouts meet. A CB has no pages: its events carry its core rectangle (the record's
-// `aux`) in `page_size`, so history alone says which cores it covers.
-inline Words<EventRecord> event_words(EventType type, const BufferRecord& r) {
+// The event that reports a record, and the record an alloc event describes: the one place the
+// two layouts meet. A CB has no pages: its events carry its core rectangle (the record's `aux`)
+// in `page_size`, so history alone says which cores it covers.
+//
+// The event is made from the record's words, not its fields: the client has those words in
+// registers (it has just composed or read them), and most fields sit at the same place in both
+// layouts or one word later. Taking a freed record's fields apart and putting them back cost
+// eight of the free's instructions. The asserts pin each move to the two layouts.
+constexpr Words<EventRecord> event_words(EventType type, const Words<BufferRecord>& rec) {
+  using B = BufferRecord;
+  using E = EventRecord;
+  // kind and layout: bytes 5-6 of record word 0 become bytes 9-10 (word 1, bytes 1-2).
+  static_assert(offsetof(B, kind) == 5 && offsetof(B, layout) == 6);
+  static_assert(offsetof(E, type) == 8 && offsetof(E, kind) == 9 && offsetof(E, layout) == 10);
+  // tag: the high half of record word 5 and of event word 1.
+  static_assert(offsetof(B, tag) == 44 && offsetof(E, tag) == 12);
+  // buffer_id .. size_per_bank: record words 1-4 are event words 2-5.
+  static_assert(offsetof(B, buffer_id) == 8 && offsetof(E, buffer_id) == 16);
+  static_assert(offsetof(B, address) == 16 && offsetof(E, address) == 24);
+  static_assert(offsetof(B, size) == 24 && offsetof(E, size) == 32);
+  static_assert(offsetof(B, size_per_bank) == 32 && offsetof(E, size_per_bank) == 40);
+  // num_banks, num_cores: the low half of word 6 in both; its high half is the record's aux and
+  // the event's page_size, which a non-CB event takes from the low half of record word 5.
+  static_assert(offsetof(B, num_banks) == 48 && offsetof(E, num_banks) == 48);
+  static_assert(offsetof(B, num_cores) == 50 && offsetof(E, num_cores) == 50);
+  static_assert(offsetof(B, aux) == 52 && offsetof(E, page_size) == 52);
+  static_assert(offsetof(B, page_size) == 40);
+  static_assert(offsetof(B, time_ns) == 56 && offsetof(E, time_ns) == 56);
+  constexpr uint64_t kLowHalf = 0xFFFF'FFFFULL;
+  const bool is_cb = ((rec[0] >> 40) & 0xFF) == uint64_t(Kind::Cb);
   Words<EventRecord> w{};
-  place<EventRecord>(w, offsetof(EventRecord, type), uint8_t(type));
-  place<EventRecord>(w, offsetof(EventRecord, kind), r.kind);
-  place<EventRecord>(w, offsetof(EventRecord, layout), r.layout);
-  place<EventRecord>(w, offsetof(EventRecord, tag), r.tag);
-  place<EventRecord>(w, offsetof(EventRecord, buffer_id), r.buffer_id);
-  place<EventRecord>(w, offsetof(EventRecord, address), r.address);
-  place<EventRecord>(w, offsetof(EventRecord, size), r.size);
-  place<EventRecord>(w, offsetof(EventRecord, size_per_bank), r.size_per_bank);
-  place<EventRecord>(w, offsetof(EventRecord, num_banks), r.num_banks);
-  place<EventRecord>(w, offsetof(EventRecord, num_cores), r.num_cores);
-  place<EventRecord>(w, offsetof(EventRecord, page_size),
-                     r.kind == uint8_t(Kind::Cb) ? r.aux : r.page_size);
-  place<EventRecord>(w, offsetof(EventRecord, time_ns), r.time_ns);
+  w[1] = uint64_t(type) | ((rec[0] >> 32) & 0x00FF'FF00ULL) | (rec[5] & ~kLowHalf);
+  w[2] = rec[1];
+  w[3] = rec[2];
+  w[4] = rec[3];
+  w[5] = rec[4];
+  w[6] = is_cb ? rec[6] : (rec[6] & kLowHalf) | (rec[5] << 32);
+  w[7] = rec[7];
   return w;
+}
+inline Words<EventRecord> event_words(EventType type, const BufferRecord& r) {
+  return event_words(type, words_of(r));
 }
 inline EventRecord event_of(EventType type, const BufferRecord& r) {
   return std::bit_cast<EventRecord>(event_words(type, r));
