@@ -23,6 +23,7 @@ bool SlotIndex::reserve(uint32_t max_entries) {
     return false;
   }
   mask_ = capacity_ - 1;
+  shift_ = 64 - unsigned(std::countr_zero(capacity_));
   size_ = 0;
   return true;
 }
@@ -31,6 +32,7 @@ void SlotIndex::release() {
   if (entries_ != nullptr) ::munmap(entries_, capacity_ * sizeof(Entry));
   entries_ = nullptr;
   capacity_ = mask_ = 0;
+  shift_ = 63;  // unused while there is no table
   size_ = 0;
 }
 
@@ -49,6 +51,7 @@ bool SlotIndex::grow() {
   entries_ = fresh;
   capacity_ = bigger;
   mask_ = bigger - 1;
+  shift_ = 64 - unsigned(std::countr_zero(capacity_));
   for (size_t i = 0; i < old_capacity; ++i) {
     if (old[i].value == 0) continue;
     size_t j = home(old[i].key);
@@ -57,6 +60,14 @@ bool SlotIndex::grow() {
   }
   ::munmap(old, old_capacity * sizeof(Entry));
   return true;
+}
+
+size_t SlotIndex::longest_probe() const {
+  size_t longest = 0;
+  for (size_t i = 0; i < capacity_; ++i) {
+    if (entries_[i].value != 0) longest = std::max(longest, (i - home(entries_[i].key)) & mask_);
+  }
+  return longest;
 }
 
 uint32_t SlotIndex::find(uint64_t key) const {

@@ -3,9 +3,10 @@
 // Open addressing with linear probing and backward-shift deletion, so churn never leaves
 // tombstones. The table starts small and doubles (a slow path: one mapping and a rehash) when
 // it passes half full, up to room for `max_entries`; it never shrinks, so steady state neither
-// allocates nor rehashes, and a typical live set stays in cache. Ids are mixed before placement:
-// tt-metal's unique_id is a counter, and long-lived low ids (weights) would otherwise form runs
-// that every later wrap of the counter has to probe through.
+// allocates nor rehashes, and a typical live set stays in cache. Ids are spread before placement
+// (Fibonacci hashing, one multiply): tt-metal's unique_id is a counter, and long-lived low ids
+// (weights) placed as they are would form runs that every later wrap of the counter has to probe
+// through; ids that are addresses step by powers of two and would share a few home slots.
 // Not thread-safe: the caller holds the device's lock.
 #pragma once
 
@@ -39,6 +40,8 @@ class SlotIndex {
   // Removes the key and returns its slot, or kNotFound.
   uint32_t erase(uint64_t key);
   uint32_t size() const { return size_; }
+  // How far the entry placed furthest from its home slot lies from it (a full scan, for tests).
+  size_t longest_probe() const;
   size_t capacity() const { return capacity_; }
 
   // Calls fn(key, slot) for every entry, in table order; the table must not change meanwhile.
@@ -60,13 +63,9 @@ class SlotIndex {
   };
 
   size_t home(uint64_t key) const {
-    // The murmur3 finaliser: every id bit moves every position bit.
-    key ^= key >> 33;
-    key *= 0xff51afd7ed558ccdULL;
-    key ^= key >> 33;
-    key *= 0xc4ceb9fe1a85ec53ULL;
-    key ^= key >> 33;
-    return size_t(key) & mask_;
+    // Fibonacci hashing: the top bits of the id times 2^64 / golden ratio. Consecutive ids land
+    // evenly spread, never side by side, and every id bit reaches the top bits.
+    return size_t((key * 0x9E3779B97F4A7C15ULL) >> shift_);
   }
   static Entry* map_table(size_t capacity);
   bool grow();
@@ -74,6 +73,7 @@ class SlotIndex {
   Entry* entries_ = nullptr;
   size_t capacity_ = 0;  // power of two
   size_t mask_ = 0;
+  unsigned shift_ = 63;  // 64 - log2(capacity_) once there is a table
   size_t max_capacity_ = 0;
   uint32_t size_ = 0;
 };

@@ -2,6 +2,8 @@
 
 #include <random>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -53,6 +55,27 @@ TEST(SlotIndex, LongLivedIdsDoNotSlowChurnDown) {
   }
   EXPECT_LE(idx.capacity(), 32768u) << "the table only needs to fit the live set";
   for (uint64_t k = 0; k < 10000; ++k) ASSERT_EQ(idx.find(k), k);
+}
+
+// The id patterns a client sees stay close to their home slots at the table's fullest: a
+// counter (tt-metal's unique_id), a counter in the low bits under a tag in the high ones, and
+// addresses a page apart. Placed as they are, the addresses would share eight home slots.
+TEST(SlotIndex, RealisticIdPatternsStayNearTheirHomeSlots) {
+  const std::vector<std::pair<const char*, uint64_t (*)(uint64_t)>> patterns = {
+      {"counter", [](uint64_t i) { return i + 1; }},
+      {"tagged counter", [](uint64_t i) { return (uint64_t{3} << 48) | i; }},
+      {"page addresses", [](uint64_t i) { return 0x7f00'0000'0000 + i * 4096; }},
+  };
+  for (const auto& [name, id_of] : patterns) {
+    SlotIndex idx;
+    ASSERT_TRUE(idx.reserve(16384));  // a table of 32768 entries
+    for (uint64_t i = 0; i < 16384; ++i) ASSERT_TRUE(idx.insert(id_of(i), uint32_t(i)));
+    EXPECT_EQ(idx.capacity(), 32768u);
+    // Linear probing at half load with well-spread homes: a few tens at most. Homes that
+    // cluster give runs of hundreds to thousands.
+    EXPECT_LE(idx.longest_probe(), 48u) << name;
+    for (uint64_t i = 0; i < 16384; ++i) ASSERT_EQ(idx.find(id_of(i)), i) << name;
+  }
 }
 
 // Random churn against std::unordered_map, with sequential ids (tt-metal's unique_id) that
