@@ -52,28 +52,25 @@ void give_slot(DeviceState& dev, uint32_t slot);
 using RecordWords = pr::Words<pr::BufferRecord>;
 constexpr size_t kTimeWord = offsetof(pr::BufferRecord, time_ns) / 8;
 
-// `rec` marked live, as the words the slab and the event are both stored from.
-RecordWords live_words(pr::BufferRecord rec) {
+// Stores `rec`, marked live, into `slot`; returns the words it stored, which its event is made
+// from.
+RecordWords write_record(uint32_t slot, pr::BufferRecord rec) {
   rec.flags = pr::kRecordLive;
-  return pr::words_of(rec);
-}
-
-void write_record(uint32_t slot, const RecordWords& words) {
+  const RecordWords words = pr::words_of(rec);
   pr::seqlock_write32(&slab()[slot], words);
+  return words;
 }
 
-// One atomic store of word 0 (`first_word`, as last written): the record stops being live and
-// its sequence advances, so a reader mid-copy sees the change and retries.
-void clear_record(uint32_t slot, uint64_t first_word) {
-  auto* w0 = reinterpret_cast<uint64_t*>(&slab()[slot]);
-  uint32_t seq = uint32_t(first_word) + 2;
-  uint64_t cleared = (first_word & 0x00FFFFFF00000000ULL) | seq;
-  pr::store_word(w0, cleared, std::memory_order_release);
-}
-
-// Only this process writes its slab, so its own records need no seqlock to read.
-RecordWords read_own_words(uint32_t slot) {
-  return std::bit_cast<RecordWords>(pr::copy_words_out(&slab()[slot]));
+// Ends the live record in `slot` and returns its words. Only this process writes its slab, so
+// its own record needs no seqlock to read; ending it is one atomic store of word 0: the record
+// stops being live and its sequence advances, so a reader mid-copy sees the change and retries.
+RecordWords clear_record(uint32_t slot) {
+  pr::BufferRecord* shared = &slab()[slot];
+  const auto words = std::bit_cast<RecordWords>(pr::copy_words_out(shared));
+  const uint32_t seq = uint32_t(words[0]) + 2;
+  const uint64_t cleared = (words[0] & 0x00FFFFFF00000000ULL) | seq;
+  pr::store_word(reinterpret_cast<uint64_t*>(shared), cleared, std::memory_order_release);
+  return words;
 }
 
 uint64_t reserved_of(const DeviceState& dev, const pr::BufferRecord& r) {
@@ -144,8 +141,7 @@ void push_event(DeviceState& dev, const pr::Words<pr::EventRecord>& ev) {
 
 // Frees the live buffer in `slot` (already removed from the index).
 void free_slot_locked(DeviceState& dev, uint32_t slot, uint64_t now) {
-  RecordWords words = read_own_words(slot);
-  clear_record(slot, words[0]);
+  RecordWords words = clear_record(slot);
   const auto r = std::bit_cast<pr::BufferRecord>(words);
   count_free(dev, r.kind, r.size, reserved_of(dev, r));
   words[kTimeWord] = now;
@@ -334,10 +330,8 @@ CbFreed free_cb_chain(DeviceState& dev, uint32_t newest) {
   CbFreed freed;
   for (uint32_t slot = newest; slot != UINT32_MAX;) {
     const uint32_t next = g_state.cb_next[slot];
-    const RecordWords words = read_own_words(slot);
-    const auto r = std::bit_cast<pr::BufferRecord>(words);
+    const auto r = std::bit_cast<pr::BufferRecord>(clear_record(slot));
     const uint64_t reserved = reserved_of(dev, r);
-    clear_record(slot, words[0]);
     count_free(dev, r.kind, reserved, reserved);
     give_slot(dev, slot);
     freed.bytes += reserved;
@@ -442,8 +436,7 @@ int ttmem_register_device(const ttmem_device_desc* desc) {
     bump(&g_state.header->counters.duplicate_allocs);
     free_slot_locked(*dev, old, r.time_ns);
   }
-  const RecordWords words = live_words(r);
-  write_record(slot, words);
+  const RecordWords words = write_record(slot, r);
   count_alloc(*dev, r.kind, r.size, reserved);
   push_event(*dev, pr::event_words(pr::EventType::Alloc, words));
   return TTMEM_OK;
@@ -495,8 +488,7 @@ int ttmem_cb_alloc(uint32_t device, const ttmem_core_range* ranges, size_t num_r
       return TTMEM_EFULL;
     }
     g_state.cb_next[slot] = older == SlotIndex::kNotFound ? UINT32_MAX : older;
-    const RecordWords words = live_words(r);
-    write_record(slot, words);
+    const RecordWords words = write_record(slot, r);
     // From the record, as readers compute it, so the counters and every reader agree.
     const uint64_t reserved = reserved_of(*dev, r);
     count_alloc(*dev, r.kind, reserved, reserved);

@@ -16,14 +16,10 @@ SlotIndex::Entry* SlotIndex::map_table(size_t capacity) {
 bool SlotIndex::reserve(uint32_t max_entries) {
   release();
   max_capacity_ = std::max(kInitialCapacity, std::bit_ceil(size_t(max_entries) * 2));
-  capacity_ = std::min(kInitialCapacity, max_capacity_);
-  entries_ = map_table(capacity_);
-  if (entries_ == nullptr) {
-    capacity_ = 0;
-    return false;
-  }
-  mask_ = capacity_ - 1;
-  shift_ = 64 - unsigned(std::countr_zero(capacity_));
+  const size_t capacity = std::min(kInitialCapacity, max_capacity_);
+  entries_ = map_table(capacity);
+  if (entries_ == nullptr) return false;
+  set_capacity(capacity);
   size_ = 0;
   return true;
 }
@@ -32,7 +28,6 @@ void SlotIndex::release() {
   if (entries_ != nullptr) ::munmap(entries_, capacity_ * sizeof(Entry));
   entries_ = nullptr;
   capacity_ = mask_ = 0;
-  shift_ = 63;  // unused while there is no table
   size_ = 0;
 }
 
@@ -49,9 +44,7 @@ bool SlotIndex::grow() {
   Entry* old = entries_;
   size_t old_capacity = capacity_;
   entries_ = fresh;
-  capacity_ = bigger;
-  mask_ = bigger - 1;
-  shift_ = 64 - unsigned(std::countr_zero(capacity_));
+  set_capacity(bigger);
   for (size_t i = 0; i < old_capacity; ++i) {
     if (old[i].value == 0) continue;
     size_t j = home(old[i].key);
@@ -60,6 +53,12 @@ bool SlotIndex::grow() {
   }
   ::munmap(old, old_capacity * sizeof(Entry));
   return true;
+}
+
+void SlotIndex::set_capacity(size_t capacity) {
+  capacity_ = capacity;
+  mask_ = capacity - 1;
+  shift_ = 64 - unsigned(std::countr_zero(capacity));
 }
 
 size_t SlotIndex::longest_probe() const {

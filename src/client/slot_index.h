@@ -69,11 +69,13 @@ class SlotIndex {
   }
   static Entry* map_table(size_t capacity);
   bool grow();
+  // The table's size and what home() and probing derive from it.
+  void set_capacity(size_t capacity);
 
   Entry* entries_ = nullptr;
   size_t capacity_ = 0;  // power of two
   size_t mask_ = 0;
-  unsigned shift_ = 63;  // 64 - log2(capacity_) once there is a table
+  unsigned shift_ = 63;  // 64 - log2(capacity_); unused while there is no table
   size_t max_capacity_ = 0;
   uint32_t size_ = 0;
 };
